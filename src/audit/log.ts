@@ -1,0 +1,189 @@
+// The audit appender: events are queued, written in batches inside one serialized
+// transaction (so several gateways sharing a store still produce one unbroken chain), and
+// retried while the store is down. An event is only dropped if the bounded queue overflows,
+// and then the caller is told.
+import { canonicalJson } from '../crypto/canonical.js';
+import { isUnavailable, type Store, StoreUnavailableError, type Tx } from '../store/store.js';
+import { type AuditEvent, type AuditRecord, GENESIS_HASH, hashRecord } from './record.js';
+
+interface Pending {
+  event: AuditEvent;
+  time: string;
+  resolve: (r: AuditRecord) => void;
+  reject: (err: Error) => void;
+  /** Whether someone awaits the result; unobserved rejections must not crash the process. */
+  observed: boolean;
+}
+
+export interface AuditLogOptions {
+  /** Most events held in memory while the store is unreachable. */
+  maxQueue?: number;
+  maxBatch?: number;
+  onWritten?: (records: AuditRecord[]) => void;
+  onError?: (err: Error, queued: number) => void;
+}
+
+export class AuditQueueFullError extends Error {
+  override name = 'AuditQueueFullError';
+}
+
+export class AuditLog {
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelay = 100;
+  private closed = false;
+  /** Set while the last write failed: the store is not accepting audit events. */
+  lastError: Error | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: AuditLogOptions = {},
+  ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Appends and resolves with the written record (its seq and hash). */
+  append(event: AuditEvent): Promise<AuditRecord> {
+    return this.enqueue(event, true);
+  }
+
+  /** Appends without waiting; the event is retried until written. Never throws. */
+  record(event: AuditEvent): void {
+    this.enqueue(event, false).catch(() => undefined);
+  }
+
+  private enqueue(event: AuditEvent, observed: boolean): Promise<AuditRecord> {
+    if (this.closed) return Promise.reject(new Error('audit log is closed'));
+    if (this.queue.length >= (this.opts.maxQueue ?? 100_000)) {
+      return Promise.reject(new AuditQueueFullError('audit queue is full: the store has not accepted events for too long'));
+    }
+    return new Promise<AuditRecord>((resolve, reject) => {
+      this.queue.push({ event, time: new Date().toISOString(), resolve, reject, observed });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.flushing || this.retryTimer) return;
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = undefined;
+      if (this.queue.length > 0 && !this.retryTimer) this.kick();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.slice(0, this.opts.maxBatch ?? 500);
+      let written: AuditRecord[];
+      try {
+        written = await this.store.serialized((tx) => this.write(tx, batch));
+      } catch (err) {
+        const error = err as Error;
+        this.lastError = error;
+        this.opts.onError?.(error, this.queue.length);
+        if (isUnavailable(error)) {
+          // Keep every event; tell waiting callers now (their request fails) but retry in the background.
+          for (const p of batch) {
+            if (p.observed) {
+              p.reject(new StoreUnavailableError(`audit store unavailable: ${error.message}`));
+              p.observed = false;
+            }
+          }
+          this.scheduleRetry();
+          return;
+        }
+        // A non-transient failure (bad data): drop that batch rather than wedge the log.
+        this.queue.splice(0, batch.length);
+        for (const p of batch) p.reject(error);
+        continue;
+      }
+      this.queue.splice(0, batch.length);
+      this.lastError = undefined;
+      this.retryDelay = 100;
+      for (const [i, p] of batch.entries()) p.resolve(written[i]!);
+      this.opts.onWritten?.(written);
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.kick();
+    }, this.retryDelay);
+    this.retryTimer.unref();
+    this.retryDelay = Math.min(this.retryDelay * 2, 5_000);
+  }
+
+  private async write(tx: Tx, batch: Pending[]): Promise<AuditRecord[]> {
+    const tail = await tx
+      .selectFrom('audit_log')
+      .select(['seq', 'hash'])
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    let seq = tail ? Number(tail.seq) : 0;
+    let prev = tail?.hash ?? GENESIS_HASH;
+    const records: AuditRecord[] = batch.map((p) => {
+      seq += 1;
+      const base = {
+        seq,
+        time: p.time,
+        type: p.event.type,
+        actor: { ...p.event.actor, chain: p.event.actor.chain ?? [] },
+        target: p.event.target ?? null,
+        outcome: p.event.outcome,
+        // Round-trip through JSON so the hashed value is exactly what will be read back.
+        payload: JSON.parse(JSON.stringify(p.event.payload ?? {})) as Record<string, unknown>,
+        prev_hash: prev,
+      };
+      const record = { ...base, hash: hashRecord(base) };
+      prev = record.hash;
+      return record;
+    });
+    for (let i = 0; i < records.length; i += 100) {
+      await tx
+        .insertInto('audit_log')
+        .values(
+          records.slice(i, i + 100).map((r) => ({
+            seq: r.seq,
+            time: r.time,
+            type: r.type,
+            actor_json: canonicalJson(r.actor),
+            target: r.target,
+            outcome: r.outcome,
+            payload_json: canonicalJson(r.payload),
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+          })),
+        )
+        .execute();
+    }
+    return records;
+  }
+
+  /** Waits until everything queued so far is written (or the store refuses it). */
+  async drain(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.queue.length > 0 && Date.now() < deadline) {
+      if (this.retryTimer) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
+        this.kick();
+      }
+      await (this.flushing ?? Promise.resolve());
+      if (this.queue.length > 0) await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    for (const p of this.queue) p.reject(new Error('audit log closed before the event was written'));
+    this.queue = [];
+  }
+}

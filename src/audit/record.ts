@@ -1,0 +1,70 @@
+// What an audit record is and how it is hashed: SHA-256 over the canonical JSON of every
+// field plus the previous record's hash, so any edit, removal or reordering breaks the chain.
+import { canonicalJson, sha256Hex } from '../crypto/canonical.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export type AuditOutcome = 'success' | 'denied' | 'failure' | 'info';
+
+/** Who did it: the caller and, for delegated tokens, the chain of actors down to them. */
+export interface AuditActor {
+  subject: string;
+  kind: string;
+  /** Actors from the root identity down to the immediate caller (empty for a direct caller). */
+  chain: string[];
+  /** The identity at the root of the chain. */
+  root?: string;
+  token_id?: string | null;
+  /** Client address when the event came over the network. */
+  address?: string | null;
+}
+
+export interface AuditEvent {
+  type: string;
+  actor: AuditActor;
+  target?: string | null;
+  outcome: AuditOutcome;
+  payload?: Record<string, unknown>;
+}
+
+export interface AuditRecord {
+  seq: number;
+  time: string;
+  type: string;
+  actor: AuditActor;
+  target: string | null;
+  outcome: AuditOutcome;
+  payload: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditCheckpoint {
+  seq: number;
+  hash: string;
+  time: string;
+  key_id: string;
+  signature: string;
+}
+
+export const SYSTEM_ACTOR: AuditActor = { subject: 'warden', kind: 'system', chain: [] };
+
+export function hashRecord(r: Omit<AuditRecord, 'hash'>): string {
+  return sha256Hex(
+    canonicalJson({
+      seq: r.seq,
+      time: r.time,
+      type: r.type,
+      actor: r.actor,
+      target: r.target,
+      outcome: r.outcome,
+      payload: r.payload,
+      prev_hash: r.prev_hash,
+    }),
+  );
+}
+
+/** The exact bytes a checkpoint signature covers (domain-separated from every other signature). */
+export function checkpointMessage(c: Omit<AuditCheckpoint, 'signature'>): string {
+  return `warden-audit-checkpoint/1\n${canonicalJson({ seq: c.seq, hash: c.hash, time: c.time, key_id: c.key_id })}`;
+}

@@ -1,0 +1,84 @@
+// The shape of a connection (a target Warden reaches on behalf of callers), shared by the
+// config file and the API so both validate names, targets and TLS settings the same way.
+import { z } from 'zod';
+
+export const PROTOCOLS = ['postgres', 'mysql', 'ssh', 'kubernetes', 'http'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export const TLS_MODES = ['disable', 'require', 'verify-full'] as const;
+
+/** DNS-label-like: lowercase letters, digits and inner hyphens, 1 to 63 characters. */
+export const connectionName = z
+  .string()
+  .regex(
+    /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
+    'expected a DNS-label-like name: lowercase letters, digits and inner hyphens, at most 63 characters',
+  );
+
+export const targetTls = z.strictObject({
+  mode: z.enum(TLS_MODES).default('disable'),
+  /** PEM text or a path to a PEM file with the CA bundle used for verify-full. */
+  ca: z.string().optional(),
+  server_name: z.string().optional(),
+});
+export type TargetTls = z.infer<typeof targetTls>;
+
+export const target = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  database: z.string().min(1).optional(),
+  /** `tls: verify-full` is shorthand for `tls: { mode: verify-full }`. */
+  tls: z
+    .union([z.enum(TLS_MODES).transform((mode): TargetTls => ({ mode })), targetTls])
+    .default({ mode: 'disable' }),
+});
+export type Target = z.infer<typeof target>;
+
+const tag = z.string().regex(/^[a-z0-9][a-z0-9_.:-]{0,62}$/, 'expected a tag of lowercase letters, digits, _ . : -');
+
+/** Everything about a connection except its secret. */
+export const connectionFields = {
+  name: connectionName,
+  protocol: z.enum(PROTOCOLS),
+  target,
+  access: z.enum(['open', 'jit']).default('open'),
+  tags: z.array(tag).default([]),
+  description: z.string().max(1000).default(''),
+};
+
+/** As sent to the API: the password travels once, in the request body, and is sealed on arrival. */
+export const connectionInput = z.strictObject({
+  ...connectionFields,
+  credentials: z
+    .strictObject({ user: z.string().min(1).optional(), password: z.string().min(1).optional() })
+    .default({}),
+});
+export type ConnectionInput = z.infer<typeof connectionInput>;
+
+/** As patched through the API: every field optional; `password: null` removes the secret. */
+export const connectionPatch = z.strictObject({
+  protocol: z.enum(PROTOCOLS).optional(),
+  target: target.optional(),
+  access: z.enum(['open', 'jit']).optional(),
+  tags: z.array(tag).optional(),
+  description: z.string().max(1000).optional(),
+  credentials: z
+    .strictObject({ user: z.string().min(1).nullable().optional(), password: z.string().min(1).nullable().optional() })
+    .optional(),
+});
+export type ConnectionPatch = z.infer<typeof connectionPatch>;
+
+/** As shown by the API and CLI: never the secret, only whether one is held. */
+export const connectionView = z.object({
+  name: z.string(),
+  protocol: z.enum(PROTOCOLS),
+  target,
+  access: z.enum(['open', 'jit']),
+  tags: z.array(z.string()),
+  description: z.string(),
+  credentials: z.object({ user: z.string().nullable(), has_password: z.boolean() }),
+  source: z.enum(['api', 'config']),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type ConnectionView = z.infer<typeof connectionView>;

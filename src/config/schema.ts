@@ -1,0 +1,116 @@
+// The one schema for Warden's configuration. Every key has a default, so an empty file
+// (or no file) runs everything embedded: SQLite store, generated keys, API on loopback.
+import { z } from 'zod';
+import { connectionFields } from './connection.js';
+import { duration } from './duration.js';
+
+/** A secret in the config file: inline (discouraged), from an environment variable, or from a file. */
+export const secretSource = z.union([
+  z.string().min(1),
+  z.strictObject({ env: z.string().min(1) }),
+  z.strictObject({ file: z.string().min(1) }),
+]);
+export type SecretSource = z.infer<typeof secretSource>;
+
+const tlsFiles = z.strictObject({ cert: z.string().min(1), key: z.string().min(1) });
+
+export const JWT_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+
+const oidcIssuer = z.strictObject({
+  issuer: z.url(),
+  /** The `aud` a token must carry (one of, when a list). */
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  groups_claim: z.string().min(1).default('groups'),
+  subject_claim: z.string().min(1).default('sub'),
+  /** Only asymmetric algorithms: HS* would let anyone holding the public key forge tokens. */
+  algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA', 'PS256']),
+  /** Skip discovery and read keys from here. */
+  jwks_uri: z.url().optional(),
+});
+export type OidcIssuerConfig = z.infer<typeof oidcIssuer>;
+
+const configConnection = z.strictObject({
+  ...connectionFields,
+  credentials: z
+    .strictObject({ user: z.string().min(1).optional(), password: secretSource.optional() })
+    .default({}),
+});
+export type ConfigConnection = z.infer<typeof configConnection>;
+
+export const configSchema = z.strictObject({
+  data_dir: z.string().min(1).default('./.warden'),
+  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') }).default({
+    level: 'info',
+  }),
+  api: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+      /** Largest accepted request body in bytes. */
+      body_limit: z
+        .number()
+        .int()
+        .min(1024)
+        .default(1024 * 1024),
+      tls: tlsFiles.optional(),
+    })
+    .default({ host: '127.0.0.1', port: 8080, body_limit: 1024 * 1024 }),
+  store: z
+    .strictObject({
+      /** postgres://… for PostgreSQL; omitted (or a file path) for the embedded SQLite store. */
+      url: z.string().min(1).optional(),
+    })
+    .default({}),
+  keys: z
+    .strictObject({
+      /** The sealing key, never stored in the database. Default: <data_dir>/seal.key, generated. */
+      seal_key_file: z.string().min(1).optional(),
+      /** Ed25519 key signing Warden tokens and audit checkpoints. Default: <data_dir>/signing.key. */
+      signing_key_file: z.string().min(1).optional(),
+    })
+    .default({}),
+  identity: z
+    .strictObject({
+      /** `iss` of the tokens Warden mints. */
+      issuer: z.string().min(1).default('warden'),
+      token_ttl: duration.default(15 * 60),
+      token_max_ttl: duration.default(12 * 3600),
+      clock_skew: duration.default(30),
+      oidc: z.array(oidcIssuer).default([]),
+      roles: z
+        .strictObject({
+          admin: z.array(z.string().min(1)).default([]),
+          auditor: z.array(z.string().min(1)).default([]),
+          approver: z.array(z.string().min(1)).default([]),
+        })
+        .default({ admin: [], auditor: [], approver: [] }),
+    })
+    .default({
+      issuer: 'warden',
+      token_ttl: 15 * 60 * 1000,
+      token_max_ttl: 12 * 3600 * 1000,
+      clock_skew: 30_000,
+      oidc: [],
+      roles: { admin: [], auditor: [], approver: [] },
+    }),
+  connections: z.array(configConnection).default([]),
+  audit: z
+    .strictObject({
+      checkpoint_every: z.number().int().min(1).default(1000),
+      checkpoint_interval: duration.default(60),
+    })
+    .default({ checkpoint_every: 1000, checkpoint_interval: 60_000 }),
+});
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,49 @@
+// One entry point for every credential a caller can present: a Warden API key, a Warden
+// token, or an OIDC token from a configured issuer. Which verifier runs is decided by the
+// credential's form and its (unverified) issuer; the verifier then checks everything.
+import { decodeJwt } from 'jose';
+import { type ApiKeys, looksLikeApiKey } from './api-keys.js';
+import { AuthError } from './errors.js';
+import type { CredentialKind, Identity } from './identity.js';
+import type { OidcVerifier } from './oidc.js';
+import type { WardenTokens } from './warden-tokens.js';
+
+const MAX_CREDENTIAL_LENGTH = 16 * 1024;
+
+export class Authenticator {
+  constructor(
+    readonly apiKeys: ApiKeys,
+    readonly tokens: WardenTokens,
+    private readonly oidc: OidcVerifier,
+  ) {}
+
+  /** What kind of credential this looks like, for audit records of refusals. */
+  static classify(credential: string): CredentialKind | 'unknown' {
+    if (looksLikeApiKey(credential)) return 'api_key';
+    if (credential.split('.').length === 3) return 'oidc';
+    return 'unknown';
+  }
+
+  async authenticate(credential: string | undefined): Promise<Identity> {
+    if (!credential) throw new AuthError('missing', 'no credential presented');
+    if (credential.length > MAX_CREDENTIAL_LENGTH) throw new AuthError('malformed', 'credential is too long');
+    if (looksLikeApiKey(credential)) return this.apiKeys.authenticate(credential);
+    let iss: string | undefined;
+    try {
+      iss = decodeJwt(credential).iss;
+    } catch {
+      throw new AuthError('malformed', 'credential is neither an API key nor a JWT');
+    }
+    if (!iss) throw new AuthError('invalid_claims', 'token has no issuer');
+    if (iss === this.tokens.issuer) return this.tokens.verify(credential);
+    if (this.oidc.handles(iss)) return this.oidc.verify(credential, iss);
+    throw new AuthError('unknown_issuer', 'token issuer is not configured', iss);
+  }
+}
+
+/** Reads `Authorization: Bearer <credential>` (case-insensitive scheme). */
+export function bearerFrom(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m?.[1];
+}

@@ -1,0 +1,205 @@
+// Warden's own short-lived tokens: Ed25519-signed JWTs whose jti is recorded in the store,
+// so any one of them (and, through parent_jti, its descendants) can be revoked.
+import { randomUUID } from 'node:crypto';
+import { type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import type { Config } from '../config/schema.js';
+import type { SigningKey } from '../crypto/signing.js';
+import type { Store } from '../store/store.js';
+import { AuthError } from './errors.js';
+import { type Identity, type IdentityKind, KINDS, rolesFor } from './identity.js';
+import { mapJoseError } from './oidc.js';
+
+export const WARDEN_AUDIENCE = 'warden';
+
+export interface MintedToken {
+  token: string;
+  jti: string;
+  expiresAt: Date;
+}
+
+export interface TokenView {
+  jti: string;
+  parent_jti: string | null;
+  subject: string;
+  kind: string;
+  groups: string[];
+  scope: string[];
+  chain: string[];
+  issued_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  issued_via: string;
+}
+
+export class WardenTokens {
+  constructor(
+    private readonly store: Store,
+    private readonly key: SigningKey,
+    private readonly cfg: Config['identity'],
+  ) {}
+
+  get issuer(): string {
+    return this.cfg.issuer;
+  }
+
+  /**
+   * Mints a token for `caller`, never wider or longer-lived than the credential it presented.
+   * Throws a RangeError naming the limit when the request exceeds it.
+   */
+  async mint(caller: Identity, req: { ttlMs?: number; scope?: string[] }): Promise<MintedToken> {
+    const ttl = req.ttlMs ?? this.cfg.token_ttl;
+    if (ttl <= 0 || ttl > this.cfg.token_max_ttl) {
+      throw new RangeError(`ttl must be between 1s and ${Math.round(this.cfg.token_max_ttl / 1000)}s`);
+    }
+    const now = Date.now();
+    let expiresAt = new Date(now + ttl);
+    if (caller.expiresAt && caller.expiresAt < expiresAt) expiresAt = caller.expiresAt;
+    if (expiresAt.getTime() <= now) throw new RangeError('the presented credential has already expired');
+    const scope = req.scope ?? caller.scope;
+    const jti = randomUUID();
+    const claims: JWTPayload = { kind: caller.kind, groups: caller.groups, scope: scope.join(' ') };
+    if (caller.rootSubject !== caller.subject) claims.root = caller.rootSubject;
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.key.kid, typ: 'JWT' })
+      .setIssuer(this.cfg.issuer)
+      .setAudience(WARDEN_AUDIENCE)
+      .setSubject(caller.subject)
+      .setJti(jti)
+      .setIssuedAt(Math.floor(now / 1000))
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(this.key.privateKey);
+    await this.store.db
+      .insertInto('tokens')
+      .values({
+        jti,
+        parent_jti: caller.via === 'warden_token' ? caller.tokenId : null,
+        subject: caller.subject,
+        kind: caller.kind,
+        groups_json: JSON.stringify(caller.groups),
+        scope_json: JSON.stringify(scope),
+        chain_json: JSON.stringify(caller.chain),
+        issued_at: new Date(now).toISOString(),
+        expires_at: new Date(Math.floor(expiresAt.getTime() / 1000) * 1000).toISOString(),
+        revoked_at: null,
+        issued_via: `${caller.via}:${caller.via === 'oidc' ? caller.issuer : (caller.tokenId ?? '')}`,
+      })
+      .execute();
+    return { token, jti, expiresAt: new Date(Math.floor(expiresAt.getTime() / 1000) * 1000) };
+  }
+
+  async verify(token: string): Promise<Identity> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key.publicKey, {
+        issuer: this.cfg.issuer,
+        audience: WARDEN_AUDIENCE,
+        algorithms: ['EdDSA'],
+        clockTolerance: Math.round(this.cfg.clock_skew / 1000),
+        requiredClaims: ['exp', 'jti', 'sub'],
+      }));
+    } catch (err) {
+      throw mapJoseError(err, this.cfg.issuer);
+    }
+    const row = await this.store.db
+      .selectFrom('tokens')
+      .select(['revoked_at', 'parent_jti', 'chain_json'])
+      .where('jti', '=', payload.jti as string)
+      .executeTakeFirst();
+    // A correctly signed token the store never recorded was not minted by this deployment's API.
+    if (!row) throw new AuthError('unknown_key', 'token is not known to this Warden', this.cfg.issuer);
+    if (row.revoked_at) throw new AuthError('revoked', 'token was revoked', this.cfg.issuer);
+    const kind = KINDS.includes(payload.kind as IdentityKind) ? (payload.kind as IdentityKind) : 'service';
+    const groups = Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : [];
+    const subject = payload.sub as string;
+    return {
+      subject,
+      kind,
+      groups,
+      rootSubject: typeof payload.root === 'string' ? payload.root : subject,
+      chain: JSON.parse(row.chain_json),
+      via: 'warden_token',
+      tokenId: payload.jti as string,
+      parentTokenId: row.parent_jti,
+      issuer: this.cfg.issuer,
+      scope: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
+      expiresAt: payload.exp ? new Date(payload.exp * 1000) : null,
+      roles: rolesFor(groups, this.cfg.roles),
+    };
+  }
+
+  /** Revokes a token and every token minted from it, returning the jtis newly revoked. */
+  async revoke(jti: string): Promise<string[]> {
+    const now = new Date().toISOString();
+    const revoked: string[] = [];
+    let frontier = [jti];
+    const seen = new Set<string>();
+    while (frontier.length > 0) {
+      const batch = frontier.filter((j) => !seen.has(j));
+      for (const j of batch) seen.add(j);
+      if (batch.length === 0) break;
+      const live = await this.store.db
+        .selectFrom('tokens')
+        .select('jti')
+        .where('jti', 'in', batch)
+        .where('revoked_at', 'is', null)
+        .execute();
+      if (live.length > 0) {
+        await this.store.db
+          .updateTable('tokens')
+          .set({ revoked_at: now })
+          .where(
+            'jti',
+            'in',
+            live.map((r) => r.jti),
+          )
+          .execute();
+        revoked.push(...live.map((r) => r.jti));
+      }
+      const children = await this.store.db.selectFrom('tokens').select('jti').where('parent_jti', 'in', batch).execute();
+      frontier = children.map((c) => c.jti);
+    }
+    return revoked;
+  }
+
+  async get(jti: string): Promise<TokenView | undefined> {
+    const row = await this.store.db.selectFrom('tokens').selectAll().where('jti', '=', jti).executeTakeFirst();
+    return row ? tokenView(row) : undefined;
+  }
+
+  async list(filter: { subject?: string; includeInactive?: boolean }): Promise<TokenView[]> {
+    let q = this.store.db.selectFrom('tokens').selectAll().orderBy('issued_at', 'desc').limit(1000);
+    if (filter.subject) q = q.where('subject', '=', filter.subject);
+    if (!filter.includeInactive) {
+      q = q.where('revoked_at', 'is', null).where('expires_at', '>', new Date().toISOString());
+    }
+    return (await q.execute()).map(tokenView);
+  }
+}
+
+function tokenView(row: {
+  jti: string;
+  parent_jti: string | null;
+  subject: string;
+  kind: string;
+  groups_json: string;
+  scope_json: string;
+  chain_json: string;
+  issued_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  issued_via: string;
+}): TokenView {
+  return {
+    jti: row.jti,
+    parent_jti: row.parent_jti,
+    subject: row.subject,
+    kind: row.kind,
+    groups: JSON.parse(row.groups_json),
+    scope: JSON.parse(row.scope_json),
+    chain: JSON.parse(row.chain_json),
+    issued_at: row.issued_at,
+    expires_at: row.expires_at,
+    revoked_at: row.revoked_at,
+    issued_via: row.issued_via,
+  };
+}

@@ -1,0 +1,211 @@
+// The connections repository: targets with their sealed credentials. Secrets go in sealed
+// (bound to the row id) and come out only through `credentials()`, for the gateway itself.
+import { randomUUID } from 'node:crypto';
+import type { Selectable } from 'kysely';
+import type {
+  ConnectionInput,
+  ConnectionPatch,
+  ConnectionView,
+  Protocol,
+  Target,
+  TargetTls,
+} from '../config/connection.js';
+import type { Store } from './store.js';
+import type { ConnectionsTable } from './tables.js';
+
+/** Seals and opens secrets; implemented by crypto's Keyring (the store never sees the key). */
+export interface Sealer {
+  seal(plaintext: string, context: string): string;
+  open(sealed: string, context: string): string;
+  readonly currentId: string;
+}
+
+export class ConflictError extends Error {
+  override name = 'ConflictError';
+}
+
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+
+export type ConnectionSource = 'api' | 'config';
+
+const sealContext = (id: string) => `connection:${id}`;
+
+function toView(row: Selectable<ConnectionsTable>): ConnectionView {
+  const target: Target = {
+    host: row.host,
+    port: row.port,
+    tls: JSON.parse(row.tls_json) as TargetTls,
+    ...(row.database === null ? {} : { database: row.database }),
+  };
+  return {
+    name: row.name,
+    protocol: row.protocol as Protocol,
+    target,
+    access: row.access as 'open' | 'jit',
+    tags: JSON.parse(row.tags_json),
+    description: row.description,
+    credentials: { user: row.username, has_password: row.secret_sealed !== null },
+    source: row.source as ConnectionSource,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+export class Connections {
+  constructor(
+    private readonly store: Store,
+    private readonly sealer: Sealer,
+  ) {}
+
+  async list(): Promise<ConnectionView[]> {
+    const rows = await this.store.db.selectFrom('connections').selectAll().orderBy('name').execute();
+    return rows.map(toView);
+  }
+
+  async get(name: string): Promise<ConnectionView | undefined> {
+    const row = await this.store.db.selectFrom('connections').selectAll().where('name', '=', name).executeTakeFirst();
+    return row ? toView(row) : undefined;
+  }
+
+  async create(input: ConnectionInput, source: ConnectionSource): Promise<ConnectionView> {
+    if (await this.get(input.name)) throw new ConflictError(`connection "${input.name}" already exists`);
+    const id = randomUUID();
+    const now = new Date().toISOString();
+    const row: ConnectionsTable = {
+      id,
+      name: input.name,
+      protocol: input.protocol,
+      host: input.target.host,
+      port: input.target.port,
+      database: input.target.database ?? null,
+      tls_json: JSON.stringify(input.target.tls),
+      username: input.credentials.user ?? null,
+      secret_sealed: input.credentials.password ? this.sealer.seal(input.credentials.password, sealContext(id)) : null,
+      access: input.access,
+      tags_json: JSON.stringify(input.tags),
+      description: input.description,
+      source,
+      created_at: now,
+      updated_at: now,
+    };
+    await this.store.db.insertInto('connections').values(row).execute();
+    return toView(row);
+  }
+
+  /** Applies a patch; returns the view before and after so callers can audit the change. */
+  async update(name: string, patch: ConnectionPatch): Promise<{ before: ConnectionView; after: ConnectionView }> {
+    const row = await this.store.db.selectFrom('connections').selectAll().where('name', '=', name).executeTakeFirst();
+    if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
+    const next: ConnectionsTable = { ...row, updated_at: new Date().toISOString() };
+    if (patch.protocol) next.protocol = patch.protocol;
+    if (patch.target) {
+      next.host = patch.target.host;
+      next.port = patch.target.port;
+      next.database = patch.target.database ?? null;
+      next.tls_json = JSON.stringify(patch.target.tls);
+    }
+    if (patch.access) next.access = patch.access;
+    if (patch.tags) next.tags_json = JSON.stringify(patch.tags);
+    if (patch.description !== undefined) next.description = patch.description;
+    if (patch.credentials?.user !== undefined) next.username = patch.credentials.user;
+    if (patch.credentials?.password !== undefined) {
+      next.secret_sealed =
+        patch.credentials.password === null ? null : this.sealer.seal(patch.credentials.password, sealContext(row.id));
+    }
+    await this.store.db.updateTable('connections').set(next).where('id', '=', row.id).execute();
+    return { before: toView(row), after: toView(next) };
+  }
+
+  async remove(name: string): Promise<ConnectionView> {
+    const row = await this.store.db.selectFrom('connections').selectAll().where('name', '=', name).executeTakeFirst();
+    if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
+    await this.store.db.deleteFrom('connections').where('id', '=', row.id).execute();
+    return toView(row);
+  }
+
+  /** The target credentials in clear, for the gateway's own use when it dials the target. */
+  async credentials(name: string): Promise<{ user: string | null; password: string | null }> {
+    const row = await this.store.db
+      .selectFrom('connections')
+      .select(['id', 'username', 'secret_sealed'])
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
+    return {
+      user: row.username,
+      password: row.secret_sealed ? this.sealer.open(row.secret_sealed, sealContext(row.id)) : null,
+    };
+  }
+
+  /**
+   * Makes the config file's connections the truth for every config-sourced row: creates,
+   * updates and removes them. Rows created through the API are left alone unless a config
+   * entry claims the same name, which is refused.
+   */
+  async syncFromConfig(entries: ConnectionInput[]): Promise<{ created: string[]; updated: string[]; removed: string[] }> {
+    const result = { created: [] as string[], updated: [] as string[], removed: [] as string[] };
+    const existing = new Map((await this.list()).map((c) => [c.name, c]));
+    for (const entry of entries) {
+      const current = existing.get(entry.name);
+      if (!current) {
+        await this.create(entry, 'config');
+        result.created.push(entry.name);
+        continue;
+      }
+      if (current.source !== 'config') {
+        throw new ConflictError(`connection "${entry.name}" in the config file already exists (created through the API)`);
+      }
+      const creds = await this.credentials(entry.name);
+      const same =
+        JSON.stringify([current.protocol, current.target, current.access, current.tags, current.description]) ===
+          JSON.stringify([entry.protocol, entry.target, entry.access, entry.tags, entry.description]) &&
+        creds.user === (entry.credentials.user ?? null) &&
+        creds.password === (entry.credentials.password ?? null);
+      if (!same) {
+        await this.update(entry.name, {
+          protocol: entry.protocol,
+          target: entry.target,
+          access: entry.access,
+          tags: entry.tags,
+          description: entry.description,
+          credentials: { user: entry.credentials.user ?? null, password: entry.credentials.password ?? null },
+        });
+        result.updated.push(entry.name);
+      }
+    }
+    const wanted = new Set(entries.map((e) => e.name));
+    for (const c of existing.values()) {
+      if (c.source === 'config' && !wanted.has(c.name)) {
+        await this.remove(c.name);
+        result.removed.push(c.name);
+      }
+    }
+    return result;
+  }
+
+  /** Re-seals every secret under the sealer's current key, in one transaction. */
+  async resealAll(): Promise<{ resealed: number; total: number }> {
+    return this.store.db.transaction().execute(async (tx) => {
+      const rows = await tx
+        .selectFrom('connections')
+        .select(['id', 'secret_sealed'])
+        .where('secret_sealed', 'is not', null)
+        .execute();
+      let resealed = 0;
+      for (const row of rows) {
+        const sealed = row.secret_sealed!;
+        if (sealed.split('.')[1] === this.sealer.currentId) continue;
+        const clear = this.sealer.open(sealed, sealContext(row.id));
+        await tx
+          .updateTable('connections')
+          .set({ secret_sealed: this.sealer.seal(clear, sealContext(row.id)) })
+          .where('id', '=', row.id)
+          .execute();
+        resealed += 1;
+      }
+      return { resealed, total: rows.length };
+    });
+  }
+}

@@ -1,0 +1,120 @@
+// Versioned schema migrations, run on start by Kysely's Migrator. Append new ones; never edit
+// one that has shipped. Written once for both dialects (types chosen per dialect where they differ).
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import type { Dialect } from './store.js';
+
+type AnyDb = Kysely<unknown>;
+
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
+  return {
+    '0001_foundation': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('connections')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('protocol', 'text', (c) => c.notNull())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('port', 'integer', (c) => c.notNull())
+          .addColumn('database', 'text')
+          .addColumn('tls_json', 'text', (c) => c.notNull())
+          .addColumn('username', 'text')
+          .addColumn('secret_sealed', 'text')
+          .addColumn('access', 'text', (c) => c.notNull())
+          .addColumn('tags_json', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('api_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('groups_json', 'text', (c) => c.notNull())
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .addColumn('revoked_at', 'text')
+          .addColumn('last_used_at', 'text')
+          .execute();
+        // One live key per name; a revoked name can be reused.
+        await sql`create unique index api_keys_live_name on api_keys (name) where revoked_at is null`.execute(db);
+
+        await db.schema
+          .createTable('tokens')
+          .addColumn('jti', 'text', (c) => c.primaryKey())
+          .addColumn('parent_jti', 'text')
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('groups_json', 'text', (c) => c.notNull())
+          .addColumn('scope_json', 'text', (c) => c.notNull())
+          .addColumn('chain_json', 'text', (c) => c.notNull())
+          .addColumn('issued_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .addColumn('issued_via', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('tokens_parent').on('tokens').column('parent_jti').execute();
+        await db.schema.createIndex('tokens_subject').on('tokens').column('subject').execute();
+
+        await db.schema
+          .createTable('sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('root_subject', 'text', (c) => c.notNull())
+          .addColumn('chain_json', 'text', (c) => c.notNull())
+          .addColumn('token_id', 'text')
+          .addColumn('parent_session_id', 'text')
+          .addColumn('connection_name', 'text', (c) => c.notNull())
+          .addColumn('protocol', 'text', (c) => c.notNull())
+          .addColumn('client_addr', 'text')
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'text', (c) => c.notNull())
+          .addColumn('ended_at', 'text')
+          .execute();
+        await db.schema.createIndex('sessions_subject').on('sessions').columns(['subject', 'started_at']).execute();
+        await db.schema.createIndex('sessions_root').on('sessions').columns(['root_subject', 'started_at']).execute();
+        await db.schema.createIndex('sessions_started').on('sessions').column('started_at').execute();
+
+        await db.schema
+          .createTable('audit_log')
+          .addColumn('seq', sql.raw(bigint), (c) => c.primaryKey())
+          .addColumn('time', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('actor_json', 'text', (c) => c.notNull())
+          .addColumn('target', 'text')
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('payload_json', 'text', (c) => c.notNull())
+          .addColumn('prev_hash', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('audit_log_time').on('audit_log').column('time').execute();
+
+        await db.schema
+          .createTable('audit_checkpoints')
+          .addColumn('seq', sql.raw(bigint), (c) => c.primaryKey())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('time', 'text', (c) => c.notNull())
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('signature', 'text', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('warden_meta')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+  };
+}
+
+export function migrationProvider(dialect: Dialect): MigrationProvider {
+  return { getMigrations: async () => migrations(dialect) };
+}

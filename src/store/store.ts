@@ -1,0 +1,146 @@
+// The one Store every durable thing goes through: SQLite (WAL) embedded by default,
+// PostgreSQL when several gateways share state. Migrations run on open.
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import pg from 'pg';
+import { migrationProvider } from './migrations.js';
+import type { Database } from './tables.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+export type Db = Kysely<Database>;
+export type Tx = Kysely<Database> | Transaction<Database>;
+
+/** Raised when the store cannot be reached; the API answers 503 and the event is retried. */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
+const PG_INT8 = 20;
+const AUDIT_LOCK_KEY = 0x57617264; // "Ward": one advisory lock serialises audit appends across gateways
+
+export interface StoreOptions {
+  /** postgres:// URL, a SQLite file path, or undefined for <dataDir>/warden.db. */
+  url: string | undefined;
+  dataDir: string;
+  /** Called with unexpected background errors (an idle PostgreSQL client dropping). */
+  onBackgroundError?: (err: Error) => void;
+}
+
+export function isPostgresUrl(url: string | undefined): boolean {
+  return url !== undefined && /^postgres(ql)?:\/\//.test(url);
+}
+
+export class Store {
+  private constructor(
+    readonly db: Db,
+    readonly dialect: Dialect,
+    readonly location: string,
+  ) {}
+
+  static async open(opts: StoreOptions): Promise<Store> {
+    const store = Store.connect(opts);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  /** Builds the store without migrating (for tools that only read). */
+  static connect(opts: StoreOptions): Store {
+    if (isPostgresUrl(opts.url)) {
+      const pool = new pg.Pool({
+        connectionString: opts.url,
+        max: 10,
+        connectionTimeoutMillis: 5_000,
+        // bigint columns (audit seq) come back as numbers; 2^53 events is enough.
+        types: {
+          getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+            oid === PG_INT8 ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+        },
+      });
+      pool.on('error', (err) => opts.onBackgroundError?.(err));
+      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+      return new Store(db, 'postgres', redactUrl(opts.url as string));
+    }
+    const file = opts.url?.replace(/^(sqlite|file):(\/\/)?/, '') ?? join(opts.dataDir, 'warden.db');
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    const database = new SqliteDatabase(file);
+    database.pragma('journal_mode = WAL');
+    database.pragma('synchronous = NORMAL');
+    database.pragma('busy_timeout = 10000');
+    database.pragma('foreign_keys = ON');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    return new Store(db, 'sqlite', file);
+  }
+
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.db, provider: migrationProvider(this.dialect) });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error');
+      throw new Error(`store migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message}`);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  /**
+   * Runs `fn` in a transaction that no other writer of the audit chain can interleave with,
+   * whether it lives in this process or in another gateway sharing the store.
+   */
+  async serialized<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    if (this.dialect === 'postgres') {
+      return this.db.transaction().execute(async (tx) => {
+        await sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`.execute(tx);
+        return fn(tx);
+      });
+    }
+    // SQLite: BEGIN IMMEDIATE takes the write lock up front, so read-then-append cannot race.
+    return this.db.connection().execute(async (conn) => {
+      await sql`begin immediate`.execute(conn);
+      try {
+        const result = await fn(conn);
+        await sql`commit`.execute(conn);
+        return result;
+      } catch (err) {
+        await sql`rollback`.execute(conn).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparseable url)';
+  }
+}
+
+/** True for errors that mean "the store is not reachable right now" rather than a bad query. */
+export function isUnavailable(err: unknown): boolean {
+  if (err instanceof StoreUnavailableError) return true;
+  const e = err as { code?: string; message?: string } | undefined;
+  const code = e?.code ?? '';
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'SQLITE_BUSY'].includes(code))
+    return true;
+  if (/^(08|57P)/.test(code)) return true; // connection exceptions, admin shutdown
+  const msg = e?.message ?? '';
+  return /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|Client has encountered a connection error/i.test(
+    msg,
+  );
+}

@@ -1,0 +1,96 @@
+// Row types of every table, as Kysely sees them. Timestamps are ISO-8601 UTC strings in both
+// dialects (they sort as text); JSON columns hold canonical JSON text.
+
+export interface ConnectionsTable {
+  id: string;
+  name: string;
+  protocol: string;
+  host: string;
+  port: number;
+  database: string | null;
+  tls_json: string;
+  username: string | null;
+  /** AES-256-GCM sealed password, bound to the row id; never leaves the process. */
+  secret_sealed: string | null;
+  access: string;
+  tags_json: string;
+  description: string;
+  source: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  kind: string;
+  groups_json: string;
+  /** SHA-256 of the key's secret part; the key itself is shown once and never stored. */
+  secret_hash: string;
+  created_at: string;
+  created_by: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+export interface TokensTable {
+  jti: string;
+  parent_jti: string | null;
+  subject: string;
+  kind: string;
+  groups_json: string;
+  scope_json: string;
+  chain_json: string;
+  issued_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  /** How the caller authenticated when the token was minted: api_key:<id>, oidc:<issuer>, token:<jti>. */
+  issued_via: string;
+}
+
+export interface SessionsTable {
+  id: string;
+  subject: string;
+  kind: string;
+  root_subject: string;
+  chain_json: string;
+  token_id: string | null;
+  parent_session_id: string | null;
+  connection_name: string;
+  protocol: string;
+  client_addr: string | null;
+  status: string;
+  started_at: string;
+  ended_at: string | null;
+}
+
+export interface AuditLogTable {
+  seq: number;
+  time: string;
+  type: string;
+  actor_json: string;
+  target: string | null;
+  outcome: string;
+  payload_json: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditCheckpointsTable {
+  seq: number;
+  hash: string;
+  time: string;
+  key_id: string;
+  signature: string;
+}
+
+export interface Database {
+  connections: ConnectionsTable;
+  api_keys: ApiKeysTable;
+  tokens: TokensTable;
+  sessions: SessionsTable;
+  audit_log: AuditLogTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  warden_meta: { key: string; value: string };
+}
