@@ -53,12 +53,25 @@ export class Checkpointer {
       .orderBy('seq', 'desc')
       .limit(1)
       .executeTakeFirst();
-    const tail = await db.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const tail = await db
+      .selectFrom('audit_log')
+      .select(['seq', 'hash'])
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     this.lastSeq = last ? Number(last.seq) : 0;
     if (!tail || Number(tail.seq) <= this.lastSeq) return undefined;
     // With several gateways the tail moves; only checkpoint when `every` records are due or the timer fired.
-    const base = { seq: Number(tail.seq), hash: tail.hash, time: new Date().toISOString(), key_id: this.key.kid };
-    const checkpoint: AuditCheckpoint = { ...base, signature: signDetached(this.key, checkpointMessage(base)) };
+    const base = {
+      seq: Number(tail.seq),
+      hash: tail.hash,
+      time: new Date().toISOString(),
+      key_id: this.key.kid,
+    };
+    const checkpoint: AuditCheckpoint = {
+      ...base,
+      signature: signDetached(this.key, checkpointMessage(base)),
+    };
     await db
       .insertInto('audit_checkpoints')
       .values(checkpoint)

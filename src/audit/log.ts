@@ -58,7 +58,9 @@ export class AuditLog {
   private enqueue(event: AuditEvent, observed: boolean): Promise<AuditRecord> {
     if (this.closed) return Promise.reject(new Error('audit log is closed'));
     if (this.queue.length >= (this.opts.maxQueue ?? 100_000)) {
-      return Promise.reject(new AuditQueueFullError('audit queue is full: the store has not accepted events for too long'));
+      return Promise.reject(
+        new AuditQueueFullError('audit queue is full: the store has not accepted events for too long'),
+      );
     }
     return new Promise<AuditRecord>((resolve, reject) => {
       this.queue.push({ event, time: new Date().toISOString(), resolve, reject, observed });

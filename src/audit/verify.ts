@@ -4,7 +4,13 @@
 import type { KeyObject } from 'node:crypto';
 import { verifyDetached } from '../crypto/signing.js';
 import type { Store } from '../store/store.js';
-import { type AuditCheckpoint, type AuditRecord, checkpointMessage, GENESIS_HASH, hashRecord } from './record.js';
+import {
+  type AuditCheckpoint,
+  type AuditRecord,
+  checkpointMessage,
+  GENESIS_HASH,
+  hashRecord,
+} from './record.js';
 import { recordFromRow } from './rows.js';
 
 export type ProblemKind =
@@ -60,7 +66,12 @@ export async function verifyTrail(input: {
   const bySeq = new Map<number, AuditCheckpoint>();
   for (const c of [...input.checkpoints].sort((a, b) => a.seq - b.seq)) {
     const key = input.keys.get(c.key_id);
-    if (!key) return fail(c.seq, 'forged_checkpoint', `checkpoint at seq ${c.seq} is signed by unknown key ${c.key_id}`);
+    if (!key)
+      return fail(
+        c.seq,
+        'forged_checkpoint',
+        `checkpoint at seq ${c.seq} is signed by unknown key ${c.key_id}`,
+      );
     if (!verifyDetached(key, checkpointMessage(c), c.signature)) {
       return fail(c.seq, 'forged_checkpoint', `checkpoint at seq ${c.seq} has an invalid signature`);
     }
@@ -82,20 +93,36 @@ export async function verifyTrail(input: {
         return fail(1, 'chain_broken', 'seq 1 does not link to the genesis hash');
       }
     } else if (r.seq <= prev.seq) {
-      return fail(r.seq, 'out_of_order', `seq ${r.seq} appears after seq ${prev.seq}: records were reordered`);
+      return fail(
+        r.seq,
+        'out_of_order',
+        `seq ${r.seq} appears after seq ${prev.seq}: records were reordered`,
+      );
     } else if (r.seq !== prev.seq + 1) {
-      return fail(prev.seq + 1, 'missing', `seq ${prev.seq + 1}${r.seq - prev.seq > 2 ? `..${r.seq - 1}` : ''} missing`);
+      return fail(
+        prev.seq + 1,
+        'missing',
+        `seq ${prev.seq + 1}${r.seq - prev.seq > 2 ? `..${r.seq - 1}` : ''} missing`,
+      );
     }
     if (hashRecord(r) !== r.hash) {
       return fail(r.seq, 'edited', `seq ${r.seq} does not match its hash: the record was edited or moved`);
     }
     if (prev !== undefined && r.prev_hash !== prev.hash) {
-      return fail(r.seq, 'chain_broken', `seq ${r.seq} does not link to seq ${prev.seq}: a record was replaced`);
+      return fail(
+        r.seq,
+        'chain_broken',
+        `seq ${r.seq} does not link to seq ${prev.seq}: a record was replaced`,
+      );
     }
     const c = bySeq.get(r.seq);
     if (c) {
       if (c.hash !== r.hash) {
-        return fail(r.seq, 'checkpoint_mismatch', `seq ${r.seq} differs from its signed checkpoint: history was rewritten`);
+        return fail(
+          r.seq,
+          'checkpoint_mismatch',
+          `seq ${r.seq} differs from its signed checkpoint: history was rewritten`,
+        );
       }
       report.last_checkpoint = { seq: c.seq, time: c.time };
     }

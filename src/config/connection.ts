@@ -34,7 +34,9 @@ export const target = z.strictObject({
 });
 export type Target = z.infer<typeof target>;
 
-const tag = z.string().regex(/^[a-z0-9][a-z0-9_.:-]{0,62}$/, 'expected a tag of lowercase letters, digits, _ . : -');
+const tag = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.:-]{0,62}$/, 'expected a tag of lowercase letters, digits, _ . : -');
 
 /** Everything about a connection except its secret. */
 export const connectionFields = {
@@ -63,16 +65,27 @@ export const connectionPatch = z.strictObject({
   tags: z.array(tag).optional(),
   description: z.string().max(1000).optional(),
   credentials: z
-    .strictObject({ user: z.string().min(1).nullable().optional(), password: z.string().min(1).nullable().optional() })
+    .strictObject({
+      user: z.string().min(1).nullable().optional(),
+      password: z.string().min(1).nullable().optional(),
+    })
     .optional(),
 });
 export type ConnectionPatch = z.infer<typeof connectionPatch>;
+
+/** The target as the API shows it (no input shorthands, so responses can be serialized). */
+const targetView = z.object({
+  host: z.string(),
+  port: z.number().int(),
+  database: z.string().optional(),
+  tls: z.object({ mode: z.enum(TLS_MODES), ca: z.string().optional(), server_name: z.string().optional() }),
+});
 
 /** As shown by the API and CLI: never the secret, only whether one is held. */
 export const connectionView = z.object({
   name: z.string(),
   protocol: z.enum(PROTOCOLS),
-  target,
+  target: targetView,
   access: z.enum(['open', 'jit']),
   tags: z.array(z.string()),
   description: z.string(),

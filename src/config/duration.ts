@@ -24,14 +24,15 @@ export function formatDuration(ms: number): string {
 }
 
 /** A zod type accepting "30s"-style strings or a number of seconds; the parsed value is milliseconds. */
-export const duration = z
-  .union([z.number().nonnegative(), z.string()])
-  .transform((value, ctx) => {
-    if (typeof value === 'number') return Math.round(value * 1000);
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration like "30s", "15m", "12h" or "7d", got "${value}"` });
-      return z.NEVER;
-    }
-    return ms;
-  });
+export const duration = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return Math.round(value * 1000);
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a duration like "30s", "15m", "12h" or "7d", got "${value}"`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});

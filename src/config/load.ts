@@ -73,7 +73,9 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
     }
     const value: unknown = doc.toJS() ?? {};
     if (typeof value !== 'object' || Array.isArray(value)) {
-      throw new ConfigError([{ source: file, path: '', message: 'expected a mapping of keys at the top level' }]);
+      throw new ConfigError([
+        { source: file, path: '', message: 'expected a mapping of keys at the top level' },
+      ]);
     }
     raw = value as Json;
     locate = (path) => {
@@ -97,7 +99,11 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
     if (o.type === 'number') {
       const n = Number(value);
       if (!Number.isFinite(n)) {
-        envProblems.push({ source: o.env, path: o.path.join('.'), message: `expected a number, got "${value}"` });
+        envProblems.push({
+          source: o.env,
+          path: o.path.join('.'),
+          message: `expected a number, got "${value}"`,
+        });
         continue;
       }
       setIn(raw, o.path, n);
@@ -110,7 +116,9 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
 
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => describeIssue(issue, fileLabel, envSources, locate)));
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => describeIssue(issue, fileLabel, envSources, locate)),
+    );
   }
   const names = new Set<string>();
   for (const [i, c] of parsed.data.connections.entries()) {
@@ -134,7 +142,10 @@ function describeIssue(
   envSources: Map<string, string>,
   locate: (path: PropertyKey[]) => string | undefined,
 ): ConfigProblem {
-  const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  const path = issue.path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+    .join('')
+    .replace(/^\./, '');
   const dotted = issue.path.join('.');
   const source = envSources.get(dotted) ?? locate(issue.path) ?? fileLabel;
   let message = issue.message;

@@ -50,9 +50,11 @@ export type ConfigConnection = z.infer<typeof configConnection>;
 
 export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./.warden'),
-  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') }).default({
-    level: 'info',
-  }),
+  log: z
+    .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') })
+    .default({
+      level: 'info',
+    }),
   api: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),

@@ -1,7 +1,7 @@
 // Sealing of target credentials with AES-256-GCM under a key that never enters the store.
 // Sealed values name their key, so a keyring of current + previous keys survives rotation.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { isExposed, writeSecretFile } from './secret-file.js';
 
 const VERSION = 'v1';
@@ -27,7 +27,9 @@ export function decodeSealKey(text: string, origin: string): Buffer {
   const t = text.trim();
   const key = /^[0-9a-f]{64}$/i.test(t) ? Buffer.from(t, 'hex') : Buffer.from(t, 'base64');
   if (key.length !== KEY_BYTES) {
-    throw new SealError(`${origin}: expected a 32-byte key encoded as base64 or hex, got ${key.length} bytes`);
+    throw new SealError(
+      `${origin}: expected a 32-byte key encoded as base64 or hex, got ${key.length} bytes`,
+    );
   }
   return key;
 }
@@ -62,6 +64,8 @@ export function sealKeySource(opts: {
 export class Keyring {
   private keys: SealKey[] = [];
   private currentKey!: SealKey;
+  private fingerprint = '';
+  private checkedAt = 0;
 
   constructor(readonly source: SealKeySource) {
     this.load();
@@ -96,6 +100,8 @@ export class Keyring {
     }
     this.keys = ring;
     this.currentKey = ring[0]!;
+    this.fingerprint = this.fileFingerprint();
+    this.checkedAt = Date.now();
   }
 
   /** Re-read the key files: another process may have rotated the key. */
@@ -103,8 +109,31 @@ export class Keyring {
     this.load();
   }
 
+  private fileFingerprint(): string {
+    if (this.source.kind !== 'file') return '';
+    const path = this.source.path;
+    return [path, `${path}.next`, `${path}.old`]
+      .map((p) => {
+        try {
+          const st = statSync(p);
+          return `${st.mtimeMs}:${st.size}`;
+        } catch {
+          return '-';
+        }
+      })
+      .join('|');
+  }
+
+  /** A long-running gateway notices a rotation done by `warden keys rotate-seal` within seconds. */
+  private refreshIfRotated(): void {
+    if (this.source.kind !== 'file' || Date.now() - this.checkedAt < 2_000) return;
+    this.checkedAt = Date.now();
+    if (this.fileFingerprint() !== this.fingerprint) this.load();
+  }
+
   /** `context` is bound into the ciphertext (GCM additional data): a sealed value only opens for its owner. */
   seal(plaintext: string, context: string): string {
+    this.refreshIfRotated();
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.currentKey.key, iv);
     cipher.setAAD(Buffer.from(context, 'utf8'));
@@ -121,16 +150,20 @@ export class Keyring {
       this.reload();
       entry = this.keys.find((k) => k.id === id);
     }
-    if (!entry) throw new SealError(`sealed under unknown key ${id}: the seal key in use is not the one it was sealed with`);
+    if (!entry)
+      throw new SealError(
+        `sealed under unknown key ${id}: the seal key in use is not the one it was sealed with`,
+      );
     const raw = Buffer.from(blob, 'base64url');
     if (raw.length < IV_BYTES + TAG_BYTES) throw new SealError('sealed value is truncated');
     const decipher = createDecipheriv('aes-256-gcm', entry.key, raw.subarray(0, IV_BYTES));
     decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
     try {
-      return Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString(
-        'utf8',
-      );
+      return Buffer.concat([
+        decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)),
+        decipher.final(),
+      ]).toString('utf8');
     } catch {
       throw new SealError('sealed value failed authentication (tampered, or bound to another record)');
     }

@@ -1,6 +1,13 @@
 // The gateway's Ed25519 key: it signs Warden tokens and audit checkpoints. The private key
 // lives in a 0600 file outside the store; the public half is published as a JWK.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
 import { isExposed, writeSecretFile } from './secret-file.js';
@@ -20,7 +27,8 @@ export async function loadSigningKey(path: string, generate: boolean): Promise<S
     const { privateKey } = generateKeyPairSync('ed25519');
     writeSecretFile(path, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
   }
-  if (isExposed(path)) throw new Error(`${path}: signing key file is readable by group or others; run chmod 600 on it`);
+  if (isExposed(path))
+    throw new Error(`${path}: signing key file is readable by group or others; run chmod 600 on it`);
   const privateKey = createPrivateKey(readFileSync(path));
   if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`${path}: expected an Ed25519 private key`);
   return fromPrivateKey(privateKey);
@@ -55,4 +63,11 @@ export function publicKeyFromPem(pem: string): KeyObject {
   const key = createPublicKey(pem);
   if (key.asymmetricKeyType !== 'ed25519') throw new Error('expected an Ed25519 public key');
   return key;
+}
+
+/** A public key read from PEM, with the kid Warden uses for it. */
+export async function fromPublicPemAsync(pem: string): Promise<{ kid: string; key: KeyObject }> {
+  const key = publicKeyFromPem(pem);
+  const kid = await calculateJwkThumbprint(await exportJWK(key));
+  return { kid, key };
 }

@@ -86,7 +86,9 @@ export class ApiKeys {
     const row = await this.store.db
       .selectFrom('api_keys')
       .selectAll()
-      .where((eb) => eb.or([eb('id', '=', idOrName), eb.and([eb('name', '=', idOrName), eb('revoked_at', 'is', null)])]))
+      .where((eb) =>
+        eb.or([eb('id', '=', idOrName), eb.and([eb('name', '=', idOrName), eb('revoked_at', 'is', null)])]),
+      )
       .executeTakeFirst();
     return row ? view(row) : undefined;
   }
@@ -106,13 +108,18 @@ export class ApiKeys {
     const m = KEY_RE.exec(credential);
     if (!m) throw new AuthError('malformed', 'malformed API key');
     const [, id, secret] = m as unknown as [string, string, string];
-    const row = await this.store.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.store.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     const expected = Buffer.from(row?.secret_hash ?? hashSecret('no such key'), 'hex');
     const given = Buffer.from(hashSecret(secret), 'hex');
     if (!row || !timingSafeEqual(expected, given)) throw new AuthError('unknown_key', 'unknown API key');
     if (row.revoked_at) throw new AuthError('revoked', `API key ${row.name} was revoked`);
     const now = new Date();
-    if (row.expires_at && new Date(row.expires_at) <= now) throw new AuthError('expired', `API key ${row.name} has expired`);
+    if (row.expires_at && new Date(row.expires_at) <= now)
+      throw new AuthError('expired', `API key ${row.name} has expired`);
     if (!row.last_used_at || now.getTime() - new Date(row.last_used_at).getTime() > 60_000) {
       // Best effort and off the request path: a failed timestamp update must not refuse the caller.
       this.store.db

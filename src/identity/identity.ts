@@ -40,7 +40,8 @@ export const BUILTIN_ROLE_GROUPS: Record<Exclude<Role, 'user'>, string> = {
 export function rolesFor(groups: string[], roles: Config['identity']['roles']): Role[] {
   const out: Role[] = [];
   for (const role of ['admin', 'auditor', 'approver'] as const) {
-    if (groups.includes(BUILTIN_ROLE_GROUPS[role]) || roles[role].some((g) => groups.includes(g))) out.push(role);
+    if (groups.includes(BUILTIN_ROLE_GROUPS[role]) || roles[role].some((g) => groups.includes(g)))
+      out.push(role);
   }
   out.push('user');
   return out;
@@ -53,7 +54,9 @@ export function hasRole(identity: Identity, role: Role): boolean {
 
 /** Whether a requested scope entry is covered by one the caller holds (`*` and `prefix*` globs). */
 export function scopeCovers(held: string[], requested: string): boolean {
-  return held.some((h) => h === '*' || h === requested || (h.endsWith('*') && requested.startsWith(h.slice(0, -1))));
+  return held.some(
+    (h) => h === '*' || h === requested || (h.endsWith('*') && requested.startsWith(h.slice(0, -1))),
+  );
 }
 
 export function actorOf(identity: Identity, address?: string | null) {

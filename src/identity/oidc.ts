@@ -53,7 +53,11 @@ export class OidcVerifier {
       }
       uri = meta.jwks_uri;
     }
-    return createRemoteJWKSet(new URL(uri), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5_000 });
+    return createRemoteJWKSet(new URL(uri), {
+      cooldownDuration: 30_000,
+      cacheMaxAge: 10 * 60_000,
+      timeoutDuration: 5_000,
+    });
   }
 
   async verify(token: string, iss: string): Promise<Identity> {
@@ -63,7 +67,11 @@ export class OidcVerifier {
     try {
       jwks = await this.keys(cfg);
     } catch (err) {
-      throw new AuthError('issuer_unreachable', `cannot fetch signing keys of ${cfg.issuer}: ${(err as Error).message}`, iss);
+      throw new AuthError(
+        'issuer_unreachable',
+        `cannot fetch signing keys of ${cfg.issuer}: ${(err as Error).message}`,
+        iss,
+      );
     }
     let payload: JWTPayload;
     try {
@@ -107,14 +115,18 @@ export class OidcVerifier {
 export function mapJoseError(err: unknown, issuer: string): AuthError {
   if (err instanceof errors.JWTExpired) return new AuthError('expired', 'token has expired', issuer);
   if (err instanceof errors.JWTClaimValidationFailed) {
-    if (err.claim === 'aud') return new AuthError('wrong_audience', 'token is not meant for Warden (audience)', issuer);
+    if (err.claim === 'aud')
+      return new AuthError('wrong_audience', 'token is not meant for Warden (audience)', issuer);
     if (err.claim === 'iss') return new AuthError('wrong_issuer', 'token issuer does not match', issuer);
     if (err.claim === 'nbf') return new AuthError('not_yet_valid', 'token is not valid yet', issuer);
     return new AuthError('invalid_claims', `token claim "${err.claim}" is invalid`, issuer);
   }
-  if (err instanceof errors.JOSEAlgNotAllowed) return new AuthError('algorithm_not_allowed', 'token algorithm is not allowed', issuer);
-  if (err instanceof errors.JWKSNoMatchingKey) return new AuthError('unknown_key_id', 'token is signed by an unknown key', issuer);
-  if (err instanceof errors.JWSSignatureVerificationFailed) return new AuthError('bad_signature', 'token signature is invalid', issuer);
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return new AuthError('algorithm_not_allowed', 'token algorithm is not allowed', issuer);
+  if (err instanceof errors.JWKSNoMatchingKey)
+    return new AuthError('unknown_key_id', 'token is signed by an unknown key', issuer);
+  if (err instanceof errors.JWSSignatureVerificationFailed)
+    return new AuthError('bad_signature', 'token signature is invalid', issuer);
   if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) {
     return new AuthError('issuer_unreachable', `cannot verify token: ${(err as Error).message}`, issuer);
   }

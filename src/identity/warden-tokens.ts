@@ -109,7 +109,9 @@ export class WardenTokens {
     if (!row) throw new AuthError('unknown_key', 'token is not known to this Warden', this.cfg.issuer);
     if (row.revoked_at) throw new AuthError('revoked', 'token was revoked', this.cfg.issuer);
     const kind = KINDS.includes(payload.kind as IdentityKind) ? (payload.kind as IdentityKind) : 'service';
-    const groups = Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : [];
+    const groups = Array.isArray(payload.groups)
+      ? payload.groups.filter((g): g is string => typeof g === 'string')
+      : [];
     const subject = payload.sub as string;
     return {
       subject,
@@ -155,14 +157,22 @@ export class WardenTokens {
           .execute();
         revoked.push(...live.map((r) => r.jti));
       }
-      const children = await this.store.db.selectFrom('tokens').select('jti').where('parent_jti', 'in', batch).execute();
+      const children = await this.store.db
+        .selectFrom('tokens')
+        .select('jti')
+        .where('parent_jti', 'in', batch)
+        .execute();
       frontier = children.map((c) => c.jti);
     }
     return revoked;
   }
 
   async get(jti: string): Promise<TokenView | undefined> {
-    const row = await this.store.db.selectFrom('tokens').selectAll().where('jti', '=', jti).executeTakeFirst();
+    const row = await this.store.db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('jti', '=', jti)
+      .executeTakeFirst();
     return row ? tokenView(row) : undefined;
   }
 

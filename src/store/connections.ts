@@ -65,7 +65,11 @@ export class Connections {
   }
 
   async get(name: string): Promise<ConnectionView | undefined> {
-    const row = await this.store.db.selectFrom('connections').selectAll().where('name', '=', name).executeTakeFirst();
+    const row = await this.store.db
+      .selectFrom('connections')
+      .selectAll()
+      .where('name', '=', name)
+      .executeTakeFirst();
     return row ? toView(row) : undefined;
   }
 
@@ -82,7 +86,9 @@ export class Connections {
       database: input.target.database ?? null,
       tls_json: JSON.stringify(input.target.tls),
       username: input.credentials.user ?? null,
-      secret_sealed: input.credentials.password ? this.sealer.seal(input.credentials.password, sealContext(id)) : null,
+      secret_sealed: input.credentials.password
+        ? this.sealer.seal(input.credentials.password, sealContext(id))
+        : null,
       access: input.access,
       tags_json: JSON.stringify(input.tags),
       description: input.description,
@@ -95,8 +101,15 @@ export class Connections {
   }
 
   /** Applies a patch; returns the view before and after so callers can audit the change. */
-  async update(name: string, patch: ConnectionPatch): Promise<{ before: ConnectionView; after: ConnectionView }> {
-    const row = await this.store.db.selectFrom('connections').selectAll().where('name', '=', name).executeTakeFirst();
+  async update(
+    name: string,
+    patch: ConnectionPatch,
+  ): Promise<{ before: ConnectionView; after: ConnectionView }> {
+    const row = await this.store.db
+      .selectFrom('connections')
+      .selectAll()
+      .where('name', '=', name)
+      .executeTakeFirst();
     if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
     const next: ConnectionsTable = { ...row, updated_at: new Date().toISOString() };
     if (patch.protocol) next.protocol = patch.protocol;
@@ -112,14 +125,20 @@ export class Connections {
     if (patch.credentials?.user !== undefined) next.username = patch.credentials.user;
     if (patch.credentials?.password !== undefined) {
       next.secret_sealed =
-        patch.credentials.password === null ? null : this.sealer.seal(patch.credentials.password, sealContext(row.id));
+        patch.credentials.password === null
+          ? null
+          : this.sealer.seal(patch.credentials.password, sealContext(row.id));
     }
     await this.store.db.updateTable('connections').set(next).where('id', '=', row.id).execute();
     return { before: toView(row), after: toView(next) };
   }
 
   async remove(name: string): Promise<ConnectionView> {
-    const row = await this.store.db.selectFrom('connections').selectAll().where('name', '=', name).executeTakeFirst();
+    const row = await this.store.db
+      .selectFrom('connections')
+      .selectAll()
+      .where('name', '=', name)
+      .executeTakeFirst();
     if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
     await this.store.db.deleteFrom('connections').where('id', '=', row.id).execute();
     return toView(row);
@@ -144,7 +163,9 @@ export class Connections {
    * updates and removes them. Rows created through the API are left alone unless a config
    * entry claims the same name, which is refused.
    */
-  async syncFromConfig(entries: ConnectionInput[]): Promise<{ created: string[]; updated: string[]; removed: string[] }> {
+  async syncFromConfig(
+    entries: ConnectionInput[],
+  ): Promise<{ created: string[]; updated: string[]; removed: string[] }> {
     const result = { created: [] as string[], updated: [] as string[], removed: [] as string[] };
     const existing = new Map((await this.list()).map((c) => [c.name, c]));
     for (const entry of entries) {
@@ -155,12 +176,19 @@ export class Connections {
         continue;
       }
       if (current.source !== 'config') {
-        throw new ConflictError(`connection "${entry.name}" in the config file already exists (created through the API)`);
+        throw new ConflictError(
+          `connection "${entry.name}" in the config file already exists (created through the API)`,
+        );
       }
       const creds = await this.credentials(entry.name);
       const same =
-        JSON.stringify([current.protocol, current.target, current.access, current.tags, current.description]) ===
-          JSON.stringify([entry.protocol, entry.target, entry.access, entry.tags, entry.description]) &&
+        JSON.stringify([
+          current.protocol,
+          current.target,
+          current.access,
+          current.tags,
+          current.description,
+        ]) === JSON.stringify([entry.protocol, entry.target, entry.access, entry.tags, entry.description]) &&
         creds.user === (entry.credentials.user ?? null) &&
         creds.password === (entry.credentials.password ?? null);
       if (!same) {

@@ -43,7 +43,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('last_used_at', 'text')
           .execute();
         // One live key per name; a revoked name can be reused.
-        await sql`create unique index api_keys_live_name on api_keys (name) where revoked_at is null`.execute(db);
+        await sql`create unique index api_keys_live_name on api_keys (name) where revoked_at is null`.execute(
+          db,
+        );
 
         await db.schema
           .createTable('tokens')
@@ -78,8 +80,16 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('started_at', 'text', (c) => c.notNull())
           .addColumn('ended_at', 'text')
           .execute();
-        await db.schema.createIndex('sessions_subject').on('sessions').columns(['subject', 'started_at']).execute();
-        await db.schema.createIndex('sessions_root').on('sessions').columns(['root_subject', 'started_at']).execute();
+        await db.schema
+          .createIndex('sessions_subject')
+          .on('sessions')
+          .columns(['subject', 'started_at'])
+          .execute();
+        await db.schema
+          .createIndex('sessions_root')
+          .on('sessions')
+          .columns(['root_subject', 'started_at'])
+          .execute();
         await db.schema.createIndex('sessions_started').on('sessions').column('started_at').execute();
 
         await db.schema

@@ -1,6 +1,6 @@
 // The one Store every durable thing goes through: SQLite (WAL) embedded by default,
 // PostgreSQL when several gateways share state. Migrations run on open.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
@@ -70,6 +70,7 @@ export class Store {
     const file = opts.url?.replace(/^(sqlite|file):(\/\/)?/, '') ?? join(opts.dataDir, 'warden.db');
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const database = new SqliteDatabase(file);
+    chmodSync(file, 0o600);
     database.pragma('journal_mode = WAL');
     database.pragma('synchronous = NORMAL');
     database.pragma('busy_timeout = 10000');
@@ -136,7 +137,11 @@ export function isUnavailable(err: unknown): boolean {
   if (err instanceof StoreUnavailableError) return true;
   const e = err as { code?: string; message?: string } | undefined;
   const code = e?.code ?? '';
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'SQLITE_BUSY'].includes(code))
+  if (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'SQLITE_BUSY'].includes(
+      code,
+    )
+  )
     return true;
   if (/^(08|57P)/.test(code)) return true; // connection exceptions, admin shutdown
   const msg = e?.message ?? '';

@@ -1,0 +1,30 @@
+// Everything a route handler may use, built once by the composition root (warden.ts).
+import type { Logger } from 'pino';
+import type { Checkpointer } from '../audit/checkpoints.js';
+import type { AuditLog } from '../audit/log.js';
+import type { Config } from '../config/schema.js';
+import type { Keyring } from '../crypto/seal.js';
+import type { SigningKey } from '../crypto/signing.js';
+import type { ApiKeys } from '../identity/api-keys.js';
+import type { Authenticator } from '../identity/authenticate.js';
+import type { WardenTokens } from '../identity/warden-tokens.js';
+import type { Connections } from '../store/connections.js';
+import type { Sessions } from '../store/sessions.js';
+import type { Store } from '../store/store.js';
+import type { Metrics } from './metrics.js';
+
+export interface ApiContext {
+  config: Config;
+  store: Store;
+  audit: AuditLog;
+  checkpointer: Checkpointer;
+  keyring: Keyring;
+  signingKey: SigningKey;
+  connections: Connections;
+  sessions: Sessions;
+  apiKeys: ApiKeys;
+  tokens: WardenTokens;
+  authenticator: Authenticator;
+  metrics: Metrics;
+  log: Logger;
+}

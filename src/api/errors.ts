@@ -1,0 +1,88 @@
+// How the API answers when something goes wrong: one JSON shape, the right status, a message
+// a person can act on, and internal details only in the server log (with the request id).
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AuditQueueFullError } from '../audit/log.js';
+import { SealError } from '../crypto/seal.js';
+import { AuthError } from '../identity/errors.js';
+import { ConflictError, NotFoundError } from '../store/connections.js';
+import { isUnavailable } from '../store/store.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export const forbidden = (message: string) => new ApiError(403, 'forbidden', message);
+export const notFound = (message: string) => new ApiError(404, 'not_found', message);
+export const badRequest = (message: string, details?: unknown) =>
+  new ApiError(400, 'bad_request', message, details);
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
+function describeValidation(err: FastifyError): { message: string; details: unknown } {
+  const issues = (err.validation ?? []) as ValidationIssue[];
+  const ctx = err.validationContext ?? 'request';
+  const lines = issues.map((i) => {
+    const path = (i.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
+    return `${ctx}${path ? `.${path}` : ''}: ${i.message ?? 'invalid'}`;
+  });
+  return { message: lines.join('; ') || err.message, details: lines };
+}
+
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setNotFoundHandler((req: FastifyRequest, reply: FastifyReply) => {
+    reply
+      .code(404)
+      .send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const send = (status: number, code: string, message: string, details?: unknown) =>
+      reply.code(status).send({ error: { code, message, ...(details === undefined ? {} : { details }) } });
+    if (err instanceof ApiError) return send(err.status, err.code, err.message, err.details);
+    if (err.validation) {
+      const { message, details } = describeValidation(err);
+      return send(400, 'validation_failed', message, details);
+    }
+    if (err instanceof AuthError) {
+      reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.message}"`);
+      return send(401, 'unauthenticated', err.message);
+    }
+    if (err instanceof NotFoundError) return send(404, 'not_found', err.message);
+    if (err instanceof ConflictError) return send(409, 'conflict', err.message);
+    if (err instanceof RangeError) return send(400, 'bad_request', err.message);
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      return send(413, 'body_too_large', 'request body is too large');
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      return send(415, 'unsupported_media_type', err.message);
+    if (
+      err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+      err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+      err instanceof SyntaxError
+    ) {
+      return send(400, 'malformed_json', `request body is not valid JSON: ${err.message}`);
+    }
+    if (isUnavailable(err) || err instanceof AuditQueueFullError) {
+      req.log.warn({ err: err.message }, 'store unavailable');
+      return send(503, 'store_unavailable', 'the store is not reachable; try again shortly');
+    }
+    if (err instanceof SealError) {
+      req.log.error({ err: err.message }, 'sealed secret could not be opened');
+      return send(500, 'seal_error', `${err.message} (request ${req.id})`);
+    }
+    if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      return send(err.statusCode, (err.code ?? 'bad_request').toLowerCase(), err.message);
+    }
+    req.log.error({ err }, 'internal error');
+    return send(500, 'internal', `internal error (request ${req.id}); the server log has the details`);
+  });
+}

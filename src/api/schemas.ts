@@ -1,0 +1,99 @@
+// Response and query shapes of the API. The same zod schemas validate requests, serialize
+// responses and generate the OpenAPI document, so the three cannot drift apart.
+import { z } from 'zod';
+import { KINDS, ROLES } from '../identity/identity.js';
+
+export const errorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+
+export const identityView = z.object({
+  subject: z.string(),
+  kind: z.enum(KINDS),
+  groups: z.array(z.string()),
+  roles: z.array(z.enum(ROLES)),
+  root_subject: z.string(),
+  chain: z.array(z.string()),
+  via: z.enum(['api_key', 'oidc', 'warden_token']),
+  token_id: z.string().nullable(),
+  issuer: z.string(),
+  scope: z.array(z.string()),
+  expires_at: z.string().nullable(),
+});
+
+export const apiKeyView = z.object({
+  id: z.string(),
+  name: z.string(),
+  kind: z.enum(KINDS),
+  groups: z.array(z.string()),
+  created_at: z.string(),
+  created_by: z.string(),
+  expires_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+  last_used_at: z.string().nullable(),
+});
+
+export const tokenView = z.object({
+  jti: z.string(),
+  parent_jti: z.string().nullable(),
+  subject: z.string(),
+  kind: z.string(),
+  groups: z.array(z.string()),
+  scope: z.array(z.string()),
+  chain: z.array(z.string()),
+  issued_at: z.string(),
+  expires_at: z.string(),
+  revoked_at: z.string().nullable(),
+  issued_via: z.string(),
+});
+
+export const sessionView = z.object({
+  id: z.string(),
+  subject: z.string(),
+  kind: z.string(),
+  root_subject: z.string(),
+  chain: z.array(z.string()),
+  token_id: z.string().nullable(),
+  parent_session_id: z.string().nullable(),
+  connection: z.string(),
+  protocol: z.string(),
+  client_addr: z.string().nullable(),
+  status: z.string(),
+  started_at: z.string(),
+  ended_at: z.string().nullable(),
+});
+
+export const auditActor = z.object({
+  subject: z.string(),
+  kind: z.string(),
+  chain: z.array(z.string()),
+  root: z.string().optional(),
+  token_id: z.string().nullable().optional(),
+  address: z.string().nullable().optional(),
+});
+
+export const auditRecord = z.object({
+  seq: z.number().int(),
+  time: z.string(),
+  type: z.string(),
+  actor: auditActor,
+  target: z.string().nullable(),
+  outcome: z.enum(['success', 'denied', 'failure', 'info']),
+  payload: z.record(z.string(), z.unknown()),
+  prev_hash: z.string(),
+  hash: z.string(),
+});
+
+export const verifyReport = z.object({
+  ok: z.boolean(),
+  records: z.number().int(),
+  checkpoints: z.number().int(),
+  first_seq: z.number().int().nullable(),
+  last_seq: z.number().int().nullable(),
+  from_genesis: z.boolean(),
+  last_checkpoint: z.object({ seq: z.number().int(), time: z.string() }).nullable(),
+  problem: z.object({ seq: z.number().int(), kind: z.string(), message: z.string() }).nullable(),
+});
+
+/** A timestamp in a query string: ISO-8601, or a relative age like "15m" / "2h" / "7d". */
+export const timeParam = z.string().min(1);

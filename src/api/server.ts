@@ -1,0 +1,126 @@
+// The control-plane HTTP server (fastify): health and metrics, the OpenAPI document, and the
+// /api routes. Request and response schemas are zod, shared with the OpenAPI generator.
+import { readFileSync } from 'node:fs';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance } from 'fastify';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { installAuth } from './auth.js';
+import type { ApiContext } from './context.js';
+import { installErrorHandler } from './errors.js';
+import { auditRoutes } from './routes/audit.js';
+import { connectionRoutes } from './routes/connections.js';
+import { identityRoutes } from './routes/identity.js';
+import { sessionRoutes } from './routes/sessions.js';
+
+export type ZodApp = ReturnType<typeof typed>;
+
+function typed(app: FastifyInstance) {
+  return app.withTypeProvider<ZodTypeProvider>();
+}
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
+  const tls = ctx.config.api.tls;
+  const app = Fastify({
+    loggerInstance: ctx.log.child({ component: 'api' }),
+    bodyLimit: ctx.config.api.body_limit,
+    trustProxy: false,
+    ...(tls ? { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } } : {}),
+  }) as unknown as FastifyInstance;
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandler(app);
+  installAuth(app, ctx);
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    ctx.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    ctx.metrics.httpDuration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Warden API',
+        version: VERSION,
+        description: 'Control plane of the Warden access gateway.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  const zapp = typed(app);
+  zapp.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'The process is up',
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+  zapp.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'The store is reachable and accepting audit events',
+        response: {
+          200: z.object({ status: z.literal('ready'), store: z.string(), audit_queue: z.number() }),
+          503: z.object({ status: z.literal('unavailable'), reason: z.string(), audit_queue: z.number() }),
+        },
+      },
+    },
+    async (_req, reply) => {
+      try {
+        await ctx.store.ping();
+      } catch (err) {
+        return reply
+          .code(503)
+          .send({
+            status: 'unavailable' as const,
+            reason: `store: ${(err as Error).message}`,
+            audit_queue: ctx.audit.queued,
+          });
+      }
+      if (ctx.audit.lastError) {
+        return reply.code(503).send({
+          status: 'unavailable' as const,
+          reason: `audit writes failing: ${ctx.audit.lastError.message}`,
+          audit_queue: ctx.audit.queued,
+        });
+      }
+      return { status: 'ready' as const, store: ctx.store.dialect, audit_queue: ctx.audit.queued };
+    },
+  );
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    ctx.metrics.auditQueue.set(ctx.audit.queued);
+    reply.type(ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/.well-known/jwks.json', { schema: { hide: true } }, async () => ({
+    keys: [ctx.signingKey.publicJwk],
+  }));
+
+  identityRoutes(zapp, ctx);
+  connectionRoutes(zapp, ctx);
+  sessionRoutes(zapp, ctx);
+  auditRoutes(zapp, ctx);
+  return app;
+}

@@ -1,0 +1,78 @@
+// The CLI's API client: WARDEN_URL + WARDEN_TOKEN, JSON in and out, and one clear line for
+// every failure (unreachable server, refused credential, validation error).
+export class CliError extends Error {
+  override name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface ClientOptions {
+  url?: string;
+  token?: string;
+}
+
+export class ApiClient {
+  readonly baseUrl: string;
+  private readonly token: string | undefined;
+
+  constructor(opts: ClientOptions = {}, env: NodeJS.ProcessEnv = process.env) {
+    this.baseUrl = (opts.url ?? env.WARDEN_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    this.token = opts.token ?? env.WARDEN_TOKEN;
+  }
+
+  async raw(method: string, path: string, body?: unknown): Promise<Response> {
+    if (!this.token) {
+      throw new CliError(
+        'no credential: set WARDEN_TOKEN to an API key or token (a fresh install writes one to .warden/admin.key)',
+      );
+    }
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new CliError(
+        `cannot reach Warden at ${this.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is \`warden serve\` running? set WARDEN_URL)`,
+      );
+    }
+    if (!res.ok) {
+      let message = `${res.status} ${res.statusText}`;
+      try {
+        const payload = (await res.json()) as { error?: { code?: string; message?: string } };
+        if (payload.error?.message)
+          message = `${res.status} ${payload.error.code ?? ''}: ${payload.error.message}`;
+      } catch {
+        // not JSON: the status line is all there is
+      }
+      throw new CliError(message);
+    }
+    return res;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.raw(method, path, body);
+    return (await res.json()) as T;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+}
+
+export function query(params: Record<string, string | number | boolean | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== false) q.set(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}

@@ -1,0 +1,146 @@
+// `warden connections add|ls|show|rm`: manage targets through the API. Passwords are read
+// from stdin or an environment variable, never from argv (where `ps` would show them).
+import { readFileSync } from 'node:fs';
+import { type Command, Option } from 'commander';
+import { type ConnectionView, PROTOCOLS, TLS_MODES } from '../../config/connection.js';
+import { ApiClient, CliError } from '../client.js';
+import { printJson, printTable } from '../output.js';
+
+const collect = (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)];
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+}
+
+interface AddOptions {
+  protocol: string;
+  host: string;
+  port: string;
+  database?: string;
+  user?: string;
+  passwordStdin?: boolean;
+  passwordEnv?: string;
+  tls?: string;
+  ca?: string;
+  tag: string[];
+  access?: string;
+  description?: string;
+  json?: boolean;
+}
+
+export function connectionCommands(program: Command): void {
+  const cmd = program
+    .command('connections')
+    .alias('conn')
+    .description('manage connections (targets Warden reaches)');
+
+  cmd
+    .command('add <name>')
+    .description('create a connection; its password is sealed by the gateway and never shown again')
+    .addOption(new Option('--protocol <protocol>', 'wire protocol').choices(PROTOCOLS).makeOptionMandatory())
+    .requiredOption('--host <host>', 'target host')
+    .requiredOption('--port <port>', 'target port')
+    .option('--database <name>', 'database (for database protocols)')
+    .option('--user <user>', 'user Warden logs in as')
+    .option('--password-stdin', 'read the target password from standard input')
+    .option('--password-env <var>', 'read the target password from this environment variable')
+    .addOption(new Option('--tls <mode>', 'TLS to the target').choices(TLS_MODES))
+    .option('--ca <file>', 'CA bundle (PEM) for --tls verify-full')
+    .option('--tag <tag>', 'tag (repeat or comma-separate)', collect, [])
+    .addOption(new Option('--access <mode>', 'open, or jit (needs an access grant)').choices(['open', 'jit']))
+    .option('--description <text>', 'free text')
+    .option('--json', 'print the created connection as JSON')
+    .action(async (name: string, o: AddOptions) => {
+      const port = Number(o.port);
+      if (!Number.isInteger(port)) throw new CliError(`--port: expected a number, got "${o.port}"`, 2);
+      if (o.passwordStdin && o.passwordEnv)
+        throw new CliError('use one of --password-stdin and --password-env', 2);
+      let password: string | undefined;
+      if (o.passwordStdin) password = await readStdin();
+      if (o.passwordEnv) {
+        password = process.env[o.passwordEnv];
+        if (!password) throw new CliError(`--password-env: ${o.passwordEnv} is not set`, 2);
+      }
+      const body = {
+        name,
+        protocol: o.protocol,
+        target: {
+          host: o.host,
+          port,
+          ...(o.database ? { database: o.database } : {}),
+          tls: { mode: o.tls ?? 'disable', ...(o.ca ? { ca: readFileSync(o.ca, 'utf8') } : {}) },
+        },
+        access: o.access ?? 'open',
+        tags: o.tag,
+        description: o.description ?? '',
+        credentials: { ...(o.user ? { user: o.user } : {}), ...(password ? { password } : {}) },
+      };
+      const created = await new ApiClient().request<ConnectionView>('POST', '/api/connections', body);
+      if (o.json) printJson(created);
+      else
+        process.stdout.write(
+          `created connection ${created.name} (${created.protocol} ${created.target.host}:${created.target.port})\n`,
+        );
+    });
+
+  cmd
+    .command('ls')
+    .description('list connections')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { connections } = await new ApiClient().get<{ connections: ConnectionView[] }>(
+        '/api/connections',
+      );
+      if (o.json) return printJson(connections);
+      printTable(
+        ['NAME', 'PROTOCOL', 'TARGET', 'USER', 'SECRET', 'ACCESS', 'TAGS', 'SOURCE'],
+        connections.map((c) => [
+          c.name,
+          c.protocol,
+          `${c.target.host}:${c.target.port}${c.target.database ? `/${c.target.database}` : ''}`,
+          c.credentials.user,
+          c.credentials.has_password ? 'sealed' : 'none',
+          c.access,
+          c.tags.join(','),
+          c.source,
+        ]),
+      );
+    });
+
+  cmd
+    .command('show <name>')
+    .description('show one connection (never its secret)')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { json?: boolean }) => {
+      const c = await new ApiClient().get<ConnectionView>(`/api/connections/${encodeURIComponent(name)}`);
+      if (o.json) return printJson(c);
+      const rows: Array<[string, string]> = [
+        ['name', c.name],
+        ['protocol', c.protocol],
+        ['target', `${c.target.host}:${c.target.port}`],
+        ['database', c.target.database ?? '-'],
+        ['tls', c.target.tls.mode],
+        ['user', c.credentials.user ?? '-'],
+        ['password', c.credentials.has_password ? '(sealed)' : '(none)'],
+        ['access', c.access],
+        ['tags', c.tags.join(', ') || '-'],
+        ['description', c.description || '-'],
+        ['source', c.source],
+        ['created', c.created_at],
+        ['updated', c.updated_at],
+      ];
+      for (const [k, v] of rows) process.stdout.write(`${`${k}:`.padEnd(13)}${v}\n`);
+    });
+
+  cmd
+    .command('rm <name>')
+    .description('remove a connection')
+    .action(async (name: string) => {
+      await new ApiClient().request('DELETE', `/api/connections/${encodeURIComponent(name)}`);
+      process.stdout.write(`removed connection ${name}\n`);
+    });
+}

@@ -1,0 +1,157 @@
+// `warden whoami`, `warden keys …` and `warden token …`: identities and credentials.
+import { type Command, Option } from 'commander';
+import type { ApiKeyView } from '../../identity/api-keys.js';
+import type { TokenView } from '../../identity/warden-tokens.js';
+import { ApiClient, query } from '../client.js';
+import { printJson, printTable } from '../output.js';
+import { rotateSeal } from './local.js';
+
+interface Whoami {
+  subject: string;
+  kind: string;
+  groups: string[];
+  roles: string[];
+  root_subject: string;
+  chain: string[];
+  via: string;
+  token_id: string | null;
+  issuer: string;
+  scope: string[];
+  expires_at: string | null;
+}
+
+const list = (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)];
+
+export function identityCommands(program: Command): void {
+  program
+    .command('whoami')
+    .description('show the identity behind WARDEN_TOKEN')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const me = await new ApiClient().get<Whoami>('/api/whoami');
+      if (o.json) return printJson(me);
+      const chain = me.chain.length > 0 ? `${me.root_subject} → ${me.chain.join(' → ')}` : '(direct)';
+      for (const [k, v] of [
+        ['subject', `${me.subject} (${me.kind})`],
+        ['groups', me.groups.join(', ') || '-'],
+        ['roles', me.roles.join(', ')],
+        ['chain', chain],
+        ['via', `${me.via}${me.token_id ? ` ${me.token_id}` : ''}`],
+        ['expires', me.expires_at ?? 'never'],
+      ]) {
+        process.stdout.write(`${`${k}:`.padEnd(10)}${v}\n`);
+      }
+    });
+
+  const keys = program.command('keys').description('API keys for services and agents, and the sealing key');
+  keys
+    .command('create')
+    .description('create an API key; the key is printed once, on stdout, and only its hash is stored')
+    .requiredOption('--name <name>', 'name of the service or agent')
+    .option('--groups <groups>', 'groups (comma-separated, repeatable)', list, [])
+    .addOption(new Option('--kind <kind>', 'identity kind').choices(['service', 'agent']).default('service'))
+    .option('--expires <duration>', 'lifetime, e.g. 90d (default: no expiry)')
+    .option('--json', 'print JSON (key included)')
+    .action(async (o: { name: string; groups: string[]; kind: string; expires?: string; json?: boolean }) => {
+      const res = await new ApiClient().request<{ key: string; api_key: ApiKeyView }>('POST', '/api/keys', {
+        name: o.name,
+        kind: o.kind,
+        groups: o.groups,
+        ...(o.expires ? { expires_in: o.expires } : {}),
+      });
+      if (o.json) return printJson(res);
+      process.stderr.write(
+        `created API key ${res.api_key.name} (id ${res.api_key.id}, ${res.api_key.kind}` +
+          `${res.api_key.expires_at ? `, expires ${res.api_key.expires_at}` : ''}); it is shown only now:\n`,
+      );
+      process.stdout.write(`${res.key}\n`);
+    });
+  keys
+    .command('ls')
+    .description('list API keys')
+    .option('--all', 'include revoked keys')
+    .option('--json', 'print JSON')
+    .action(async (o: { all?: boolean; json?: boolean }) => {
+      const { keys: rows } = await new ApiClient().get<{ keys: ApiKeyView[] }>(
+        `/api/keys${query({ all: o.all })}`,
+      );
+      if (o.json) return printJson(rows);
+      printTable(
+        ['ID', 'NAME', 'KIND', 'GROUPS', 'CREATED', 'EXPIRES', 'REVOKED', 'LAST USED'],
+        rows.map((k) => [
+          k.id,
+          k.name,
+          k.kind,
+          k.groups.join(','),
+          k.created_at,
+          k.expires_at,
+          k.revoked_at,
+          k.last_used_at,
+        ]),
+      );
+    });
+  keys
+    .command('revoke <id-or-name>')
+    .description('revoke an API key')
+    .action(async (id: string) => {
+      const k = await new ApiClient().request<ApiKeyView>('DELETE', `/api/keys/${encodeURIComponent(id)}`);
+      process.stdout.write(`revoked API key ${k.name} (${k.id})\n`);
+    });
+  keys
+    .command('rotate-seal')
+    .description('re-seal every stored secret under a new sealing key (runs locally, next to the key file)')
+    .option('-c, --config <file>', 'YAML config file')
+    .action(async (o: { config?: string }) => rotateSeal(o));
+
+  const token = program.command('token').description("Warden's short-lived tokens");
+  token
+    .command('create')
+    .description('mint a short-lived token for the current credential and print it')
+    .option(
+      '--ttl <duration>',
+      'lifetime, e.g. 15m (capped by identity.token_max_ttl and the current credential)',
+    )
+    .option('--scope <entries>', 'narrow the scope (comma-separated)', list, [])
+    .option('--json', 'print JSON')
+    .action(async (o: { ttl?: string; scope: string[]; json?: boolean }) => {
+      const res = await new ApiClient().request<{ token: string; jti: string; expires_at: string }>(
+        'POST',
+        '/api/tokens',
+        {
+          ...(o.ttl ? { ttl: o.ttl } : {}),
+          ...(o.scope.length > 0 ? { scope: o.scope } : {}),
+        },
+      );
+      if (o.json) return printJson(res);
+      process.stderr.write(`token ${res.jti}, expires ${res.expires_at}:\n`);
+      process.stdout.write(`${res.token}\n`);
+    });
+  token
+    .command('ls')
+    .description('list live tokens (your own; admins: --subject)')
+    .option('--subject <subject>', 'whose tokens (admins)')
+    .option('--all', 'include expired and revoked tokens')
+    .option('--json', 'print JSON')
+    .action(async (o: { subject?: string; all?: boolean; json?: boolean }) => {
+      const { tokens } = await new ApiClient().get<{ tokens: TokenView[] }>(
+        `/api/tokens${query({ subject: o.subject, all: o.all })}`,
+      );
+      if (o.json) return printJson(tokens);
+      printTable(
+        ['JTI', 'SUBJECT', 'KIND', 'PARENT', 'ISSUED', 'EXPIRES', 'REVOKED'],
+        tokens.map((t) => [t.jti, t.subject, t.kind, t.parent_jti, t.issued_at, t.expires_at, t.revoked_at]),
+      );
+    });
+  token
+    .command('revoke <jti>')
+    .description('revoke a token and every token minted from it')
+    .action(async (jti: string) => {
+      const res = await new ApiClient().request<{ revoked: string[] }>(
+        'DELETE',
+        `/api/tokens/${encodeURIComponent(jti)}`,
+      );
+      process.stdout.write(
+        `revoked ${res.revoked.length} token(s): ${res.revoked.join(', ') || '(already revoked)'}\n`,
+      );
+    });
+}

@@ -1,0 +1,117 @@
+// Commands that act on this machine's config, keys and store directly rather than through
+// the API: `serve`, `config check` and `keys rotate-seal`.
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { AuditLog } from '../../audit/log.js';
+import { SYSTEM_ACTOR } from '../../audit/record.js';
+import { ConfigError, loadConfig } from '../../config/load.js';
+import { beginFileRotation, finishFileRotation } from '../../crypto/seal.js';
+import { createLogger } from '../../logging.js';
+import { Connections } from '../../store/connections.js';
+import { isPostgresUrl } from '../../store/store.js';
+import { openRuntime, startWarden } from '../../warden.js';
+import { CliError } from '../client.js';
+
+function configFile(opts: { config?: string }): string | undefined {
+  return opts.config ?? process.env.WARDEN_CONFIG;
+}
+
+function load(opts: { config?: string }) {
+  try {
+    return loadConfig(configFile(opts), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(`invalid configuration:\n${err.message}`, 2);
+    throw err;
+  }
+}
+
+export function localCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the gateway (API and listeners) on the given config, or on embedded defaults')
+    .option('-c, --config <file>', 'YAML config file (default: $WARDEN_CONFIG, else embedded defaults)')
+    .action(async (opts: { config?: string }) => {
+      const loaded = load(opts);
+      const log = createLogger(loaded.config.log.level);
+      let warden: Awaited<ReturnType<typeof startWarden>>;
+      try {
+        warden = await startWarden(loaded, { env: process.env, log });
+      } catch (err) {
+        if (err instanceof ConfigError) throw new CliError(`invalid configuration:\n${err.message}`, 2);
+        log.fatal({ err: (err as Error).message }, 'start-up failed');
+        log.flush();
+        throw new CliError(`start-up failed: ${(err as Error).message}`);
+      }
+      process.stderr.write(`warden: API listening on ${warden.url}\n`);
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'shutting down');
+        await warden.close().catch((err: Error) => log.error({ err: err.message }, 'shutdown error'));
+        log.flush();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      // The process stays up on unexpected errors in background work; they are logged.
+      process.on('unhandledRejection', (reason) => log.error({ err: String(reason) }, 'unhandled rejection'));
+    });
+
+  const config = program.command('config').description('inspect the configuration');
+  config
+    .command('check')
+    .description('validate the config file and WARDEN_* overrides without starting')
+    .option('-c, --config <file>', 'YAML config file')
+    .action((opts: { config?: string }) => {
+      const { config: c, file } = load(opts);
+      const store = isPostgresUrl(c.store.url)
+        ? 'postgresql'
+        : `sqlite (${c.store.url ?? `${resolve(c.data_dir)}/warden.db`})`;
+      process.stdout.write(
+        `OK: ${file ?? '(embedded defaults)'}: api ${c.api.host}:${c.api.port}${c.api.tls ? ' (tls)' : ''}, store ${store}, ` +
+          `${c.connections.length} connection(s), ${c.identity.oidc.length} OIDC issuer(s)\n`,
+      );
+    });
+}
+
+/** `warden keys rotate-seal`: re-seals every stored secret under a new key (local: needs the key files). */
+export async function rotateSeal(opts: { config?: string }): Promise<void> {
+  const loaded = load(opts);
+  const runtime = await openRuntime(loaded, process.env);
+  try {
+    const source = runtime.keyring.source;
+    const before = runtime.keyring.currentId;
+    if (source.kind === 'file') {
+      beginFileRotation(source.path);
+      runtime.keyring.reload();
+    }
+    const connections = new Connections(runtime.store, runtime.keyring);
+    const result = await connections.resealAll();
+    if (source.kind === 'file') {
+      finishFileRotation(source.path);
+      runtime.keyring.reload();
+    }
+    const audit = new AuditLog(runtime.store);
+    await audit.append({
+      type: 'seal.rotated',
+      actor: { ...SYSTEM_ACTOR, subject: `cli:${process.env.USER ?? 'unknown'}` },
+      target: 'seal-key',
+      outcome: 'success',
+      payload: {
+        from_key: before,
+        to_key: runtime.keyring.currentId,
+        resealed: result.resealed,
+        total: result.total,
+      },
+    });
+    await audit.close();
+    process.stdout.write(
+      `re-sealed ${result.resealed} of ${result.total} secret(s) under key ${runtime.keyring.currentId}` +
+        (source.kind === 'file' ? ` (previous key kept in ${source.path}.old)` : '') +
+        '\n',
+    );
+  } finally {
+    await runtime.store.close();
+  }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// The `warden` command. Local commands act on this machine's config and store; the rest talk
+// to a running gateway's API with WARDEN_URL and WARDEN_TOKEN.
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../api/server.js';
+import { CliError } from './client.js';
+import { auditCommands } from './commands/audit.js';
+import { connectionCommands } from './commands/connections.js';
+import { identityCommands } from './commands/identity.js';
+import { localCommands } from './commands/local.js';
+
+const program = new Command('warden')
+  .description('Warden: identity-aware access gateway')
+  .version(VERSION)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+localCommands(program);
+connectionCommands(program);
+identityCommands(program);
+auditCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode);
+  }
+  const exitCode = err instanceof CliError ? err.exitCode : 1;
+  process.stderr.write(`warden: ${(err as Error).message}\n`);
+  process.exit(exitCode);
+}

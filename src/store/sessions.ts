@@ -1,0 +1,98 @@
+// The sessions repository: one row per connection a caller made through a gateway, with the
+// identity and actor chain it ran under. Protocol engines write them; the API reads them.
+import type { Selectable } from 'kysely';
+import type { Store } from './store.js';
+import type { SessionsTable } from './tables.js';
+
+export interface SessionView {
+  id: string;
+  subject: string;
+  kind: string;
+  root_subject: string;
+  chain: string[];
+  token_id: string | null;
+  parent_session_id: string | null;
+  connection: string;
+  protocol: string;
+  client_addr: string | null;
+  status: string;
+  started_at: string;
+  ended_at: string | null;
+}
+
+export interface SessionFilter {
+  /** Only sessions this subject ran, or that ran under a chain rooted at it. */
+  visibleTo?: string;
+  subject?: string;
+  connection?: string;
+  status?: string;
+  /** Started strictly before this ISO time (keyset pagination). */
+  before?: string;
+  limit: number;
+}
+
+function view(row: Selectable<SessionsTable>): SessionView {
+  return {
+    id: row.id,
+    subject: row.subject,
+    kind: row.kind,
+    root_subject: row.root_subject,
+    chain: JSON.parse(row.chain_json),
+    token_id: row.token_id,
+    parent_session_id: row.parent_session_id,
+    connection: row.connection_name,
+    protocol: row.protocol,
+    client_addr: row.client_addr,
+    status: row.status,
+    started_at: row.started_at,
+    ended_at: row.ended_at,
+  };
+}
+
+export class Sessions {
+  constructor(private readonly store: Store) {}
+
+  async insert(s: SessionView): Promise<void> {
+    await this.store.db
+      .insertInto('sessions')
+      .values({
+        id: s.id,
+        subject: s.subject,
+        kind: s.kind,
+        root_subject: s.root_subject,
+        chain_json: JSON.stringify(s.chain),
+        token_id: s.token_id,
+        parent_session_id: s.parent_session_id,
+        connection_name: s.connection,
+        protocol: s.protocol,
+        client_addr: s.client_addr,
+        status: s.status,
+        started_at: s.started_at,
+        ended_at: s.ended_at,
+      })
+      .execute();
+  }
+
+  async list(f: SessionFilter): Promise<SessionView[]> {
+    let q = this.store.db.selectFrom('sessions').selectAll();
+    if (f.visibleTo !== undefined) {
+      const who = f.visibleTo;
+      q = q.where((eb) => eb.or([eb('subject', '=', who), eb('root_subject', '=', who)]));
+    }
+    if (f.subject) q = q.where('subject', '=', f.subject);
+    if (f.connection) q = q.where('connection_name', '=', f.connection);
+    if (f.status) q = q.where('status', '=', f.status);
+    if (f.before) q = q.where('started_at', '<', f.before);
+    const rows = await q.orderBy('started_at', 'desc').limit(f.limit).execute();
+    return rows.map(view);
+  }
+
+  async get(id: string): Promise<SessionView | undefined> {
+    const row = await this.store.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row ? view(row) : undefined;
+  }
+}

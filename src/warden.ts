@@ -1,0 +1,210 @@
+// The composition root: opens the store and keys named by the config, wires identity, audit
+// and the API together, and returns a handle that closes them in the right order.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ApiContext } from './api/context.js';
+import { Metrics } from './api/metrics.js';
+import { buildApi } from './api/server.js';
+import { Checkpointer } from './audit/checkpoints.js';
+import { AuditLog } from './audit/log.js';
+import { SYSTEM_ACTOR } from './audit/record.js';
+import type { ConnectionInput } from './config/connection.js';
+import type { LoadedConfig } from './config/load.js';
+import { resolveSecret } from './config/secrets.js';
+import { Keyring, sealKeySource } from './crypto/seal.js';
+import { writeSecretFile } from './crypto/secret-file.js';
+import { loadSigningKey } from './crypto/signing.js';
+import { ApiKeys } from './identity/api-keys.js';
+import { Authenticator } from './identity/authenticate.js';
+import { BUILTIN_ROLE_GROUPS } from './identity/identity.js';
+import { OidcVerifier } from './identity/oidc.js';
+import { WardenTokens } from './identity/warden-tokens.js';
+import { Connections } from './store/connections.js';
+import { Sessions } from './store/sessions.js';
+import { Store } from './store/store.js';
+
+export interface Warden {
+  ctx: ApiContext;
+  api: FastifyInstance;
+  /** Base URL of the API once listening. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface Runtime {
+  dataDir: string;
+  keyring: Keyring;
+  store: Store;
+}
+
+/** Opens what every command that touches local state needs: data dir, seal keyring, store. */
+export async function openRuntime(
+  loaded: LoadedConfig,
+  env: NodeJS.ProcessEnv,
+  log?: Logger,
+): Promise<Runtime> {
+  const { config } = loaded;
+  const dataDir = resolve(config.data_dir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const keyring = new Keyring(
+    sealKeySource({ env, configuredFile: config.keys.seal_key_file, defaultFile: join(dataDir, 'seal.key') }),
+  );
+  const store = await Store.open({
+    url: config.store.url,
+    dataDir,
+    onBackgroundError: (err) => log?.warn({ err: err.message }, 'store connection error'),
+  });
+  return { dataDir, keyring, store };
+}
+
+export async function startWarden(
+  loaded: LoadedConfig,
+  opts: { env: NodeJS.ProcessEnv; log: Logger },
+): Promise<Warden> {
+  const { config } = loaded;
+  const { log, env } = opts;
+  const { dataDir, keyring, store } = await openRuntime(loaded, env, log);
+  const signingKey = await loadSigningKey(
+    config.keys.signing_key_file ? resolve(config.keys.signing_key_file) : join(dataDir, 'signing.key'),
+    config.keys.signing_key_file === undefined,
+  );
+  const metrics = new Metrics();
+
+  let checkpointer: Checkpointer | undefined;
+  const audit = new AuditLog(store, {
+    onWritten: (records) => {
+      metrics.auditRecords.inc(records.length);
+      checkpointer?.noteWritten(records[records.length - 1]!.seq);
+    },
+    onError: (err, queued) => log.warn({ err: err.message, queued }, 'audit write failed; retrying'),
+  });
+  checkpointer = new Checkpointer(store, signingKey, {
+    every: config.audit.checkpoint_every,
+    intervalMs: config.audit.checkpoint_interval,
+    onError: (err) => log.warn({ err: err.message }, 'audit checkpoint failed'),
+  });
+
+  const connections = new Connections(store, keyring);
+  const entries: ConnectionInput[] = config.connections.map((c, i) => ({
+    ...c,
+    credentials: {
+      ...(c.credentials.user ? { user: c.credentials.user } : {}),
+      ...(c.credentials.password
+        ? { password: resolveSecret(c.credentials.password, `connections[${i}].credentials.password`, env) }
+        : {}),
+    },
+  }));
+  const synced = await connections.syncFromConfig(entries);
+
+  const apiKeys = new ApiKeys(store, config.identity.roles);
+  const tokens = new WardenTokens(store, signingKey, config.identity);
+  const authenticator = new Authenticator(
+    apiKeys,
+    tokens,
+    new OidcVerifier(config.identity.oidc, config.identity.clock_skew, config.identity.roles),
+  );
+
+  await audit.append({
+    type: 'config.loaded',
+    actor: SYSTEM_ACTOR,
+    target: loaded.file ?? '(defaults)',
+    outcome: 'info',
+    payload: {
+      store: store.dialect,
+      oidc_issuers: config.identity.oidc.map((o) => o.issuer),
+      connections: { total: entries.length, ...synced },
+      seal_key: keyring.source.kind,
+      signing_key_id: signingKey.kid,
+    },
+  });
+  await bootstrapAdminKey(apiKeys, audit, dataDir, log);
+  checkpointer.start();
+
+  const ctx: ApiContext = {
+    config,
+    store,
+    audit,
+    checkpointer,
+    keyring,
+    signingKey,
+    connections,
+    sessions: new Sessions(store),
+    apiKeys,
+    tokens,
+    authenticator,
+    metrics,
+    log,
+  };
+  const api = await buildApi(ctx);
+  const url = await api.listen({ host: config.api.host, port: config.api.port });
+  log.info({ url, store: store.dialect, data_dir: dataDir }, 'api listening');
+  audit.record({
+    type: 'gateway.started',
+    actor: SYSTEM_ACTOR,
+    target: url,
+    outcome: 'info',
+    payload: { pid: process.pid },
+  });
+
+  return {
+    ctx,
+    api,
+    url,
+    async close() {
+      await api.close();
+      audit.record({
+        type: 'gateway.stopped',
+        actor: SYSTEM_ACTOR,
+        target: url,
+        outcome: 'info',
+        payload: {},
+      });
+      checkpointer.stop();
+      await audit.close();
+      await store.close();
+    },
+  };
+}
+
+/**
+ * On a store with no API keys, creates one admin key and writes it to a 0600 file in the
+ * data directory (never to the log), so a fresh install can be administered.
+ */
+async function bootstrapAdminKey(
+  apiKeys: ApiKeys,
+  audit: AuditLog,
+  dataDir: string,
+  log: Logger,
+): Promise<void> {
+  const file = join(dataDir, 'admin.key');
+  if ((await apiKeys.list({ includeRevoked: true })).length > 0) return;
+  let created: Awaited<ReturnType<ApiKeys['create']>>;
+  try {
+    created = await apiKeys.create({
+      name: 'bootstrap-admin',
+      kind: 'service',
+      groups: [BUILTIN_ROLE_GROUPS.admin],
+      createdBy: 'warden',
+      expiresAt: null,
+    });
+  } catch {
+    return; // another gateway sharing the store created it first
+  }
+  if (existsSync(file)) log.warn({ file }, 'replacing a stale bootstrap admin key file');
+  writeSecretFile(file, `${created.key}\n`);
+  await audit.append({
+    type: 'key.created',
+    actor: SYSTEM_ACTOR,
+    target: `api_key:${created.view.id}`,
+    outcome: 'success',
+    payload: {
+      name: created.view.name,
+      kind: created.view.kind,
+      groups: created.view.groups,
+      bootstrap: true,
+    },
+  });
+  log.info({ file }, 'created the bootstrap admin API key; it is in this file (mode 0600)');
+}
