@@ -90,13 +90,11 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
       try {
         await ctx.store.ping();
       } catch (err) {
-        return reply
-          .code(503)
-          .send({
-            status: 'unavailable' as const,
-            reason: `store: ${(err as Error).message}`,
-            audit_queue: ctx.audit.queued,
-          });
+        return reply.code(503).send({
+          status: 'unavailable' as const,
+          reason: `store: ${(err as Error).message}`,
+          audit_queue: ctx.audit.queued,
+        });
       }
       if (ctx.audit.lastError) {
         return reply.code(503).send({

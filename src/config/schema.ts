@@ -37,6 +37,8 @@ const oidcIssuer = z.strictObject({
   algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA', 'PS256']),
   /** Skip discovery and read keys from here. */
   jwks_uri: z.url().optional(),
+  /** Least time between two JWKS fetches; a token with an unknown kid triggers a refetch after it. */
+  jwks_refresh_cooldown: duration.default(30),
 });
 export type OidcIssuerConfig = z.infer<typeof oidcIssuer>;
 

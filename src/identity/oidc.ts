@@ -54,7 +54,7 @@ export class OidcVerifier {
       uri = meta.jwks_uri;
     }
     return createRemoteJWKSet(new URL(uri), {
-      cooldownDuration: 30_000,
+      cooldownDuration: cfg.jwks_refresh_cooldown,
       cacheMaxAge: 10 * 60_000,
       timeoutDuration: 5_000,
     });

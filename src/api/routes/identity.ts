@@ -171,14 +171,12 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
         outcome: 'success',
         payload: { expires_at: minted.expiresAt.toISOString(), scope: scope ?? who.scope, via: who.via },
       });
-      return reply
-        .code(201)
-        .send({
-          token: minted.token,
-          token_type: 'Bearer' as const,
-          jti: minted.jti,
-          expires_at: minted.expiresAt.toISOString(),
-        });
+      return reply.code(201).send({
+        token: minted.token,
+        token_type: 'Bearer' as const,
+        jti: minted.jti,
+        expires_at: minted.expiresAt.toISOString(),
+      });
     },
   );
 

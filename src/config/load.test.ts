@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { runCli } from '../testing/warden-process.js';
+import { ConfigError, loadConfig } from './load.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('configuration', () => {
+  it('runs on embedded defaults without a file', () => {
+    const { config, file: f } = loadConfig(undefined, {});
+    assert.equal(f, undefined);
+    assert.equal(config.data_dir, './.warden');
+    assert.deepEqual([config.api.host, config.api.port], ['127.0.0.1', 8080]);
+    assert.equal(config.store.url, undefined);
+    assert.equal(config.identity.token_ttl, 15 * 60_000);
+    assert.equal(config.audit.checkpoint_interval, 60_000);
+  });
+
+  it('reads durations and applies WARDEN_* overrides over the file', () => {
+    const f = file(
+      'ok.yaml',
+      'api:\n  port: 9000\nidentity:\n  token_ttl: 5m\naudit:\n  checkpoint_interval: 90s\n',
+    );
+    const { config } = loadConfig(f, { WARDEN_API_PORT: '9100', WARDEN_DATA_DIR: '/var/lib/warden' });
+    assert.equal(config.api.port, 9100);
+    assert.equal(config.data_dir, '/var/lib/warden');
+    assert.equal(config.identity.token_ttl, 300_000);
+    assert.equal(config.audit.checkpoint_interval, 90_000);
+  });
+
+  it('names the file, line, key path and what was expected for a bad value', () => {
+    const f = file('bad.yaml', 'api:\n  host: 0.0.0.0\n  port: "eighty"\n');
+    assert.throws(
+      () => loadConfig(f, {}),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(
+          err.message,
+          new RegExp(`${f.replaceAll('/', '\\/')}:3:9: api\\.port: .*expected number`),
+        );
+        return true;
+      },
+    );
+  });
+
+  it('rejects unknown keys and bad enum values with the accepted values', () => {
+    const f = file('unknown.yaml', 'apii:\n  port: 1\nlog:\n  level: loud\n');
+    assert.throws(
+      () => loadConfig(f, {}),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /unknown key "apii"/);
+        assert.match(
+          err.message,
+          /log\.level: expected one of "trace", "debug", "info", "warn", "error", "silent"/,
+        );
+        return true;
+      },
+    );
+  });
+
+  it('names the environment variable when an override is wrong', () => {
+    assert.throws(
+      () => loadConfig(undefined, { WARDEN_API_PORT: 'abc' }),
+      /WARDEN_API_PORT: api\.port: expected a number/,
+    );
+    assert.throws(
+      () => loadConfig(undefined, { WARDEN_API_PORT: '70000' }),
+      /WARDEN_API_PORT: api\.port: .*65535/,
+    );
+  });
+
+  it('validates connection names as DNS labels and refuses duplicates', () => {
+    const base = 'protocol: postgres\n    target: { host: db, port: 5432 }\n';
+    const bad = file('name.yaml', `connections:\n  - name: Orders_DB\n    ${base}`);
+    assert.throws(() => loadConfig(bad, {}), /connections\[0\]\.name: expected a DNS-label-like name/);
+    const dup = file('dup.yaml', `connections:\n  - name: orders\n    ${base}  - name: orders\n    ${base}`);
+    assert.throws(() => loadConfig(dup, {}), /duplicate connection name "orders"/);
+  });
+
+  it('reports YAML syntax errors with their position', () => {
+    const f = file('syntax.yaml', 'api:\n  port: [1, 2\n');
+    assert.throws(() => loadConfig(f, {}), new RegExp(`${f.replaceAll('/', '\\/')}:\\d+:\\d+`));
+  });
+
+  it('`warden config check` reports problems and exits non-zero without starting', async () => {
+    const f = file('check.yaml', 'api:\n  port: -1\n');
+    const bad = await runCli(['config', 'check', '--config', f]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /invalid configuration:/);
+    assert.match(bad.stderr, /api\.port/);
+    const good = await runCli(['config', 'check', '--config', file('fine.yaml', 'api:\n  port: 9999\n')]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stdout, /^OK: .*api 127\.0\.0\.1:9999, store sqlite/);
+  });
+});

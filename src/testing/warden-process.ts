@@ -1,0 +1,134 @@
+// Drives the real `warden` binary in tests: `serve` as a child process (its logs captured
+// for later inspection) and one-shot CLI commands with their exit code and output.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+export const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export interface WardenProcess {
+  url: string;
+  child: ChildProcess;
+  configFile: string;
+  /** Everything the process wrote to stdout and stderr so far. */
+  logs(): string;
+  /** Environment for CLI commands against this gateway with the given credential. */
+  env(token: string): NodeJS.ProcessEnv;
+  stop(): Promise<void>;
+}
+
+/** Starts `warden serve` with a config object written to `<dir>/warden.yaml`; resolves once the API listens. */
+export async function startWarden(opts: {
+  dir: string;
+  config: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}): Promise<WardenProcess> {
+  const configFile = join(opts.dir, 'warden.yaml');
+  writeFileSync(configFile, stringify({ api: { port: 0 }, log: { level: 'debug' }, ...opts.config }));
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], {
+    cwd: opts.dir,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`warden serve did not start in time:\n${output}`)),
+      opts.timeoutMs ?? 20_000,
+    );
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      const m = /warden: API listening on (\S+)/.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`warden serve exited with ${code}:\n${output}`));
+    });
+  });
+  return {
+    url,
+    child,
+    configFile,
+    logs: () => output,
+    env: (token: string) => ({ WARDEN_URL: url, WARDEN_TOKEN: token }),
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** fetch against the API with a bearer credential; returns status and parsed JSON (or text). */
+export async function api(
+  base: string,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: unknown; text: string }> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | undefined;
+  if (opts.rawBody !== undefined) {
+    body = opts.rawBody;
+    headers['content-type'] ??= 'application/json';
+  } else if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['content-type'] = 'application/json';
+  }
+  const res = await fetch(`${base}${path}`, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON
+  }
+  return { status: res.status, body: parsed, text };
+}
