@@ -53,6 +53,23 @@ function toView(row: Selectable<ConnectionsTable>): ConnectionView {
   };
 }
 
+/** The fields a config entry sets, in a fixed order, for change detection. */
+function comparable(c: Pick<ConnectionView, 'protocol' | 'target' | 'access' | 'tags' | 'description'>) {
+  const t = c.target;
+  return [
+    c.protocol,
+    t.host,
+    t.port,
+    t.database ?? null,
+    t.tls.mode,
+    t.tls.ca ?? null,
+    t.tls.server_name ?? null,
+    c.access,
+    c.tags,
+    c.description,
+  ];
+}
+
 export class Connections {
   constructor(
     private readonly store: Store,
@@ -182,13 +199,7 @@ export class Connections {
       }
       const creds = await this.credentials(entry.name);
       const same =
-        JSON.stringify([
-          current.protocol,
-          current.target,
-          current.access,
-          current.tags,
-          current.description,
-        ]) === JSON.stringify([entry.protocol, entry.target, entry.access, entry.tags, entry.description]) &&
+        JSON.stringify(comparable(current)) === JSON.stringify(comparable(entry)) &&
         creds.user === (entry.credentials.user ?? null) &&
         creds.password === (entry.credentials.password ?? null);
       if (!same) {
