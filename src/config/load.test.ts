@@ -36,6 +36,19 @@ describe('configuration', () => {
     assert.equal(config.audit.checkpoint_interval, 90_000);
   });
 
+  it('fills duration defaults in milliseconds when a section is only partly written', () => {
+    const f = file(
+      'partial.yaml',
+      'identity:\n  roles: { admin: [platform] }\n  oidc:\n    - { issuer: "https://login.example.com", audience: warden }\naudit:\n  checkpoint_every: 10\n',
+    );
+    const { config } = loadConfig(f, {});
+    assert.equal(config.identity.token_ttl, 15 * 60_000);
+    assert.equal(config.identity.token_max_ttl, 12 * 3_600_000);
+    assert.equal(config.identity.clock_skew, 30_000);
+    assert.equal(config.identity.oidc[0]?.jwks_refresh_cooldown, 30_000);
+    assert.equal(config.audit.checkpoint_interval, 60_000);
+  });
+
   it('names the file, line, key path and what was expected for a bad value', () => {
     const f = file('bad.yaml', 'api:\n  host: 0.0.0.0\n  port: "eighty"\n');
     assert.throws(

@@ -38,7 +38,7 @@ const oidcIssuer = z.strictObject({
   /** Skip discovery and read keys from here. */
   jwks_uri: z.url().optional(),
   /** Least time between two JWKS fetches; a token with an unknown kid triggers a refetch after it. */
-  jwks_refresh_cooldown: duration.default(30),
+  jwks_refresh_cooldown: duration.prefault('30s'),
 });
 export type OidcIssuerConfig = z.infer<typeof oidcIssuer>;
 
@@ -46,7 +46,7 @@ const configConnection = z.strictObject({
   ...connectionFields,
   credentials: z
     .strictObject({ user: z.string().min(1).optional(), password: secretSource.optional() })
-    .default({}),
+    .prefault({}),
 });
 export type ConfigConnection = z.infer<typeof configConnection>;
 
@@ -54,9 +54,7 @@ export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./.warden'),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info') })
-    .default({
-      level: 'info',
-    }),
+    .prefault({}),
   api: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
@@ -69,13 +67,13 @@ export const configSchema = z.strictObject({
         .default(1024 * 1024),
       tls: tlsFiles.optional(),
     })
-    .default({ host: '127.0.0.1', port: 8080, body_limit: 1024 * 1024 }),
+    .prefault({}),
   store: z
     .strictObject({
       /** postgres://… for PostgreSQL; omitted (or a file path) for the embedded SQLite store. */
       url: z.string().min(1).optional(),
     })
-    .default({}),
+    .prefault({}),
   keys: z
     .strictObject({
       /** The sealing key, never stored in the database. Default: <data_dir>/seal.key, generated. */
@@ -83,14 +81,14 @@ export const configSchema = z.strictObject({
       /** Ed25519 key signing Warden tokens and audit checkpoints. Default: <data_dir>/signing.key. */
       signing_key_file: z.string().min(1).optional(),
     })
-    .default({}),
+    .prefault({}),
   identity: z
     .strictObject({
       /** `iss` of the tokens Warden mints. */
       issuer: z.string().min(1).default('warden'),
-      token_ttl: duration.default(15 * 60),
-      token_max_ttl: duration.default(12 * 3600),
-      clock_skew: duration.default(30),
+      token_ttl: duration.prefault('15m'),
+      token_max_ttl: duration.prefault('12h'),
+      clock_skew: duration.prefault('30s'),
       oidc: z.array(oidcIssuer).default([]),
       roles: z
         .strictObject({
@@ -98,23 +96,16 @@ export const configSchema = z.strictObject({
           auditor: z.array(z.string().min(1)).default([]),
           approver: z.array(z.string().min(1)).default([]),
         })
-        .default({ admin: [], auditor: [], approver: [] }),
+        .prefault({}),
     })
-    .default({
-      issuer: 'warden',
-      token_ttl: 15 * 60 * 1000,
-      token_max_ttl: 12 * 3600 * 1000,
-      clock_skew: 30_000,
-      oidc: [],
-      roles: { admin: [], auditor: [], approver: [] },
-    }),
+    .prefault({}),
   connections: z.array(configConnection).default([]),
   audit: z
     .strictObject({
       checkpoint_every: z.number().int().min(1).default(1000),
-      checkpoint_interval: duration.default(60),
+      checkpoint_interval: duration.prefault('60s'),
     })
-    .default({ checkpoint_every: 1000, checkpoint_interval: 60_000 }),
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -76,6 +76,16 @@ export class Connections {
     private readonly sealer: Sealer,
   ) {}
 
+  private async rowNamed(name: string): Promise<Selectable<ConnectionsTable>> {
+    const row = await this.store.db
+      .selectFrom('connections')
+      .selectAll()
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
+    return row;
+  }
+
   async list(): Promise<ConnectionView[]> {
     const rows = await this.store.db.selectFrom('connections').selectAll().orderBy('name').execute();
     return rows.map(toView);
@@ -122,12 +132,7 @@ export class Connections {
     name: string,
     patch: ConnectionPatch,
   ): Promise<{ before: ConnectionView; after: ConnectionView }> {
-    const row = await this.store.db
-      .selectFrom('connections')
-      .selectAll()
-      .where('name', '=', name)
-      .executeTakeFirst();
-    if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
+    const row = await this.rowNamed(name);
     const next: ConnectionsTable = { ...row, updated_at: new Date().toISOString() };
     if (patch.protocol) next.protocol = patch.protocol;
     if (patch.target) {
@@ -151,12 +156,7 @@ export class Connections {
   }
 
   async remove(name: string): Promise<ConnectionView> {
-    const row = await this.store.db
-      .selectFrom('connections')
-      .selectAll()
-      .where('name', '=', name)
-      .executeTakeFirst();
-    if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
+    const row = await this.rowNamed(name);
     await this.store.db.deleteFrom('connections').where('id', '=', row.id).execute();
     return toView(row);
   }

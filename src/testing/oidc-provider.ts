@@ -101,7 +101,11 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
         headers: { authorization: `Basic ${Buffer.from(basic).toString('base64')}` },
         body: new URLSearchParams({ grant_type: 'client_credentials', resource: RESOURCE, scope: SCOPE }),
       });
-      const body = (await res.json()) as { access_token?: string; error?: string; error_description?: string };
+      const body = (await res.json()) as {
+        access_token?: string;
+        error?: string;
+        error_description?: string;
+      };
       if (!res.ok || !body.access_token) {
         throw new Error(`token for ${clientId}: ${res.status} ${body.error}: ${body.error_description}`);
       }
