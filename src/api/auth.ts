@@ -1,9 +1,10 @@
 // Authentication and role checks for API routes. Each route declares the role it needs in
 // its config; refusals are answered with 401/403 and written to the audit trail.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Authenticator, bearerFrom } from '../identity/authenticate.js';
+import { bearerFrom } from '../identity/authenticate.js';
 import { AuthError } from '../identity/errors.js';
 import { actorOf, hasRole, type Identity, type Role } from '../identity/identity.js';
+import { isUnavailable } from '../store/store.js';
 import type { ApiContext } from './context.js';
 import { ApiError } from './errors.js';
 
@@ -33,21 +34,22 @@ export function installAuth(app: FastifyInstance, ctx: ApiContext): void {
     try {
       req.identity = await ctx.authenticator.authenticate(credential);
     } catch (err) {
-      if (err instanceof AuthError) {
-        ctx.metrics.authRefusals.inc({ reason: err.reason });
-        ctx.audit.record({
-          type: 'auth.refused',
-          actor: { subject: 'anonymous', kind: 'unknown', chain: [], address: req.ip },
-          target: `${req.method} ${req.routeOptions.url ?? req.url}`,
-          outcome: 'denied',
-          payload: {
-            reason: err.reason,
-            message: err.message,
-            credential_kind: credential ? Authenticator.classify(credential) : 'none',
-            ...(err.issuer ? { issuer: err.issuer } : {}),
-          },
-        });
-      }
+      const refused = err instanceof AuthError;
+      if (refused) ctx.metrics.authRefusals.inc({ reason: err.reason });
+      // A credential that could not be checked (store down) is an attempt too: it is queued
+      // like any audit event and written once the store is back.
+      ctx.audit.record({
+        type: refused ? 'auth.refused' : 'auth.failed',
+        actor: { subject: 'anonymous', kind: 'unknown', chain: [], address: req.ip },
+        target: `${req.method} ${req.routeOptions.url ?? req.url}`,
+        outcome: refused ? 'denied' : 'failure',
+        payload: {
+          reason: refused ? err.reason : isUnavailable(err) ? 'store_unavailable' : 'internal_error',
+          message: refused ? err.message : 'the credential could not be checked',
+          credential_kind: credential ? ctx.authenticator.classify(credential) : 'none',
+          ...(refused && err.issuer ? { issuer: err.issuer } : {}),
+        },
+      });
       throw err;
     }
     if (!hasRole(req.identity, need)) {

@@ -54,14 +54,17 @@ export function installErrorHandler(app: FastifyInstance): void {
       return send(400, 'validation_failed', message, details);
     }
     if (err instanceof AuthError) {
-      reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.message}"`);
+      // The description is a quoted-string: escape quotes and backslashes, and keep it to one ASCII line.
+      const description = err.message.replace(/[^\x20-\x7e]/g, ' ').replace(/["\\]/g, '\\$&');
+      reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${description}"`);
       return send(401, 'unauthenticated', err.message);
     }
     if (err instanceof NotFoundError) return send(404, 'not_found', err.message);
     if (err instanceof ConflictError) return send(409, 'conflict', err.message);
-    if (err instanceof RangeError) return send(400, 'bad_request', err.message);
+    // Before the RangeError branch: fastify's body-too-large error is itself a RangeError.
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
       return send(413, 'body_too_large', 'request body is too large');
+    if (err instanceof RangeError) return send(400, 'bad_request', err.message);
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
       return send(415, 'unsupported_media_type', err.message);
     if (

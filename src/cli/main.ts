@@ -2,7 +2,7 @@
 // The `warden` command. Local commands act on this machine's config and store; the rest talk
 // to a running gateway's API with WARDEN_URL and WARDEN_TOKEN.
 import { Command, CommanderError } from 'commander';
-import { VERSION } from '../api/server.js';
+import { VERSION } from '../version.js';
 import { CliError } from './client.js';
 import { auditCommands } from './commands/audit.js';
 import { connectionCommands } from './commands/connections.js';

@@ -3,7 +3,14 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { beginFileRotation, finishFileRotation, generateSealKeyText, Keyring, SealError, sealKeySource } from './seal.js';
+import {
+  beginFileRotation,
+  finishFileRotation,
+  generateSealKeyText,
+  Keyring,
+  SealError,
+  sealKeySource,
+} from './seal.js';
 import { loadSigningKey, signDetached, verifyDetached } from './signing.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'warden-seal-'));
@@ -27,7 +34,10 @@ describe('secret sealing', () => {
     assert.throws(() => ring.open(sealed, 'connection:b'), SealError);
     const raw = Buffer.from(sealed.split('.')[2]!, 'base64url');
     raw[14] = (raw[14] ?? 0) ^ 1;
-    assert.throws(() => ring.open(`v1.${ring.currentId}.${raw.toString('base64url')}`, 'connection:a'), /failed authentication/);
+    assert.throws(
+      () => ring.open(`v1.${ring.currentId}.${raw.toString('base64url')}`, 'connection:a'),
+      /failed authentication/,
+    );
   });
 
   it('cannot open a value sealed under another key', () => {
@@ -39,12 +49,20 @@ describe('secret sealing', () => {
   it('takes the key from WARDEN_SEAL_KEY before any file, with previous keys for rotation', () => {
     const k1 = generateSealKeyText().trim();
     const k2 = generateSealKeyText().trim();
-    const src = sealKeySource({ env: { WARDEN_SEAL_KEY: k1 }, configuredFile: '/nonexistent', defaultFile: '/nope' });
+    const src = sealKeySource({
+      env: { WARDEN_SEAL_KEY: k1 },
+      configuredFile: '/nonexistent',
+      defaultFile: '/nope',
+    });
     assert.equal(src.kind, 'env');
     const old = new Keyring(src);
     const sealed = old.seal('pw', 'c');
     const rotated = new Keyring(
-      sealKeySource({ env: { WARDEN_SEAL_KEY: k2, WARDEN_SEAL_KEY_PREVIOUS: k1 }, configuredFile: undefined, defaultFile: '' }),
+      sealKeySource({
+        env: { WARDEN_SEAL_KEY: k2, WARDEN_SEAL_KEY_PREVIOUS: k1 },
+        configuredFile: undefined,
+        defaultFile: '',
+      }),
     );
     assert.equal(rotated.open(sealed, 'c'), 'pw');
     assert.notEqual(rotated.currentId, old.currentId);
@@ -59,7 +77,10 @@ describe('secret sealing', () => {
     writeFileSync(path, generateSealKeyText());
     chmodSync(path, 0o644);
     assert.throws(() => new Keyring({ kind: 'file', path, generate: false }), /readable by group or others/);
-    assert.throws(() => new Keyring({ kind: 'file', path: `${path}.missing`, generate: false }), /does not exist/);
+    assert.throws(
+      () => new Keyring({ kind: 'file', path: `${path}.missing`, generate: false }),
+      /does not exist/,
+    );
   });
 
   it('rotates a key file: seals under .next during the rotation, keeps .old after it', () => {

@@ -65,7 +65,6 @@ export class Keyring {
   private keys: SealKey[] = [];
   private currentKey!: SealKey;
   private fingerprint = '';
-  private checkedAt = 0;
 
   constructor(readonly source: SealKeySource) {
     this.load();
@@ -101,7 +100,6 @@ export class Keyring {
     this.keys = ring;
     this.currentKey = ring[0]!;
     this.fingerprint = this.fileFingerprint();
-    this.checkedAt = Date.now();
   }
 
   /** Re-read the key files: another process may have rotated the key. */
@@ -124,11 +122,13 @@ export class Keyring {
       .join('|');
   }
 
-  /** A long-running gateway notices a rotation done by `warden keys rotate-seal` within seconds. */
+  /**
+   * Sealing is rare (a credential being set), so every seal first checks whether
+   * `warden keys rotate-seal` changed the key files: a long-running gateway never seals under
+   * a key that a rotation has already retired.
+   */
   private refreshIfRotated(): void {
-    if (this.source.kind !== 'file' || Date.now() - this.checkedAt < 2_000) return;
-    this.checkedAt = Date.now();
-    if (this.fileFingerprint() !== this.fingerprint) this.load();
+    if (this.source.kind === 'file' && this.fileFingerprint() !== this.fingerprint) this.load();
   }
 
   /** `context` is bound into the ciphertext (GCM additional data): a sealed value only opens for its owner. */

@@ -17,11 +17,14 @@ export class Authenticator {
     private readonly oidc: OidcVerifier,
   ) {}
 
-  /** What kind of credential this looks like, for audit records of refusals. */
-  static classify(credential: string): CredentialKind | 'unknown' {
+  /** What kind of credential this looks like (unverified), for audit records of refusals. */
+  classify(credential: string): CredentialKind | 'unknown' {
     if (looksLikeApiKey(credential)) return 'api_key';
-    if (credential.split('.').length === 3) return 'oidc';
-    return 'unknown';
+    try {
+      return decodeJwt(credential).iss === this.tokens.issuer ? 'warden_token' : 'oidc';
+    } catch {
+      return 'unknown';
+    }
   }
 
   async authenticate(credential: string | undefined): Promise<Identity> {

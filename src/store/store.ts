@@ -64,6 +64,10 @@ export class Store {
         },
       });
       pool.on('error', (err) => opts.onBackgroundError?.(err));
+      // pg-pool listens for errors only on idle clients. A connection that dies while checked
+      // out also emits 'error' on its client, and with no listener that kills the process;
+      // the query running on it fails and is handled by its caller, so nothing is lost here.
+      pool.on('connect', (client) => client.on('error', () => undefined));
       const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
       return new Store(db, 'postgres', redactUrl(opts.url as string));
     }

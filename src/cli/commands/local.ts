@@ -2,15 +2,14 @@
 // the API: `serve`, `config check` and `keys rotate-seal`.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { AuditLog } from '../../audit/log.js';
 import { SYSTEM_ACTOR } from '../../audit/record.js';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { beginFileRotation, finishFileRotation } from '../../crypto/seal.js';
-import { createLogger } from '../../logging.js';
-import { Connections } from '../../store/connections.js';
-import { isPostgresUrl } from '../../store/store.js';
-import { openRuntime, startWarden } from '../../warden.js';
 import { CliError } from '../client.js';
+
+// The gateway itself (fastify, the store drivers) is loaded only by the commands that run it,
+// so the API client commands start quickly.
+const loadGateway = () => import('../../warden.js');
 
 function configFile(opts: { config?: string }): string | undefined {
   return opts.config ?? process.env.WARDEN_CONFIG;
@@ -32,6 +31,10 @@ export function localCommands(program: Command): void {
     .option('-c, --config <file>', 'YAML config file (default: $WARDEN_CONFIG, else embedded defaults)')
     .action(async (opts: { config?: string }) => {
       const loaded = load(opts);
+      const [{ createLogger }, { startWarden }] = await Promise.all([
+        import('../../logging.js'),
+        loadGateway(),
+      ]);
       const log = createLogger(loaded.config.log.level);
       let warden: Awaited<ReturnType<typeof startWarden>>;
       try {
@@ -63,8 +66,9 @@ export function localCommands(program: Command): void {
     .command('check')
     .description('validate the config file and WARDEN_* overrides without starting')
     .option('-c, --config <file>', 'YAML config file')
-    .action((opts: { config?: string }) => {
+    .action(async (opts: { config?: string }) => {
       const { config: c, file } = load(opts);
+      const { isPostgresUrl } = await import('../../store/store.js');
       const store = isPostgresUrl(c.store.url)
         ? 'postgresql'
         : `sqlite (${c.store.url ?? `${resolve(c.data_dir)}/warden.db`})`;
@@ -78,6 +82,11 @@ export function localCommands(program: Command): void {
 /** `warden keys rotate-seal`: re-seals every stored secret under a new key (local: needs the key files). */
 export async function rotateSeal(opts: { config?: string }): Promise<void> {
   const loaded = load(opts);
+  const [{ openRuntime }, { Connections }, { AuditLog }] = await Promise.all([
+    loadGateway(),
+    import('../../store/connections.js'),
+    import('../../audit/log.js'),
+  ]);
   const runtime = await openRuntime(loaded, process.env);
   try {
     const source = runtime.keyring.source;

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { AuditRecord } from '../audit/record.js';
+import { Keyring, sealKeySource } from '../crypto/seal.js';
+import { Connections } from '../store/connections.js';
+import { DIALECTS } from '../testing/dialects.js';
+import { type Gateway, startGateway } from '../testing/gateway.js';
+
+const CONFIG_PASSWORD = 'cfg-Pw-rot-6a0e2c4d';
+const PASSWORD = 'api-Pw-rot-1b9f7e3a';
+const NEW_PASSWORD = 'api-Pw-rot-changed-58c1';
+
+/** The id of the key in a key file, as the keyring computes it. */
+function keyIdOf(file: string): string {
+  return new Keyring({ kind: 'env', current: readFileSync(file, 'utf8'), previous: [] }).currentId;
+}
+
+for (const dialect of DIALECTS) {
+  describe(`warden keys rotate-seal (${dialect})`, () => {
+    let gw: Gateway;
+    let sealKey: string;
+
+    /** key id of every sealed secret in the store, by connection name. */
+    async function sealedUnder(): Promise<Record<string, string | undefined>> {
+      const store = gw.openStore();
+      try {
+        const rows = await store.db.selectFrom('connections').select(['name', 'secret_sealed']).execute();
+        return Object.fromEntries(rows.map((r) => [r.name, Keyring.keyIdOf(r.secret_sealed ?? '')]));
+      } finally {
+        await store.close();
+      }
+    }
+
+    /** The passwords as the gateway would open them, with the key files in the data dir. */
+    async function opened(): Promise<Record<string, string | null>> {
+      const keyring = new Keyring(
+        sealKeySource({ env: {}, configuredFile: undefined, defaultFile: sealKey }),
+      );
+      const store = gw.openStore();
+      try {
+        const connections = new Connections(store, keyring);
+        return {
+          billing: (await connections.credentials('billing')).password,
+          orders: (await connections.credentials('orders')).password,
+        };
+      } finally {
+        await store.close();
+      }
+    }
+
+    before(async () => {
+      gw = await startGateway(dialect, {
+        env: { WARDEN_TEST_CFG_PW: CONFIG_PASSWORD },
+        config: {
+          connections: [
+            {
+              name: 'billing',
+              protocol: 'postgres',
+              target: { host: 'billing.internal', port: 5432 },
+              credentials: { user: 'billing', password: { env: 'WARDEN_TEST_CFG_PW' } },
+            },
+          ],
+        },
+      });
+      for (const s of [CONFIG_PASSWORD, PASSWORD, NEW_PASSWORD]) gw.secret(s);
+      sealKey = join(gw.store.dataDir, 'seal.key');
+      const created = await gw.api('POST', '/api/connections', {
+        body: {
+          name: 'orders',
+          protocol: 'postgres',
+          target: { host: 'db.internal', port: 5432 },
+          credentials: { user: 'app', password: PASSWORD },
+        },
+      });
+      assert.equal(created.status, 201, created.text);
+    });
+    after(async () => gw?.close());
+
+    it('re-seals every secret under a new key while the gateway runs, keeping the old key file', async () => {
+      const first = keyIdOf(sealKey);
+      assert.deepEqual(await sealedUnder(), { billing: first, orders: first });
+
+      const res = await gw.cli(['keys', 'rotate-seal', '--config', gw.proc.configFile], { token: null });
+      assert.equal(res.code, 0, res.stderr);
+      const second = keyIdOf(sealKey);
+      assert.notEqual(second, first);
+      assert.equal(
+        res.stdout,
+        `re-sealed 2 of 2 secret(s) under key ${second} (previous key kept in ${sealKey}.old)\n`,
+      );
+      assert.equal(keyIdOf(`${sealKey}.old`), first);
+      assert.ok(!existsSync(`${sealKey}.next`));
+      assert.deepEqual(await sealedUnder(), { billing: second, orders: second });
+      assert.deepEqual(await opened(), { billing: CONFIG_PASSWORD, orders: PASSWORD });
+
+      const event = await gw.waitForAudit('seal.rotated', () => true);
+      assert.deepEqual(event.payload, { from_key: first, to_key: second, resealed: 2, total: 2 });
+    });
+
+    it('keeps the running gateway able to seal new secrets after the rotation', async () => {
+      const patched = await gw.api('PATCH', '/api/connections/orders', {
+        body: { credentials: { password: NEW_PASSWORD } },
+      });
+      assert.equal(patched.status, 200, patched.text);
+      assert.deepEqual(await opened(), { billing: CONFIG_PASSWORD, orders: NEW_PASSWORD });
+    });
+
+    it('re-seals every secret under a new key while the gateway is stopped', async () => {
+      await gw.stop();
+      const second = keyIdOf(sealKey);
+      const res = await gw.cli(['keys', 'rotate-seal', '--config', gw.proc.configFile], { token: null });
+      assert.equal(res.code, 0, res.stderr);
+      const third = keyIdOf(sealKey);
+      assert.notEqual(third, second);
+      assert.match(res.stdout, new RegExp(`^re-sealed \\d of 2 secret\\(s\\) under key ${third} `));
+      assert.equal(keyIdOf(`${sealKey}.old`), second);
+      assert.deepEqual(await sealedUnder(), { billing: third, orders: third });
+      assert.deepEqual(await opened(), { billing: CONFIG_PASSWORD, orders: NEW_PASSWORD });
+
+      const store = gw.openStore();
+      try {
+        const rows = await store.db
+          .selectFrom('audit_log')
+          .selectAll()
+          .where('type', '=', 'seal.rotated')
+          .execute();
+        const payloads = rows.map((r) => JSON.parse(r.payload_json) as AuditRecord['payload']);
+        assert.deepEqual(
+          payloads.map((p) => [p.to_key, p.total]),
+          [
+            [second, 2],
+            [third, 2],
+          ],
+        );
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('prints no password, and none reaches the process log or stderr', async () => {
+      assert.deepEqual(await gw.leaks(), []);
+    });
+  });
+}

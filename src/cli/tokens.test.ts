@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import type { TokenView } from '../identity/warden-tokens.js';
+import { DIALECTS } from '../testing/dialects.js';
+import { errorOf, type Gateway, startGateway } from '../testing/gateway.js';
+
+for (const dialect of DIALECTS) {
+  describe(`warden token (${dialect})`, () => {
+    let gw: Gateway;
+    let parent: string;
+    let parentJti: string;
+    let child: string;
+    let childJti: string;
+
+    before(async () => {
+      gw = await startGateway(dialect, { config: { identity: { token_max_ttl: '1h' } } });
+    });
+    after(async () => gw?.close());
+
+    it('mints a token that works as WARDEN_TOKEN', async () => {
+      const res = await gw.cli(['token', 'create', '--ttl', '5m']);
+      assert.equal(res.code, 0, res.stderr);
+      parent = gw.credential(res.stdout.trim());
+      assert.equal(res.stdout, `${parent}\n`);
+      parentJti = decodeJwt(parent).jti!;
+      assert.match(res.stderr, new RegExp(`^token ${parentJti}, expires \\S+:\\n$`));
+
+      const me = await gw.cli(['whoami', '--json'], { token: parent });
+      assert.equal(me.code, 0, me.stderr);
+      const who = JSON.parse(me.stdout) as {
+        subject: string;
+        via: string;
+        token_id: string;
+        roles: string[];
+      };
+      assert.deepEqual(
+        [who.subject, who.via, who.token_id, who.roles],
+        ['bootstrap-admin', 'warden_token', parentJti, ['admin', 'user']],
+      );
+    });
+
+    it('is an EdDSA JWT carrying sub, groups, kind, jti, exp and scope', async () => {
+      const header = decodeProtectedHeader(parent);
+      assert.equal(header.alg, 'EdDSA');
+      const jwks = (await gw.api('GET', '/.well-known/jwks.json', { token: null })).body as {
+        keys: Array<{ kid: string }>;
+      };
+      assert.equal(header.kid, jwks.keys[0]!.kid);
+      const claims = decodeJwt(parent);
+      assert.equal(claims.sub, 'bootstrap-admin');
+      assert.deepEqual(claims.groups, ['warden:admin']);
+      assert.equal(claims.kind, 'service');
+      assert.equal(claims.scope, '*');
+      assert.equal(claims.iss, 'warden');
+      assert.equal(typeof claims.exp, 'number');
+      assert.ok(claims.exp! - claims.iat! <= 300, 'the token outlives its --ttl');
+    });
+
+    it('records the jti in the tokens table', async () => {
+      const store = gw.openStore();
+      try {
+        const row = await store.db
+          .selectFrom('tokens')
+          .selectAll()
+          .where('jti', '=', parentJti)
+          .executeTakeFirst();
+        assert.ok(row, 'no tokens row for the jti');
+        assert.deepEqual([row.subject, row.parent_jti, row.revoked_at], ['bootstrap-admin', null, null]);
+        assert.match(row.issued_via, /^api_key:[0-9a-f]{16}$/);
+        assert.ok(!JSON.stringify(row).includes(parent.split('.')[2]!), 'the token itself is stored');
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('refuses a ttl above identity.token_max_ttl with 400', async () => {
+      const res = await gw.api('POST', '/api/tokens', { body: { ttl: '2h' } });
+      assert.equal(res.status, 400);
+      assert.deepEqual(errorOf(res), { code: 'bad_request', message: 'ttl must be between 1s and 3600s' });
+      const cli = await gw.cli(['token', 'create', '--ttl', '2h']);
+      assert.notEqual(cli.code, 0);
+      assert.equal(cli.stdout, '');
+      assert.equal(cli.stderr, 'warden: 400 bad_request: ttl must be between 1s and 3600s\n');
+    });
+
+    it('records the parent jti of a token minted from a token', async () => {
+      const res = await gw.cli(['token', 'create', '--ttl', '1m', '--json'], { token: parent });
+      assert.equal(res.code, 0, res.stderr);
+      const minted = JSON.parse(res.stdout) as { token: string; jti: string };
+      child = gw.credential(minted.token);
+      childJti = minted.jti;
+
+      const ls = await gw.cli(['token', 'ls', '--json'], { token: child });
+      assert.equal(ls.code, 0, ls.stderr);
+      const tokens = JSON.parse(ls.stdout) as TokenView[];
+      const view = tokens.find((t) => t.jti === childJti);
+      assert.deepEqual([view?.parent_jti, view?.issued_via], [parentJti, `warden_token:${parentJti}`]);
+
+      const table = await gw.cli(['token', 'ls'], { token: child });
+      assert.match(table.stdout, /^JTI\s+SUBJECT\s+KIND\s+PARENT\s+ISSUED\s+EXPIRES\s+REVOKED$/m);
+      assert.match(
+        table.stdout,
+        new RegExp(`^${childJti}\\s+bootstrap-admin\\s+service\\s+${parentJti}\\s`, 'm'),
+      );
+    });
+
+    it('revokes the child with its parent, and refuses both afterwards', async () => {
+      assert.equal((await gw.api('GET', '/api/whoami', { token: child })).status, 200);
+      const res = await gw.cli(['token', 'revoke', parentJti]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.match(res.stdout, /^revoked 2 token\(s\): /);
+      assert.ok(res.stdout.includes(parentJti) && res.stdout.includes(childJti), res.stdout);
+
+      for (const token of [parent, child]) {
+        const refused = await gw.api('GET', '/api/whoami', { token });
+        assert.equal(refused.status, 401);
+        assert.deepEqual(errorOf(refused), { code: 'unauthenticated', message: 'token was revoked' });
+      }
+      const whoami = await gw.cli(['whoami'], { token: child });
+      assert.notEqual(whoami.code, 0);
+      assert.equal(whoami.stderr, 'warden: 401 unauthenticated: token was revoked\n');
+
+      const store = gw.openStore();
+      try {
+        const rows = await store.db
+          .selectFrom('tokens')
+          .select(['jti', 'revoked_at'])
+          .where('jti', 'in', [parentJti, childJti])
+          .execute();
+        assert.equal(rows.filter((r) => r.revoked_at !== null).length, 2);
+      } finally {
+        await store.close();
+      }
+      await gw.waitForAudit('token.revoked', (r) => r.target === `token:${parentJti}`);
+      await gw.waitForAudit('auth.refused', (r) => r.payload.reason === 'revoked');
+    });
+
+    it('lets no token reach the process log or stderr', async () => {
+      await gw.stop();
+      assert.deepEqual(await gw.leaks(), []);
+    });
+  });
+}
