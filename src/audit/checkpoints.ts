@@ -15,6 +15,7 @@ export interface CheckpointerOptions {
 export class Checkpointer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<AuditCheckpoint | undefined> | undefined;
+  /** Seq of the last checkpoint seen in the store; -1 until it has been read. */
   private lastSeq = -1;
 
   constructor(
@@ -32,20 +33,35 @@ export class Checkpointer {
 
   /** Called after records are written: checkpoints once `every` records have passed the last one. */
   noteWritten(tailSeq: number): void {
-    if (this.lastSeq < 0 || tailSeq - this.lastSeq >= this.opts.every) {
-      this.checkpoint().catch((err) => this.opts.onError?.(err as Error));
-    }
+    // Until the store has been read the last checkpoint is unknown: let run() decide.
+    if (this.lastSeq >= 0 && tailSeq - this.lastSeq < this.opts.every) return;
+    this.enqueue(this.opts.every).catch((err) => this.opts.onError?.(err as Error));
   }
 
   /** Signs the current tail unless it is already checkpointed. */
   checkpoint(): Promise<AuditCheckpoint | undefined> {
-    this.running ??= this.run().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.enqueue(1);
   }
 
-  private async run(): Promise<AuditCheckpoint | undefined> {
+  /** Resolves once no checkpoint is being taken (before closing the store). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+  }
+
+  // Runs one after another: a run that read the tail before the latest write must not
+  // answer for a later request.
+  private enqueue(due: number): Promise<AuditCheckpoint | undefined> {
+    const run = (this.running ?? Promise.resolve()).catch(() => undefined).then(() => this.run(due));
+    this.running = run;
+    const clear = () => {
+      if (this.running === run) this.running = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  /** Signs the tail if at least `due` records follow the last checkpoint in the store. */
+  private async run(due: number): Promise<AuditCheckpoint | undefined> {
     const db = this.store.db;
     const last = await db
       .selectFrom('audit_checkpoints')
@@ -60,8 +76,8 @@ export class Checkpointer {
       .limit(1)
       .executeTakeFirst();
     this.lastSeq = last ? Number(last.seq) : 0;
-    if (!tail || Number(tail.seq) <= this.lastSeq) return undefined;
-    // With several gateways the tail moves; only checkpoint when `every` records are due or the timer fired.
+    // With several gateways the tail moves and another one may have just signed it: re-check against the store.
+    if (!tail || Number(tail.seq) - this.lastSeq < due) return undefined;
     const base = {
       seq: Number(tail.seq),
       hash: tail.hash,

@@ -95,5 +95,23 @@ export async function verifyExport(
     }
   }
   const partial = header.since !== null || header.until !== null;
-  return verifyTrail({ records: records(), checkpoints, keys, allowPartial: partial });
+  const report = await verifyTrail({ records: records(), checkpoints, keys, allowPartial: partial });
+  // The header is not signed, but a file that holds less than it announces was cut short
+  // (a partial download or copy), even where no checkpoint covers the lost records.
+  if (report.ok && typeof header.first_seq === 'number' && (report.first_seq ?? 0) > header.first_seq) {
+    report.ok = false;
+    report.problem = {
+      seq: header.first_seq,
+      kind: 'missing',
+      message: `the header announces records from seq ${header.first_seq} but the file starts at seq ${report.first_seq}`,
+    };
+  } else if (report.ok && typeof header.last_seq === 'number' && (report.last_seq ?? 0) < header.last_seq) {
+    report.ok = false;
+    report.problem = {
+      seq: (report.last_seq ?? 0) + 1,
+      kind: 'truncated',
+      message: `the header announces records up to seq ${header.last_seq} but the file ends at seq ${report.last_seq ?? 0}`,
+    };
+  }
+  return report;
 }

@@ -78,8 +78,39 @@ export async function verifyTrail(input: {
     bySeq.set(c.seq, c);
   }
 
+  const records = inOrder(input.records);
+  // A gap or a record that does not hash at its seq is either removal/editing or a record
+  // moved from further down: only the rest of the trail tells (read on the failure path only).
+  // Callers inside the loop below must `return await`: leaving the loop first closes `records`.
+  const comesLater = async (belongs: (later: AuditRecord) => boolean): Promise<AuditRecord | undefined> => {
+    for await (const later of records) if (belongs(later)) return later;
+    return undefined;
+  };
+  const gap = async (expected: number, found: number, missing: string): Promise<VerifyReport> => {
+    const moved = await comesLater((later) => later.seq === expected);
+    if (!moved) return fail(expected, 'missing', missing);
+    return fail(
+      expected,
+      'out_of_order',
+      `seq ${found} appears where seq ${expected} belongs and seq ${expected} comes later: records were reordered`,
+    );
+  };
+  const misfit = async (r: AuditRecord): Promise<VerifyReport> => {
+    const moved = await comesLater(
+      (later) => typeof later.hash === 'string' && hashRecord({ ...later, seq: r.seq }) === later.hash,
+    );
+    if (!moved) {
+      return fail(r.seq, 'edited', `seq ${r.seq} does not match its hash: the record was edited or moved`);
+    }
+    return fail(
+      r.seq,
+      'out_of_order',
+      `the record written as seq ${r.seq} is stored at seq ${moved.seq}: records were reordered`,
+    );
+  };
+
   let prev: AuditRecord | undefined;
-  for await (const r of input.records) {
+  for await (const r of records) {
     if (!Number.isSafeInteger(r.seq) || typeof r.hash !== 'string' || typeof r.prev_hash !== 'string') {
       return fail(prev ? prev.seq + 1 : 1, 'malformed', `record after seq ${prev?.seq ?? 0} is malformed`);
     }
@@ -87,7 +118,7 @@ export async function verifyTrail(input: {
       report.first_seq = r.seq;
       report.from_genesis = r.seq === 1;
       if (r.seq !== 1 && !input.allowPartial) {
-        return fail(1, 'missing', `the trail starts at seq ${r.seq}: records 1..${r.seq - 1} are missing`);
+        return await gap(1, r.seq, `the trail starts at seq ${r.seq}: records 1..${r.seq - 1} are missing`);
       }
       if (r.seq === 1 && r.prev_hash !== GENESIS_HASH) {
         return fail(1, 'chain_broken', 'seq 1 does not link to the genesis hash');
@@ -99,15 +130,13 @@ export async function verifyTrail(input: {
         `seq ${r.seq} appears after seq ${prev.seq}: records were reordered`,
       );
     } else if (r.seq !== prev.seq + 1) {
-      return fail(
+      return await gap(
         prev.seq + 1,
-        'missing',
+        r.seq,
         `seq ${prev.seq + 1}${r.seq - prev.seq > 2 ? `..${r.seq - 1}` : ''} missing`,
       );
     }
-    if (hashRecord(r) !== r.hash) {
-      return fail(r.seq, 'edited', `seq ${r.seq} does not match its hash: the record was edited or moved`);
-    }
+    if (hashRecord(r) !== r.hash) return await misfit(r);
     if (prev !== undefined && r.prev_hash !== prev.hash) {
       return fail(
         r.seq,
@@ -142,6 +171,13 @@ export async function verifyTrail(input: {
   }
   report.ok = true;
   return report;
+}
+
+/** One iterator over either kind of source, so a gap can read ahead and stop where it is. */
+async function* inOrder(
+  records: AsyncIterable<AuditRecord> | Iterable<AuditRecord>,
+): AsyncGenerator<AuditRecord> {
+  yield* records;
 }
 
 /** Streams records from the store in seq order, a page at a time (constant memory). */
