@@ -163,6 +163,11 @@ export async function startWarden(
       });
       checkpointer.stop();
       await audit.close();
+      // Sign the final tail so nothing written before shutdown can be cut off unseen.
+      await checkpointer
+        .checkpoint()
+        .catch((err: Error) => log.warn({ err: err.message }, 'final checkpoint failed'));
+      await checkpointer.idle();
       await store.close();
     },
   };

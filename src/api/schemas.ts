@@ -74,6 +74,7 @@ export const auditActor = z.object({
 
 export const auditRecord = z.object({
   seq: z.number().int(),
+  id: z.string(),
   time: z.string(),
   type: z.string(),
   actor: auditActor,

@@ -2,11 +2,14 @@
 // transaction (so several gateways sharing a store still produce one unbroken chain), and
 // retried while the store is down. An event is only dropped if the bounded queue overflows,
 // and then the caller is told.
+import { randomUUID } from 'node:crypto';
 import { canonicalJson } from '../crypto/canonical.js';
 import { isUnavailable, type Store, StoreUnavailableError, type Tx } from '../store/store.js';
 import { type AuditEvent, type AuditRecord, GENESIS_HASH, hashRecord } from './record.js';
+import { recordFromRow } from './rows.js';
 
 interface Pending {
+  id: string;
   event: AuditEvent;
   time: string;
   resolve: (r: AuditRecord) => void;
@@ -63,7 +66,7 @@ export class AuditLog {
       );
     }
     return new Promise<AuditRecord>((resolve, reject) => {
-      this.queue.push({ event, time: new Date().toISOString(), resolve, reject, observed });
+      this.queue.push({ id: randomUUID(), event, time: new Date().toISOString(), resolve, reject, observed });
       this.kick();
     });
   }
@@ -120,7 +123,23 @@ export class AuditLog {
     this.retryDelay = Math.min(this.retryDelay * 2, 5_000);
   }
 
-  private async write(tx: Tx, batch: Pending[]): Promise<AuditRecord[]> {
+  private async write(tx: Tx, all: Pending[]): Promise<AuditRecord[]> {
+    // After a failure the previous attempt may have committed without us hearing back:
+    // events already in the store are answered from it, not written again.
+    const done = new Map<string, AuditRecord>();
+    if (this.lastError) {
+      const rows = await tx
+        .selectFrom('audit_log')
+        .selectAll()
+        .where(
+          'event_id',
+          'in',
+          all.map((p) => p.id),
+        )
+        .execute();
+      for (const row of rows) done.set(row.event_id, recordFromRow(row));
+    }
+    const batch = all.filter((p) => !done.has(p.id));
     const tail = await tx
       .selectFrom('audit_log')
       .select(['seq', 'hash'])
@@ -133,6 +152,7 @@ export class AuditLog {
       seq += 1;
       const base = {
         seq,
+        id: p.id,
         time: p.time,
         type: p.event.type,
         actor: { ...p.event.actor, chain: p.event.actor.chain ?? [] },
@@ -152,6 +172,7 @@ export class AuditLog {
         .values(
           records.slice(i, i + 100).map((r) => ({
             seq: r.seq,
+            event_id: r.id,
             time: r.time,
             type: r.type,
             actor_json: canonicalJson(r.actor),
@@ -164,7 +185,8 @@ export class AuditLog {
         )
         .execute();
     }
-    return records;
+    const fresh = new Map(records.map((r) => [r.id, r]));
+    return all.map((p) => done.get(p.id) ?? fresh.get(p.id)!);
   }
 
   /** Waits until everything queued so far is written (or the store refuses it). */

@@ -29,6 +29,8 @@ export interface AuditEvent {
 
 export interface AuditRecord {
   seq: number;
+  /** Unique per event, assigned when it is queued. */
+  id: string;
   time: string;
   type: string;
   actor: AuditActor;
@@ -53,6 +55,7 @@ export function hashRecord(r: Omit<AuditRecord, 'hash'>): string {
   return sha256Hex(
     canonicalJson({
       seq: r.seq,
+      id: r.id,
       time: r.time,
       type: r.type,
       actor: r.actor,

@@ -6,6 +6,7 @@ import type { AuditOutcome, AuditRecord } from './record.js';
 export function recordFromRow(row: Selectable<AuditLogTable>): AuditRecord {
   return {
     seq: Number(row.seq),
+    id: row.event_id,
     time: row.time,
     type: row.type,
     actor: JSON.parse(row.actor_json),

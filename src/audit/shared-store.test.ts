@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { isUnavailable, Store, StoreUnavailableError } from '../store/store.js';
 import { DIALECTS, type DialectName, type StoreFixture, storeFixture } from '../testing/dialects.js';
+import { startTcpProxy, type TcpProxy } from '../testing/tcp-proxy.js';
 import { AuditLog } from './log.js';
-import { TcpProxy } from './testdata/tcp-proxy.js';
 import { event, openTrail, type Trail } from './testdata/trail.js';
 
 const WORKER = fileURLToPath(new URL('./testdata/append-worker.js', import.meta.url));
@@ -115,8 +115,7 @@ describe('audit log while PostgreSQL is unreachable', { timeout: 30_000 }, () =>
     fx = await storeFixture('postgres');
     direct = await openTrail(fx);
     const target = new URL(fx.url!);
-    proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    await proxy.listen();
+    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
   }, HOOK);
   after(async () => {
     // Close the clients while the proxy still carries them, then the proxy.
@@ -161,5 +160,37 @@ describe('audit log while PostgreSQL is unreachable', { timeout: 30_000 }, () =>
     const report = await direct.verify();
     assert.equal(report.ok, true, report.problem?.message);
     assert.equal(report.records, 7);
+  });
+
+  it('does not write a batch twice when the COMMIT succeeded but its acknowledgement was lost', async () => {
+    assert.ok(log && store);
+    const before = (await direct.records()).length;
+    // PostgreSQL's CommandComplete for COMMIT: the batch is durable, then the connection dies.
+    const tripped = proxy.cutWhenServerSends(Buffer.from('COMMIT\0'));
+    const pending = [10, 11, 12].map((i) =>
+      log!.append(event(i)).then(
+        (r) => r,
+        (err: Error) => err,
+      ),
+    );
+    await tripped;
+    const outcomes = await Promise.all(pending);
+    assert.ok(
+      outcomes.every((o) => o instanceof StoreUnavailableError),
+      'the writer did not hear back, so it reports the store unavailable',
+    );
+    const committed = await direct.records();
+    assert.ok(committed.length > before, 'the first batch reached the store before the connection died');
+
+    await proxy.restore();
+    await log.drain();
+    const records = await direct.records();
+    assert.deepEqual(
+      records.slice(before).map((r) => r.payload.i),
+      [10, 11, 12],
+      'the retry found what was already written and added only the rest',
+    );
+    const report = await direct.verify();
+    assert.equal(report.ok, true, report.problem?.message);
   });
 });

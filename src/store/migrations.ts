@@ -95,6 +95,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema
           .createTable('audit_log')
           .addColumn('seq', sql.raw(bigint), (c) => c.primaryKey())
+          // Unique per event: a batch retried after a lost COMMIT acknowledgement is not written twice.
+          .addColumn('event_id', 'text', (c) => c.notNull().unique())
           .addColumn('time', 'text', (c) => c.notNull())
           .addColumn('type', 'text', (c) => c.notNull())
           .addColumn('actor_json', 'text', (c) => c.notNull())

@@ -67,6 +67,7 @@ export interface SessionsTable {
 
 export interface AuditLogTable {
   seq: number;
+  event_id: string;
   time: string;
   type: string;
   actor_json: string;
