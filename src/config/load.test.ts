@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -113,5 +113,13 @@ describe('configuration', () => {
     const good = await runCli(['config', 'check', '--config', file('fine.yaml', 'api:\n  port: 9999\n')]);
     assert.equal(good.code, 0, good.stderr);
     assert.match(good.stdout, /^OK: .*api 127\.0\.0\.1:9999, store sqlite/);
+  });
+
+  it('`warden serve` refuses to start on a bad config, naming the problem', async () => {
+    const f = file('serve.yaml', `data_dir: ${join(dir, 'never')}\nidentity:\n  token_ttl: soon\n`);
+    const res = await runCli(['serve', '--config', f]);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /serve\.yaml:3:\d+: identity\.token_ttl: expected a duration like "30s"/);
+    assert.ok(!existsSync(join(dir, 'never')), 'nothing was created');
   });
 });

@@ -35,6 +35,8 @@ const oidcIssuer = z.strictObject({
   subject_claim: z.string().min(1).default('sub'),
   /** Only asymmetric algorithms: HS* would let anyone holding the public key forge tokens. */
   algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA', 'PS256']),
+  /** Kind of every identity from this issuer; by default a client-credentials token is a service, others human. */
+  kind: z.enum(['human', 'service', 'agent']).optional(),
   /** Skip discovery and read keys from here. */
   jwks_uri: z.url().optional(),
   /** Least time between two JWKS fetches; a token with an unknown kid triggers a refetch after it. */

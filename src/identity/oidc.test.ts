@@ -214,7 +214,11 @@ describe('OIDC authentication against a real provider', () => {
     assert.equal(res.status, 200, res.text);
     const me = res.body as WhoAmI;
     assert.equal(me.subject, 'ci-platform');
-    assert.equal(me.kind, 'human');
+    assert.equal(
+      me.kind,
+      'service',
+      'a client-credentials token (sub = client_id) is a machine, not a person',
+    );
     assert.deepEqual(me.groups, ['platform']);
     assert.deepEqual(me.roles, ['admin', 'user']);
     assert.equal(me.via, 'oidc');
@@ -245,6 +249,12 @@ describe('OIDC authentication against a real provider', () => {
     const res = await whoami(await craft({}));
     assert.equal(res.status, 200, res.text);
     assert.equal((res.body as WhoAmI).subject, 'crafted-client');
+  });
+
+  it('takes a token issued to a person through an app as a human', async () => {
+    const res = await whoami(await craft({ sub: 'alice', client_id: 'warden-cli', azp: 'warden-cli' }));
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual([(res.body as WhoAmI).subject, (res.body as WhoAmI).kind], ['alice', 'human']);
   });
 
   it('tolerates an exp that passed within the 30 s clock skew', async () => {

@@ -95,9 +95,13 @@ export class OidcVerifier {
       : typeof rawGroups === 'string'
         ? rawGroups.split(/[ ,]+/).filter(Boolean)
         : [];
+    // RFC 9068: a client-credentials token names the client as its own subject; that is a
+    // machine. Anything else was issued to a person (unless the issuer's config says otherwise).
+    const client = payload.client_id ?? payload.azp;
+    const kind = cfg.kind ?? (typeof client === 'string' && client === payload.sub ? 'service' : 'human');
     return {
       subject,
-      kind: 'human',
+      kind,
       groups,
       rootSubject: subject,
       chain: [],
