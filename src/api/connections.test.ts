@@ -5,7 +5,7 @@ import type { ConnectionView } from '../config/connection.js';
 import { Keyring, sealKeySource } from '../crypto/seal.js';
 import { Connections } from '../store/connections.js';
 import { DIALECTS } from '../testing/dialects.js';
-import { errorOf, type Gateway, startGateway } from '../testing/gateway.js';
+import { configFileConnection, errorOf, type Gateway, startGateway } from '../testing/gateway.js';
 
 const CONFIG_PASSWORD = 'cfg-Pw-8c1e5d9b7a';
 const PASSWORD = 'orders-Pw-4f2a9c71e3';
@@ -24,19 +24,10 @@ for (const dialect of DIALECTS) {
     let gw: Gateway;
 
     before(async () => {
-      gw = await startGateway(dialect, {
-        env: { WARDEN_TEST_CFG_PW: CONFIG_PASSWORD },
-        config: {
-          connections: [
-            {
-              name: 'billing',
-              protocol: 'postgres',
-              target: { host: 'billing.internal', port: 5433, database: 'billing' },
-              credentials: { user: 'billing', password: { env: 'WARDEN_TEST_CFG_PW' } },
-            },
-          ],
-        },
-      });
+      gw = await startGateway(
+        dialect,
+        configFileConnection(CONFIG_PASSWORD, { port: 5433, database: 'billing' }),
+      );
       gw.secret(CONFIG_PASSWORD);
       gw.secret(PASSWORD);
       gw.secret(NEW_PASSWORD);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ConnectionView } from '../config/connection.js';
 import { DIALECTS } from '../testing/dialects.js';
-import { type Gateway, startGateway, stderrLines } from '../testing/gateway.js';
+import { configFileConnection, type Gateway, startGateway, stderrLines } from '../testing/gateway.js';
 
 const PASSWORD = 'cli-Pw-5e8d1f0a2b';
 const CONFIG_PASSWORD = 'cfg-Pw-93b7c4e1aa';
@@ -31,19 +31,7 @@ for (const dialect of DIALECTS) {
     let gw: Gateway;
 
     before(async () => {
-      gw = await startGateway(dialect, {
-        env: { WARDEN_TEST_CFG_PW: CONFIG_PASSWORD },
-        config: {
-          connections: [
-            {
-              name: 'billing',
-              protocol: 'postgres',
-              target: { host: 'billing.internal', port: 5433 },
-              credentials: { user: 'billing', password: { env: 'WARDEN_TEST_CFG_PW' } },
-            },
-          ],
-        },
-      });
+      gw = await startGateway(dialect, configFileConnection(CONFIG_PASSWORD, { port: 5433 }));
       gw.secret(PASSWORD);
       gw.secret(CONFIG_PASSWORD);
     });

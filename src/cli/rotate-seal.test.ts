@@ -6,7 +6,7 @@ import type { AuditRecord } from '../audit/record.js';
 import { Keyring, sealKeySource } from '../crypto/seal.js';
 import { Connections } from '../store/connections.js';
 import { DIALECTS } from '../testing/dialects.js';
-import { type Gateway, startGateway } from '../testing/gateway.js';
+import { configFileConnection, type Gateway, startGateway } from '../testing/gateway.js';
 
 const CONFIG_PASSWORD = 'cfg-Pw-rot-6a0e2c4d';
 const PASSWORD = 'api-Pw-rot-1b9f7e3a';
@@ -51,19 +51,7 @@ for (const dialect of DIALECTS) {
     }
 
     before(async () => {
-      gw = await startGateway(dialect, {
-        env: { WARDEN_TEST_CFG_PW: CONFIG_PASSWORD },
-        config: {
-          connections: [
-            {
-              name: 'billing',
-              protocol: 'postgres',
-              target: { host: 'billing.internal', port: 5432 },
-              credentials: { user: 'billing', password: { env: 'WARDEN_TEST_CFG_PW' } },
-            },
-          ],
-        },
-      });
+      gw = await startGateway(dialect, configFileConnection(CONFIG_PASSWORD));
       for (const s of [CONFIG_PASSWORD, PASSWORD, NEW_PASSWORD]) gw.secret(s);
       sealKey = join(gw.store.dataDir, 'seal.key');
       const created = await gw.api('POST', '/api/connections', {

@@ -2,9 +2,11 @@
 // so any one of them (and, through parent_jti, its descendants) can be revoked.
 import { randomUUID } from 'node:crypto';
 import { type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import type { Selectable } from 'kysely';
 import type { Config } from '../config/schema.js';
 import type { SigningKey } from '../crypto/signing.js';
 import type { Store } from '../store/store.js';
+import type { TokensTable } from '../store/tables.js';
 import { AuthError } from './errors.js';
 import { type Identity, type IdentityKind, KINDS, rolesFor } from './identity.js';
 import { mapJoseError } from './oidc.js';
@@ -186,19 +188,7 @@ export class WardenTokens {
   }
 }
 
-function tokenView(row: {
-  jti: string;
-  parent_jti: string | null;
-  subject: string;
-  kind: string;
-  groups_json: string;
-  scope_json: string;
-  chain_json: string;
-  issued_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-  issued_via: string;
-}): TokenView {
+function tokenView(row: Selectable<TokensTable>): TokenView {
   return {
     jti: row.jti,
     parent_jti: row.parent_jti,

@@ -176,3 +176,20 @@ export function errorOf(res: ApiResponse): { code: string; message: string; deta
 export function stderrLines(res: CliResult): string[] {
   return res.stderr.split('\n').filter((l) => l.trim() !== '');
 }
+
+/** A connection defined in the config file, its password read from `WARDEN_TEST_CFG_PW`. */
+export function configFileConnection(password: string, target: Record<string, unknown> = {}) {
+  return {
+    env: { WARDEN_TEST_CFG_PW: password },
+    config: {
+      connections: [
+        {
+          name: 'billing',
+          protocol: 'postgres',
+          target: { host: 'billing.internal', port: 5432, ...target },
+          credentials: { user: 'billing', password: { env: 'WARDEN_TEST_CFG_PW' } },
+        },
+      ],
+    },
+  };
+}

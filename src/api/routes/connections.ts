@@ -1,7 +1,14 @@
 // /api/connections: targets Warden can reach. Everyone signed in may list them (without
 // secrets); only admins change them, and every change is audited with what changed.
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { connectionInput, connectionName, connectionPatch, connectionView } from '../../config/connection.js';
+import {
+  type ConnectionView,
+  connectionInput,
+  connectionName,
+  connectionPatch,
+  connectionView,
+} from '../../config/connection.js';
 import { actorOf } from '../../identity/identity.js';
 import { ConflictError } from '../../store/connections.js';
 import { caller } from '../auth.js';
@@ -19,6 +26,28 @@ function changedFields(before: object, after: object): string[] {
 }
 
 export function connectionRoutes(app: ZodApp, ctx: ApiContext): void {
+  const existing = async (name: string): Promise<ConnectionView> => {
+    const c = await ctx.connections.get(name);
+    if (!c) throw notFound(`connection "${name}" does not exist`);
+    return c;
+  };
+  /** A connection the API may change: the config file owns the ones it defines. */
+  const apiOwned = async (name: string, verb: string): Promise<ConnectionView> => {
+    const c = await existing(name);
+    if (c.source === 'config') {
+      throw new ConflictError(`connection "${c.name}" is defined in the config file; ${verb} it there`);
+    }
+    return c;
+  };
+  const audited = (req: FastifyRequest, type: string, name: string, payload: Record<string, unknown>) =>
+    ctx.audit.append({
+      type,
+      actor: actorOf(caller(req), req.ip),
+      target: `connection:${name}`,
+      outcome: 'success',
+      payload,
+    });
+
   app.get(
     '/api/connections',
     {
@@ -43,11 +72,7 @@ export function connectionRoutes(app: ZodApp, ctx: ApiContext): void {
         response: { 200: connectionView },
       },
     },
-    async (req) => {
-      const c = await ctx.connections.get(req.params.name);
-      if (!c) throw notFound(`connection "${req.params.name}" does not exist`);
-      return c;
-    },
+    async (req) => existing(req.params.name),
   );
 
   app.post(
@@ -62,19 +87,12 @@ export function connectionRoutes(app: ZodApp, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const who = caller(req);
       const created = await ctx.connections.create(req.body, 'api');
-      await ctx.audit.append({
-        type: 'connection.created',
-        actor: actorOf(who, req.ip),
-        target: `connection:${created.name}`,
-        outcome: 'success',
-        payload: {
-          protocol: created.protocol,
-          host: created.target.host,
-          port: created.target.port,
-          tags: created.tags,
-        },
+      await audited(req, 'connection.created', created.name, {
+        protocol: created.protocol,
+        host: created.target.host,
+        port: created.target.port,
+        tags: created.tags,
       });
       return reply.code(201).send(created);
     },
@@ -93,24 +111,14 @@ export function connectionRoutes(app: ZodApp, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const who = caller(req);
-      const existing = await ctx.connections.get(req.params.name);
-      if (!existing) throw notFound(`connection "${req.params.name}" does not exist`);
-      if (existing.source === 'config') {
-        throw new ConflictError(
-          `connection "${existing.name}" is defined in the config file; change it there`,
-        );
-      }
+      await apiOwned(req.params.name, 'change');
       const { before, after } = await ctx.connections.update(req.params.name, req.body);
       const fields = changedFields(before, after);
       if (req.body.credentials?.password !== undefined && !fields.includes('credentials'))
         fields.push('credentials');
-      await ctx.audit.append({
-        type: 'connection.updated',
-        actor: actorOf(who, req.ip),
-        target: `connection:${after.name}`,
-        outcome: 'success',
-        payload: { changed: fields, password_changed: req.body.credentials?.password !== undefined },
+      await audited(req, 'connection.updated', after.name, {
+        changed: fields,
+        password_changed: req.body.credentials?.password !== undefined,
       });
       return after;
     },
@@ -128,22 +136,9 @@ export function connectionRoutes(app: ZodApp, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const who = caller(req);
-      const existing = await ctx.connections.get(req.params.name);
-      if (!existing) throw notFound(`connection "${req.params.name}" does not exist`);
-      if (existing.source === 'config') {
-        throw new ConflictError(
-          `connection "${existing.name}" is defined in the config file; remove it there`,
-        );
-      }
+      await apiOwned(req.params.name, 'remove');
       const removed = await ctx.connections.remove(req.params.name);
-      await ctx.audit.append({
-        type: 'connection.deleted',
-        actor: actorOf(who, req.ip),
-        target: `connection:${removed.name}`,
-        outcome: 'success',
-        payload: {},
-      });
+      await audited(req, 'connection.deleted', removed.name, {});
       return removed;
     },
   );
