@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { AuditQueueFullError } from '../audit/log.js';
 import { SealError } from '../crypto/seal.js';
 import { AuthError } from '../identity/errors.js';
+import { redactCredentials } from '../logging.js';
 import { ConflictError, NotFoundError } from '../store/connections.js';
 import { isUnavailable } from '../store/store.js';
 
@@ -41,9 +42,12 @@ function describeValidation(err: FastifyError): { message: string; details: unkn
 
 export function installErrorHandler(app: FastifyInstance): void {
   app.setNotFoundHandler((req: FastifyRequest, reply: FastifyReply) => {
-    reply
-      .code(404)
-      .send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+    reply.code(404).send({
+      error: {
+        code: 'not_found',
+        message: `no route ${req.method} ${redactCredentials(req.url.split('?')[0] ?? '')}`,
+      },
+    });
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const send = (status: number, code: string, message: string, details?: unknown) =>

@@ -149,6 +149,27 @@ for (const dialect of DIALECTS) {
       assert.deepEqual([event.target, event.payload.credential_kind], ['GET /api/keys', 'api_key']);
     });
 
+    it('revokes a key pasted whole, keeping its secret out of URLs and logs', async () => {
+      const make = async (name: string) => {
+        const res = await gw.cli(['keys', 'create', '--name', name]);
+        assert.equal(res.code, 0, res.stderr);
+        return gw.credential(res.stdout.trim());
+      };
+      const pasted = await make('pasted-bot');
+      const res = await gw.cli(['keys', 'revoke', pasted]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.match(res.stdout, /^revoked API key pasted-bot /);
+      // Through the raw API too: the server takes the id from the key and logs only the id.
+      const raw = await make('raw-bot');
+      const del = await gw.api('DELETE', `/api/keys/${raw}`);
+      assert.equal(del.status, 200, del.text);
+      assert.equal((del.body as ApiKeyView).name, 'raw-bot');
+      const missing = await gw.api('DELETE', `/api/nothing/${raw}`);
+      assert.equal(missing.status, 404);
+      assert.ok(!missing.text.includes(raw.slice(22)), 'the 404 does not echo the secret');
+      assert.match(gw.proc.logs(), /wdn_[0-9a-f]{16}_\[redacted\]/, 'the log shows which key, not the key');
+    });
+
     it('audits creation and revocation without the key', async () => {
       const created = await gw.waitForAudit('key.created', (r) => r.payload.name === 'ci-bot');
       assert.deepEqual([created.actor.subject, created.payload.kind], ['bootstrap-admin', 'agent']);

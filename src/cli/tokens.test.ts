@@ -136,6 +136,67 @@ for (const dialect of DIALECTS) {
       await gw.waitForAudit('auth.refused', (r) => r.payload.reason === 'revoked');
     });
 
+    it('refuses a token whose parent was revoked even if the cascade missed it', async () => {
+      // A child minted while its parent was being revoked is not in the cascade's list:
+      // simulate exactly that by revoking the parent row alone, behind the API's back.
+      const p = JSON.parse((await gw.cli(['token', 'create', '--ttl', '5m', '--json'])).stdout) as {
+        token: string;
+        jti: string;
+      };
+      gw.credential(p.token);
+      const c = JSON.parse(
+        (await gw.cli(['token', 'create', '--ttl', '1m', '--json'], { token: p.token })).stdout,
+      ) as {
+        token: string;
+      };
+      gw.credential(c.token);
+      assert.equal((await gw.api('GET', '/api/whoami', { token: c.token })).status, 200);
+      const store = gw.openStore();
+      try {
+        await store.db
+          .updateTable('tokens')
+          .set({ revoked_at: new Date().toISOString() })
+          .where('jti', '=', p.jti)
+          .execute();
+      } finally {
+        await store.close();
+      }
+      const refused = await gw.api('GET', '/api/whoami', { token: c.token });
+      assert.equal(refused.status, 401);
+      assert.equal(errorOf(refused).message, 'a token this one was minted from was revoked');
+    });
+
+    it('ends every token minted from an API key when the key is revoked', async () => {
+      const created = JSON.parse(
+        (await gw.cli(['keys', 'create', '--name', 'minting-bot', '--groups', 'warden:admin', '--json']))
+          .stdout,
+      ) as { key: string };
+      const key = gw.credential(created.key);
+      const t = JSON.parse(
+        (await gw.cli(['token', 'create', '--ttl', '30m', '--json'], { token: key })).stdout,
+      ) as {
+        token: string;
+        jti: string;
+      };
+      const token = gw.credential(t.token);
+      const grandchild = JSON.parse(
+        (await gw.cli(['token', 'create', '--ttl', '5m', '--json'], { token })).stdout,
+      ) as { token: string };
+      gw.credential(grandchild.token);
+      assert.equal((await gw.api('GET', '/api/whoami', { token })).status, 200);
+
+      const revoked = await gw.cli(['keys', 'revoke', 'minting-bot']);
+      assert.equal(revoked.code, 0, revoked.stderr);
+      for (const t2 of [key, token, grandchild.token]) {
+        const res = await gw.api('POST', '/api/keys', { token: t2, body: { name: 'backdoor' } });
+        assert.equal(res.status, 401, `a credential descended from the revoked key still works: ${res.text}`);
+      }
+      const event = await gw.waitForAudit('key.revoked', (r) => r.payload.name === 'minting-bot');
+      assert.equal((event.payload.tokens_revoked as string[]).length, 2);
+      const ls = JSON.parse((await gw.cli(['token', 'ls', '--all', '--json'])).stdout) as TokenView[];
+      assert.notEqual(ls.find((x) => x.jti === t.jti)?.revoked_at ?? null, null);
+    });
+
     it('lets no token reach the process log or stderr', async () => {
       await gw.stop();
       assert.deepEqual(await gw.leaks(), []);

@@ -22,6 +22,11 @@ export interface ApiKeyView {
   last_used_at: string | null;
 }
 
+/** The id part of a full API key, so a key pasted where its id is expected still works. */
+export function apiKeyIdOf(value: string): string | undefined {
+  return KEY_RE.exec(value)?.[1];
+}
+
 export function looksLikeApiKey(credential: string): boolean {
   return credential.startsWith(PREFIX);
 }

@@ -30,12 +30,23 @@ export interface Identity {
   roles: Role[];
 }
 
-/** Groups that always carry a role, whatever the config maps: the bootstrap key uses them. */
+/**
+ * Groups that always carry a role, whatever the config maps: the bootstrap key uses them.
+ * The `warden:` prefix is reserved for credentials Warden issues itself; external identity
+ * providers cannot grant it (see `withoutReservedGroups`).
+ */
 export const BUILTIN_ROLE_GROUPS: Record<Exclude<Role, 'user'>, string> = {
   admin: 'warden:admin',
   auditor: 'warden:auditor',
   approver: 'warden:approver',
 };
+
+export const RESERVED_GROUP_PREFIX = 'warden:';
+
+/** Drops reserved groups from what an external issuer claims. */
+export function withoutReservedGroups(groups: string[]): string[] {
+  return groups.filter((g) => !g.startsWith(RESERVED_GROUP_PREFIX));
+}
 
 export function rolesFor(groups: string[], roles: Config['identity']['roles']): Role[] {
   const out: Role[] = [];

@@ -251,6 +251,19 @@ describe('OIDC authentication against a real provider', () => {
     assert.equal((res.body as WhoAmI).subject, 'crafted-client');
   });
 
+  it("cannot claim Warden's reserved groups: warden:admin from a provider grants nothing", async () => {
+    const token = await craft({ sub: 'mallory', groups: ['warden:admin', 'warden:auditor', 'dev'] });
+    const res = await whoami(token);
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual([(res.body as WhoAmI).groups, (res.body as WhoAmI).roles], [['dev'], ['user']]);
+    assert.equal((await api(warden.url, 'GET', '/api/keys', { token })).status, 403);
+    // Nor through a Warden token minted from it.
+    const minted = await api(warden.url, 'POST', '/api/tokens', { token, body: { ttl: '1m' } });
+    assert.equal(minted.status, 201, minted.text);
+    const derived = (await whoami((minted.body as { token: string }).token)).body as WhoAmI;
+    assert.deepEqual([derived.groups, derived.roles], [['dev'], ['user']]);
+  });
+
   it('takes a token issued to a person through an app as a human', async () => {
     const res = await whoami(await craft({ sub: 'alice', client_id: 'warden-cli', azp: 'warden-cli' }));
     assert.equal(res.status, 200, res.text);

@@ -4,7 +4,7 @@
 import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from 'jose';
 import type { Config, OidcIssuerConfig } from '../config/schema.js';
 import { AuthError } from './errors.js';
-import { type Identity, rolesFor } from './identity.js';
+import { type Identity, rolesFor, withoutReservedGroups } from './identity.js';
 
 type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
 
@@ -90,11 +90,13 @@ export class OidcVerifier {
       throw new AuthError('invalid_claims', `token has no "${cfg.subject_claim}" claim`, cfg.issuer);
     }
     const rawGroups = payload[cfg.groups_claim];
-    const groups = Array.isArray(rawGroups)
+    const claimed = Array.isArray(rawGroups)
       ? rawGroups.filter((g): g is string => typeof g === 'string')
       : typeof rawGroups === 'string'
         ? rawGroups.split(/[ ,]+/).filter(Boolean)
         : [];
+    // A provider whose users can name their own groups must not be able to claim Warden's.
+    const groups = withoutReservedGroups(claimed);
     // RFC 9068: a client-credentials token names the client as its own subject; that is a
     // machine. Anything else was issued to a person (unless the issuer's config says otherwise).
     const client = payload.client_id ?? payload.azp;

@@ -104,12 +104,14 @@ export class WardenTokens {
     }
     const row = await this.store.db
       .selectFrom('tokens')
-      .select(['revoked_at', 'parent_jti', 'chain_json'])
+      .select(['revoked_at', 'parent_jti', 'chain_json', 'issued_via'])
       .where('jti', '=', payload.jti as string)
       .executeTakeFirst();
     // A correctly signed token the store never recorded was not minted by this deployment's API.
     if (!row) throw new AuthError('unknown_key', 'token is not known to this Warden', this.cfg.issuer);
     if (row.revoked_at) throw new AuthError('revoked', 'token was revoked', this.cfg.issuer);
+    const dead = await this.deadAncestor(row);
+    if (dead) throw new AuthError('revoked', dead, this.cfg.issuer);
     const kind = KINDS.includes(payload.kind as IdentityKind) ? (payload.kind as IdentityKind) : 'service';
     const groups = Array.isArray(payload.groups)
       ? payload.groups.filter((g): g is string => typeof g === 'string')
@@ -129,6 +131,49 @@ export class WardenTokens {
       expiresAt: payload.exp ? new Date(payload.exp * 1000) : null,
       roles: rolesFor(groups, this.cfg.roles),
     };
+  }
+
+  /**
+   * Why a token's lineage no longer stands, if it does not: a token it was minted from, or
+   * the API key at its root, was revoked. Checked on every use, so a child minted while its
+   * parent was being revoked (and missed by the cascade) dies with it all the same.
+   */
+  private async deadAncestor(row: {
+    parent_jti: string | null;
+    issued_via: string;
+  }): Promise<string | undefined> {
+    let current = row;
+    for (let depth = 0; current.parent_jti !== null; depth++) {
+      if (depth > 64) return 'token lineage is too deep';
+      const parent = await this.store.db
+        .selectFrom('tokens')
+        .select(['revoked_at', 'parent_jti', 'issued_via'])
+        .where('jti', '=', current.parent_jti)
+        .executeTakeFirst();
+      if (!parent || parent.revoked_at) return 'a token this one was minted from was revoked';
+      current = parent;
+    }
+    if (current.issued_via.startsWith('api_key:')) {
+      const key = await this.store.db
+        .selectFrom('api_keys')
+        .select(['revoked_at'])
+        .where('id', '=', current.issued_via.slice('api_key:'.length))
+        .executeTakeFirst();
+      if (!key || key.revoked_at) return 'the API key this token was minted from was revoked';
+    }
+    return undefined;
+  }
+
+  /** Revokes every token minted directly from a credential (e.g. `api_key:<id>`) and their descendants. */
+  async revokeMintedFrom(issuedVia: string): Promise<string[]> {
+    const roots = await this.store.db
+      .selectFrom('tokens')
+      .select('jti')
+      .where('issued_via', '=', issuedVia)
+      .execute();
+    const revoked: string[] = [];
+    for (const r of roots) revoked.push(...(await this.revoke(r.jti)));
+    return revoked;
   }
 
   /** Revokes a token and every token minted from it, returning the jtis newly revoked. */

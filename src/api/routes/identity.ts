@@ -1,9 +1,12 @@
 // /api/whoami, /api/keys and /api/tokens: who the caller is, API keys for services and agents
 // (admins only), and Warden's own short-lived tokens (any authenticated caller, never wider
 // or longer-lived than the credential presented).
+import { decodeJwt } from 'jose';
 import { z } from 'zod';
 import { duration } from '../../config/duration.js';
+import { apiKeyIdOf } from '../../identity/api-keys.js';
 import { actorOf, hasRole, type Identity, scopeCovers } from '../../identity/identity.js';
+import { redactCredentials } from '../../logging.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { ApiError, badRequest, forbidden, notFound } from '../errors.js';
@@ -32,6 +35,17 @@ export function whoami(identity: Identity): z.infer<typeof identityView> {
     scope: identity.scope,
     expires_at: identity.expiresAt?.toISOString() ?? null,
   };
+}
+
+/** A token's jti, whether given as the jti or as the token itself. */
+function jtiOf(ref: string): string {
+  if (ref.split('.').length !== 3) return ref;
+  try {
+    const { jti } = decodeJwt(ref);
+    return typeof jti === 'string' ? jti : ref;
+  } catch {
+    return ref;
+  }
 }
 
 export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
@@ -118,15 +132,17 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
     },
     async (req) => {
       const who = caller(req);
-      const key = await ctx.apiKeys.get(req.params.id);
-      if (!key) throw notFound(`API key "${req.params.id}" does not exist`);
+      const ref = apiKeyIdOf(req.params.id) ?? req.params.id;
+      const key = await ctx.apiKeys.get(ref);
+      if (!key) throw notFound(`API key "${redactCredentials(ref)}" does not exist`);
       const revoked = await ctx.apiKeys.revoke(key.id);
+      const tokens = await ctx.tokens.revokeMintedFrom(`api_key:${key.id}`);
       await ctx.audit.append({
         type: 'key.revoked',
         actor: actorOf(who, req.ip),
         target: `api_key:${key.id}`,
         outcome: 'success',
-        payload: { name: key.name, already_revoked: key.revoked_at !== null },
+        payload: { name: key.name, already_revoked: key.revoked_at !== null, tokens_revoked: tokens },
       });
       return revoked!;
     },
@@ -214,8 +230,9 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
     },
     async (req) => {
       const who = caller(req);
-      const token = await ctx.tokens.get(req.params.jti);
-      if (!token) throw notFound(`token ${req.params.jti} does not exist`);
+      const jti = jtiOf(req.params.jti);
+      const token = await ctx.tokens.get(jti);
+      if (!token) throw notFound(`token ${redactCredentials(jti)} does not exist`);
       if (token.subject !== who.subject && !hasRole(who, 'admin'))
         throw forbidden('you can only revoke your own tokens');
       const revoked = await ctx.tokens.revoke(token.jti);

@@ -1,8 +1,10 @@
 // `warden whoami`, `warden keys …` and `warden token …`: identities and credentials.
 import { type Command, Option } from 'commander';
+import { decodeJwt } from 'jose';
 import type { ApiKeyView } from '../../identity/api-keys.js';
+import { apiKeyIdOf } from '../../identity/api-keys.js';
 import type { TokenView } from '../../identity/warden-tokens.js';
-import { ApiClient, query } from '../client.js';
+import { ApiClient, CliError, query } from '../client.js';
 import { printJson, printTable } from '../output.js';
 import { rotateSeal } from './local.js';
 
@@ -21,6 +23,18 @@ interface Whoami {
 }
 
 const list = (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)];
+
+/** A token's jti, whether given as the jti or as the token itself (which then stays local). */
+function jtiOf(ref: string): string {
+  if (ref.split('.').length !== 3) return ref;
+  try {
+    const { jti } = decodeJwt(ref);
+    if (typeof jti === 'string') return jti;
+  } catch {
+    // not a JWT after all
+  }
+  throw new CliError('that looks like a token but has no jti; pass the jti (see `warden token ls`)', 2);
+}
 
 export function identityCommands(program: Command): void {
   program
@@ -94,7 +108,9 @@ export function identityCommands(program: Command): void {
     .command('revoke <id-or-name>')
     .description('revoke an API key')
     .action(async (id: string) => {
-      const k = await new ApiClient().request<ApiKeyView>('DELETE', `/api/keys/${encodeURIComponent(id)}`);
+      // A whole key pasted here is reduced to its id: the secret never travels in a URL.
+      const ref = apiKeyIdOf(id) ?? id;
+      const k = await new ApiClient().request<ApiKeyView>('DELETE', `/api/keys/${encodeURIComponent(ref)}`);
       process.stdout.write(`revoked API key ${k.name} (${k.id})\n`);
     });
   keys
@@ -143,12 +159,12 @@ export function identityCommands(program: Command): void {
       );
     });
   token
-    .command('revoke <jti>')
+    .command('revoke <jti-or-token>')
     .description('revoke a token and every token minted from it')
     .action(async (jti: string) => {
       const res = await new ApiClient().request<{ revoked: string[] }>(
         'DELETE',
-        `/api/tokens/${encodeURIComponent(jti)}`,
+        `/api/tokens/${encodeURIComponent(jtiOf(jti))}`,
       );
       process.stdout.write(
         `revoked ${res.revoked.length} token(s): ${res.revoked.join(', ') || '(already revoked)'}\n`,
