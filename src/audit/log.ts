@@ -1,16 +1,17 @@
 // The audit appender: events are queued, written in batches inside one serialized
 // transaction (so several gateways sharing a store still produce one unbroken chain), and
-// retried while the store is down. An event is only dropped if the bounded queue overflows,
-// and then the caller is told.
+// retried, whatever the store's error, until written. Events are validated when queued, so a
+// failing write is always the store's problem, never a poison event; an event is only refused
+// when the bounded queue is full, and then the caller is told.
 import { randomUUID } from 'node:crypto';
 import { canonicalJson } from '../crypto/canonical.js';
 import { isUnavailable, type Store, StoreUnavailableError, type Tx } from '../store/store.js';
-import { type AuditEvent, type AuditRecord, GENESIS_HASH, hashRecord } from './record.js';
+import { type AuditActor, type AuditEvent, type AuditRecord, GENESIS_HASH, hashRecord } from './record.js';
 import { recordFromRow } from './rows.js';
 
 interface Pending {
   id: string;
-  event: AuditEvent;
+  event: AuditEvent & { actor: AuditActor; payload: Record<string, unknown> };
   time: string;
   resolve: (r: AuditRecord) => void;
   reject: (err: Error) => void;
@@ -65,8 +66,29 @@ export class AuditLog {
         new AuditQueueFullError('audit queue is full: the store has not accepted events for too long'),
       );
     }
+    let normalized: Pending['event'];
+    try {
+      // Round-trip through JSON now: the hashed value is exactly what will be read back, and
+      // an event that cannot be encoded is refused to its caller instead of wedging the queue.
+      normalized = {
+        ...event,
+        actor: JSON.parse(canonicalJson({ ...event.actor, chain: event.actor.chain ?? [] })) as AuditActor,
+        payload: JSON.parse(canonicalJson(event.payload ?? {})) as Record<string, unknown>,
+      };
+    } catch (err) {
+      return Promise.reject(
+        new TypeError(`audit event ${event.type} cannot be encoded: ${(err as Error).message}`),
+      );
+    }
     return new Promise<AuditRecord>((resolve, reject) => {
-      this.queue.push({ id: randomUUID(), event, time: new Date().toISOString(), resolve, reject, observed });
+      this.queue.push({
+        id: randomUUID(),
+        event: normalized,
+        time: new Date().toISOString(),
+        resolve,
+        reject,
+        observed,
+      });
       this.kick();
     });
   }
@@ -89,21 +111,17 @@ export class AuditLog {
         const error = err as Error;
         this.lastError = error;
         this.opts.onError?.(error, this.queue.length);
-        if (isUnavailable(error)) {
-          // Keep every event; tell waiting callers now (their request fails) but retry in the background.
-          for (const p of batch) {
-            if (p.observed) {
-              p.reject(new StoreUnavailableError(`audit store unavailable: ${error.message}`));
-              p.observed = false;
-            }
+        // Keep every event (too many clients, a cancelled query, a full disk and a dropped
+        // connection all pass); tell waiting callers now, so their request fails, and retry.
+        for (const p of batch) {
+          if (p.observed) {
+            const why = isUnavailable(error) ? 'unavailable' : 'refusing writes';
+            p.reject(new StoreUnavailableError(`audit store ${why}: ${error.message}`));
+            p.observed = false;
           }
-          this.scheduleRetry();
-          return;
         }
-        // A non-transient failure (bad data): drop that batch rather than wedge the log.
-        this.queue.splice(0, batch.length);
-        for (const p of batch) p.reject(error);
-        continue;
+        this.scheduleRetry();
+        return;
       }
       this.queue.splice(0, batch.length);
       this.lastError = undefined;
@@ -113,13 +131,14 @@ export class AuditLog {
     }
   }
 
+  // Deliberately not unref'd: while events wait to be written the process stays up
+  // (close() gives up after its drain timeout and says which events were not written).
   private scheduleRetry(): void {
     if (this.closed) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.kick();
     }, this.retryDelay);
-    this.retryTimer.unref();
     this.retryDelay = Math.min(this.retryDelay * 2, 5_000);
   }
 
@@ -155,11 +174,10 @@ export class AuditLog {
         id: p.id,
         time: p.time,
         type: p.event.type,
-        actor: { ...p.event.actor, chain: p.event.actor.chain ?? [] },
+        actor: p.event.actor,
         target: p.event.target ?? null,
         outcome: p.event.outcome,
-        // Round-trip through JSON so the hashed value is exactly what will be read back.
-        payload: JSON.parse(JSON.stringify(p.event.payload ?? {})) as Record<string, unknown>,
+        payload: p.event.payload,
         prev_hash: prev,
       };
       const record = { ...base, hash: hashRecord(base) };

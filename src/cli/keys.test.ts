@@ -91,6 +91,12 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it('refuses a zero lifetime instead of creating a key that never expires', async () => {
+      const res = await gw.cli(['keys', 'create', '--name', 'zero-bot', '--expires', '0s']);
+      assert.notEqual(res.code, 0);
+      assert.match(res.stderr, /^warden: 400 validation_failed: body\.expires_in: must be at least 1s\n$/);
+    });
+
     it('refuses a second live key with the same name', async () => {
       const res = await gw.cli(['keys', 'create', '--name', 'ci-bot']);
       assert.notEqual(res.code, 0);

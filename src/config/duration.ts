@@ -36,3 +36,8 @@ export const duration = z.union([z.number().nonnegative(), z.string()]).transfor
   }
   return ms;
 });
+
+/** A duration that must be at least `minMs` (e.g. a timer period, where 0 would spin). */
+export function durationAtLeast(minMs: number, label: string) {
+  return duration.pipe(z.number().min(minMs, `must be at least ${label}`));
+}

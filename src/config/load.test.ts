@@ -49,6 +49,28 @@ describe('configuration', () => {
     assert.equal(config.audit.checkpoint_interval, 60_000);
   });
 
+  it('refuses values that would misbehave at run time', () => {
+    const cases: Array<[string, RegExp]> = [
+      [
+        'store:\n  url: "postgress://warden@db/warden"\n',
+        /store\.url: expected a postgres:\/\/ or postgresql:\/\/ URL/,
+      ],
+      ['store:\n  url: "mysql://root@db/warden"\n', /store\.url: expected a postgres/],
+      ['audit:\n  checkpoint_interval: 0\n', /audit\.checkpoint_interval: must be at least 1s/],
+      ['identity:\n  token_ttl: 0s\n', /identity\.token_ttl: must be at least 1s/],
+      [
+        'identity:\n  token_ttl: 2h\n  token_max_ttl: 1h\n',
+        /identity\.token_ttl: token_ttl must not be longer than token_max_ttl/,
+      ],
+    ];
+    for (const [text, expected] of cases) {
+      assert.throws(() => loadConfig(file('runtime.yaml', text), {}), expected, text);
+    }
+    for (const ok of ['/var/lib/warden/w.db', 'sqlite:///var/lib/warden/w.db', 'postgresql://w@db/w']) {
+      assert.equal(loadConfig(file('ok-store.yaml', `store:\n  url: "${ok}"\n`), {}).config.store.url, ok);
+    }
+  });
+
   it('names the file, line, key path and what was expected for a bad value', () => {
     const f = file('bad.yaml', 'api:\n  host: 0.0.0.0\n  port: "eighty"\n');
     assert.throws(

@@ -2,7 +2,7 @@
 // (or no file) runs everything embedded: SQLite store, generated keys, API on loopback.
 import { z } from 'zod';
 import { connectionFields } from './connection.js';
-import { duration } from './duration.js';
+import { duration, durationAtLeast } from './duration.js';
 
 /** A secret in the config file: inline (discouraged), from an environment variable, or from a file. */
 export const secretSource = z.union([
@@ -73,7 +73,17 @@ export const configSchema = z.strictObject({
   store: z
     .strictObject({
       /** postgres://… for PostgreSQL; omitted (or a file path) for the embedded SQLite store. */
-      url: z.string().min(1).optional(),
+      url: z
+        .string()
+        .min(1)
+        .refine(
+          (u) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(u) || /^(postgres|postgresql|sqlite|file):\/\//i.test(u),
+          {
+            message:
+              'expected a postgres:// or postgresql:// URL, or a SQLite file path (plain, or sqlite:///path)',
+          },
+        )
+        .optional(),
     })
     .prefault({}),
   keys: z
@@ -88,8 +98,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** `iss` of the tokens Warden mints. */
       issuer: z.string().min(1).default('warden'),
-      token_ttl: duration.prefault('15m'),
-      token_max_ttl: duration.prefault('12h'),
+      token_ttl: durationAtLeast(1000, '1s').prefault('15m'),
+      token_max_ttl: durationAtLeast(1000, '1s').prefault('12h'),
       clock_skew: duration.prefault('30s'),
       oidc: z.array(oidcIssuer).default([]),
       roles: z
@@ -100,12 +110,16 @@ export const configSchema = z.strictObject({
         })
         .prefault({}),
     })
+    .refine((i) => i.token_ttl <= i.token_max_ttl, {
+      message: 'token_ttl must not be longer than token_max_ttl',
+      path: ['token_ttl'],
+    })
     .prefault({}),
   connections: z.array(configConnection).default([]),
   audit: z
     .strictObject({
       checkpoint_every: z.number().int().min(1).default(1000),
-      checkpoint_interval: duration.prefault('60s'),
+      checkpoint_interval: durationAtLeast(1000, '1s').prefault('60s'),
     })
     .prefault({}),
 });

@@ -3,7 +3,7 @@
 // or longer-lived than the credential presented).
 import { decodeJwt } from 'jose';
 import { z } from 'zod';
-import { duration } from '../../config/duration.js';
+import { durationAtLeast } from '../../config/duration.js';
 import { apiKeyIdOf } from '../../identity/api-keys.js';
 import { actorOf, hasRole, type Identity, scopeCovers } from '../../identity/identity.js';
 import { redactCredentials } from '../../logging.js';
@@ -87,7 +87,7 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
           name: keyName,
           kind: z.enum(['service', 'agent']).default('service'),
           groups: z.array(group).max(64).default([]),
-          expires_in: duration.optional(),
+          expires_in: durationAtLeast(1000, '1s').optional(),
         }),
         response: { 201: z.object({ key: z.string(), api_key: apiKeyView }) },
       },
@@ -106,7 +106,7 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
         kind: req.body.kind,
         groups: req.body.groups,
         createdBy: who.subject,
-        expiresAt: req.body.expires_in ? new Date(Date.now() + req.body.expires_in) : null,
+        expiresAt: req.body.expires_in === undefined ? null : new Date(Date.now() + req.body.expires_in),
       });
       await ctx.audit.append({
         type: 'key.created',
@@ -157,7 +157,7 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
         summary: 'Mint a short-lived Warden token for the caller',
         body: z
           .strictObject({
-            ttl: duration.optional(),
+            ttl: durationAtLeast(1000, '1s').optional(),
             scope: z.array(z.string().min(1).max(200)).max(64).optional(),
           })
           .default({}),
