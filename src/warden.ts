@@ -10,18 +10,18 @@ import { buildApi } from './api/server.js';
 import { Checkpointer } from './audit/checkpoints.js';
 import { AuditLog } from './audit/log.js';
 import { SYSTEM_ACTOR } from './audit/record.js';
-import type { ConnectionInput } from './config/connection.js';
 import type { LoadedConfig } from './config/load.js';
-import { resolveSecret } from './config/secrets.js';
 import { Keyring, sealKeySource } from './crypto/seal.js';
 import { writeSecretFile } from './crypto/secret-file.js';
-import { loadSigningKey } from './crypto/signing.js';
+import { loadSigningKey, type SigningKey } from './crypto/signing.js';
 import { ApiKeys } from './identity/api-keys.js';
 import { Authenticator } from './identity/authenticate.js';
 import { BUILTIN_ROLE_GROUPS } from './identity/identity.js';
 import { OidcVerifier } from './identity/oidc.js';
 import { WardenTokens } from './identity/warden-tokens.js';
+import { preflight } from './preflight.js';
 import { Connections } from './store/connections.js';
+import { Meta } from './store/meta.js';
 import { Sessions } from './store/sessions.js';
 import { Store } from './store/store.js';
 
@@ -65,11 +65,20 @@ export async function startWarden(
 ): Promise<Warden> {
   const { config } = loaded;
   const { log, env } = opts;
+  // Everything checkable without the store fails here, before anything is created or written.
+  const { connections: entries } = preflight(loaded, env);
   const { dataDir, keyring, store } = await openRuntime(loaded, env, log);
-  const signingKey = await loadSigningKey(
-    config.keys.signing_key_file ? resolve(config.keys.signing_key_file) : join(dataDir, 'signing.key'),
-    config.keys.signing_key_file === undefined,
-  );
+  let signingKey: SigningKey;
+  try {
+    signingKey = await loadSigningKey(
+      config.keys.signing_key_file ? resolve(config.keys.signing_key_file) : join(dataDir, 'signing.key'),
+      config.keys.signing_key_file === undefined,
+    );
+    await bindKeysToStore(store, keyring, signingKey);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const metrics = new Metrics();
 
   let checkpointer: Checkpointer | undefined;
@@ -83,19 +92,11 @@ export async function startWarden(
   checkpointer = new Checkpointer(store, signingKey, {
     every: config.audit.checkpoint_every,
     intervalMs: config.audit.checkpoint_interval,
+    witnessFile: join(dataDir, 'audit-witness.json'),
     onError: (err) => log.warn({ err: err.message }, 'audit checkpoint failed'),
   });
 
   const connections = new Connections(store, keyring);
-  const entries: ConnectionInput[] = config.connections.map((c, i) => ({
-    ...c,
-    credentials: {
-      ...(c.credentials.user ? { user: c.credentials.user } : {}),
-      ...(c.credentials.password
-        ? { password: resolveSecret(c.credentials.password, `connections[${i}].credentials.password`, env) }
-        : {}),
-    },
-  }));
   const synced = await connections.syncFromConfig(entries);
 
   const apiKeys = new ApiKeys(store, config.identity.roles);
@@ -171,6 +172,37 @@ export async function startWarden(
       await store.close();
     },
   };
+}
+
+/** warden_meta keys recording which keys the store's secrets and signatures belong to. */
+export const SEAL_KEY_META = 'seal_key_id';
+export const SIGNING_KEY_META = 'signing_key_id';
+
+/**
+ * Every gateway sharing a store must hold the same keys: secrets sealed by one must open on
+ * another, and tokens and checkpoints signed by one must verify on another. The first gateway
+ * records its key ids in the store; any other with different keys refuses to start.
+ */
+async function bindKeysToStore(store: Store, keyring: Keyring, signingKey: SigningKey): Promise<void> {
+  const meta = new Meta(store);
+  const sealId = await meta.claim(SEAL_KEY_META, keyring.currentId);
+  if (!keyring.has(sealId)) {
+    throw new KeyMismatchError(
+      `the store's secrets are sealed under key ${sealId}, but this gateway's seal key is ${keyring.currentId}: ` +
+        'every gateway sharing a store needs the same keys.seal_key_file (or WARDEN_SEAL_KEY)',
+    );
+  }
+  const kid = await meta.claim(SIGNING_KEY_META, signingKey.kid);
+  if (kid !== signingKey.kid) {
+    throw new KeyMismatchError(
+      `the store's tokens and audit checkpoints are signed by key ${kid}, but this gateway's signing key is ` +
+        `${signingKey.kid}: every gateway sharing a store needs the same keys.signing_key_file`,
+    );
+  }
+}
+
+export class KeyMismatchError extends Error {
+  override name = 'KeyMismatchError';
 }
 
 /**

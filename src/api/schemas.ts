@@ -93,7 +93,20 @@ export const verifyReport = z.object({
   last_seq: z.number().int().nullable(),
   from_genesis: z.boolean(),
   last_checkpoint: z.object({ seq: z.number().int(), time: z.string() }).nullable(),
+  /** The highest checkpoint from outside the store (the gateway's witness) the trail was checked against. */
+  anchored_seq: z.number().int().nullable(),
+  /** Records after the last signed checkpoint or anchor. */
+  unsigned_tail: z.number().int(),
   problem: z.object({ seq: z.number().int(), kind: z.string(), message: z.string() }).nullable(),
+});
+
+/** A signed checkpoint: verifiable with the public key, and usable as a trusted anchor. */
+export const auditCheckpoint = z.object({
+  seq: z.number().int(),
+  hash: z.string(),
+  time: z.string(),
+  key_id: z.string(),
+  signature: z.string(),
 });
 
 /** A timestamp in a query string: ISO-8601, or a relative age like "15m" / "2h" / "7d". */

@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { type RawBuilder, sql } from 'kysely';
 import { fromPrivateKey, publicKeyFromPem, signDetached, verifyDetached } from '../crypto/signing.js';
 import { DIALECTS, type StoreFixture, storeFixture } from '../testing/dialects.js';
-import { Checkpointer } from './checkpoints.js';
+import { Checkpointer, WitnessMismatchError } from './checkpoints.js';
 import { AuditLog } from './log.js';
-import { type AuditRecord, checkpointMessage, GENESIS_HASH, hashRecord } from './record.js';
-import { event, openTrail, type Trail } from './testdata/trail.js';
+import {
+  type AuditCheckpoint,
+  type AuditRecord,
+  checkpointMessage,
+  GENESIS_HASH,
+  hashRecord,
+} from './record.js';
+import { CHECKPOINT_EVERY, event, openTrail, type Trail } from './testdata/trail.js';
 import { type ProblemKind, storeRecords, type VerifyReport, verifyTrail } from './verify.js';
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -30,6 +37,35 @@ for (const dialect of DIALECTS) {
     async function tamper(statement: RawBuilder<unknown>): Promise<void> {
       const result = await statement.execute(trail.store.db);
       assert.ok((result.numAffectedRows ?? 0n) > 0n, 'the tampering statement changed nothing');
+    }
+
+    /**
+     * Rewrites history the way the reviewer's attacker did: edit seq `from` and recompute every
+     * hash after it, so the chain itself is whole.
+     */
+    async function rewriteFrom(records: AuditRecord[], from: number): Promise<void> {
+      let prev = records[from - 2]!.hash;
+      for (const r of records.slice(from - 1)) {
+        const base = {
+          ...r,
+          prev_hash: prev,
+          payload: r.seq === from ? { ...r.payload, sql: 'select 1' } : r.payload,
+        };
+        const { hash: _old, ...unhashed } = base;
+        const hash = hashRecord(unhashed);
+        await tamper(
+          sql`update audit_log set payload_json = ${JSON.stringify(base.payload)}, prev_hash = ${prev}, hash = ${hash}
+              where seq = ${r.seq}`,
+        );
+        prev = hash;
+      }
+    }
+
+    /** The witness file's checkpoint: what live verification passes as its anchor. */
+    function witness(): AuditCheckpoint {
+      const w = trail.checkpointer.witness();
+      assert.ok(w, 'the checkpointer keeps a witness');
+      return w;
     }
 
     /** A fresh trail of 12 records with signed checkpoints at seq 5 and 10. */
@@ -139,6 +175,8 @@ for (const dialect of DIALECTS) {
         last_seq: 12,
         from_genesis: true,
         last_checkpoint: { seq: 10, time: last.time },
+        anchored_seq: null,
+        unsigned_tail: 2,
         problem: null,
       });
     });
@@ -196,22 +234,7 @@ for (const dialect of DIALECTS) {
 
     it('catches history rewritten with recomputed hashes at the next signed checkpoint', async () => {
       const records = await twelve();
-      // The attacker edits seq 7 and recomputes every hash after it, so the chain itself is whole.
-      let prev = records[5]!.hash;
-      for (const r of records.slice(6)) {
-        const base = {
-          ...r,
-          prev_hash: prev,
-          payload: r.seq === 7 ? { ...r.payload, sql: 'select 1' } : r.payload,
-        };
-        const { hash: _old, ...unhashed } = base;
-        const hash = hashRecord(unhashed);
-        await tamper(
-          sql`update audit_log set payload_json = ${JSON.stringify(base.payload)}, prev_hash = ${prev}, hash = ${hash}
-              where seq = ${r.seq}`,
-        );
-        prev = hash;
-      }
+      await rewriteFrom(records, 7);
       const withoutCheckpoints = await verifyTrail({
         records: storeRecords(trail.store),
         checkpoints: [],
@@ -225,6 +248,133 @@ for (const dialect of DIALECTS) {
       await twelve();
       await tamper(sql`delete from audit_log where seq >= 9`);
       assertProblem(await trail.verify(), 9, 'truncated');
+    });
+
+    it('keeps the newest signed checkpoint in a 0600 witness file that never moves back', async () => {
+      await twelve();
+      const [, ten] = await trail.checkpoints();
+      assert.deepEqual(witness(), ten);
+      assert.deepEqual(JSON.parse(readFileSync(trail.witnessFile, 'utf8')), ten);
+      assert.equal(statSync(trail.witnessFile).mode & 0o777, 0o600);
+
+      // A checkpoint another gateway (same store and key) signed is witnessed when seen.
+      await trail.write(1);
+      const other = new Checkpointer(trail.store, trail.key, {
+        every: CHECKPOINT_EVERY,
+        intervalMs: 3_600_000,
+      });
+      const thirteen = await other.checkpoint();
+      assert.equal(thirteen?.seq, 13);
+      assert.equal(await trail.checkpointer.checkpoint(), undefined, 'the tail is already checkpointed');
+      assert.deepEqual(witness(), thirteen);
+
+      // With the store's newer checkpoints gone the tail is signed again, but the witness stays put.
+      await tamper(sql`delete from audit_checkpoints where seq > 5`);
+      assert.equal((await trail.checkpointer.checkpoint())?.seq, 13);
+      assert.deepEqual(witness(), thirteen);
+    });
+
+    it('reports the anchored seq and how many records follow the last signature', async () => {
+      await twelve();
+      const anchored = await trail.verify({ anchors: [witness()] });
+      assert.equal(anchored.ok, true, anchored.problem?.message);
+      assert.deepEqual([anchored.anchored_seq, anchored.unsigned_tail], [10, 2]);
+      await trail.checkpointer.checkpoint();
+      const signed = await trail.verify({ anchors: [witness()] });
+      assert.deepEqual([signed.ok, signed.anchored_seq, signed.unsigned_tail], [true, 12, 0]);
+
+      // Required (as offline), records that nothing signed covers fail.
+      await tamper(sql`delete from audit_checkpoints`);
+      assert.equal((await trail.verify()).ok, true);
+      assertProblem(await trail.verify({ requireSignature: true }), 1, 'unsigned');
+      assert.equal((await trail.verify({ requireSignature: true, anchors: [witness()] })).ok, true);
+    });
+
+    it('catches history rewritten from seq 7 with the checkpoints from seq 7 on deleted, through the witness', async () => {
+      const records = await twelve();
+      const anchor = witness();
+      assert.equal(anchor.seq, 10);
+      await rewriteFrom(records, 7);
+      await tamper(sql`delete from audit_checkpoints where seq >= 7`);
+      assert.equal((await trail.verify()).ok, true, 'the store alone can no longer tell');
+      assertProblem(await trail.verify({ anchors: [anchor] }), 10, 'checkpoint_mismatch');
+    });
+
+    it('refuses to sign or witness a rewritten trail, so the next checkpoint does not bury the rewrite', async () => {
+      const records = await twelve();
+      const anchor = witness();
+      await rewriteFrom(records, 7);
+      await tamper(sql`delete from audit_checkpoints where seq >= 7`);
+      await assert.rejects(trail.checkpointer.checkpoint(), WitnessMismatchError);
+      const errors: Error[] = [];
+      const restarted = new Checkpointer(trail.store, trail.key, {
+        every: CHECKPOINT_EVERY,
+        intervalMs: 3_600_000,
+        witnessFile: trail.witnessFile,
+        onError: (err) => errors.push(err),
+      });
+      restarted.noteWritten(12);
+      await restarted.idle();
+      assert.ok(errors[0] instanceof WitnessMismatchError, String(errors[0]));
+      assert.match(errors[0].message, /no longer extends the checkpoint witnessed at seq 10 /);
+      assert.deepEqual(
+        (await trail.checkpoints()).map((c) => c.seq),
+        [5],
+      );
+
+      // Signed anyway by a gateway without a witness, the rewrite is still not witnessed.
+      const blind = new Checkpointer(trail.store, trail.key, {
+        every: CHECKPOINT_EVERY,
+        intervalMs: 3_600_000,
+      });
+      assert.equal((await blind.checkpoint())?.seq, 12);
+      await assert.rejects(trail.checkpointer.checkpoint(), WitnessMismatchError);
+      assert.deepEqual(witness(), anchor);
+      assertProblem(await trail.verify({ anchors: [anchor] }), 10, 'checkpoint_mismatch');
+    });
+
+    it('names a tail cut together with its checkpoints as truncated through the witness', async () => {
+      await twelve();
+      await trail.checkpointer.checkpoint();
+      const anchor = witness();
+      assert.equal(anchor.seq, 12);
+      await tamper(sql`delete from audit_log where seq >= 9`);
+      await tamper(sql`delete from audit_checkpoints where seq >= 9`);
+      assert.equal((await trail.verify()).ok, true, 'the store alone can no longer tell');
+      assertProblem(await trail.verify({ anchors: [anchor] }), 9, 'truncated');
+      await assert.rejects(trail.checkpointer.checkpoint(), WitnessMismatchError);
+    });
+
+    it('names a forged anchor, and a signed checkpoint contradicting the anchor', async () => {
+      const records = await twelve();
+      const anchor = witness();
+      // Changed after signing.
+      assertProblem(
+        await trail.verify({ anchors: [{ ...anchor, hash: records[8]!.hash }] }),
+        10,
+        'forged_checkpoint',
+      );
+      // Signed by a key that is not the gateway's.
+      const mine = await fromPrivateKey(generateKeyPairSync('ed25519').privateKey);
+      const theirs = { seq: 12, hash: records[11]!.hash, time: anchor.time, key_id: mine.kid };
+      assertProblem(
+        await trail.verify({
+          anchors: [{ ...theirs, signature: signDetached(mine, checkpointMessage(theirs)) }],
+        }),
+        12,
+        'forged_checkpoint',
+      );
+      // Two different histories signed for seq 10 (as with a leaked key): the store's checkpoint
+      // does not match the trusted anchor.
+      const rival = { seq: 10, hash: records[9]!.hash.replace(/^./, (c) => (c === '0' ? '1' : '0')) };
+      const base = { ...rival, time: anchor.time, key_id: trail.key.kid };
+      assertProblem(
+        await trail.verify({
+          anchors: [{ ...base, signature: signDetached(trail.key, checkpointMessage(base)) }],
+        }),
+        10,
+        'checkpoint_mismatch',
+      );
     });
   });
 }

@@ -3,9 +3,16 @@
 // constant memory. The public key is deliberately not in the file: it must come from
 // somewhere the exporter cannot rewrite.
 import type { KeyObject } from 'node:crypto';
+import { z } from 'zod';
 import type { Store } from '../store/store.js';
-import type { AuditCheckpoint, AuditRecord } from './record.js';
-import { storeCheckpoints, storeRecords, type VerifyReport, verifyTrail } from './verify.js';
+import {
+  type AuditCheckpoint,
+  type AuditRecord,
+  auditCheckpointSchema,
+  auditRecordSchema,
+  schemaProblem,
+} from './record.js';
+import { MalformedRecord, storeCheckpoints, storeRecords, type VerifyReport, verifyTrail } from './verify.js';
 
 export const EXPORT_FORMAT = 'warden-audit/1';
 
@@ -47,71 +54,125 @@ export class ExportFormatError extends Error {
   override name = 'ExportFormatError';
 }
 
-/** Verifies an export read line by line (e.g. from a file), checking checkpoints with `keys`. */
+const exportHeader = z.object({
+  kind: z.literal('header'),
+  format: z.literal(EXPORT_FORMAT),
+  since: z.string().nullable(),
+  until: z.string().nullable(),
+  first_seq: z.number().int().nullable(),
+  last_seq: z.number().int().nullable(),
+});
+
+export interface VerifyExportOptions {
+  /** Trusted checkpoints kept apart from the export (a witness file, `warden audit checkpoint --json`). */
+  anchors?: AuditCheckpoint[];
+  /** Default true: offline, only a signature ties the records to the gateway. */
+  requireSignature?: boolean;
+}
+
+/** One non-blank line of the file: its parsed JSON, or why it has none. */
+type Line = { no: number; value: unknown } | { no: number; notJson: true };
+
+/**
+ * Verifies an export read line by line (e.g. from a file), checking checkpoints and anchors
+ * with `keys`. Every line is untrusted: a bad header or checkpoint line throws ExportFormatError,
+ * a bad line among the records is reported as 'malformed' at its seq.
+ */
 export async function verifyExport(
   lines: AsyncIterable<string>,
   keys: Map<string, KeyObject>,
+  opts: VerifyExportOptions = {},
 ): Promise<VerifyReport> {
   const it = lines[Symbol.asyncIterator]();
   let lineNo = 0;
-  const next = async (): Promise<Record<string, unknown> | undefined> => {
+  const next = async (): Promise<Line | undefined> => {
     for (;;) {
       const { value, done } = await it.next();
       if (done) return undefined;
       lineNo += 1;
       if (value.trim() === '') continue;
       try {
-        return JSON.parse(value) as Record<string, unknown>;
+        return { no: lineNo, value: JSON.parse(value) as unknown };
       } catch {
-        throw new ExportFormatError(`line ${lineNo} is not JSON`);
+        return { no: lineNo, notJson: true };
       }
     }
   };
-  const header = await next();
-  if (header?.kind !== 'header' || header.format !== EXPORT_FORMAT) {
-    throw new ExportFormatError(`not a ${EXPORT_FORMAT} export (line 1 has no header)`);
+  const first = await next();
+  const header = first && 'value' in first ? exportHeader.safeParse(first.value) : undefined;
+  if (!header?.success) {
+    const kind = first && 'value' in first ? fieldOf(first.value, 'kind') : undefined;
+    throw new ExportFormatError(
+      kind === 'header' && header
+        ? `line ${first?.no}: malformed ${EXPORT_FORMAT} header (${schemaProblem(header.error)})`
+        : `not a ${EXPORT_FORMAT} export (line 1 has no header)`,
+    );
   }
   const checkpoints: AuditCheckpoint[] = [];
-  let firstRecord: Record<string, unknown> | undefined;
+  let firstRecord: Line | undefined;
   for (;;) {
-    const obj = await next();
-    if (!obj) break;
-    if (obj.kind === 'checkpoint') {
-      const { kind: _k, ...c } = obj;
-      checkpoints.push(c as unknown as AuditCheckpoint);
+    const line = await next();
+    if (!line) break;
+    if ('value' in line && fieldOf(line.value, 'kind') === 'checkpoint') {
+      const c = auditCheckpointSchema.safeParse(line.value);
+      if (!c.success) {
+        throw new ExportFormatError(`line ${line.no}: malformed checkpoint (${schemaProblem(c.error)})`);
+      }
+      checkpoints.push(c.data);
       continue;
     }
-    firstRecord = obj;
+    firstRecord = line;
     break;
   }
-  async function* records(): AsyncGenerator<AuditRecord> {
-    let obj = firstRecord;
-    while (obj) {
-      if (obj.kind !== 'record')
-        throw new ExportFormatError(`line ${lineNo}: expected a record, found "${String(obj.kind)}"`);
-      const { kind: _k, ...r } = obj;
-      yield r as unknown as AuditRecord;
-      obj = await next();
-    }
+  async function* records(): AsyncGenerator<AuditRecord | MalformedRecord> {
+    for (let line = firstRecord; line; line = await next()) yield recordOf(line);
   }
-  const partial = header.since !== null || header.until !== null;
-  const report = await verifyTrail({ records: records(), checkpoints, keys, allowPartial: partial });
+  const report = await verifyTrail({
+    records: records(),
+    checkpoints,
+    anchors: opts.anchors,
+    keys,
+    allowPartial: header.data.since !== null || header.data.until !== null,
+    requireSignature: opts.requireSignature ?? true,
+  });
   // The header is not signed, but a file that holds less than it announces was cut short
   // (a partial download or copy), even where no checkpoint covers the lost records.
-  if (report.ok && typeof header.first_seq === 'number' && (report.first_seq ?? 0) > header.first_seq) {
+  const { first_seq: firstSeq, last_seq: lastSeq } = header.data;
+  if (report.ok && firstSeq !== null && (report.first_seq ?? 0) > firstSeq) {
     report.ok = false;
     report.problem = {
-      seq: header.first_seq,
+      seq: firstSeq,
       kind: 'missing',
-      message: `the header announces records from seq ${header.first_seq} but the file starts at seq ${report.first_seq}`,
+      message: `the header announces records from seq ${firstSeq} but the file starts at seq ${report.first_seq}`,
     };
-  } else if (report.ok && typeof header.last_seq === 'number' && (report.last_seq ?? 0) < header.last_seq) {
+  } else if (report.ok && lastSeq !== null && (report.last_seq ?? 0) < lastSeq) {
     report.ok = false;
     report.problem = {
       seq: (report.last_seq ?? 0) + 1,
       kind: 'truncated',
-      message: `the header announces records up to seq ${header.last_seq} but the file ends at seq ${report.last_seq ?? 0}`,
+      message: `the header announces records up to seq ${lastSeq} but the file ends at seq ${report.last_seq ?? 0}`,
     };
   }
   return report;
+}
+
+function fieldOf(value: unknown, name: string): unknown {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[name] : undefined;
+}
+
+function recordOf(line: Line): AuditRecord | MalformedRecord {
+  if (!('value' in line)) return new MalformedRecord(undefined, `line ${line.no} is not JSON`);
+  const claimed = fieldOf(line.value, 'seq');
+  const seq = Number.isSafeInteger(claimed) ? (claimed as number) : undefined;
+  const kind = fieldOf(line.value, 'kind');
+  if (kind !== 'record') {
+    return new MalformedRecord(
+      seq,
+      `line ${line.no}: expected a record, found ${kind === undefined ? 'no kind' : `"${String(kind)}"`}`,
+    );
+  }
+  const r = auditRecordSchema.safeParse(line.value);
+  if (!r.success)
+    return new MalformedRecord(seq, `line ${line.no}: malformed record (${schemaProblem(r.error)})`);
+  return r.data;
 }

@@ -1,5 +1,6 @@
 // What an audit record is and how it is hashed: SHA-256 over the canonical JSON of every
 // field plus the previous record's hash, so any edit, removal or reordering breaks the chain.
+import { z } from 'zod';
 import { canonicalJson, sha256Hex } from '../crypto/canonical.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -47,6 +48,48 @@ export interface AuditCheckpoint {
   time: string;
   key_id: string;
   signature: string;
+}
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256 hex digest');
+
+/** A signed checkpoint read from somewhere untrusted: an export line, an anchor or witness file. */
+export const auditCheckpointSchema = z.object({
+  seq: z.number().int().min(1),
+  hash: sha256,
+  time: z.string(),
+  key_id: z.string().min(1),
+  signature: z.string().min(1),
+});
+
+/**
+ * A record read from somewhere untrusted (an export line). The actor keeps unknown fields: the
+ * hash covers whatever the gateway wrote, so dropping one would fail a genuine record.
+ */
+export const auditRecordSchema = z.object({
+  seq: z.number().int().min(1),
+  id: z.string(),
+  time: z.string(),
+  type: z.string(),
+  actor: z.looseObject({
+    subject: z.string(),
+    kind: z.string(),
+    chain: z.array(z.string()),
+    root: z.string().optional(),
+    token_id: z.string().nullable().optional(),
+    address: z.string().nullable().optional(),
+  }),
+  target: z.string().nullable(),
+  outcome: z.enum(['success', 'denied', 'failure', 'info']),
+  payload: z.record(z.string(), z.unknown()),
+  prev_hash: sha256,
+  hash: sha256,
+});
+
+/** The first thing wrong with a value a schema refused, as "path: message". */
+export function schemaProblem(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid';
+  return issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
 }
 
 export const SYSTEM_ACTOR: AuditActor = { subject: 'warden', kind: 'system', chain: [] };

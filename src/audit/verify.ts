@@ -1,6 +1,6 @@
 // Verification of an audit trail, the same code for the live store and for an exported file:
-// recompute every hash, follow every link, check every checkpoint signature, and name the
-// first broken seq and why.
+// recompute every hash, follow every link, check every checkpoint signature and every trusted
+// anchor from outside the store, and name the first broken seq and why.
 import type { KeyObject } from 'node:crypto';
 import { verifyDetached } from '../crypto/signing.js';
 import type { Store } from '../store/store.js';
@@ -21,7 +21,8 @@ export type ProblemKind =
   | 'forged_checkpoint'
   | 'checkpoint_mismatch'
   | 'truncated'
-  | 'malformed';
+  | 'malformed'
+  | 'unsigned';
 
 export interface VerifyProblem {
   seq: number;
@@ -38,15 +39,37 @@ export interface VerifyReport {
   /** True when the trail starts at seq 1 (so nothing before it could have been removed unseen). */
   from_genesis: boolean;
   last_checkpoint: { seq: number; time: string } | null;
+  /** The highest trusted anchor (a checkpoint kept outside the store) that a record was checked against. */
+  anchored_seq: number | null;
+  /** Records after the last signed checkpoint or anchor: nothing signed vouches for them yet. */
+  unsigned_tail: number;
   problem: VerifyProblem | null;
 }
 
+/** An entry of an untrusted source (an export line) that is not a record: named where it stands. */
+export class MalformedRecord {
+  constructor(
+    /** The seq the entry claims, when it claims one. */
+    readonly seq: number | undefined,
+    readonly reason: string,
+  ) {}
+}
+
 export async function verifyTrail(input: {
-  records: AsyncIterable<AuditRecord> | Iterable<AuditRecord>;
+  records: AsyncIterable<AuditRecord | MalformedRecord> | Iterable<AuditRecord | MalformedRecord>;
+  /** The checkpoints the store or export holds: whoever can write there can also delete them. */
   checkpoints: AuditCheckpoint[];
+  /**
+   * Trusted checkpoints from outside the store (the gateway's witness file, an auditor's copy).
+   * They are enforced even when the matching checkpoint was deleted from the store or export.
+   * One before the first record of a partial trail cannot be checked and is skipped.
+   */
+  anchors?: AuditCheckpoint[];
   keys: Map<string, KeyObject>;
   /** A partial export (--since) may start after seq 1; a full trail must not. */
   allowPartial?: boolean;
+  /** Offline: records that no signed checkpoint or anchor covers prove nothing, so they fail. */
+  requireSignature?: boolean;
 }): Promise<VerifyReport> {
   const report: VerifyReport = {
     ok: false,
@@ -56,6 +79,8 @@ export async function verifyTrail(input: {
     last_seq: null,
     from_genesis: false,
     last_checkpoint: null,
+    anchored_seq: null,
+    unsigned_tail: 0,
     problem: null,
   };
   const fail = (seq: number, kind: ProblemKind, message: string): VerifyReport => {
@@ -63,19 +88,33 @@ export async function verifyTrail(input: {
     return report;
   };
 
+  const forgery = (c: AuditCheckpoint, what: string): string | undefined => {
+    const key = input.keys.get(c.key_id);
+    if (!key) return `${what} at seq ${c.seq} is signed by unknown key ${c.key_id}`;
+    if (!verifyDetached(key, checkpointMessage(c), c.signature)) {
+      return `${what} at seq ${c.seq} has an invalid signature`;
+    }
+    return undefined;
+  };
   const bySeq = new Map<number, AuditCheckpoint>();
   for (const c of [...input.checkpoints].sort((a, b) => a.seq - b.seq)) {
-    const key = input.keys.get(c.key_id);
-    if (!key)
-      return fail(
-        c.seq,
-        'forged_checkpoint',
-        `checkpoint at seq ${c.seq} is signed by unknown key ${c.key_id}`,
-      );
-    if (!verifyDetached(key, checkpointMessage(c), c.signature)) {
-      return fail(c.seq, 'forged_checkpoint', `checkpoint at seq ${c.seq} has an invalid signature`);
-    }
+    const forged = forgery(c, 'checkpoint');
+    if (forged) return fail(c.seq, 'forged_checkpoint', forged);
     bySeq.set(c.seq, c);
+  }
+  const anchors = new Map<number, AuditCheckpoint>();
+  for (const a of [...(input.anchors ?? [])].sort((x, y) => x.seq - y.seq)) {
+    const forged = forgery(a, 'trusted anchor');
+    if (forged) return fail(a.seq, 'forged_checkpoint', forged);
+    const other = bySeq.get(a.seq) ?? anchors.get(a.seq);
+    if (other && other.hash !== a.hash) {
+      return fail(
+        a.seq,
+        'checkpoint_mismatch',
+        `the checkpoint at seq ${a.seq} differs from the trusted anchor: history was rewritten`,
+      );
+    }
+    anchors.set(a.seq, a);
   }
 
   const records = inOrder(input.records);
@@ -83,7 +122,8 @@ export async function verifyTrail(input: {
   // moved from further down: only the rest of the trail tells (read on the failure path only).
   // Callers inside the loop below must `return await`: leaving the loop first closes `records`.
   const comesLater = async (belongs: (later: AuditRecord) => boolean): Promise<AuditRecord | undefined> => {
-    for await (const later of records) if (belongs(later)) return later;
+    for await (const later of records)
+      if (!(later instanceof MalformedRecord) && belongs(later)) return later;
     return undefined;
   };
   const gap = async (expected: number, found: number, missing: string): Promise<VerifyReport> => {
@@ -111,6 +151,9 @@ export async function verifyTrail(input: {
 
   let prev: AuditRecord | undefined;
   for await (const r of records) {
+    if (r instanceof MalformedRecord) {
+      return fail(r.seq ?? (prev ? prev.seq + 1 : 1), 'malformed', r.reason);
+    }
     if (!Number.isSafeInteger(r.seq) || typeof r.hash !== 'string' || typeof r.prev_hash !== 'string') {
       return fail(prev ? prev.seq + 1 : 1, 'malformed', `record after seq ${prev?.seq ?? 0} is malformed`);
     }
@@ -155,18 +198,42 @@ export async function verifyTrail(input: {
       }
       report.last_checkpoint = { seq: c.seq, time: c.time };
     }
+    const a = anchors.get(r.seq);
+    if (a) {
+      if (a.hash !== r.hash) {
+        return fail(
+          r.seq,
+          'checkpoint_mismatch',
+          `seq ${r.seq} differs from the trusted anchor signed at ${a.time}: history was rewritten`,
+        );
+      }
+      report.anchored_seq = a.seq;
+    }
+    report.unsigned_tail = c || a ? 0 : report.unsigned_tail + 1;
     report.records += 1;
     report.last_seq = r.seq;
     prev = r;
   }
 
+  const end = report.last_seq ?? 0;
   const lastCheckpoint = [...bySeq.values()].at(-1);
-  if (lastCheckpoint && (report.last_seq ?? 0) < lastCheckpoint.seq) {
-    const first = (report.last_seq ?? 0) + 1;
+  const lastAnchor = [...anchors.values()].at(-1);
+  const farthest =
+    lastAnchor && lastAnchor.seq > (lastCheckpoint?.seq ?? 0)
+      ? { seq: lastAnchor.seq, by: 'the trusted anchor' }
+      : lastCheckpoint && { seq: lastCheckpoint.seq, by: 'a checkpoint' };
+  if (farthest && end < farthest.seq) {
     return fail(
-      first,
+      end + 1,
       'truncated',
-      `a checkpoint signed seq ${lastCheckpoint.seq} but the trail ends at seq ${report.last_seq ?? 0}: the tail was cut`,
+      `${farthest.by} signed seq ${farthest.seq} but the trail ends at seq ${end}: the tail was cut`,
+    );
+  }
+  if (input.requireSignature && report.records > 0 && report.unsigned_tail === report.records) {
+    return fail(
+      report.first_seq ?? 1,
+      'unsigned',
+      'no signed checkpoint covers these records: nothing proves they came from this gateway',
     );
   }
   report.ok = true;
@@ -174,9 +241,7 @@ export async function verifyTrail(input: {
 }
 
 /** One iterator over either kind of source, so a gap can read ahead and stop where it is. */
-async function* inOrder(
-  records: AsyncIterable<AuditRecord> | Iterable<AuditRecord>,
-): AsyncGenerator<AuditRecord> {
+async function* inOrder<T>(records: AsyncIterable<T> | Iterable<T>): AsyncGenerator<T> {
   yield* records;
 }
 

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { type AuditCheckpoint, type AuditRecord, checkpointMessage, hashRecord } from '../audit/record.js';
+import { storeRecords } from '../audit/verify.js';
+import { canonicalJson } from '../crypto/canonical.js';
+import { publicKeyFromPem, verifyDetached } from '../crypto/signing.js';
 import { DIALECTS } from '../testing/dialects.js';
 import { type Gateway, keySecret, startGateway, stderrLines } from '../testing/gateway.js';
 
@@ -121,6 +125,117 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(stderrLines(res), [
         'warden: --file needs --public-key: the key must come from a source you trust',
       ]);
+    });
+
+    /** `warden audit checkpoint --json` after a fresh record, so there is a new tail to sign. */
+    async function signedCheckpoint(): Promise<AuditCheckpoint> {
+      assert.equal((await gw.cli(['audit', 'verify'])).code, 0, 'a live verify appends audit.verified');
+      const res = await gw.cli(['audit', 'checkpoint', '--json']);
+      assert.equal(res.code, 0, res.stderr);
+      const checkpoint = JSON.parse(res.stdout) as AuditCheckpoint;
+      assert.ok(checkpoint, res.stdout);
+      return checkpoint;
+    }
+
+    it('prints a signed checkpoint with checkpoint --json that anchors an offline verify', async () => {
+      const checkpoint = await signedCheckpoint();
+      assert.deepEqual(Object.keys(checkpoint).sort(), ['hash', 'key_id', 'seq', 'signature', 'time']);
+      const pem = (await gw.cli(['audit', 'public-key'])).stdout;
+      assert.ok(verifyDetached(publicKeyFromPem(pem), checkpointMessage(checkpoint), checkpoint.signature));
+      const anchorFile = join(gw.store.dataDir, 'anchor.json');
+      writeFileSync(anchorFile, JSON.stringify(checkpoint));
+      writeFileSync(keyFile, pem);
+
+      const file = join(gw.store.dataDir, 'anchored.jsonl');
+      assert.equal((await gw.cli(['audit', 'export', '-o', file])).code, 0);
+      const verify = (f: string, ...more: string[]) =>
+        gw.cli(['audit', 'verify', '--file', f, '--public-key', keyFile, ...more], { token: null });
+      const ok = await verify(file, '--anchor', anchorFile);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      assert.match(
+        ok.stdout,
+        new RegExp(`, anchored at seq ${checkpoint.seq}, \\d+ record\\(s\\) after the last signature\n$`),
+      );
+
+      // The reviewer's cut: every checkpoint line and the tail from the anchored seq on, header fixed up.
+      const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+      const kept = lines.slice(1).filter((l) => {
+        const o = JSON.parse(l) as { kind: string; seq: number };
+        return o.kind === 'record' && o.seq < checkpoint.seq;
+      });
+      const header = { ...JSON.parse(lines[0]!), last_seq: checkpoint.seq - 1 };
+      const cut = join(gw.store.dataDir, 'cut.jsonl');
+      writeFileSync(cut, `${[JSON.stringify(header), ...kept].join('\n')}\n`);
+      const unsigned = await verify(cut);
+      assert.equal(unsigned.code, 1, unsigned.stdout);
+      assert.match(
+        unsigned.stdout,
+        /^FAILED at seq 1 \(unsigned\): no signed checkpoint covers these records/,
+      );
+      const truncated = await verify(cut, '--anchor', anchorFile);
+      assert.equal(truncated.code, 1, truncated.stdout);
+      assert.match(
+        truncated.stdout,
+        new RegExp(`^FAILED at seq ${checkpoint.seq} \\(truncated\\): the trusted anchor`),
+      );
+
+      const notACheckpoint = join(gw.store.dataDir, 'not-a-checkpoint.json');
+      writeFileSync(notACheckpoint, JSON.stringify({ ...checkpoint, signature: undefined }));
+      const refused = await verify(file, '--anchor', notACheckpoint);
+      assert.equal(refused.code, 2);
+      assert.equal(stderrLines(refused).length, 1, refused.stderr);
+      assert.match(
+        refused.stderr,
+        /^warden: \S+not-a-checkpoint\.json: not a signed checkpoint \(signature: /,
+      );
+    });
+
+    it('catches a store rewritten with its checkpoints deleted through the witness, live', async () => {
+      const checkpoint = await signedCheckpoint();
+      const witnessFile = join(gw.store.dataDir, 'audit-witness.json');
+      assert.ok(existsSync(witnessFile), 'the gateway keeps audit-witness.json in its data dir');
+      assert.deepEqual(JSON.parse(readFileSync(witnessFile, 'utf8')), checkpoint);
+
+      // An attacker with write access to the database: edit an early record, recompute every hash
+      // after it, and delete the checkpoints that signed the old history.
+      const db = gw.openStore();
+      try {
+        const records: AuditRecord[] = [];
+        for await (const r of storeRecords(db)) records.push(r);
+        const from = records.find((r) => r.type === 'connection.created')!.seq;
+        let prev = records[from - 2]!.hash;
+        for (const r of records.slice(from - 1)) {
+          const { hash: _old, ...rest } = r;
+          const payload =
+            r.seq === from ? { ...r.payload, target: { host: 'elsewhere.internal' } } : r.payload;
+          const next = { ...rest, payload, prev_hash: prev };
+          prev = hashRecord(next);
+          await db.db
+            .updateTable('audit_log')
+            .set({ payload_json: canonicalJson(payload), prev_hash: next.prev_hash, hash: prev })
+            .where('seq', '=', r.seq)
+            .execute();
+        }
+        await db.db.deleteFrom('audit_checkpoints').where('seq', '>=', from).execute();
+      } finally {
+        await db.close();
+      }
+
+      const res = await gw.cli(['audit', 'verify']);
+      assert.equal(res.code, 1, res.stdout);
+      assert.match(
+        res.stdout,
+        new RegExp(
+          `^FAILED at seq ${checkpoint.seq} \\(checkpoint_mismatch\\): seq ${checkpoint.seq} differs from the trusted anchor`,
+        ),
+      );
+      // Nor will the gateway sign the rewritten tail (which would move the witness past it).
+      const refused = await gw.cli(['audit', 'checkpoint']);
+      assert.notEqual(refused.code, 0, refused.stdout);
+      assert.match(
+        refused.stderr,
+        new RegExp(`no longer extends the checkpoint witnessed at seq ${checkpoint.seq} `),
+      );
     });
 
     it('lets no key reach the process log, stderr or the export', async () => {

@@ -8,6 +8,7 @@ import { auditCommands } from './commands/audit.js';
 import { connectionCommands } from './commands/connections.js';
 import { identityCommands } from './commands/identity.js';
 import { localCommands } from './commands/local.js';
+import { sessionCommands } from './commands/sessions.js';
 
 const program = new Command('warden')
   .description('Warden: identity-aware access gateway')
@@ -19,6 +20,7 @@ localCommands(program);
 connectionCommands(program);
 identityCommands(program);
 auditCommands(program);
+sessionCommands(program);
 
 try {
   await program.parseAsync(process.argv);

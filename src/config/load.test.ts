@@ -137,6 +137,37 @@ describe('configuration', () => {
     assert.match(good.stdout, /^OK: .*api 127\.0\.0\.1:9999, store sqlite/);
   });
 
+  it('`config check` also catches what only shows when starting: secrets, TLS files, key files', async () => {
+    const f = file(
+      'preflight.yaml',
+      [
+        'api:',
+        '  tls: { cert: /nonexistent/tls.crt, key: /nonexistent/tls.key }',
+        'keys:',
+        '  seal_key_file: /nonexistent/seal.key',
+        'connections:',
+        '  - name: orders',
+        '    protocol: postgres',
+        '    target: { host: db, port: 5432 }',
+        '    credentials: { user: app, password: { env: WARDEN_TEST_UNSET_PW } }',
+        '',
+      ].join('\n'),
+    );
+    const res = await runCli(['config', 'check', '--config', f], { env: { WARDEN_TEST_UNSET_PW: '' } });
+    assert.equal(res.code, 2, res.stdout);
+    assert.match(
+      res.stderr,
+      /WARDEN_TEST_UNSET_PW: connections\[0\]\.credentials\.password: environment variable WARDEN_TEST_UNSET_PW is not set/,
+    );
+    assert.match(res.stderr, /api\.tls\.cert: cannot read \/nonexistent\/tls\.crt/);
+    assert.match(res.stderr, /api\.tls\.key: cannot read \/nonexistent\/tls\.key/);
+    assert.match(res.stderr, /keys\.seal_key_file: \/nonexistent\/seal\.key does not exist/);
+
+    const served = await runCli(['serve', '--config', f], { env: { WARDEN_TEST_UNSET_PW: '' } });
+    assert.equal(served.code, 2, 'serve refuses the same config the same way');
+    assert.equal(served.stderr, res.stderr);
+  });
+
   it('`warden serve` refuses to start on a bad config, naming the problem', async () => {
     const f = file('serve.yaml', `data_dir: ${join(dir, 'never')}\nidentity:\n  token_ttl: soon\n`);
     const res = await runCli(['serve', '--config', f]);

@@ -74,6 +74,11 @@ export class Keyring {
     return this.currentKey.id;
   }
 
+  /** Whether a key with this id is in the ring (it can open what was sealed under it). */
+  has(id: string): boolean {
+    return this.keys.some((k) => k.id === id);
+  }
+
   private load(): void {
     const src = this.source;
     if (src.kind === 'env') {

@@ -2,6 +2,7 @@
 // public key that verifies it offline, and force a signed checkpoint (admins).
 import { Readable } from 'node:stream';
 import { z } from 'zod';
+import { WitnessMismatchError } from '../../audit/checkpoints.js';
 import { exportLines } from '../../audit/export.js';
 import { recordFromRow } from '../../audit/rows.js';
 import { storeCheckpoints, storeRecords, verifyTrail } from '../../audit/verify.js';
@@ -9,8 +10,8 @@ import { parseDuration } from '../../config/duration.js';
 import { actorOf } from '../../identity/identity.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { badRequest } from '../errors.js';
-import { auditRecord, verifyReport } from '../schemas.js';
+import { ApiError, badRequest } from '../errors.js';
+import { auditCheckpoint, auditRecord, verifyReport } from '../schemas.js';
 import type { ZodApp } from '../server.js';
 
 /** ISO-8601 time, or an age ("15m", "7d") meaning that long ago. */
@@ -106,15 +107,19 @@ export function auditRoutes(app: ZodApp, ctx: ApiContext): void {
       config: { auth: 'auditor' },
       schema: {
         tags: ['audit'],
-        summary: 'Verify the whole trail in the store',
+        summary: "Verify the whole trail in the store, anchored at the gateway's witness checkpoint",
         response: { 200: verifyReport },
       },
     },
     async (req) => {
       const who = caller(req);
+      // The witness lives outside the store, so deleting checkpoint rows does not unanchor the
+      // trail. Nothing is signed first: that would vouch for whatever the store holds now.
+      const witness = ctx.checkpointer.witness();
       const report = await verifyTrail({
         records: storeRecords(ctx.store),
         checkpoints: await storeCheckpoints(ctx.store),
+        anchors: witness ? [witness] : [],
         keys: new Map([[ctx.signingKey.kid, ctx.signingKey.publicKey]]),
       });
       ctx.audit.record({
@@ -122,7 +127,12 @@ export function auditRoutes(app: ZodApp, ctx: ApiContext): void {
         actor: actorOf(who, req.ip),
         target: 'audit',
         outcome: report.ok ? 'success' : 'failure',
-        payload: { records: report.records, last_seq: report.last_seq, problem: report.problem },
+        payload: {
+          records: report.records,
+          last_seq: report.last_seq,
+          anchored_seq: report.anchored_seq,
+          problem: report.problem,
+        },
       });
       return report;
     },
@@ -153,20 +163,22 @@ export function auditRoutes(app: ZodApp, ctx: ApiContext): void {
       config: { auth: 'admin' },
       schema: {
         tags: ['audit'],
-        summary: 'Sign a checkpoint of the current tail now',
-        response: {
-          200: z.object({
-            checkpoint: z
-              .object({ seq: z.number().int(), hash: z.string(), time: z.string(), key_id: z.string() })
-              .nullable(),
-          }),
-        },
+        summary:
+          'Sign a checkpoint of the current tail now; answers the latest checkpoint (null on an empty trail)',
+        response: { 200: z.object({ checkpoint: auditCheckpoint.nullable(), signed_now: z.boolean() }) },
       },
     },
     async () => {
       await ctx.audit.drain();
-      const c = await ctx.checkpointer.checkpoint();
-      return { checkpoint: c ? { seq: c.seq, hash: c.hash, time: c.time, key_id: c.key_id } : null };
+      try {
+        const signed = await ctx.checkpointer.checkpoint();
+        if (signed) return { checkpoint: signed, signed_now: true };
+        const latest = (await storeCheckpoints(ctx.store)).at(-1);
+        return { checkpoint: latest ?? null, signed_now: false };
+      } catch (err) {
+        if (err instanceof WitnessMismatchError) throw new ApiError(409, 'audit_tampered', err.message);
+        throw err;
+      }
     },
   );
 }

@@ -1,5 +1,7 @@
 // Audit trails for the audit tests: a store and signing key per dialect, wired the way the
-// gateway wires them (checkpoints every N records), plus readers that look at the raw tables.
+// gateway wires them (checkpoints every N records, a witness file in the data dir), plus
+// readers that look at the raw tables.
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { loadSigningKey, type SigningKey } from '../../crypto/signing.js';
@@ -33,19 +35,23 @@ export interface Trail {
   /** A fresh log and checkpointer over the store; reset() makes new ones. */
   log: AuditLog;
   checkpointer: Checkpointer;
+  /** Where the checkpointer keeps its witness (outside the store, like the gateway's data dir). */
+  witnessFile: string;
   /** Appends `n` events one after another, letting each due checkpoint finish. */
   write(n: number, payload?: Record<string, unknown>): Promise<AuditRecord[]>;
   /** Empties both audit tables and starts a new log, so each test tampers with its own trail. */
   reset(): Promise<void>;
   records(): Promise<AuditRecord[]>;
   checkpoints(): Promise<AuditCheckpoint[]>;
-  verify(): Promise<VerifyReport>;
+  /** Verifies the store as live verification does; `anchors` are trusted checkpoints from outside it. */
+  verify(opts?: { anchors?: AuditCheckpoint[]; requireSignature?: boolean }): Promise<VerifyReport>;
   close(): Promise<void>;
 }
 
 export async function openTrail(fx: StoreFixture, logOpts: AuditLogOptions = {}): Promise<Trail> {
   const store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
   const key = await loadSigningKey(join(fx.dataDir, 'signing.key'), true);
+  const witnessFile = join(fx.dataDir, 'audit-witness.json');
   const wire = () => {
     let checkpointer: Checkpointer | undefined;
     const log = new AuditLog(store, {
@@ -55,12 +61,17 @@ export async function openTrail(fx: StoreFixture, logOpts: AuditLogOptions = {})
         logOpts.onWritten?.(written);
       },
     });
-    checkpointer = new Checkpointer(store, key, { every: CHECKPOINT_EVERY, intervalMs: 3_600_000 });
+    checkpointer = new Checkpointer(store, key, {
+      every: CHECKPOINT_EVERY,
+      intervalMs: 3_600_000,
+      witnessFile,
+    });
     return { log, checkpointer };
   };
   const trail: Trail = {
     store,
     key,
+    witnessFile,
     ...wire(),
     async write(n, payload = {}) {
       const written: AuditRecord[] = [];
@@ -75,15 +86,17 @@ export async function openTrail(fx: StoreFixture, logOpts: AuditLogOptions = {})
       await trail.checkpointer.idle();
       await sql`delete from audit_checkpoints`.execute(store.db);
       await sql`delete from audit_log`.execute(store.db);
+      rmSync(witnessFile, { force: true });
       Object.assign(trail, wire());
     },
     records: () => readAll(storeRecords(store)),
     checkpoints: () => storeCheckpoints(store),
-    async verify() {
+    async verify(opts = {}) {
       return verifyTrail({
         records: storeRecords(store),
         checkpoints: await storeCheckpoints(store),
         keys: new Map([[key.kid, key.publicKey]]),
+        ...opts,
       });
     },
     async close() {

@@ -4,13 +4,13 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
+import { readCheckpointFile } from '../../audit/checkpoints.js';
 import { verifyExport } from '../../audit/export.js';
-import type { AuditRecord } from '../../audit/record.js';
+import type { AuditCheckpoint, AuditRecord } from '../../audit/record.js';
 import type { VerifyReport } from '../../audit/verify.js';
 import { fromPublicPemAsync } from '../../crypto/signing.js';
-import type { SessionView } from '../../store/sessions.js';
 import { ApiClient, CliError, query } from '../client.js';
-import { printJson, printTable } from '../output.js';
+import { printJson } from '../output.js';
 
 function describe(report: VerifyReport): string {
   if (!report.ok && report.problem) {
@@ -29,7 +29,9 @@ function describe(report: VerifyReport): string {
   const cp = report.last_checkpoint
     ? `, ${report.checkpoints} signed checkpoint(s), last at seq ${report.last_checkpoint.seq} (${report.last_checkpoint.time})`
     : `, ${report.checkpoints} signed checkpoint(s)`;
-  return `OK: ${range}${origin}${cp}`;
+  const anchor = report.anchored_seq === null ? '' : `, anchored at seq ${report.anchored_seq}`;
+  const tail = report.records === 0 ? '' : `, ${report.unsigned_tail} record(s) after the last signature`;
+  return `OK: ${range}${origin}${cp}${anchor}${tail}`;
 }
 
 function formatRecord(r: AuditRecord): string {
@@ -48,23 +50,43 @@ export function auditCommands(program: Command): void {
     .description('verify the chain and signed checkpoints: live through the API, or offline on an export')
     .option('--file <export.jsonl>', 'verify an export offline instead (needs --public-key)')
     .option('--public-key <file>', 'PEM public key for offline verification (from `warden audit public-key`)')
+    .option(
+      '--anchor <checkpoint.json>',
+      'a signed checkpoint kept apart from the export (`warden audit checkpoint --json`, or the witness file)',
+    )
     .option('--json', 'print the report as JSON')
-    .action(async (o: { file?: string; publicKey?: string; json?: boolean }) => {
+    .action(async (o: { file?: string; publicKey?: string; anchor?: string; json?: boolean }) => {
       let report: VerifyReport;
       if (o.file) {
         if (!o.publicKey)
           throw new CliError('--file needs --public-key: the key must come from a source you trust', 2);
         const key = await fromPublicPemAsync(readFileSync(o.publicKey, 'utf8'));
+        let anchors: AuditCheckpoint[] = [];
+        try {
+          if (o.anchor) anchors = [readCheckpointFile(o.anchor)];
+        } catch (err) {
+          throw new CliError((err as Error).message, 2);
+        }
         const lines = createInterface({
           input: createReadStream(o.file),
           crlfDelay: Number.POSITIVE_INFINITY,
         });
         try {
-          report = await verifyExport(lines, new Map([[key.kid, key.key]]));
+          // Offline only a signature ties the records to the gateway: unsigned ones fail.
+          report = await verifyExport(lines, new Map([[key.kid, key.key]]), {
+            anchors,
+            requireSignature: true,
+          });
         } catch (err) {
           throw new CliError(`${o.file}: ${(err as Error).message}`);
         }
       } else {
+        if (o.anchor) {
+          throw new CliError(
+            "--anchor needs --file: live verification is anchored at the gateway's own witness checkpoint",
+            2,
+          );
+        }
         report = await new ApiClient().get<VerifyReport>('/api/audit/verify');
       }
       if (o.json) printJson(report);
@@ -128,46 +150,19 @@ export function auditCommands(program: Command): void {
   audit
     .command('checkpoint')
     .description('sign a checkpoint of the current tail now')
-    .action(async () => {
-      const { checkpoint } = await new ApiClient().request<{
-        checkpoint: { seq: number; time: string } | null;
+    .option('--json', 'print the latest signed checkpoint (usable as an --anchor)')
+    .action(async (o: { json?: boolean }) => {
+      const { checkpoint, signed_now } = await new ApiClient().request<{
+        checkpoint: AuditCheckpoint | null;
+        signed_now: boolean;
       }>('POST', '/api/audit/checkpoint');
+      if (o.json) return printJson(checkpoint);
       process.stdout.write(
-        checkpoint ? `checkpoint signed at seq ${checkpoint.seq}\n` : 'tail already checkpointed\n',
+        !checkpoint
+          ? 'nothing to sign: the trail is empty\n'
+          : signed_now
+            ? `checkpoint signed at seq ${checkpoint.seq}\n`
+            : `tail already checkpointed at seq ${checkpoint.seq}\n`,
       );
-    });
-
-  const sessions = program.command('sessions').description('recorded sessions');
-  sessions
-    .command('ls')
-    .description('list sessions, newest first (your own unless you are an auditor)')
-    .option('--subject <subject>')
-    .option('--connection <name>')
-    .option('--limit <n>', 'how many', '50')
-    .option('--json', 'print JSON')
-    .action(async (o: { subject?: string; connection?: string; limit: string; json?: boolean }) => {
-      const { sessions: rows } = await new ApiClient().get<{ sessions: SessionView[] }>(
-        `/api/sessions${query({ subject: o.subject, connection: o.connection, limit: o.limit })}`,
-      );
-      if (o.json) return printJson(rows);
-      printTable(
-        ['ID', 'SUBJECT', 'ROOT', 'CONNECTION', 'PROTOCOL', 'STATUS', 'STARTED', 'ENDED'],
-        rows.map((s) => [
-          s.id,
-          s.subject,
-          s.root_subject,
-          s.connection,
-          s.protocol,
-          s.status,
-          s.started_at,
-          s.ended_at,
-        ]),
-      );
-    });
-  sessions
-    .command('show <id>')
-    .description('show one session')
-    .action(async (id: string) => {
-      printJson(await new ApiClient().get<SessionView>(`/api/sessions/${encodeURIComponent(id)}`));
     });
 }

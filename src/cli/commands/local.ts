@@ -67,8 +67,18 @@ export function localCommands(program: Command): void {
     .description('validate the config file and WARDEN_* overrides without starting')
     .option('-c, --config <file>', 'YAML config file')
     .action(async (opts: { config?: string }) => {
-      const { config: c, file } = load(opts);
-      const { isPostgresUrl } = await import('../../store/store.js');
+      const loaded = load(opts);
+      const { config: c, file } = loaded;
+      const [{ isPostgresUrl }, { preflight }] = await Promise.all([
+        import('../../store/store.js'),
+        import('../../preflight.js'),
+      ]);
+      try {
+        preflight(loaded, process.env);
+      } catch (err) {
+        if (err instanceof ConfigError) throw new CliError(`invalid configuration:\n${err.message}`, 2);
+        throw err;
+      }
       const store = isPostgresUrl(c.store.url)
         ? 'postgresql'
         : `sqlite (${c.store.url ?? `${resolve(c.data_dir)}/warden.db`})`;
@@ -82,10 +92,11 @@ export function localCommands(program: Command): void {
 /** `warden keys rotate-seal`: re-seals every stored secret under a new key (local: needs the key files). */
 export async function rotateSeal(opts: { config?: string }): Promise<void> {
   const loaded = load(opts);
-  const [{ openRuntime }, { Connections }, { AuditLog }] = await Promise.all([
+  const [{ openRuntime, SEAL_KEY_META }, { Connections }, { AuditLog }, { Meta }] = await Promise.all([
     loadGateway(),
     import('../../store/connections.js'),
     import('../../audit/log.js'),
+    import('../../store/meta.js'),
   ]);
   const runtime = await openRuntime(loaded, process.env);
   try {
@@ -101,6 +112,8 @@ export async function rotateSeal(opts: { config?: string }): Promise<void> {
       finishFileRotation(source.path);
       runtime.keyring.reload();
     }
+    // Gateways starting from now on must hold the new key.
+    await new Meta(runtime.store).set(SEAL_KEY_META, runtime.keyring.currentId);
     const audit = new AuditLog(runtime.store);
     await audit.append({
       type: 'seal.rotated',

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createThrowawayDb, type ThrowawayDb } from '../testing/postgres.js';
+import { api, runCli, startWarden, type WardenProcess } from '../testing/warden-process.js';
+
+/** Key files as an operator would provision them for every replica (mode 0600). */
+function keyFiles(dir: string): { seal_key_file: string; signing_key_file: string } {
+  const seal = join(dir, 'seal.key');
+  const signing = join(dir, 'signing.key');
+  writeFileSync(seal, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  const { privateKey } = generateKeyPairSync('ed25519');
+  writeFileSync(signing, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  return { seal_key_file: seal, signing_key_file: signing };
+}
+
+describe('several gateways sharing one PostgreSQL store', () => {
+  let db: ThrowawayDb;
+  let root: string;
+  let shared: { seal_key_file: string; signing_key_file: string };
+  const gateways: WardenProcess[] = [];
+  let admin: string;
+
+  const start = async (name: string, keys: Record<string, string>) => {
+    const dir = join(root, name);
+    mkdirSync(dir);
+    return startWarden({ dir, config: { data_dir: join(dir, 'data'), store: { url: db.url }, keys } });
+  };
+
+  before(async () => {
+    db = await createThrowawayDb();
+    root = mkdtempSync(join(tmpdir(), 'warden-replicas-'));
+    mkdirSync(join(root, 'keys'));
+    shared = keyFiles(join(root, 'keys'));
+    gateways.push(await start('a', shared));
+    gateways.push(await start('b', shared));
+    admin = readFileSync(join(root, 'a', 'data', 'admin.key'), 'utf8').trim();
+  });
+  after(async () => {
+    for (const g of gateways) await g.stop();
+    await db?.drop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('serves one set of connections, keys and tokens from either gateway', async () => {
+    const [a, b] = gateways as [WardenProcess, WardenProcess];
+    const created = await api(a.url, 'POST', '/api/connections', {
+      token: admin,
+      body: {
+        name: 'orders',
+        protocol: 'postgres',
+        target: { host: 'db', port: 5432 },
+        credentials: { password: 'pw-1' },
+      },
+    });
+    assert.equal(created.status, 201, created.text);
+    const seen = await api(b.url, 'GET', '/api/connections/orders', { token: admin });
+    assert.deepEqual((seen.body as { credentials: unknown }).credentials, { user: null, has_password: true });
+
+    const minted = await api(b.url, 'POST', '/api/tokens', { token: admin, body: { ttl: '5m' } });
+    assert.equal(minted.status, 201, minted.text);
+    const token = (minted.body as { token: string }).token;
+    assert.equal(
+      (await api(a.url, 'GET', '/api/whoami', { token })).status,
+      200,
+      'a token from B works on A',
+    );
+  });
+
+  it('keeps one unbroken, signed audit chain while both append at once', async () => {
+    const [a, b] = gateways as [WardenProcess, WardenProcess];
+    const writes = Array.from({ length: 40 }, (_, i) =>
+      api(i % 2 ? a.url : b.url, 'POST', '/api/keys', { token: admin, body: { name: `replica-bot-${i}` } }),
+    );
+    for (const res of await Promise.all(writes)) assert.equal(res.status, 201, res.text);
+    for (const g of [a, b]) {
+      const cp = await api(g.url, 'POST', '/api/audit/checkpoint', { token: admin });
+      assert.equal(cp.status, 200, cp.text);
+    }
+    for (const g of [a, b]) {
+      const report = await runCli(['audit', 'verify'], { env: g.env(admin) });
+      assert.equal(report.code, 0, report.stdout + report.stderr);
+      assert.match(report.stdout, /^OK: \d+ records \(seq 1\.\.\d+, from genesis\)/);
+    }
+  });
+
+  it('refuses to start a gateway whose signing key differs from the store’s', async () => {
+    const own = keyFiles(mkdtempSync(join(root, 'other-')));
+    await assert.rejects(
+      start('c', { seal_key_file: shared.seal_key_file, signing_key_file: own.signing_key_file }),
+      /signed by key .* but this gateway's signing key is .*: every gateway sharing a store needs the same keys\.signing_key_file/,
+    );
+  });
+
+  it('refuses to start a gateway whose seal key cannot open the store’s secrets', async () => {
+    const own = keyFiles(mkdtempSync(join(root, 'other-')));
+    await assert.rejects(
+      start('d', { seal_key_file: own.seal_key_file, signing_key_file: shared.signing_key_file }),
+      /sealed under key .* but this gateway's seal key is .*: every gateway sharing a store needs the same keys\.seal_key_file/,
+    );
+  });
+});

@@ -1,0 +1,41 @@
+// `warden sessions ls|show`: recorded sessions (your own, or everyone's for auditors).
+import type { Command } from 'commander';
+import type { SessionView } from '../../store/sessions.js';
+import { ApiClient, query } from '../client.js';
+import { printJson, printTable } from '../output.js';
+
+export function sessionCommands(program: Command): void {
+  const sessions = program.command('sessions').description('recorded sessions');
+  sessions
+    .command('ls')
+    .description('list sessions, newest first (your own unless you are an auditor)')
+    .option('--subject <subject>')
+    .option('--connection <name>')
+    .option('--limit <n>', 'how many', '50')
+    .option('--json', 'print JSON')
+    .action(async (o: { subject?: string; connection?: string; limit: string; json?: boolean }) => {
+      const { sessions: rows } = await new ApiClient().get<{ sessions: SessionView[] }>(
+        `/api/sessions${query({ subject: o.subject, connection: o.connection, limit: o.limit })}`,
+      );
+      if (o.json) return printJson(rows);
+      printTable(
+        ['ID', 'SUBJECT', 'ROOT', 'CONNECTION', 'PROTOCOL', 'STATUS', 'STARTED', 'ENDED'],
+        rows.map((s) => [
+          s.id,
+          s.subject,
+          s.root_subject,
+          s.connection,
+          s.protocol,
+          s.status,
+          s.started_at,
+          s.ended_at,
+        ]),
+      );
+    });
+  sessions
+    .command('show <id>')
+    .description('show one session')
+    .action(async (id: string) => {
+      printJson(await new ApiClient().get<SessionView>(`/api/sessions/${encodeURIComponent(id)}`));
+    });
+}

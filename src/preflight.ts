@@ -1,0 +1,101 @@
+// Everything that can be checked about a configuration without touching the store: secret
+// sources resolve, TLS files load and match, configured key files exist with safe modes.
+// `warden config check` and `warden serve` run the same checks, so check's OK means serve starts.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import type { ConnectionInput } from './config/connection.js';
+import { ConfigError, type ConfigProblem, type LoadedConfig } from './config/load.js';
+import { resolveSecret } from './config/secrets.js';
+import { decodeSealKey } from './crypto/seal.js';
+
+export interface Preflight {
+  /** Config-file connections with their secrets resolved, ready to sync into the store. */
+  connections: ConnectionInput[];
+}
+
+export function preflight(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Preflight {
+  const { config } = loaded;
+  const source = loaded.file ?? '(defaults)';
+  const problems: ConfigProblem[] = [];
+  const attempt = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof ConfigError) problems.push(...err.problems);
+      else throw err;
+      return undefined;
+    }
+  };
+
+  const connections = config.connections.map((c, i) => {
+    const password =
+      c.credentials.password === undefined
+        ? undefined
+        : attempt(() =>
+            resolveSecret(c.credentials.password!, `connections[${i}].credentials.password`, env),
+          );
+    return {
+      ...c,
+      credentials: {
+        ...(c.credentials.user ? { user: c.credentials.user } : {}),
+        ...(password ? { password } : {}),
+      },
+    };
+  });
+
+  const tls = config.api.tls;
+  if (tls) {
+    const read = (path: string, key: string) =>
+      attempt(() => {
+        try {
+          return readFileSync(path);
+        } catch (err) {
+          throw new ConfigError([
+            { source, path: key, message: `cannot read ${path}: ${(err as Error).message}` },
+          ]);
+        }
+      });
+    const cert = read(tls.cert, 'api.tls.cert');
+    const key = read(tls.key, 'api.tls.key');
+    if (cert && key) {
+      try {
+        createSecureContext({ cert, key });
+      } catch (err) {
+        problems.push({
+          source,
+          path: 'api.tls',
+          message: `certificate and key do not load together: ${(err as Error).message}`,
+        });
+      }
+    }
+  }
+
+  for (const [key, path] of [
+    ['keys.seal_key_file', config.keys.seal_key_file],
+    ['keys.signing_key_file', config.keys.signing_key_file],
+  ] as const) {
+    if (path === undefined) continue;
+    if (!existsSync(path)) problems.push({ source, path: key, message: `${path} does not exist` });
+    else if ((statSync(path).mode & 0o077) !== 0) {
+      problems.push({
+        source,
+        path: key,
+        message: `${path} is readable by group or others; run chmod 600 on it`,
+      });
+    }
+  }
+  if (env.WARDEN_SEAL_KEY) {
+    try {
+      decodeSealKey(env.WARDEN_SEAL_KEY, 'WARDEN_SEAL_KEY');
+    } catch (err) {
+      problems.push({
+        source: 'WARDEN_SEAL_KEY',
+        path: '',
+        message: (err as Error).message.replace(/^WARDEN_SEAL_KEY: /, ''),
+      });
+    }
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { connections };
+}
