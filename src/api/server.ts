@@ -32,6 +32,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     bodyLimit: ctx.config.api.body_limit,
     trustProxy: false,
     ...(tls ? { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } } : {}),
+    // HTTP and HTTPS instances differ only in their server type, which no route touches.
   }) as unknown as FastifyInstance;
 
   app.setValidatorCompiler(validatorCompiler);
