@@ -29,6 +29,10 @@ export interface CheckpointerOptions {
 }
 
 /** The store's trail contradicts the witness: it was rewritten or cut (or the store was replaced). */
+export class ForgedCheckpointError extends Error {
+  override name = 'ForgedCheckpointError';
+}
+
 export class WitnessMismatchError extends Error {
   override name = 'WitnessMismatchError';
 }
@@ -105,22 +109,68 @@ export class Checkpointer {
     return run;
   }
 
-  /** Signs the tail if at least `due` records follow the last checkpoint in the store. */
-  private async run(due: number): Promise<AuditCheckpoint | undefined> {
-    const db = this.store.db;
-    const lastRow = await db
-      .selectFrom('audit_checkpoints')
-      .selectAll()
+  /**
+   * The newest checkpoint in the store that this gateway's key signed and that lies within the
+   * trail. Rows that fail either test are reported, never trusted: a forged row far ahead of the
+   * tail would otherwise make every checkpoint look already done and freeze signing.
+   */
+  async latestValid(): Promise<AuditCheckpoint | undefined> {
+    const tailSeq = await this.tailSeq();
+    return (await this.lastValid(tailSeq)).last;
+  }
+
+  private async tailSeq(): Promise<number> {
+    const row = await this.store.db
+      .selectFrom('audit_log')
+      .select('seq')
       .orderBy('seq', 'desc')
       .limit(1)
       .executeTakeFirst();
+    return row ? Number(row.seq) : 0;
+  }
+
+  private async lastValid(tailSeq: number): Promise<{ last: AuditCheckpoint | undefined }> {
+    const rows = await this.store.db
+      .selectFrom('audit_checkpoints')
+      .selectAll()
+      .orderBy('seq', 'desc')
+      .limit(50)
+      .execute();
+    const bogus: number[] = [];
+    let last: AuditCheckpoint | undefined;
+    for (const row of rows) {
+      const c = { ...row, seq: Number(row.seq) };
+      if (
+        c.seq <= tailSeq &&
+        c.key_id === this.key.kid &&
+        verifyDetached(this.key.publicKey, checkpointMessage(c), c.signature)
+      ) {
+        last = c;
+        break;
+      }
+      bogus.push(c.seq);
+    }
+    if (bogus.length > 0) {
+      this.opts.onError?.(
+        new ForgedCheckpointError(
+          `audit checkpoint row(s) at seq ${bogus.join(', ')} are not signed by this gateway's key or lie beyond ` +
+            'the trail: ignored; run `warden audit verify`',
+        ),
+      );
+    }
+    return { last };
+  }
+
+  /** Signs the tail if at least `due` records follow the last valid checkpoint in the store. */
+  private async run(due: number): Promise<AuditCheckpoint | undefined> {
+    const db = this.store.db;
     const tailRow = await db
       .selectFrom('audit_log')
       .select(['seq', 'hash'])
       .orderBy('seq', 'desc')
       .limit(1)
       .executeTakeFirst();
-    const last = lastRow && { ...lastRow, seq: Number(lastRow.seq) };
+    const { last } = await this.lastValid(tailRow ? Number(tailRow.seq) : 0);
     this.lastSeq = last?.seq ?? 0;
     if (last) await this.observe(last);
     // With several gateways the tail moves and another one may have just signed it: re-check against the store.
@@ -137,6 +187,19 @@ export class Checkpointer {
       .values(checkpoint)
       .onConflict((oc) => oc.column('seq').doNothing())
       .execute();
+    const stored = await db
+      .selectFrom('audit_checkpoints')
+      .select(['hash', 'key_id'])
+      .where('seq', '=', checkpoint.seq)
+      .executeTakeFirst();
+    if (stored && (stored.hash !== checkpoint.hash || stored.key_id !== checkpoint.key_id)) {
+      // Another row already holds this seq (one this gateway did not sign); the witness keeps ours.
+      this.opts.onError?.(
+        new ForgedCheckpointError(
+          `a foreign checkpoint row occupies seq ${checkpoint.seq}; run \`warden audit verify\``,
+        ),
+      );
+    }
     this.lastSeq = checkpoint.seq;
     this.advanceWitness(checkpoint);
     this.opts.onCheckpoint?.(checkpoint);

@@ -22,7 +22,8 @@ export type ProblemKind =
   | 'checkpoint_mismatch'
   | 'truncated'
   | 'malformed'
-  | 'unsigned';
+  | 'unsigned'
+  | 'anchor_unchecked';
 
 export interface VerifyProblem {
   seq: number;
@@ -227,6 +228,17 @@ export async function verifyTrail(input: {
       end + 1,
       'truncated',
       `${farthest.by} signed seq ${farthest.seq} but the trail ends at seq ${end}: the tail was cut`,
+    );
+  }
+  // An anchor the trail never reached proves nothing was kept; one the trail starts after (a
+  // --since export, whose header nobody signs) cannot be checked, and must not pass silently.
+  const skipped = [...anchors.values()].find((a) => report.first_seq !== null && a.seq < report.first_seq);
+  if (skipped) {
+    return fail(
+      skipped.seq,
+      'anchor_unchecked',
+      `the anchor at seq ${skipped.seq} lies before the first record here (seq ${report.first_seq}): ` +
+        'records up to it are missing, so it cannot be checked; verify an export that includes it',
     );
   }
   if (input.requireSignature && report.records > 0 && report.unsigned_tail === report.records) {

@@ -173,7 +173,7 @@ export function auditRoutes(app: ZodApp, ctx: ApiContext): void {
       try {
         const signed = await ctx.checkpointer.checkpoint();
         if (signed) return { checkpoint: signed, signed_now: true };
-        const latest = (await storeCheckpoints(ctx.store)).at(-1);
+        const latest = await ctx.checkpointer.latestValid();
         return { checkpoint: latest ?? null, signed_now: false };
       } catch (err) {
         if (err instanceof WitnessMismatchError) throw new ApiError(409, 'audit_tampered', err.message);

@@ -31,6 +31,8 @@ export function event(i: number, payload: Record<string, unknown> = {}): AuditEv
 
 export interface Trail {
   store: Store;
+  /** What the checkpointer reported through onError. */
+  checkpointErrors: Error[];
   key: SigningKey;
   /** A fresh log and checkpointer over the store; reset() makes new ones. */
   log: AuditLog;
@@ -52,6 +54,7 @@ export async function openTrail(fx: StoreFixture, logOpts: AuditLogOptions = {})
   const store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
   const key = await loadSigningKey(join(fx.dataDir, 'signing.key'), true);
   const witnessFile = join(fx.dataDir, 'audit-witness.json');
+  const checkpointErrors: Error[] = [];
   const wire = () => {
     let checkpointer: Checkpointer | undefined;
     const log = new AuditLog(store, {
@@ -65,12 +68,14 @@ export async function openTrail(fx: StoreFixture, logOpts: AuditLogOptions = {})
       every: CHECKPOINT_EVERY,
       intervalMs: 3_600_000,
       witnessFile,
+      onError: (err) => checkpointErrors.push(err),
     });
     return { log, checkpointer };
   };
   const trail: Trail = {
     store,
     key,
+    checkpointErrors,
     witnessFile,
     ...wire(),
     async write(n, payload = {}) {
