@@ -82,7 +82,9 @@ export async function startWarden(
   const metrics = new Metrics();
 
   let checkpointer: Checkpointer | undefined;
+  const spoolFile = join(dataDir, 'audit-spool.jsonl');
   const audit = new AuditLog(store, {
+    spoolFile,
     onWritten: (records) => {
       metrics.auditRecords.inc(records.length);
       checkpointer?.noteWritten(records[records.length - 1]!.seq);
@@ -107,6 +109,9 @@ export async function startWarden(
     new OidcVerifier(config.identity.oidc, config.identity.clock_skew, config.identity.roles),
   );
 
+  // Events a previous run could not write before it stopped go first, exactly once.
+  const replayed = await audit.replaySpool();
+  if (replayed > 0) log.info({ replayed }, 'wrote audit events spooled at the last shutdown');
   await audit.append({
     type: 'config.loaded',
     actor: SYSTEM_ACTOR,
@@ -163,7 +168,10 @@ export async function startWarden(
         payload: {},
       });
       checkpointer.stop();
-      await audit.close();
+      const { spooled } = await audit.close(5_000);
+      if (spooled > 0) {
+        log.warn({ spooled, file: spoolFile }, 'store unreachable at shutdown: audit events kept for the next start');
+      }
       // Sign the final tail so nothing written before shutdown can be cut off unseen.
       await checkpointer
         .checkpoint()

@@ -4,6 +4,7 @@
 // failing write is always the store's problem, never a poison event; an event is only refused
 // when the bounded queue is full, and then the caller is told.
 import { randomUUID } from 'node:crypto';
+import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { canonicalJson } from '../crypto/canonical.js';
 import { isUnavailable, type Store, StoreUnavailableError, type Tx } from '../store/store.js';
 import { type AuditActor, type AuditEvent, type AuditRecord, GENESIS_HASH, hashRecord } from './record.js';
@@ -17,6 +18,15 @@ interface Pending {
   reject: (err: Error) => void;
   /** Whether someone awaits the result; unobserved rejections must not crash the process. */
   observed: boolean;
+  /** Replayed from the spool: it may already be in the store. */
+  replayed?: boolean;
+}
+
+/** An event as kept in the spool file between a shutdown and the next start. */
+interface SpooledEvent {
+  id: string;
+  time: string;
+  event: Pending['event'];
 }
 
 export interface AuditLogOptions {
@@ -25,6 +35,11 @@ export interface AuditLogOptions {
   maxBatch?: number;
   onWritten?: (records: AuditRecord[]) => void;
   onError?: (err: Error, queued: number) => void;
+  /**
+   * Where events still unwritten at close() are kept (JSON lines, mode 0600, outside the
+   * store) so that the next start writes them: a shutdown while the store is down loses nothing.
+   */
+  spoolFile?: string;
 }
 
 export class AuditQueueFullError extends Error {
@@ -146,7 +161,7 @@ export class AuditLog {
     // After a failure the previous attempt may have committed without us hearing back:
     // events already in the store are answered from it, not written again.
     const done = new Map<string, AuditRecord>();
-    if (this.lastError) {
+    if (this.lastError || all.some((p) => p.replayed)) {
       const rows = await tx
         .selectFrom('audit_log')
         .selectAll()
@@ -221,11 +236,47 @@ export class AuditLog {
     }
   }
 
-  async close(): Promise<void> {
-    await this.drain();
+  /**
+   * Writes what is still queued after a last attempt to the spool file (when configured) and
+   * stops. Returns how many events were spooled; without a spool file they are reported lost.
+   */
+  async close(drainMs = 10_000): Promise<{ spooled: number; lost: number }> {
+    await this.drain(drainMs);
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    for (const p of this.queue) p.reject(new Error('audit log closed before the event was written'));
+    const left = this.queue;
     this.queue = [];
+    if (left.length === 0) return { spooled: 0, lost: 0 };
+    if (this.opts.spoolFile) {
+      const lines = left.map((p) => JSON.stringify({ id: p.id, time: p.time, event: p.event } satisfies SpooledEvent));
+      appendFileSync(this.opts.spoolFile, `${lines.join('\n')}\n`, { mode: 0o600 });
+      for (const p of left) p.reject(new StoreUnavailableError('audit store unavailable: event spooled for the next start'));
+      return { spooled: left.length, lost: 0 };
+    }
+    for (const p of left) p.reject(new Error('audit log closed before the event was written'));
+    return { spooled: 0, lost: left.length };
+  }
+
+  /**
+   * Writes the events a previous process spooled at shutdown (each exactly once: they keep
+   * their ids and times), then removes the spool. Returns how many were replayed.
+   */
+  async replaySpool(): Promise<number> {
+    const file = this.opts.spoolFile;
+    if (!file || !existsSync(file)) return 0;
+    const spooled = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as SpooledEvent);
+    const written = spooled.map(
+      (s) =>
+        new Promise<AuditRecord>((resolve, reject) => {
+          this.queue.push({ id: s.id, event: s.event, time: s.time, resolve, reject, observed: true, replayed: true });
+        }),
+    );
+    this.kick();
+    await Promise.all(written);
+    rmSync(file, { force: true });
+    return spooled.length;
   }
 }
