@@ -99,7 +99,11 @@ export async function startWarden(
   });
 
   const connections = new Connections(store, keyring);
-  const synced = await connections.syncFromConfig(entries);
+  // Another gateway starting from the same config at the same moment may create a row between
+  // this one's read and write; the second pass sees it and has nothing left to do.
+  const synced = await connections
+    .syncFromConfig(entries)
+    .catch(() => new Promise((r) => setTimeout(r, 250)).then(() => connections.syncFromConfig(entries)));
 
   const apiKeys = new ApiKeys(store, config.identity.roles);
   const tokens = new WardenTokens(store, signingKey, config.identity);
@@ -170,7 +174,10 @@ export async function startWarden(
       checkpointer.stop();
       const { spooled } = await audit.close(5_000);
       if (spooled > 0) {
-        log.warn({ spooled, file: spoolFile }, 'store unreachable at shutdown: audit events kept for the next start');
+        log.warn(
+          { spooled, file: spoolFile },
+          'store unreachable at shutdown: audit events kept for the next start',
+        );
       }
       // Sign the final tail so nothing written before shutdown can be cut off unseen.
       await checkpointer

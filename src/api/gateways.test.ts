@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -101,5 +101,50 @@ describe('several gateways sharing one PostgreSQL store', () => {
       start('d', { seal_key_file: own.seal_key_file, signing_key_file: shared.signing_key_file }),
       /sealed under key .* but this gateway's seal key is .*: every gateway sharing a store needs the same keys\.seal_key_file/,
     );
+  });
+});
+
+describe('gateways starting at the same moment on an empty PostgreSQL store', () => {
+  it('all come up, agree on one bootstrap key, and sync the config connections once', async () => {
+    const db = await createThrowawayDb();
+    const root = mkdtempSync(join(tmpdir(), 'warden-race-'));
+    mkdirSync(join(root, 'keys'));
+    const keys = keyFiles(join(root, 'keys'));
+    const procs: WardenProcess[] = [];
+    try {
+      const starts = ['a', 'b', 'c'].map((name) => {
+        const dir = join(root, name);
+        mkdirSync(dir);
+        return startWarden({
+          dir,
+          config: {
+            data_dir: join(dir, 'data'),
+            store: { url: db.url },
+            keys,
+            connections: [{ name: 'orders', protocol: 'postgres', target: { host: 'db', port: 5432 } }],
+          },
+        });
+      });
+      const results = await Promise.allSettled(starts);
+      for (const r of results) if (r.status === 'fulfilled') procs.push(r.value);
+      const failures = results
+        .filter((r) => r.status === 'rejected')
+        .map((r) => String((r as PromiseRejectedResult).reason));
+      assert.deepEqual(failures, [], 'every gateway started');
+      const admins = ['a', 'b', 'c'].filter((n) => existsSync(join(root, n, 'data', 'admin.key')));
+      assert.equal(admins.length, 1, 'exactly one gateway created the bootstrap key');
+      const admin = readFileSync(join(root, admins[0]!, 'data', 'admin.key'), 'utf8').trim();
+      for (const p of procs) {
+        const res = await api(p.url, 'GET', '/api/connections', { token: admin });
+        assert.deepEqual(
+          (res.body as { connections: Array<{ name: string }> }).connections.map((c) => c.name),
+          ['orders'],
+        );
+      }
+    } finally {
+      for (const p of procs) await p.stop();
+      await db.drop();
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -248,9 +248,12 @@ export class AuditLog {
     this.queue = [];
     if (left.length === 0) return { spooled: 0, lost: 0 };
     if (this.opts.spoolFile) {
-      const lines = left.map((p) => JSON.stringify({ id: p.id, time: p.time, event: p.event } satisfies SpooledEvent));
+      const lines = left.map((p) =>
+        JSON.stringify({ id: p.id, time: p.time, event: p.event } satisfies SpooledEvent),
+      );
       appendFileSync(this.opts.spoolFile, `${lines.join('\n')}\n`, { mode: 0o600 });
-      for (const p of left) p.reject(new StoreUnavailableError('audit store unavailable: event spooled for the next start'));
+      for (const p of left)
+        p.reject(new StoreUnavailableError('audit store unavailable: event spooled for the next start'));
       return { spooled: left.length, lost: 0 };
     }
     for (const p of left) p.reject(new Error('audit log closed before the event was written'));
@@ -271,7 +274,15 @@ export class AuditLog {
     const written = spooled.map(
       (s) =>
         new Promise<AuditRecord>((resolve, reject) => {
-          this.queue.push({ id: s.id, event: s.event, time: s.time, resolve, reject, observed: true, replayed: true });
+          this.queue.push({
+            id: s.id,
+            event: s.event,
+            time: s.time,
+            resolve,
+            reject,
+            observed: true,
+            replayed: true,
+          });
         }),
     );
     this.kick();

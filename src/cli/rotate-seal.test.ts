@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../audit/record.js';
@@ -7,6 +7,7 @@ import { Keyring, sealKeySource } from '../crypto/seal.js';
 import { Connections } from '../store/connections.js';
 import { DIALECTS } from '../testing/dialects.js';
 import { configFileConnection, type Gateway, startGateway } from '../testing/gateway.js';
+import { api, startWarden } from '../testing/warden-process.js';
 
 const CONFIG_PASSWORD = 'cfg-Pw-rot-6a0e2c4d';
 const PASSWORD = 'api-Pw-rot-1b9f7e3a';
@@ -125,6 +126,27 @@ for (const dialect of DIALECTS) {
       } finally {
         await store.close();
       }
+    });
+
+    it('starts again after the rotations, on the rotated key, with every secret readable', async () => {
+      // The store now records the newest seal key: a gateway holding it starts; the secrets open.
+      rmSync(`${sealKey}.old`, { force: true });
+      const again = await startWarden({
+        dir: gw.store.dataDir,
+        config: {
+          data_dir: gw.store.dataDir,
+          ...(gw.store.url ? { store: { url: gw.store.url } } : {}),
+          ...configFileConnection(CONFIG_PASSWORD).config,
+        },
+        env: configFileConnection(CONFIG_PASSWORD).env,
+      });
+      try {
+        const res = await api(again.url, 'GET', '/api/connections/orders', { token: gw.adminKey });
+        assert.equal(res.status, 200, res.text);
+      } finally {
+        await again.stop();
+      }
+      assert.deepEqual(await opened(), { billing: CONFIG_PASSWORD, orders: NEW_PASSWORD });
     });
 
     it('prints no password, and none reaches the process log or stderr', async () => {

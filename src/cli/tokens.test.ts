@@ -166,6 +166,34 @@ for (const dialect of DIALECTS) {
       assert.equal(errorOf(refused).message, 'a token this one was minted from was revoked');
     });
 
+    it('refuses a token whose API key was revoked even if no token was revoked with it', async () => {
+      const created = JSON.parse(
+        (await gw.cli(['keys', 'create', '--name', 'quiet-bot', '--json'])).stdout,
+      ) as { key: string; api_key: { id: string } };
+      const key = gw.credential(created.key);
+      const t = JSON.parse(
+        (await gw.cli(['token', 'create', '--ttl', '5m', '--json'], { token: key })).stdout,
+      ) as {
+        token: string;
+      };
+      gw.credential(t.token);
+      assert.equal((await gw.api('GET', '/api/whoami', { token: t.token })).status, 200);
+      // Revoke the key row alone (as a second gateway mid-revocation would leave it): no cascade ran.
+      const store = gw.openStore();
+      try {
+        await store.db
+          .updateTable('api_keys')
+          .set({ revoked_at: new Date().toISOString() })
+          .where('id', '=', created.api_key.id)
+          .execute();
+      } finally {
+        await store.close();
+      }
+      const refused = await gw.api('GET', '/api/whoami', { token: t.token });
+      assert.equal(refused.status, 401);
+      assert.equal(errorOf(refused).message, 'the API key this token was minted from was revoked');
+    });
+
     it('ends every token minted from an API key when the key is revoked', async () => {
       const created = JSON.parse(
         (await gw.cli(['keys', 'create', '--name', 'minting-bot', '--groups', 'warden:admin', '--json']))

@@ -44,8 +44,15 @@ export class Store {
     try {
       await store.migrate();
     } catch (err) {
-      await store.close();
-      throw err;
+      // Two gateways starting at once on a new SQLite file can both try the first migration
+      // (PostgreSQL has the migrator's lock); the loser finds it done on a second look.
+      try {
+        await new Promise((r) => setTimeout(r, 250));
+        await store.migrate();
+      } catch {
+        await store.close();
+        throw err;
+      }
     }
     return store;
   }
