@@ -3,9 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../audit/record.js';
-import { type Gateway, startGateway } from '../testing/gateway.js';
-import { ADMIN_URL } from '../testing/postgres.js';
-import { startTcpProxy, type TcpProxy } from '../testing/tcp-proxy.js';
+import { type Gateway, startProxiedGateway } from '../testing/gateway.js';
+import type { TcpProxy } from '../testing/tcp-proxy.js';
 import { api, startWarden, type WardenProcess } from '../testing/warden-process.js';
 
 // A gateway stopped while its PostgreSQL store is unreachable keeps the audit events it could
@@ -18,17 +17,7 @@ describe('audit events across a shutdown while the store is down', () => {
   const attempts = 12;
 
   before(async () => {
-    const pg = new URL(ADMIN_URL);
-    proxy = await startTcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
-    gw = await startGateway('postgres', {
-      storeUrl: (url) => {
-        const viaProxy = new URL(url);
-        viaProxy.hostname = '127.0.0.1';
-        viaProxy.port = String(proxy.port);
-        storeUrl = viaProxy.toString();
-        return storeUrl;
-      },
-    });
+    ({ gw, proxy, storeUrl } = await startProxiedGateway());
   });
   after(async () => {
     await second?.stop();

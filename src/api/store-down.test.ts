@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { errorOf, type Gateway, startGateway } from '../testing/gateway.js';
-import { ADMIN_URL } from '../testing/postgres.js';
-import { startTcpProxy, type TcpProxy } from '../testing/tcp-proxy.js';
+import { errorOf, type Gateway, startProxiedGateway } from '../testing/gateway.js';
+import type { TcpProxy } from '../testing/tcp-proxy.js';
 
 // Only PostgreSQL can go away under a running gateway; SQLite is a file in the process.
 describe('the PostgreSQL store going away and coming back', () => {
@@ -11,16 +10,7 @@ describe('the PostgreSQL store going away and coming back', () => {
   let lastSeqBeforeCut: number;
 
   before(async () => {
-    const pg = new URL(ADMIN_URL);
-    proxy = await startTcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
-    gw = await startGateway('postgres', {
-      storeUrl: (url) => {
-        const viaProxy = new URL(url);
-        viaProxy.hostname = '127.0.0.1';
-        viaProxy.port = String(proxy.port);
-        return viaProxy.toString();
-      },
-    });
+    ({ gw, proxy } = await startProxiedGateway());
   });
   after(async () => {
     await gw?.close();

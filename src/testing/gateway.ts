@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import type { AuditRecord } from '../audit/record.js';
 import { Store } from '../store/store.js';
 import { type DialectName, type StoreFixture, storeFixture } from './dialects.js';
+import { ADMIN_URL } from './postgres.js';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 import { api, type CliResult, runCli, startWarden, type WardenProcess } from './warden-process.js';
 
 export interface ApiResponse {
@@ -192,4 +194,21 @@ export function configFileConnection(password: string, target: Record<string, un
       ],
     },
   };
+}
+
+/** A PostgreSQL-backed gateway that reaches its store through a proxy the test can cut. */
+export async function startProxiedGateway(): Promise<{ gw: Gateway; proxy: TcpProxy; storeUrl: string }> {
+  const pg = new URL(ADMIN_URL);
+  const proxy = await startTcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
+  let storeUrl = '';
+  const gw = await startGateway('postgres', {
+    storeUrl: (url) => {
+      const viaProxy = new URL(url);
+      viaProxy.hostname = '127.0.0.1';
+      viaProxy.port = String(proxy.port);
+      storeUrl = viaProxy.toString();
+      return storeUrl;
+    },
+  });
+  return { gw, proxy, storeUrl };
 }
