@@ -225,6 +225,18 @@ for (const dialect of DIALECTS) {
       assert.notEqual(ls.find((x) => x.jti === t.jti)?.revoked_at ?? null, null);
     });
 
+    it('revokes a token pasted whole into the path, and logs only a mask of it', async () => {
+      const t = JSON.parse((await gw.cli(['token', 'create', '--ttl', '2m', '--json'])).stdout) as {
+        token: string;
+        jti: string;
+      };
+      gw.credential(t.token);
+      const res = await gw.api('DELETE', `/api/tokens/${t.token}`);
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual((res.body as { revoked: string[] }).revoked, [t.jti]);
+      assert.match(gw.proc.logs(), /\/api\/tokens\/\[redacted-jwt\]/);
+    });
+
     it('lets no token reach the process log or stderr', async () => {
       await gw.stop();
       assert.deepEqual(await gw.leaks(), []);
