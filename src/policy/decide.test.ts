@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type DecisionContext, decide, globMatch } from './decide.js';
+import type { Facts, SqlFacts, SqlStatementFacts } from './facts.js';
+import { type Rule, ruleSet } from './rules.js';
+
+const ctx = (
+  over: Partial<DecisionContext['caller']> = {},
+  conn: Partial<DecisionContext['connection']> = {},
+) => ({
+  connection: {
+    name: 'orders-db',
+    tags: ['prod', 'pii'],
+    protocol: 'postgres',
+    default: 'allow' as const,
+    ...conn,
+  },
+  caller: { subject: 'alice', groups: ['dev'], kind: 'human', chain: [], ...over },
+});
+
+function stmt(over: Partial<SqlStatementFacts>): SqlStatementFacts {
+  return {
+    kind: 'select',
+    tables_read: [],
+    tables_written: [],
+    functions: [],
+    where_absent: false,
+    program: false,
+    file_access: false,
+    opaque: false,
+    ...over,
+  };
+}
+const sql = (...statements: SqlStatementFacts[]): SqlFacts => ({
+  protocol_kind: 'sql',
+  dialect: 'postgres',
+  statements,
+  multi_statement: statements.length > 1,
+  unparseable: null,
+  fingerprint: 'f',
+});
+
+const rules: Rule[] = ruleSet.parse([
+  {
+    name: 'no-drop',
+    match: { tags: ['prod'] },
+    when: { sql: { statements: ['drop', 'truncate'] } },
+    effect: 'deny',
+    message: 'Dropping objects in production needs a change request.',
+  },
+  {
+    name: 'review-unbounded-writes',
+    when: { sql: { statements: ['update', 'delete'], where: 'absent' } },
+    effect: 'review',
+    review: { approvers: ['dba'], approvals: 1, hold: '5m' },
+  },
+  {
+    name: 'pii',
+    match: { tags: ['pii'] },
+    effect: 'mask',
+    mask: { columns: ['*.email'], style: 'keep-last-4' },
+  },
+  {
+    name: 'ssn',
+    when: { sql: { tables: ['users'] } },
+    effect: 'mask',
+    mask: { columns: ['users.ssn'], style: 'redact' },
+  },
+  {
+    name: 'agents-row-cap',
+    match: { kinds: ['agent'] },
+    effect: 'limit',
+    limit: { rows: 1000, duration: '30s' },
+  },
+  {
+    name: 'deep-agents-read-only',
+    match: { chain_depth: { min: 2 } },
+    when: { sql: { statements: ['insert', 'update', 'delete'] } },
+    effect: 'deny',
+  },
+]);
+
+describe('decide()', () => {
+  it('denies with the rule and its message, naming every rule that matched', () => {
+    const d = decide(
+      rules,
+      ctx(),
+      sql(stmt({ kind: 'drop', object: 'table', tables_written: [{ schema: null, name: 'users' }] })),
+    );
+    assert.equal(d.action, 'deny');
+    assert.equal(d.decidedBy, 'no-drop');
+    assert.equal(d.message, 'Dropping objects in production needs a change request.');
+    assert.deepEqual(d.rules, ['no-drop', 'pii', 'ssn']);
+  });
+
+  it('finds the dangerous statement anywhere in a multi-statement string', () => {
+    const d = decide(
+      rules,
+      ctx(),
+      sql(stmt({}), stmt({ kind: 'truncate', tables_written: [{ schema: 'public', name: 'orders' }] })),
+    );
+    assert.equal(d.action, 'deny');
+  });
+
+  it('holds an unbounded write for review with the rule’s approvers, and deny outranks review', () => {
+    const d = decide(
+      rules,
+      ctx(),
+      sql(stmt({ kind: 'delete', where_absent: true, tables_written: [{ schema: null, name: 'orders' }] })),
+    );
+    assert.deepEqual(
+      [d.action, d.decidedBy, d.review?.approvers, d.review?.hold],
+      ['review', 'review-unbounded-writes', ['dba'], 300_000],
+    );
+    const both = decide(
+      rules,
+      ctx({ chain: ['planner', 'helper'] }),
+      sql(stmt({ kind: 'delete', where_absent: true })),
+    );
+    assert.deepEqual([both.action, both.decidedBy], ['deny', 'deep-agents-read-only']);
+  });
+
+  it('allows a bounded write, accumulating masks and the tightest limits', () => {
+    const d = decide(
+      rules,
+      ctx({ kind: 'agent', chain: ['planner'] }),
+      sql(
+        stmt({
+          kind: 'update',
+          tables_read: [{ schema: 'public', name: 'users' }],
+          tables_written: [{ schema: 'public', name: 'users' }],
+        }),
+      ),
+    );
+    assert.equal(d.action, 'allow');
+    assert.deepEqual(
+      d.masks.map((m) => m.rule),
+      ['pii', 'ssn'],
+    );
+    assert.deepEqual(d.limits, { rows: 1000, durationMs: 30_000 });
+  });
+
+  it('matches schema-qualified and unqualified table names both ways', () => {
+    const only = ruleSet.parse([{ name: 'r', when: { sql: { tables: ['public.users'] } }, effect: 'deny' }]);
+    assert.equal(
+      decide(only, ctx(), sql(stmt({ tables_read: [{ schema: null, name: 'users' }] }))).action,
+      'deny',
+    );
+    assert.equal(
+      decide(only, ctx(), sql(stmt({ tables_read: [{ schema: 'archive', name: 'users' }] }))).action,
+      'allow',
+    );
+  });
+
+  it('denies unparseable SQL unless a rule explicitly allows it, and honours a connection default of deny', () => {
+    const bad: Facts = { ...sql(), unparseable: 'syntax error at or near "SELEC"', fingerprint: null };
+    const d = decide(rules, ctx(), bad);
+    assert.equal(d.action, 'deny');
+    assert.match(d.message ?? '', /could not be parsed.*SELEC/);
+    const allowed = ruleSet.parse([{ name: 'raw', when: { sql: { unparseable: true } }, effect: 'allow' }]);
+    assert.equal(decide(allowed, ctx(), bad).action, 'allow');
+    const closed = decide([], ctx({}, { default: 'deny' }), sql(stmt({})));
+    assert.equal(closed.action, 'deny');
+    assert.match(closed.message ?? '', /default is deny/);
+  });
+
+  it('matches shell, Kubernetes and HTTP facts with their own conditions only', () => {
+    const r = ruleSet.parse([
+      { name: 'no-rm-rf', when: { shell: { programs: ['rm'], flags: ['-r'] } }, effect: 'deny' },
+      {
+        name: 'no-exec-prod',
+        when: {
+          k8s: { verbs: ['create'], resources: ['pods'], subresources: ['exec'], namespaces: ['prod-*'] },
+        },
+        effect: 'review',
+      },
+      { name: 'admin-api', when: { http: { methods: ['delete'], paths: ['/admin/**'] } }, effect: 'deny' },
+    ]);
+    const shell: Facts = {
+      protocol_kind: 'shell',
+      commands: [{ program: 'rm', args: ['-r', '/tmp/x'], flags: ['-r'] }],
+      pipeline: false,
+      redirections: [],
+      subshell: false,
+      opaque: false,
+      unparseable: null,
+    };
+    assert.equal(decide(r, ctx(), shell).decidedBy, 'no-rm-rf');
+    const k8s: Facts = {
+      protocol_kind: 'k8s',
+      verb: 'create',
+      api_group: '',
+      api_version: 'v1',
+      resource: 'pods',
+      subresource: 'exec',
+      namespace: 'prod-eu',
+      name: 'web-0',
+      is_resource_request: true,
+      path: '/api/v1/namespaces/prod-eu/pods/web-0/exec',
+    };
+    assert.equal(decide(r, ctx(), k8s).action, 'review');
+    assert.equal(decide(r, ctx(), { ...k8s, namespace: 'staging' }).action, 'allow');
+    const http: Facts = { protocol_kind: 'http', method: 'DELETE', path: '/admin/users/7', query: {} };
+    assert.equal(decide(r, ctx(), http).decidedBy, 'admin-api');
+    assert.equal(
+      decide(r, ctx(), sql(stmt({ kind: 'delete' }))).action,
+      'allow',
+      'a shell rule never fires on SQL',
+    );
+  });
+
+  it('globs: * stays within a path segment, ** crosses them, case-insensitively', () => {
+    assert.ok(globMatch('orders-*', 'ORDERS-db'));
+    assert.ok(!globMatch('/admin/*', '/admin/users/7'));
+    assert.ok(globMatch('/admin/**', '/admin/users/7'));
+    assert.ok(!globMatch('users', 'users2'));
+  });
+
+  it('refuses rules with unknown keys, bad names, duplicate names and empty limits', () => {
+    assert.throws(
+      () => ruleSet.parse([{ name: 'x', effect: 'deny', when: { sql: { statment: ['drop'] } } }]),
+      /statment/,
+    );
+    assert.throws(() => ruleSet.parse([{ name: 'No Spaces', effect: 'allow' }]), /rule name/);
+    assert.throws(
+      () =>
+        ruleSet.parse([
+          { name: 'a', effect: 'allow' },
+          { name: 'a', effect: 'deny' },
+        ]),
+      /duplicate rule name/,
+    );
+    assert.throws(
+      () => ruleSet.parse([{ name: 'l', effect: 'limit', limit: {} }]),
+      /a limit needs rows or duration/,
+    );
+  });
+});

@@ -1,0 +1,196 @@
+// decide(): every rule whose `match` and `when` hold applies; the most restrictive effect
+// wins (deny > review > limit/mask > allow), masks and limits accumulate, and the decision
+// names every rule that matched. Pure: no I/O, so every protocol engine can call it.
+import type { Facts, SqlFacts, TableRef } from './facts.js';
+import type { Rule, RuleMatch, RuleWhen } from './rules.js';
+
+export interface DecisionContext {
+  connection: { name: string; tags: string[]; protocol: string; default: 'allow' | 'deny' };
+  caller: { subject: string; groups: string[]; kind: string; chain: string[] };
+}
+
+type MaskRule = Extract<Rule, { effect: 'mask' }>;
+type ReviewRule = Extract<Rule, { effect: 'review' }>;
+
+export interface Decision {
+  action: 'allow' | 'deny' | 'review';
+  /** Every rule that matched, in rule order. */
+  rules: string[];
+  /** The rule that decided a deny or review (the first of the winning effect). */
+  decidedBy: string | null;
+  message: string | null;
+  review: ReviewRule['review'] | null;
+  masks: Array<MaskRule['mask'] & { rule: string }>;
+  limits: { rows: number | null; durationMs: number | null };
+}
+
+const compiled = new Map<string, RegExp>();
+
+/** Glob match: `*` is any run of characters except `/`, `**` any run at all; case-insensitive. */
+export function globMatch(pattern: string, value: string): boolean {
+  let re = compiled.get(pattern);
+  if (!re) {
+    let src = '';
+    for (let i = 0; i < pattern.length; i++) {
+      const c = pattern[i]!;
+      if (c === '*') {
+        if (pattern[i + 1] === '*') {
+          src += '.*';
+          i++;
+        } else src += '[^/]*';
+      } else src += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+    }
+    re = new RegExp(`^${src}$`, 'i');
+    // Patterns come from rules, a bounded set: compile each once.
+    if (compiled.size < 10_000) compiled.set(pattern, re);
+  }
+  return re.test(value);
+}
+
+const anyGlob = (patterns: string[] | undefined, values: string[]): boolean =>
+  patterns === undefined || patterns.some((p) => values.some((v) => globMatch(p, v)));
+
+function matches(m: RuleMatch, ctx: DecisionContext): boolean {
+  const depth = ctx.caller.chain.length;
+  return (
+    anyGlob(m.connections, [ctx.connection.name]) &&
+    (m.tags === undefined || m.tags.some((t) => ctx.connection.tags.includes(t))) &&
+    anyGlob(m.protocols, [ctx.connection.protocol]) &&
+    anyGlob(m.subjects, [ctx.caller.subject]) &&
+    (m.groups === undefined || m.groups.some((g) => ctx.caller.groups.includes(g))) &&
+    (m.kinds === undefined || m.kinds.includes(ctx.caller.kind as 'human')) &&
+    (m.chain_depth?.min === undefined || depth >= m.chain_depth.min) &&
+    (m.chain_depth?.max === undefined || depth <= m.chain_depth.max)
+  );
+}
+
+/** `users` matches an unqualified or any-schema users; `public.users` only that schema. */
+function tableNames(t: TableRef): string[] {
+  return t.schema ? [`${t.schema}.${t.name}`, t.name] : [t.name, `public.${t.name}`];
+}
+
+function sqlHolds(c: NonNullable<RuleWhen['sql']>, f: SqlFacts): boolean {
+  if (c.unparseable !== undefined && (f.unparseable !== null) !== c.unparseable) return false;
+  if (c.multi_statement !== undefined && f.multi_statement !== c.multi_statement) return false;
+  const statementLevel =
+    c.statements ||
+    c.objects ||
+    c.tables ||
+    c.tables_written ||
+    c.functions ||
+    c.where ||
+    c.opaque !== undefined ||
+    c.program !== undefined ||
+    c.file_access !== undefined;
+  if (!statementLevel) return true;
+  return f.statements.some(
+    (s) =>
+      anyGlob(c.statements, [s.kind]) &&
+      (c.objects === undefined || (s.object !== undefined && anyGlob(c.objects, [s.object]))) &&
+      (c.tables === undefined ||
+        anyGlob(c.tables, [...s.tables_read, ...s.tables_written].flatMap(tableNames))) &&
+      (c.tables_written === undefined || anyGlob(c.tables_written, s.tables_written.flatMap(tableNames))) &&
+      (c.functions === undefined || anyGlob(c.functions, s.functions)) &&
+      (c.where === undefined || s.where_absent) &&
+      (c.opaque === undefined || s.opaque === c.opaque) &&
+      (c.program === undefined || s.program === c.program) &&
+      (c.file_access === undefined || s.file_access === c.file_access),
+  );
+}
+
+/** Whether the command's facts satisfy every condition the rule states (no `when`: always). */
+export function holds(when: RuleWhen | undefined, facts: Facts): boolean {
+  if (!when) return true;
+  switch (facts.protocol_kind) {
+    case 'sql':
+      return when.sql !== undefined && sqlHolds(when.sql, facts);
+    case 'shell': {
+      const c = when.shell;
+      if (!c) return false;
+      return (
+        anyGlob(
+          c.programs,
+          facts.commands.map((x) => x.program),
+        ) &&
+        anyGlob(
+          c.flags,
+          facts.commands.flatMap((x) => x.flags),
+        ) &&
+        (c.opaque === undefined || facts.opaque === c.opaque) &&
+        (c.pipeline === undefined || facts.pipeline === c.pipeline) &&
+        (c.redirections === undefined || facts.redirections.length > 0 === c.redirections) &&
+        (c.unparseable === undefined || (facts.unparseable !== null) === c.unparseable)
+      );
+    }
+    case 'k8s': {
+      const c = when.k8s;
+      if (!c) return false;
+      return (
+        anyGlob(c.verbs, [facts.verb]) &&
+        (c.groups === undefined || c.groups.includes(facts.api_group)) &&
+        anyGlob(c.resources, [facts.resource]) &&
+        (c.subresources === undefined ||
+          (facts.subresource !== null && anyGlob(c.subresources, [facts.subresource]))) &&
+        (c.namespaces === undefined || (facts.namespace !== null && anyGlob(c.namespaces, [facts.namespace])))
+      );
+    }
+    case 'http': {
+      const c = when.http;
+      if (!c) return false;
+      return (
+        (c.methods === undefined || c.methods.some((m) => m.toUpperCase() === facts.method)) &&
+        anyGlob(c.paths, [facts.path])
+      );
+    }
+  }
+}
+
+const RANK: Record<Rule['effect'], number> = { allow: 0, mask: 1, limit: 1, review: 2, deny: 3 };
+
+export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decision {
+  const matched = rules.filter((r) => matches(r.match, ctx) && holds(r.when, facts));
+  const decision: Decision = {
+    action: 'allow',
+    rules: matched.map((r) => r.name),
+    decidedBy: null,
+    message: null,
+    review: null,
+    masks: [],
+    limits: { rows: null, durationMs: null },
+  };
+  const top = matched.reduce((best, r) => Math.max(best, RANK[r.effect]), -1);
+  for (const r of matched) {
+    if (r.effect === 'mask') decision.masks.push({ ...r.mask, rule: r.name });
+    if (r.effect === 'limit') {
+      const { rows, duration } = r.limit;
+      if (rows !== undefined) decision.limits.rows = Math.min(decision.limits.rows ?? rows, rows);
+      if (duration !== undefined)
+        decision.limits.durationMs = Math.min(decision.limits.durationMs ?? duration, duration);
+    }
+  }
+  const winner = matched.find(
+    (r) => RANK[r.effect] === top && (r.effect === 'deny' || r.effect === 'review'),
+  );
+  if (winner?.effect === 'deny') {
+    decision.action = 'deny';
+    decision.decidedBy = winner.name;
+    decision.message = winner.message ?? `blocked by rule "${winner.name}"`;
+  } else if (winner?.effect === 'review') {
+    decision.action = 'review';
+    decision.decidedBy = winner.name;
+    decision.message = winner.message ?? `held for approval by rule "${winner.name}"`;
+    decision.review = winner.review;
+  } else if (matched.length === 0 && ctx.connection.default === 'deny') {
+    decision.action = 'deny';
+    decision.message = `no rule allows this on connection "${ctx.connection.name}" (its default is deny)`;
+  } else if (
+    facts.protocol_kind === 'sql' &&
+    facts.unparseable !== null &&
+    !matched.some((r) => r.effect === 'allow')
+  ) {
+    // Unparseable SQL is denied unless a rule explicitly allows it: what cannot be read cannot be judged.
+    decision.action = 'deny';
+    decision.message = `the statement could not be parsed, so it cannot be checked: ${facts.unparseable}`;
+  }
+  return decision;
+}
