@@ -71,6 +71,40 @@ describe('configuration', () => {
     }
   });
 
+  it('reads policy rules and names the path of a bad one', () => {
+    const good = file(
+      'policy.yaml',
+      [
+        'policy:',
+        '  default: allow',
+        '  rules:',
+        '    - name: no-drop',
+        '      match: { tags: [prod] }',
+        '      when: { sql: { statements: [drop, truncate] } }',
+        '      effect: deny',
+        '      message: Dropping objects in production needs a change request.',
+        '    - name: review-unbounded-writes',
+        '      when: { sql: { statements: [update, delete], where: absent } }',
+        '      effect: review',
+        '      review: { approvers: [dba], approvals: 1, hold: 5m }',
+        '',
+      ].join('\n'),
+    );
+    const { config } = loadConfig(good, {});
+    assert.deepEqual(
+      config.policy.rules.map((r) => [r.name, r.effect]),
+      [
+        ['no-drop', 'deny'],
+        ['review-unbounded-writes', 'review'],
+      ],
+    );
+    const bad = file(
+      'policy-bad.yaml',
+      'policy:\n  rules:\n    - name: x\n      effect: deny\n      when: { sql: { statment: [drop] } }\n',
+    );
+    assert.throws(() => loadConfig(bad, {}), /policy\.rules\[0\]\.when\.sql: unknown key "statment"/);
+  });
+
   it('names the file, line, key path and what was expected for a bad value', () => {
     const f = file('bad.yaml', 'api:\n  host: 0.0.0.0\n  port: "eighty"\n');
     assert.throws(

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { connectionFields } from './connection.js';
 import { duration, durationAtLeast } from './duration.js';
+import { ruleSet } from './rules.js';
 
 /** A secret in the config file: inline (discouraged), from an environment variable, or from a file. */
 export const secretSource = z.union([
@@ -116,6 +117,13 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   connections: z.array(configConnection).default([]),
+  policy: z
+    .strictObject({
+      /** What happens to a command no rule decides: `allow` (recorded either way) or `deny`. */
+      default: z.enum(['allow', 'deny']).default('allow'),
+      rules: ruleSet.default([]),
+    })
+    .prefault({}),
   audit: z
     .strictObject({
       checkpoint_every: z.number().int().min(1).default(1000),

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { type Rule, ruleSet } from '../config/rules.js';
 import { type DecisionContext, decide, globMatch } from './decide.js';
 import type { Facts, SqlFacts, SqlStatementFacts } from './facts.js';
-import { type Rule, ruleSet } from './rules.js';
 
 const ctx = (
   over: Partial<DecisionContext['caller']> = {},

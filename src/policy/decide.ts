@@ -1,8 +1,9 @@
 // decide(): every rule whose `match` and `when` hold applies; the most restrictive effect
 // wins (deny > review > limit/mask > allow), masks and limits accumulate, and the decision
 // names every rule that matched. Pure: no I/O, so every protocol engine can call it.
+
+import type { Rule, RuleMatch, RuleWhen } from '../config/rules.js';
 import type { Facts, SqlFacts, TableRef } from './facts.js';
-import type { Rule, RuleMatch, RuleWhen } from './rules.js';
 
 export interface DecisionContext {
   connection: { name: string; tags: string[]; protocol: string; default: 'allow' | 'deny' };

@@ -1,8 +1,8 @@
-// The rule language: who and where a rule applies to (`match`), what about the command makes
+// The policy rule language (here, beside the config schema that embeds it; policy/ evaluates it): who and where a rule applies to (`match`), what about the command makes
 // it fire (`when`, over analyzer facts), and what happens then (`effect`). One zod schema
 // validates rules from the config file and from the API alike.
 import { z } from 'zod';
-import { duration } from '../config/duration.js';
+import { duration } from './duration.js';
 
 const names = z.array(z.string().min(1)).min(1);
 
