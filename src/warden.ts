@@ -19,6 +19,7 @@ import { Authenticator } from './identity/authenticate.js';
 import { BUILTIN_ROLE_GROUPS } from './identity/identity.js';
 import { OidcVerifier } from './identity/oidc.js';
 import { WardenTokens } from './identity/warden-tokens.js';
+import { loadAnalyzers } from './policy/analyze.js';
 import { preflight } from './preflight.js';
 import { Connections } from './store/connections.js';
 import { Meta } from './store/meta.js';
@@ -80,6 +81,7 @@ export async function startWarden(
     throw err;
   }
   const metrics = new Metrics();
+  await loadAnalyzers();
 
   let checkpointer: Checkpointer | undefined;
   const spoolFile = join(dataDir, 'audit-spool.jsonl');

@@ -17,6 +17,7 @@ import { installErrorHandler } from './errors.js';
 import { auditRoutes } from './routes/audit.js';
 import { connectionRoutes } from './routes/connections.js';
 import { identityRoutes } from './routes/identity.js';
+import { policyRoutes } from './routes/policy.js';
 import { sessionRoutes } from './routes/sessions.js';
 
 export type ZodApp = ReturnType<typeof typed>;
@@ -120,5 +121,6 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   connectionRoutes(zapp, ctx);
   sessionRoutes(zapp, ctx);
   auditRoutes(zapp, ctx);
+  policyRoutes(zapp, ctx);
   return app;
 }

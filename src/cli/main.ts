@@ -8,6 +8,7 @@ import { auditCommands } from './commands/audit.js';
 import { connectionCommands } from './commands/connections.js';
 import { identityCommands } from './commands/identity.js';
 import { localCommands } from './commands/local.js';
+import { policyCommands } from './commands/policy.js';
 import { sessionCommands } from './commands/sessions.js';
 
 const program = new Command('warden')
@@ -21,6 +22,7 @@ connectionCommands(program);
 identityCommands(program);
 auditCommands(program);
 sessionCommands(program);
+policyCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -86,7 +86,9 @@ function sqlHolds(c: NonNullable<RuleWhen['sql']>, f: SqlFacts): boolean {
   if (!statementLevel) return true;
   return f.statements.some(
     (s) =>
-      anyGlob(c.statements, [s.kind]) &&
+      // A WHERE-less UPDATE/DELETE nested in a CTE leaves the outer kind `select`; for matching,
+      // such a statement also counts as both (erring towards the guardrail, not away from it).
+      anyGlob(c.statements, s.where_absent ? [s.kind, 'update', 'delete'] : [s.kind]) &&
       (c.objects === undefined || (s.object !== undefined && anyGlob(c.objects, [s.object]))) &&
       (c.tables === undefined ||
         anyGlob(c.tables, [...s.tables_read, ...s.tables_written].flatMap(tableNames))) &&

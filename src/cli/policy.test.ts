@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type Gateway, startGateway } from '../testing/gateway.js';
+
+const policy = {
+  default: 'allow',
+  rules: [
+    {
+      name: 'no-drop',
+      match: { tags: ['prod'] },
+      when: { sql: { statements: ['drop', 'truncate'] } },
+      effect: 'deny',
+      message: 'Dropping objects in production needs a change request.',
+    },
+    {
+      name: 'review-unbounded-writes',
+      when: { sql: { statements: ['update', 'delete'], where: 'absent' } },
+      effect: 'review',
+      review: { approvers: ['dba'], approvals: 1, hold: '5m' },
+    },
+    {
+      name: 'pii',
+      match: { tags: ['pii'] },
+      effect: 'mask',
+      mask: { columns: ['*.email'], style: 'keep-last-4' },
+    },
+    { name: 'no-recursive-rm', when: { shell: { programs: ['rm'], flags: ['-r'] } }, effect: 'deny' },
+    { name: 'no-opaque-shell', when: { shell: { opaque: true } }, effect: 'deny' },
+    {
+      name: 'exec-needs-review',
+      when: { k8s: { subresources: ['exec'] } },
+      effect: 'review',
+      review: { approvers: ['sre'] },
+    },
+  ],
+};
+
+const connections = [
+  { name: 'orders-db', protocol: 'postgres', target: { host: 'db', port: 5432 }, tags: ['prod', 'pii'] },
+  { name: 'shop-mysql', protocol: 'mysql', target: { host: 'db', port: 3306 }, tags: ['prod'] },
+  { name: 'bastion', protocol: 'ssh', target: { host: 'bastion', port: 22 } },
+  { name: 'prod-k8s', protocol: 'kubernetes', target: { host: 'k8s', port: 6443 } },
+];
+
+describe('warden policy test (explain)', () => {
+  let gw: Gateway;
+  before(async () => {
+    gw = await startGateway('sqlite', { config: { policy, connections } });
+  });
+  after(async () => gw?.close());
+
+  const explain = async (connection: string, command: string, extra: string[] = []) => {
+    const res = await gw.cli([
+      'policy',
+      'test',
+      '--connection',
+      connection,
+      '--as',
+      'agent-7',
+      ...extra,
+      '--json',
+      command,
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    return JSON.parse(res.stdout) as {
+      facts: Record<string, unknown>;
+      decision: { action: string; rules: string[]; decided_by: string | null; message: string | null };
+    };
+  };
+
+  it('denies a DROP hidden behind comments and case on a prod connection, naming the rule and its message', async () => {
+    const { facts, decision } = await explain('orders-db', 'select 1; /* harmless */ dRoP TABLE "public"."users"');
+    assert.equal(facts.multi_statement, true);
+    assert.deepEqual([decision.action, decision.decided_by], ['deny', 'no-drop']);
+    assert.equal(decision.message, 'Dropping objects in production needs a change request.');
+    assert.ok(decision.rules.includes('pii'), 'every matching rule is named');
+  });
+
+  it('holds a DELETE without WHERE (also inside a CTE) for review, and allows it with a WHERE', async () => {
+    assert.equal(
+      (await explain('orders-db', 'with d as (delete from orders returning *) select count(*) from d'))
+        .decision.action,
+      'review',
+    );
+    assert.equal((await explain('orders-db', 'delete from orders where id = 7')).decision.action, 'allow');
+    assert.equal((await explain('shop-mysql', 'DELETE FROM orders')).decision.action, 'review');
+  });
+
+  it('denies SQL it cannot parse, with the parser’s message', async () => {
+    const { decision } = await explain('orders-db', 'SELEC * FROM orders');
+    assert.equal(decision.action, 'deny');
+    assert.match(decision.message ?? '', /could not be parsed.*syntax error/);
+  });
+
+  it('judges shell lines and Kubernetes requests by their own facts', async () => {
+    assert.equal(
+      (await explain('bastion', 'sudo rm -rf /var/lib/app')).decision.decided_by,
+      'no-recursive-rm',
+    );
+    assert.equal(
+      (await explain('bastion', 'echo cm0gLXJmIC8= | base64 -d | sh')).decision.decided_by,
+      'no-opaque-shell',
+    );
+    assert.equal((await explain('bastion', 'ls -la /var/log')).decision.action, 'allow');
+    const exec = await explain(
+      'prod-k8s',
+      'POST /api/v1/namespaces/default/pods/web-0/exec?command=sh&stdin=true',
+    );
+    assert.deepEqual([exec.decision.action, exec.facts.subresource], ['review', 'exec']);
+  });
+
+  it('prints a readable explanation, and lists the rules', async () => {
+    const res = await gw.cli([
+      'policy',
+      'test',
+      '--connection',
+      'orders-db',
+      '--as',
+      'alice',
+      'TRUNCATE orders',
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^matched: {2}no-drop, pii$/m);
+    assert.match(res.stdout, /^decision: DENY \(rule "no-drop"\): Dropping objects/m);
+    const ls = await gw.cli(['policy', 'ls', '--json']);
+    const rules = JSON.parse(ls.stdout) as { default: string; rules: Array<{ name: string }> };
+    assert.equal(rules.default, 'allow');
+    assert.equal(rules.rules.length, policy.rules.length);
+  });
+
+  it('is for auditors and admins: a plain user gets 403', async () => {
+    const key = await gw.cli(['keys', 'create', '--name', 'plain-user']);
+    const user = gw.credential(key.stdout.trim());
+    const res = await gw.cli(['policy', 'ls'], { token: user });
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /403 forbidden/);
+  });
+});
