@@ -69,7 +69,10 @@ describe('warden policy test (explain)', () => {
   };
 
   it('denies a DROP hidden behind comments and case on a prod connection, naming the rule and its message', async () => {
-    const { facts, decision } = await explain('orders-db', 'select 1; /* harmless */ dRoP TABLE "public"."users"');
+    const { facts, decision } = await explain(
+      'orders-db',
+      'select 1; /* harmless */ dRoP TABLE "public"."users"',
+    );
     assert.equal(facts.multi_statement, true);
     assert.deepEqual([decision.action, decision.decided_by], ['deny', 'no-drop']);
     assert.equal(decision.message, 'Dropping objects in production needs a change request.');
