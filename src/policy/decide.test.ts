@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Rule, ruleSet } from '../config/rules.js';
-import { type DecisionContext, decide, globMatch } from './decide.js';
+import { Decider, type DecisionContext, decide, globMatch } from './decide.js';
 import type { Facts, SqlFacts, SqlStatementFacts } from './facts.js';
 
 const ctx = (
@@ -207,6 +207,17 @@ describe('decide()', () => {
       'allow',
       'a shell rule never fires on SQL',
     );
+  });
+
+  it('caches a decision per facts object and caller, and never across callers', () => {
+    const decider = new Decider(rules);
+    const facts = sql(stmt({ kind: 'delete', where_absent: true }));
+    const first = decider.decide(ctx(), facts);
+    assert.equal(decider.decide(ctx(), facts), first, 'the same facts and caller hit the cache');
+    assert.ok(Object.isFrozen(first));
+    const deep = decider.decide(ctx({ chain: ['planner', 'helper'] }), facts);
+    assert.notEqual(deep, first);
+    assert.deepEqual([first.action, deep.action], ['review', 'deny']);
   });
 
   it('globs: * stays within a path segment, ** crosses them, case-insensitively', () => {

@@ -197,3 +197,32 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
   }
   return decision;
 }
+
+/**
+ * decide() with a cache: the same facts (analyzers hand out one frozen object per statement
+ * text) for the same connection and caller give the same decision, so a repeated statement
+ * costs a lookup. Entries live as long as their facts object does.
+ */
+export class Decider {
+  private readonly cache = new WeakMap<Facts, Map<string, Decision>>();
+
+  constructor(readonly rules: Rule[]) {}
+
+  decide(ctx: DecisionContext, facts: Facts): Decision {
+    const key = contextKey(ctx);
+    let byContext = this.cache.get(facts);
+    const hit = byContext?.get(key);
+    if (hit) return hit;
+    const decision = Object.freeze(decide(this.rules, ctx, facts));
+    if (!byContext) {
+      byContext = new Map();
+      this.cache.set(facts, byContext);
+    }
+    if (byContext.size < 256) byContext.set(key, decision);
+    return decision;
+  }
+}
+
+function contextKey({ connection: c, caller: u }: DecisionContext): string {
+  return `${c.name}\u0000${c.protocol}\u0000${c.default}\u0000${c.tags.join(',')}\u0000${u.subject}\u0000${u.kind}\u0000${u.groups.join(',')}\u0000${u.chain.join(',')}`;
+}
