@@ -1,12 +1,13 @@
 // Everything that can be checked about a configuration without touching the store: secret
 // sources resolve, TLS files load and match, configured key files exist with safe modes.
 // `warden config check` and `warden serve` run the same checks, so check's OK means serve starts.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ConnectionInput } from './config/connection.js';
 import { ConfigError, type ConfigProblem, type LoadedConfig } from './config/load.js';
 import { resolveSecret } from './config/secrets.js';
 import { decodeSealKey } from './crypto/seal.js';
+import { isExposed } from './crypto/secret-file.js';
 
 export interface Preflight {
   /** Config-file connections with their secrets resolved, ready to sync into the store. */
@@ -76,7 +77,7 @@ export function preflight(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Preflig
   ] as const) {
     if (path === undefined) continue;
     if (!existsSync(path)) problems.push({ source, path: key, message: `${path} does not exist` });
-    else if ((statSync(path).mode & 0o077) !== 0) {
+    else if (isExposed(path)) {
       problems.push({
         source,
         path: key,

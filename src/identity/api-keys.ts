@@ -1,7 +1,8 @@
 // API keys for services and agents: `wdn_<id>_<secret>`. The id finds the row; only the
 // SHA-256 of the 256-bit secret is stored, so a leaked database yields no usable key.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/schema.js';
+import { sha256Hex } from '../crypto/canonical.js';
 import type { Store } from '../store/store.js';
 import type { ApiKeysTable } from '../store/tables.js';
 import { AuthError } from './errors.js';
@@ -31,9 +32,7 @@ export function looksLikeApiKey(credential: string): boolean {
   return credential.startsWith(PREFIX);
 }
 
-function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
+const hashSecret = (secret: string): string => sha256Hex(secret);
 
 function view(row: ApiKeysTable): ApiKeyView {
   return {

@@ -1,7 +1,7 @@
 // Warden's own short-lived tokens: Ed25519-signed JWTs whose jti is recorded in the store,
 // so any one of them (and, through parent_jti, its descendants) can be revoked.
 import { randomUUID } from 'node:crypto';
-import { type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import { decodeJwt, type JWTPayload, jwtVerify, SignJWT } from 'jose';
 import type { Selectable } from 'kysely';
 import type { Config } from '../config/schema.js';
 import type { SigningKey } from '../crypto/signing.js';
@@ -12,6 +12,20 @@ import { type Identity, type IdentityKind, KINDS, rolesFor } from './identity.js
 import { mapJoseError } from './oidc.js';
 
 export const WARDEN_AUDIENCE = 'warden';
+
+/**
+ * The jti of a token given whole where its jti is expected (undefined when `ref` is not a JWT
+ * with a jti). Unverified on purpose: it only finds which row is meant.
+ */
+export function jtiOfToken(ref: string): string | undefined {
+  if (ref.split('.').length !== 3) return undefined;
+  try {
+    const { jti } = decodeJwt(ref);
+    return typeof jti === 'string' ? jti : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface MintedToken {
   token: string;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Rule, ruleSet } from '../config/rules.js';
-import { Decider, type DecisionContext, decide, globMatch } from './decide.js';
+import { Decider, type DecisionContext, decide } from './decide.js';
 import type { Facts, SqlFacts, SqlStatementFacts } from './facts.js';
+import { globMatch } from './glob.js';
 
 const ctx = (
   over: Partial<DecisionContext['caller']> = {},

@@ -4,6 +4,7 @@
 
 import type { Rule, RuleMatch, RuleWhen } from '../config/rules.js';
 import type { Facts, SqlFacts, TableRef } from './facts.js';
+import { globMatch } from './glob.js';
 
 export interface DecisionContext {
   connection: { name: string; tags: string[]; protocol: string; default: 'allow' | 'deny' };
@@ -23,29 +24,6 @@ export interface Decision {
   review: ReviewRule['review'] | null;
   masks: Array<MaskRule['mask'] & { rule: string }>;
   limits: { rows: number | null; durationMs: number | null };
-}
-
-const compiled = new Map<string, RegExp>();
-
-/** Glob match: `*` is any run of characters except `/`, `**` any run at all; case-insensitive. */
-export function globMatch(pattern: string, value: string): boolean {
-  let re = compiled.get(pattern);
-  if (!re) {
-    let src = '';
-    for (let i = 0; i < pattern.length; i++) {
-      const c = pattern[i]!;
-      if (c === '*') {
-        if (pattern[i + 1] === '*') {
-          src += '.*';
-          i++;
-        } else src += '[^/]*';
-      } else src += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-    }
-    re = new RegExp(`^${src}$`, 'i');
-    // Patterns come from rules, a bounded set: compile each once.
-    if (compiled.size < 10_000) compiled.set(pattern, re);
-  }
-  return re.test(value);
 }
 
 const anyGlob = (patterns: string[] | undefined, values: string[]): boolean =>

@@ -30,6 +30,20 @@ export interface SqlStatementFacts {
   opaque: boolean;
 }
 
+/** Facts of a statement of `kind` before anything about it is known. */
+export function emptyStatementFacts(kind: string, opaque = false): SqlStatementFacts {
+  return {
+    kind,
+    tables_read: [],
+    tables_written: [],
+    functions: [],
+    where_absent: false,
+    program: false,
+    file_access: false,
+    opaque,
+  };
+}
+
 export interface SqlFacts {
   protocol_kind: 'sql';
   dialect: 'postgres' | 'mysql';

@@ -1,11 +1,11 @@
 // /api/whoami, /api/keys and /api/tokens: who the caller is, API keys for services and agents
 // (admins only), and Warden's own short-lived tokens (any authenticated caller, never wider
 // or longer-lived than the credential presented).
-import { decodeJwt } from 'jose';
 import { z } from 'zod';
 import { durationAtLeast } from '../../config/duration.js';
 import { apiKeyIdOf } from '../../identity/api-keys.js';
 import { actorOf, hasRole, type Identity, scopeCovers } from '../../identity/identity.js';
+import { jtiOfToken } from '../../identity/warden-tokens.js';
 import { redactCredentials } from '../../logging.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
@@ -35,17 +35,6 @@ export function whoami(identity: Identity): z.infer<typeof identityView> {
     scope: identity.scope,
     expires_at: identity.expiresAt?.toISOString() ?? null,
   };
-}
-
-/** A token's jti, whether given as the jti or as the token itself. */
-function jtiOf(ref: string): string {
-  if (ref.split('.').length !== 3) return ref;
-  try {
-    const { jti } = decodeJwt(ref);
-    return typeof jti === 'string' ? jti : ref;
-  } catch {
-    return ref;
-  }
 }
 
 export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
@@ -230,7 +219,7 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
     },
     async (req) => {
       const who = caller(req);
-      const jti = jtiOf(req.params.jti);
+      const jti = jtiOfToken(req.params.jti) ?? req.params.jti;
       const token = await ctx.tokens.get(jti);
       if (!token) throw notFound(`token ${redactCredentials(jti)} does not exist`);
       if (token.subject !== who.subject && !hasRole(who, 'admin'))

@@ -4,9 +4,8 @@ import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { type ConnectionView, PROTOCOLS, TLS_MODES } from '../../config/connection.js';
 import { ApiClient, CliError } from '../client.js';
+import { commaList } from '../options.js';
 import { printJson, printTable } from '../output.js';
-
-const collect = (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)];
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -50,7 +49,7 @@ export function connectionCommands(program: Command): void {
     .option('--password-env <var>', 'read the target password from this environment variable')
     .addOption(new Option('--tls <mode>', 'TLS to the target').choices(TLS_MODES))
     .option('--ca <file>', 'CA bundle (PEM) for --tls verify-full')
-    .option('--tag <tag>', 'tag (repeat or comma-separate)', collect, [])
+    .option('--tag <tag>', 'tag (repeat or comma-separate)', commaList, [])
     .addOption(new Option('--access <mode>', 'open, or jit (needs an access grant)').choices(['open', 'jit']))
     .option('--description <text>', 'free text')
     .option('--json', 'print the created connection as JSON')

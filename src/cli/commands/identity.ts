@@ -1,10 +1,10 @@
 // `warden whoami`, `warden keys …` and `warden token …`: identities and credentials.
 import { type Command, Option } from 'commander';
-import { decodeJwt } from 'jose';
 import type { ApiKeyView } from '../../identity/api-keys.js';
 import { apiKeyIdOf } from '../../identity/api-keys.js';
-import type { TokenView } from '../../identity/warden-tokens.js';
+import { jtiOfToken, type TokenView } from '../../identity/warden-tokens.js';
 import { ApiClient, CliError, query } from '../client.js';
+import { commaList } from '../options.js';
 import { printJson, printTable } from '../output.js';
 import { rotateSeal } from './local.js';
 
@@ -22,18 +22,14 @@ interface Whoami {
   expires_at: string | null;
 }
 
-const list = (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)];
-
 /** A token's jti, whether given as the jti or as the token itself (which then stays local). */
 function jtiOf(ref: string): string {
-  if (ref.split('.').length !== 3) return ref;
-  try {
-    const { jti } = decodeJwt(ref);
-    if (typeof jti === 'string') return jti;
-  } catch {
-    // not a JWT after all
+  const jti = jtiOfToken(ref);
+  if (jti) return jti;
+  if (ref.split('.').length === 3) {
+    throw new CliError('that looks like a token but has no jti; pass the jti (see `warden token ls`)', 2);
   }
-  throw new CliError('that looks like a token but has no jti; pass the jti (see `warden token ls`)', 2);
+  return ref;
 }
 
 export function identityCommands(program: Command): void {
@@ -62,7 +58,7 @@ export function identityCommands(program: Command): void {
     .command('create')
     .description('create an API key; the key is printed once, on stdout, and only its hash is stored')
     .requiredOption('--name <name>', 'name of the service or agent')
-    .option('--groups <groups>', 'groups (comma-separated, repeatable)', list, [])
+    .option('--groups <groups>', 'groups (comma-separated, repeatable)', commaList, [])
     .addOption(new Option('--kind <kind>', 'identity kind').choices(['service', 'agent']).default('service'))
     .option('--expires <duration>', 'lifetime, e.g. 90d (default: no expiry)')
     .option('--json', 'print JSON (key included)')
@@ -127,7 +123,7 @@ export function identityCommands(program: Command): void {
       '--ttl <duration>',
       'lifetime, e.g. 15m (capped by identity.token_max_ttl and the current credential)',
     )
-    .option('--scope <entries>', 'narrow the scope (comma-separated)', list, [])
+    .option('--scope <entries>', 'narrow the scope (comma-separated)', commaList, [])
     .option('--json', 'print JSON')
     .action(async (o: { ttl?: string; scope: string[]; json?: boolean }) => {
       const res = await new ApiClient().request<{ token: string; jti: string; expires_at: string }>(

@@ -1,6 +1,7 @@
 // `warden policy ls|test`: the rules in force, and what Warden would decide about a command.
 import { type Command, Option } from 'commander';
 import { ApiClient } from '../client.js';
+import { commaList } from '../options.js';
 import { printJson, printTable } from '../output.js';
 
 interface Explained {
@@ -14,8 +15,6 @@ interface Explained {
     limits: { rows: number | null; duration_ms: number | null };
   };
 }
-
-const list = (value: string, previous: string[]) => [...previous, ...value.split(',').filter(Boolean)];
 
 export function policyCommands(program: Command): void {
   const policy = program.command('policy').description('guardrail rules');
@@ -46,11 +45,11 @@ export function policyCommands(program: Command): void {
     .description('explain the decision for a command (SQL, a shell line, or "METHOD URL") without running it')
     .requiredOption('--connection <name>', 'the connection it would run on')
     .requiredOption('--as <subject>', 'the caller')
-    .option('--groups <groups>', "the caller's groups (comma-separated)", list, [])
+    .option('--groups <groups>', "the caller's groups (comma-separated)", commaList, [])
     .addOption(
       new Option('--kind <kind>', 'identity kind').choices(['human', 'service', 'agent']).default('human'),
     )
-    .option('--chain <actors>', 'delegation chain from the root (comma-separated)', list, [])
+    .option('--chain <actors>', 'delegation chain from the root (comma-separated)', commaList, [])
     .option('--json', 'print facts and decision as JSON')
     .action(
       async (

@@ -2,7 +2,7 @@
 // its kind, the tables it reads and writes, the functions it calls, and the risks rules ask about.
 
 import sqlParser from 'node-sql-parser';
-import type { SqlFacts, SqlStatementFacts, TableRef } from '../facts.js';
+import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts, type TableRef } from '../facts.js';
 import { fingerprintStatement, splitStatements } from './mysql-text.js';
 
 const parser = new sqlParser.Parser();
@@ -133,16 +133,7 @@ function statementFacts(ast: Node, tableList: string[]): SqlStatementFacts {
 
 /** A statement whose SQL the analyzer cannot see: opaque, except DEALLOCATE which only drops a name. */
 function dynamicFacts(kind: string): SqlStatementFacts {
-  return {
-    kind,
-    tables_read: [],
-    tables_written: [],
-    functions: [],
-    where_absent: false,
-    program: false,
-    file_access: false,
-    opaque: kind !== 'deallocate',
-  };
+  return emptyStatementFacts(kind, kind !== 'deallocate');
 }
 
 function failure(message: string): SqlFacts {

@@ -122,19 +122,6 @@ function nameList(v: unknown): string[] {
   return items.flatMap((i) => (isRecord(i) && isRecord(i.String) ? [str(i.String.sval) ?? ''] : []));
 }
 
-export function emptyFacts(kind: string): SqlStatementFacts {
-  return {
-    kind,
-    tables_read: [],
-    tables_written: [],
-    functions: [],
-    where_absent: false,
-    program: false,
-    file_access: false,
-    opaque: false,
-  };
-}
-
 /** Accumulates facts for one top-level statement; nested statements fold into the same facts. */
 export class StatementWalker {
   private readonly seen = new Set<string>();

@@ -2,8 +2,8 @@
 // rules see what the server will run: every statement, its tables, functions and hidden SQL.
 
 import { fingerprintSync, loadModule, parseSync } from 'libpg-query';
-import type { SqlFacts, SqlStatementFacts } from '../facts.js';
-import { emptyFacts, isRecord, kindOf, objectOf, StatementWalker } from './postgres-walker.js';
+import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts } from '../facts.js';
+import { isRecord, kindOf, objectOf, StatementWalker } from './postgres-walker.js';
 
 const CACHE_LIMIT = 10_000;
 
@@ -76,7 +76,7 @@ function unparseable(message: string): SqlFacts {
 
 function statementFacts(stmt: unknown): SqlStatementFacts {
   const [name, body] = isRecord(stmt) ? (Object.entries(stmt)[0] ?? ['', {}]) : ['', {}];
-  const facts = emptyFacts(kindOf(name));
+  const facts = emptyStatementFacts(kindOf(name));
   if (isRecord(body)) {
     const object = objectOf(name, body);
     if (object !== undefined) facts.object = object;

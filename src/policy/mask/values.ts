@@ -1,5 +1,6 @@
 // The Masker: column rules by result metadata plus detectors on free text, for rows and JSON.
 // Column globs are compiled once and resolved to a per-result-shape plan, so no regex runs per cell for them.
+import { globRegExp } from '../glob.js';
 import { ALL_DETECTORS, type DetectorName, detect, isDetectorName, type Span } from './detectors.js';
 import { MaskSpecError, type MaskStyle, type Replacer, replacerFor } from './styles.js';
 
@@ -28,22 +29,14 @@ interface ColumnGlob {
   column: RegExp;
 }
 
-function globToRegExp(glob: string): RegExp {
-  const body = glob
-    .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${body}$`, 'i');
-}
-
 function compileGlob(pattern: string): ColumnGlob {
   const dot = pattern.lastIndexOf('.');
-  if (dot < 0) return { table: null, tableIsWildcard: true, column: globToRegExp(pattern) };
+  if (dot < 0) return { table: null, tableIsWildcard: true, column: globRegExp(pattern) };
   const table = pattern.slice(0, dot);
   return {
-    table: globToRegExp(table),
+    table: globRegExp(table),
     tableIsWildcard: /^\*+$/.test(table),
-    column: globToRegExp(pattern.slice(dot + 1)),
+    column: globRegExp(pattern.slice(dot + 1)),
   };
 }
 
