@@ -14,6 +14,9 @@ interface Pending {
   id: string;
   event: AuditEvent & { actor: AuditActor; payload: Record<string, unknown> };
   time: string;
+  /** Canonical JSON of actor and payload, made once when queued and stored as is. */
+  actorJson?: string;
+  payloadJson?: string;
   resolve: (r: AuditRecord) => void;
   reject: (err: Error) => void;
   /** Whether someone awaits the result; unobserved rejections must not crash the process. */
@@ -82,13 +85,17 @@ export class AuditLog {
       );
     }
     let normalized: Pending['event'];
+    let actorJson: string;
+    let payloadJson: string;
     try {
       // Round-trip through JSON now: the hashed value is exactly what will be read back, and
       // an event that cannot be encoded is refused to its caller instead of wedging the queue.
+      actorJson = canonicalJson({ ...event.actor, chain: event.actor.chain ?? [] });
+      payloadJson = canonicalJson(event.payload ?? {});
       normalized = {
         ...event,
-        actor: JSON.parse(canonicalJson({ ...event.actor, chain: event.actor.chain ?? [] })) as AuditActor,
-        payload: JSON.parse(canonicalJson(event.payload ?? {})) as Record<string, unknown>,
+        actor: JSON.parse(actorJson) as AuditActor,
+        payload: JSON.parse(payloadJson) as Record<string, unknown>,
       };
     } catch (err) {
       return Promise.reject(
@@ -100,6 +107,8 @@ export class AuditLog {
         id: randomUUID(),
         event: normalized,
         time: new Date().toISOString(),
+        actorJson,
+        payloadJson,
         resolve,
         reject,
         observed,
@@ -203,18 +212,21 @@ export class AuditLog {
       await tx
         .insertInto('audit_log')
         .values(
-          records.slice(i, i + 100).map((r) => ({
-            seq: r.seq,
-            event_id: r.id,
-            time: r.time,
-            type: r.type,
-            actor_json: canonicalJson(r.actor),
-            target: r.target,
-            outcome: r.outcome,
-            payload_json: canonicalJson(r.payload),
-            prev_hash: r.prev_hash,
-            hash: r.hash,
-          })),
+          records.slice(i, i + 100).map((r, j) => {
+            const p = batch[i + j]!;
+            return {
+              seq: r.seq,
+              event_id: r.id,
+              time: r.time,
+              type: r.type,
+              actor_json: p.actorJson ?? canonicalJson(r.actor),
+              target: r.target,
+              outcome: r.outcome,
+              payload_json: p.payloadJson ?? canonicalJson(r.payload),
+              prev_hash: r.prev_hash,
+              hash: r.hash,
+            };
+          }),
         )
         .execute();
     }
