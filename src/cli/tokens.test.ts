@@ -234,7 +234,8 @@ for (const dialect of DIALECTS) {
       const res = await gw.api('DELETE', `/api/tokens/${t.token}`);
       assert.equal(res.status, 200, res.text);
       assert.deepEqual((res.body as { revoked: string[] }).revoked, [t.jti]);
-      assert.match(gw.proc.logs(), /\/api\/tokens\/\[redacted-jwt\]/);
+      const mask = /\/api\/tokens\/\[redacted-jwt\]/;
+      assert.match(await gw.proc.waitForLog(mask), mask);
     });
 
     it('lets no token reach the process log or stderr', async () => {

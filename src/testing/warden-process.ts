@@ -48,6 +48,8 @@ export interface WardenProcess {
   configFile: string;
   /** Everything the process wrote to stdout and stderr so far. */
   logs(): string;
+  /** Waits (up to 5 s) for the log to match: the logger writes asynchronously. */
+  waitForLog(pattern: RegExp): Promise<string>;
   /** Environment for CLI commands against this gateway with the given credential. */
   env(token: string): NodeJS.ProcessEnv;
   stop(): Promise<void>;
@@ -93,6 +95,10 @@ export async function startWarden(opts: {
     child,
     configFile,
     logs: () => output,
+    async waitForLog(pattern) {
+      for (let i = 0; i < 100 && !pattern.test(output); i++) await new Promise((r) => setTimeout(r, 50));
+      return output;
+    },
     env: (token: string) => ({ WARDEN_URL: url, WARDEN_TOKEN: token }),
     async stop() {
       if (child.exitCode !== null) return;
