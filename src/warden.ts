@@ -20,9 +20,11 @@ import { BUILTIN_ROLE_GROUPS } from './identity/identity.js';
 import { OidcVerifier } from './identity/oidc.js';
 import { WardenTokens } from './identity/warden-tokens.js';
 import { loadAnalyzers } from './policy/analyze.js';
+import { RulesInForce } from './policy/in-force.js';
 import { preflight } from './preflight.js';
 import { Connections } from './store/connections.js';
 import { Meta } from './store/meta.js';
+import { PolicyVersions } from './store/policy-versions.js';
 import { Sessions } from './store/sessions.js';
 import { Store } from './store/store.js';
 
@@ -134,6 +136,18 @@ export async function startWarden(
   await bootstrapAdminKey(apiKeys, audit, dataDir, log);
   checkpointer.start();
 
+  const policyVersions = new PolicyVersions(store);
+  const policy = new RulesInForce(config.policy.rules, policyVersions, ({ version, shadowed }) => {
+    log.info({ version }, 'policy rules loaded');
+    if (shadowed.length > 0) {
+      log.warn({ version, shadowed }, 'API rules ignored: the config file defines rules with the same names');
+    }
+  });
+  await policy.refresh();
+  policy.watch(config.policy.refresh_interval, (err) =>
+    log.warn({ err: err.message }, 'policy refresh failed; the rules in force stay'),
+  );
+
   const ctx: ApiContext = {
     config,
     store,
@@ -142,6 +156,8 @@ export async function startWarden(
     keyring,
     signingKey,
     connections,
+    policy,
+    policyVersions,
     sessions: new Sessions(store),
     apiKeys,
     tokens,
@@ -165,6 +181,7 @@ export async function startWarden(
     api,
     url,
     async close() {
+      policy.stop();
       await api.close();
       audit.record({
         type: 'gateway.stopped',

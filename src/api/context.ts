@@ -8,7 +8,9 @@ import type { SigningKey } from '../crypto/signing.js';
 import type { ApiKeys } from '../identity/api-keys.js';
 import type { Authenticator } from '../identity/authenticate.js';
 import type { WardenTokens } from '../identity/warden-tokens.js';
+import type { RulesInForce } from '../policy/in-force.js';
 import type { Connections } from '../store/connections.js';
+import type { PolicyVersions } from '../store/policy-versions.js';
 import type { Sessions } from '../store/sessions.js';
 import type { Store } from '../store/store.js';
 import type { Metrics } from './metrics.js';
@@ -21,6 +23,8 @@ export interface ApiContext {
   keyring: Keyring;
   signingKey: SigningKey;
   connections: Connections;
+  policy: RulesInForce;
+  policyVersions: PolicyVersions;
   sessions: Sessions;
   apiKeys: ApiKeys;
   tokens: WardenTokens;

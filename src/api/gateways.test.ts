@@ -27,7 +27,15 @@ describe('several gateways sharing one PostgreSQL store', () => {
   const start = async (name: string, keys: Record<string, string>) => {
     const dir = join(root, name);
     mkdirSync(dir);
-    return startWarden({ dir, config: { data_dir: join(dir, 'data'), store: { url: db.url }, keys } });
+    return startWarden({
+      dir,
+      config: {
+        data_dir: join(dir, 'data'),
+        store: { url: db.url },
+        keys,
+        policy: { refresh_interval: '200ms' },
+      },
+    });
   };
 
   before(async () => {
@@ -85,6 +93,27 @@ describe('several gateways sharing one PostgreSQL store', () => {
       assert.equal(report.code, 0, report.stdout + report.stderr);
       assert.match(report.stdout, /^OK: \d+ records \(seq 1\.\.\d+, from genesis\)/);
     }
+  });
+
+  it('enforces a rule set applied through one gateway on the other, without a restart', async () => {
+    const [a, b] = gateways as [WardenProcess, WardenProcess];
+    await api(a.url, 'POST', '/api/connections', {
+      token: admin,
+      body: { name: 'ledger', protocol: 'postgres', target: { host: 'db', port: 5432 } },
+    });
+    const applied = await api(a.url, 'PUT', '/api/policy/rules', {
+      token: admin,
+      body: { rules: [{ name: 'no-delete', when: { sql: { statements: ['delete'] } }, effect: 'deny' }] },
+    });
+    assert.equal(applied.status, 200, applied.text);
+    // B picks the version up by polling the store: no request to B has happened since.
+    const loaded = /"version":1,.*"msg":"policy rules loaded"/;
+    assert.match(await b.waitForLog(loaded), loaded);
+    const explained = await api(b.url, 'POST', '/api/policy/test', {
+      token: admin,
+      body: { connection: 'ledger', command: 'DELETE FROM entries WHERE id = 1', as: { subject: 'bob' } },
+    });
+    assert.equal((explained.body as { decision: { decided_by: string } }).decision.decided_by, 'no-delete');
   });
 
   it('refuses to start a gateway whose signing key differs from the store’s', async () => {

@@ -44,6 +44,8 @@ export const connectionFields = {
   protocol: z.enum(PROTOCOLS),
   target,
   access: z.enum(['open', 'jit']).default('open'),
+  /** What happens to a command no rule decides here; omitted: the global `policy.default`. */
+  policy_default: z.enum(['allow', 'deny']).optional(),
   tags: z.array(tag).default([]),
   description: z.string().max(1000).default(''),
 };
@@ -62,6 +64,8 @@ export const connectionPatch = z.strictObject({
   protocol: z.enum(PROTOCOLS).optional(),
   target: target.optional(),
   access: z.enum(['open', 'jit']).optional(),
+  /** `null`: back to the global `policy.default`. */
+  policy_default: z.enum(['allow', 'deny']).nullable().optional(),
   tags: z.array(tag).optional(),
   description: z.string().max(1000).optional(),
   credentials: z
@@ -87,6 +91,7 @@ export const connectionView = z.object({
   protocol: z.enum(PROTOCOLS),
   target: targetView,
   access: z.enum(['open', 'jit']),
+  policy_default: z.enum(['allow', 'deny']).nullable(),
   tags: z.array(z.string()),
   description: z.string(),
   credentials: z.object({ user: z.string().nullable(), has_password: z.boolean() }),

@@ -49,46 +49,54 @@ function setIn(target: Json, path: string[], value: unknown): void {
   node[path[path.length - 1]!] = value;
 }
 
+/** Maps a key path in a YAML document to `file:line:col` (the nearest existing parent for a missing key). */
+export type Locate = (path: PropertyKey[]) => string | undefined;
+
+/** Reads and parses a YAML file; syntax errors become a ConfigError naming file:line:col. */
+export function readYamlFile(file: string): { value: unknown; locate: Locate } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ source: file, path: '', message: `cannot read: ${(err as Error).message}` }]);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { source: `${file}:${pos.line}:${pos.col}`, path: '', message: e.message.split('\n')[0]! };
+      }),
+    );
+  }
+  const locate: Locate = (path) => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) {
+        const pos = lineCounter.linePos(node.range[0]);
+        return `${file}:${pos.line}:${pos.col}`;
+      }
+    }
+    return undefined;
+  };
+  return { value: doc.toJS() ?? {}, locate };
+}
+
 export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   let raw: Json = {};
-  let locate: (path: PropertyKey[]) => string | undefined = () => undefined;
+  let locate: Locate = () => undefined;
   const fileLabel = file ?? '(defaults)';
 
   if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new ConfigError([{ source: file, path: '', message: `cannot read: ${(err as Error).message}` }]);
-    }
-    const lineCounter = new LineCounter();
-    const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-    if (doc.errors.length > 0) {
-      throw new ConfigError(
-        doc.errors.map((e) => {
-          const pos = lineCounter.linePos(e.pos[0]);
-          return { source: `${file}:${pos.line}:${pos.col}`, path: '', message: e.message.split('\n')[0]! };
-        }),
-      );
-    }
-    const value: unknown = doc.toJS() ?? {};
-    if (typeof value !== 'object' || Array.isArray(value)) {
+    const yaml = readYamlFile(file);
+    if (typeof yaml.value !== 'object' || yaml.value === null || Array.isArray(yaml.value)) {
       throw new ConfigError([
         { source: file, path: '', message: 'expected a mapping of keys at the top level' },
       ]);
     }
-    raw = value as Json;
-    locate = (path) => {
-      // Walk up to the nearest node that exists (a missing key is reported at its parent).
-      for (let n = path.length; n >= 0; n--) {
-        const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
-        if (node?.range) {
-          const pos = lineCounter.linePos(node.range[0]);
-          return `${file}:${pos.line}:${pos.col}`;
-        }
-      }
-      return undefined;
-    };
+    raw = yaml.value as Json;
+    locate = yaml.locate;
   }
 
   const envSources = new Map<string, string>();
@@ -136,11 +144,12 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
   return { config: parsed.data, file };
 }
 
-function describeIssue(
+/** One zod issue as a problem a person can find: source position, key path, what was expected. */
+export function describeIssue(
   issue: z.core.$ZodIssue,
   fileLabel: string,
-  envSources: Map<string, string>,
-  locate: (path: PropertyKey[]) => string | undefined,
+  envSources: ReadonlyMap<string, string>,
+  locate: Locate,
 ): ConfigProblem {
   const path = issue.path
     .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
@@ -153,6 +162,17 @@ function describeIssue(
     message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   } else if (issue.code === 'invalid_value' && 'values' in issue) {
     message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  } else if (issue.code === 'invalid_union') {
+    // A union says only "Invalid input"; list what each alternative would have accepted.
+    const accepted = issue.errors.flat().flatMap((i) => {
+      if (i.path.length > 0) return [];
+      if (i.code === 'invalid_value') return i.values.map((v) => JSON.stringify(v));
+      return i.code === 'invalid_type' ? [`an ${i.expected}`.replace(/^an ([^aeiou])/, 'a $1')] : [];
+    });
+    if ('options' in issue && Array.isArray(issue.options)) {
+      accepted.push(...issue.options.map((v: unknown) => JSON.stringify(v)));
+    }
+    if (accepted.length > 0) message = `expected one of ${[...new Set(accepted)].join(', ')}`;
   }
   return { source, path, message };
 }

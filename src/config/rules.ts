@@ -105,7 +105,7 @@ export const rule = z.discriminatedUnion('effect', [
         approvers: names,
         approvals: z.number().int().min(1).default(1),
         /** How long the command is held on the wire; `false`: refuse now, allow once approved. */
-        hold: z.union([duration, z.literal(false)]).default(300),
+        hold: z.union([duration, z.literal(false)]).prefault('5m'),
       })
       .prefault({ approvers: ['approver'] }),
   }),

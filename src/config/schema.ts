@@ -121,7 +121,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** What happens to a command no rule decides: `allow` (recorded either way) or `deny`. */
       default: z.enum(['allow', 'deny']).default('allow'),
+      /** Rules from this file; `warden policy apply` adds a versioned set stored in the database. */
       rules: ruleSet.default([]),
+      /** How soon a gateway sees rules another gateway on the same store applied. */
+      refresh_interval: durationAtLeast(100, '100ms').prefault('2s'),
     })
     .prefault({}),
   audit: z

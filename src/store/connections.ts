@@ -44,6 +44,7 @@ function toView(row: Selectable<ConnectionsTable>): ConnectionView {
     protocol: row.protocol as Protocol,
     target,
     access: row.access as 'open' | 'jit',
+    policy_default: row.policy_default as 'allow' | 'deny' | null,
     tags: JSON.parse(row.tags_json),
     description: row.description,
     credentials: { user: row.username, has_password: row.secret_sealed !== null },
@@ -54,7 +55,11 @@ function toView(row: Selectable<ConnectionsTable>): ConnectionView {
 }
 
 /** The fields a config entry sets, in a fixed order, for change detection. */
-function comparable(c: Pick<ConnectionView, 'protocol' | 'target' | 'access' | 'tags' | 'description'>) {
+function comparable(
+  c: Pick<ConnectionView, 'protocol' | 'target' | 'access' | 'tags' | 'description'> & {
+    policy_default?: string | null | undefined;
+  },
+) {
   const t = c.target;
   return [
     c.protocol,
@@ -65,6 +70,7 @@ function comparable(c: Pick<ConnectionView, 'protocol' | 'target' | 'access' | '
     t.tls.ca ?? null,
     t.tls.server_name ?? null,
     c.access,
+    c.policy_default ?? null,
     c.tags,
     c.description,
   ];
@@ -117,6 +123,7 @@ export class Connections {
         ? this.sealer.seal(input.credentials.password, sealContext(id))
         : null,
       access: input.access,
+      policy_default: input.policy_default ?? null,
       tags_json: JSON.stringify(input.tags),
       description: input.description,
       source,
@@ -142,6 +149,7 @@ export class Connections {
       next.tls_json = JSON.stringify(patch.target.tls);
     }
     if (patch.access) next.access = patch.access;
+    if (patch.policy_default !== undefined) next.policy_default = patch.policy_default;
     if (patch.tags) next.tags_json = JSON.stringify(patch.tags);
     if (patch.description !== undefined) next.description = patch.description;
     if (patch.credentials?.user !== undefined) next.username = patch.credentials.user;
@@ -207,6 +215,7 @@ export class Connections {
           protocol: entry.protocol,
           target: entry.target,
           access: entry.access,
+          policy_default: entry.policy_default ?? null,
           tags: entry.tags,
           description: entry.description,
           credentials: { user: entry.credentials.user ?? null, password: entry.credentials.password ?? null },

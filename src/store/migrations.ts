@@ -124,6 +124,21 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0002_policy': {
+      async up(db: AnyDb) {
+        // Rules applied through the API, one row per version; the newest row is in force.
+        await db.schema
+          .createTable('policy_versions')
+          .addColumn('version', 'integer', (c) => c.primaryKey())
+          .addColumn('rules_json', 'text', (c) => c.notNull())
+          .addColumn('actor_json', 'text', (c) => c.notNull())
+          .addColumn('comment', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        // A connection's own default for commands no rule decides; null: the global policy.default.
+        await db.schema.alterTable('connections').addColumn('policy_default', 'text').execute();
+      },
+    },
   };
 }
 

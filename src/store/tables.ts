@@ -13,6 +13,8 @@ export interface ConnectionsTable {
   /** AES-256-GCM sealed password, bound to the row id; never leaves the process. */
   secret_sealed: string | null;
   access: string;
+  /** allow | deny, or null for the global `policy.default`. */
+  policy_default: string | null;
   tags_json: string;
   description: string;
   source: string;
@@ -94,4 +96,14 @@ export interface Database {
   audit_log: AuditLogTable;
   audit_checkpoints: AuditCheckpointsTable;
   warden_meta: { key: string; value: string };
+  policy_versions: PolicyVersionsTable;
+}
+
+export interface PolicyVersionsTable {
+  version: number;
+  /** The whole API-managed rule set of this version, as canonical JSON. */
+  rules_json: string;
+  actor_json: string;
+  comment: string;
+  created_at: string;
 }

@@ -27,6 +27,7 @@ interface AddOptions {
   ca?: string;
   tag: string[];
   access?: string;
+  policyDefault?: 'allow' | 'deny';
   description?: string;
   json?: boolean;
 }
@@ -51,6 +52,12 @@ export function connectionCommands(program: Command): void {
     .option('--ca <file>', 'CA bundle (PEM) for --tls verify-full')
     .option('--tag <tag>', 'tag (repeat or comma-separate)', commaList, [])
     .addOption(new Option('--access <mode>', 'open, or jit (needs an access grant)').choices(['open', 'jit']))
+    .addOption(
+      new Option(
+        '--policy-default <action>',
+        'what happens to commands no rule decides (default: the global policy.default)',
+      ).choices(['allow', 'deny']),
+    )
     .option('--description <text>', 'free text')
     .option('--json', 'print the created connection as JSON')
     .action(async (name: string, o: AddOptions) => {
@@ -74,6 +81,7 @@ export function connectionCommands(program: Command): void {
           tls: { mode: o.tls ?? 'disable', ...(o.ca ? { ca: readFileSync(o.ca, 'utf8') } : {}) },
         },
         access: o.access ?? 'open',
+        ...(o.policyDefault ? { policy_default: o.policyDefault } : {}),
         tags: o.tag,
         description: o.description ?? '',
         credentials: { ...(o.user ? { user: o.user } : {}), ...(password ? { password } : {}) },
@@ -126,6 +134,7 @@ export function connectionCommands(program: Command): void {
         ['user', c.credentials.user ?? '-'],
         ['password', c.credentials.has_password ? '(sealed)' : '(none)'],
         ['access', c.access],
+        ['policy', `${c.policy_default ?? 'global default'}`],
         ['tags', c.tags.join(', ') || '-'],
         ['description', c.description || '-'],
         ['source', c.source],
