@@ -27,6 +27,7 @@ import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
 import { Sessions } from './store/sessions.js';
 import { Store } from './store/store.js';
+import { loadTokenizeKey } from './store/tokenize-key.js';
 
 export interface Warden {
   ctx: ApiContext;
@@ -72,12 +73,14 @@ export async function startWarden(
   const { connections: entries } = preflight(loaded, env);
   const { dataDir, keyring, store } = await openRuntime(loaded, env, log);
   let signingKey: SigningKey;
+  let tokenizeKey: Buffer;
   try {
     signingKey = await loadSigningKey(
       config.keys.signing_key_file ? resolve(config.keys.signing_key_file) : join(dataDir, 'signing.key'),
       config.keys.signing_key_file === undefined,
     );
     await bindKeysToStore(store, keyring, signingKey);
+    tokenizeKey = await loadTokenizeKey(new Meta(store), keyring);
   } catch (err) {
     await store.close();
     throw err;
@@ -158,6 +161,7 @@ export async function startWarden(
     connections,
     policy,
     policyVersions,
+    tokenizeKey,
     sessions: new Sessions(store),
     apiKeys,
     tokens,

@@ -25,6 +25,8 @@ export interface ApiContext {
   connections: Connections;
   policy: RulesInForce;
   policyVersions: PolicyVersions;
+  /** HMAC key for `style: tokenize` masks, shared by every gateway on the store. */
+  tokenizeKey: Buffer;
   sessions: Sessions;
   apiKeys: ApiKeys;
   tokens: WardenTokens;

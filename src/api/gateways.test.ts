@@ -116,6 +116,39 @@ describe('several gateways sharing one PostgreSQL store', () => {
     assert.equal((explained.body as { decision: { decided_by: string } }).decision.decided_by, 'no-delete');
   });
 
+  it('makes the same masking token for a value on either gateway, and never the value itself', async () => {
+    const [a, b] = gateways as [WardenProcess, WardenProcess];
+    const rules = [
+      { name: 'tokenize-ssn', effect: 'mask', mask: { columns: ['users.ssn'], style: 'tokenize' } },
+    ];
+    const applied = await api(a.url, 'PUT', '/api/policy/rules', { token: admin, body: { rules } });
+    assert.equal(applied.status, 200, applied.text);
+    const masked = async (url: string) => {
+      const res = await api(url, 'POST', '/api/policy/test', {
+        token: admin,
+        body: {
+          connection: 'ledger',
+          command: 'SELECT ssn FROM users',
+          as: { subject: 'bob' },
+          sample: {
+            columns: ['users.ssn', 'users.name'],
+            rows: [
+              ['078-05-1120', 'Ann'],
+              ['219-09-9999', 'Bo'],
+            ],
+          },
+        },
+      });
+      assert.equal(res.status, 200, res.text);
+      return (res.body as { masked_sample: { rows: string[][] } }).masked_sample.rows;
+    };
+    const fromA = await masked(a.url);
+    assert.match(fromA[0]?.[0] ?? '', /^tok_[0-9a-f]{16}$/);
+    assert.notEqual(fromA[0]?.[0], fromA[1]?.[0], 'different values, different tokens');
+    assert.deepEqual([fromA[0]?.[1], fromA[1]?.[1]], ['Ann', 'Bo']);
+    assert.deepEqual(await masked(b.url), fromA);
+  });
+
   it('refuses to start a gateway whose signing key differs from the store’s', async () => {
     const own = keyFiles(mkdtempSync(join(root, 'other-')));
     await assert.rejects(

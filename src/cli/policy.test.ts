@@ -131,6 +131,39 @@ describe('warden policy test (explain)', () => {
     assert.equal(rules.rules.length, policy.rules.length);
   });
 
+  it('masks sample rows and text as the decision would, so mask rules can be tried before they bite', async () => {
+    const res = await gw.cli([
+      'policy',
+      'test',
+      '--connection',
+      'orders-db',
+      '--as',
+      'alice',
+      '--sample',
+      JSON.stringify({
+        columns: ['users.email', 'users.note'],
+        rows: [['ann@example.com', 'call ann@example.com']],
+      }),
+      '--sample-text',
+      'mail bo@example.org',
+      'SELECT email, note FROM users',
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    // The pii rule masks *.email columns (keep-last-4) and names no detectors: free text is left alone.
+    assert.match(res.stdout, /^users\.email +users\.note$/m);
+    assert.match(res.stdout, /^\*{11}\.com +call ann@example\.com$/m);
+    assert.match(res.stdout, /^masked text: mail bo@example\.org$/m);
+    const ragged = await gw.api('POST', '/api/policy/test', {
+      body: {
+        connection: 'orders-db',
+        command: 'SELECT 1',
+        as: { subject: 'alice' },
+        sample: { columns: ['a', 'b'], rows: [['1']] },
+      },
+    });
+    assert.equal(ragged.status, 400);
+  });
+
   it('is for auditors and admins: a plain user gets 403', async () => {
     const key = await gw.cli(['keys', 'create', '--name', 'plain-user']);
     const user = gw.credential(key.stdout.trim());

@@ -5,6 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../audit/record.js';
 import { Keyring, sealKeySource } from '../crypto/seal.js';
 import { Connections } from '../store/connections.js';
+import { Meta } from '../store/meta.js';
+import { TOKENIZE_KEY_META } from '../store/tokenize-key.js';
 import { DIALECTS } from '../testing/dialects.js';
 import { configFileConnection, type Gateway, startGateway } from '../testing/gateway.js';
 import { api, startWarden } from '../testing/warden-process.js';
@@ -22,6 +24,27 @@ for (const dialect of DIALECTS) {
   describe(`warden keys rotate-seal (${dialect})`, () => {
     let gw: Gateway;
     let sealKey: string;
+    let token: string;
+    const tokenizing = {
+      rules: [{ name: 'tokenize-emails', effect: 'mask', mask: { columns: ['*.email'], style: 'tokenize' } }],
+    };
+
+    /** The masking token a gateway makes for one email address, through the explain endpoint. */
+    async function tokenOf(url: string, email: string): Promise<string> {
+      const res = await api(url, 'POST', '/api/policy/test', {
+        token: gw.adminKey,
+        body: {
+          connection: 'orders',
+          command: 'SELECT email FROM users',
+          as: { subject: 'alice' },
+          sample: { columns: ['users.email'], rows: [[email]] },
+        },
+      });
+      assert.equal(res.status, 200, res.text);
+      const value = (res.body as { masked_sample: { rows: string[][] } }).masked_sample.rows[0]?.[0];
+      assert.ok(value);
+      return value;
+    }
 
     /** key id of every sealed secret in the store, by connection name. */
     async function sealedUnder(): Promise<Record<string, string | undefined>> {
@@ -52,7 +75,8 @@ for (const dialect of DIALECTS) {
     }
 
     before(async () => {
-      gw = await startGateway(dialect, configFileConnection(CONFIG_PASSWORD));
+      const fixture = configFileConnection(CONFIG_PASSWORD);
+      gw = await startGateway(dialect, { ...fixture, config: { ...fixture.config, policy: tokenizing } });
       for (const s of [CONFIG_PASSWORD, PASSWORD, NEW_PASSWORD]) gw.secret(s);
       sealKey = join(gw.store.dataDir, 'seal.key');
       const created = await gw.api('POST', '/api/connections', {
@@ -68,6 +92,8 @@ for (const dialect of DIALECTS) {
     after(async () => gw?.close());
 
     it('re-seals every secret under a new key while the gateway runs, keeping the old key file', async () => {
+      token = await tokenOf(gw.url, 'alice@example.com');
+      assert.match(token, /^tok_[0-9a-f]{16}$/);
       const first = keyIdOf(sealKey);
       assert.deepEqual(await sealedUnder(), { billing: first, orders: first });
 
@@ -85,7 +111,20 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await opened(), { billing: CONFIG_PASSWORD, orders: PASSWORD });
 
       const event = await gw.waitForAudit('seal.rotated', () => true);
-      assert.deepEqual(event.payload, { from_key: first, to_key: second, resealed: 2, total: 2 });
+      assert.deepEqual(event.payload, {
+        from_key: first,
+        to_key: second,
+        resealed: 2,
+        total: 2,
+        tokenize_key: true,
+      });
+      const store = gw.openStore();
+      try {
+        const sealed = await new Meta(store).get(TOKENIZE_KEY_META);
+        assert.equal(Keyring.keyIdOf(sealed ?? ''), second, 'the tokenization key is re-sealed too');
+      } finally {
+        await store.close();
+      }
     });
 
     it('keeps the running gateway able to seal new secrets after the rotation', async () => {
@@ -137,12 +176,19 @@ for (const dialect of DIALECTS) {
           data_dir: gw.store.dataDir,
           ...(gw.store.url ? { store: { url: gw.store.url } } : {}),
           ...configFileConnection(CONFIG_PASSWORD).config,
+          policy: tokenizing,
         },
         env: configFileConnection(CONFIG_PASSWORD).env,
       });
       try {
         const res = await api(again.url, 'GET', '/api/connections/orders', { token: gw.adminKey });
         assert.equal(res.status, 200, res.text);
+        assert.equal(
+          await tokenOf(again.url, 'alice@example.com'),
+          token,
+          'tokens survive seal-key rotation',
+        );
+        assert.notEqual(await tokenOf(again.url, 'bob@example.com'), token);
       } finally {
         await again.stop();
       }

@@ -2,6 +2,7 @@
 // it fire (`when`, over analyzer facts), and what happens then (`effect`). One zod schema
 // validates rules from the config file and from the API alike.
 import { z } from 'zod';
+import { ALL_DETECTORS, type DetectorName } from '../policy/mask/detectors.js';
 import { duration } from './duration.js';
 
 const names = z.array(z.string().min(1)).min(1);
@@ -113,8 +114,13 @@ export const rule = z.discriminatedUnion('effect', [
     ...ruleBase,
     effect: z.literal('mask'),
     mask: z.strictObject({
+      /** `table.column` or bare `column` globs, masked whole. */
       columns: names.optional(),
-      detectors: names.optional(),
+      /** Content detectors run on other values. Omitted: none when `columns` is set, else all of them. */
+      detectors: z
+        .array(z.enum(ALL_DETECTORS as [DetectorName, ...DetectorName[]]))
+        .min(1)
+        .optional(),
       style: z
         .union([z.enum(MASK_STYLES), z.strictObject({ keep_last: z.number().int().min(0).max(64) })])
         .default('redact'),

@@ -8,6 +8,7 @@ import { type Rule, ruleSet } from '../../config/rules.js';
 import { actorOf } from '../../identity/identity.js';
 import { analyzeCommand } from '../../policy/analyze.js';
 import { diffRules, diffSummary, isEmptyDiff, type RuleDiff } from '../../policy/diff.js';
+import { MaskSet } from '../../policy/mask/mask-set.js';
 import { ConflictError } from '../../store/connections.js';
 import type { PolicyVersion } from '../../store/policy-versions.js';
 import { caller } from '../auth.js';
@@ -58,6 +59,12 @@ const summaryOf = (v: PolicyVersion) => ({
   comment: v.comment,
   rules: v.rules.length,
 });
+
+/** `schema.table.column` → table `schema.table`; a bare name has no table (only `*.col` rules meet it). */
+function columnRef(text: string): { table: string | null; name: string } {
+  const dot = text.lastIndexOf('.');
+  return dot < 0 ? { table: null, name: text } : { table: text.slice(0, dot), name: text.slice(dot + 1) };
+}
 
 /** Validates a rule set as sent; problems are named by index and key (`rules[2].effect: …`). */
 function parseRules(input: unknown[]): Rule[] {
@@ -225,8 +232,26 @@ export function policyRoutes(app: ZodApp, ctx: ApiContext): void {
             kind: z.enum(['human', 'service', 'agent']).default('human'),
             chain: z.array(z.string()).default([]),
           }),
+          /** Result rows to mask as this decision would: columns as `table.column` or bare `column`. */
+          sample: z
+            .strictObject({
+              columns: z.array(z.string().min(1)).min(1).max(1000),
+              rows: z.array(z.array(z.string().nullable())).max(1000),
+            })
+            .optional(),
+          /** Free text (terminal output, a response body) to mask as this decision would. */
+          sample_text: z.string().max(1_000_000).optional(),
         }),
-        response: { 200: z.object({ facts: z.record(z.string(), z.unknown()), decision: decisionView }) },
+        response: {
+          200: z.object({
+            facts: z.record(z.string(), z.unknown()),
+            decision: decisionView,
+            masked_sample: z
+              .object({ columns: z.array(z.string()), rows: z.array(z.array(z.string().nullable())) })
+              .optional(),
+            masked_text: z.string().optional(),
+          }),
+        },
       },
     },
     async (req) => {
@@ -246,7 +271,24 @@ export function policyRoutes(app: ZodApp, ctx: ApiContext): void {
         },
         facts,
       );
+      const masks = new MaskSet(d.masks, ctx.tokenizeKey);
+      const { sample, sample_text: sampleText } = req.body;
+      let maskedSample: { columns: string[]; rows: Array<Array<string | null>> } | undefined;
+      if (sample) {
+        const bad = sample.rows.findIndex((r) => r.length !== sample.columns.length);
+        if (bad >= 0) {
+          throw new ApiError(
+            400,
+            'validation_failed',
+            `sample.rows[${bad}] has ${sample.rows[bad]?.length} values for ${sample.columns.length} columns`,
+          );
+        }
+        const plan = masks.plan(sample.columns.map(columnRef));
+        maskedSample = { columns: sample.columns, rows: sample.rows.map((r) => plan.mask(r)) };
+      }
       return {
+        ...(maskedSample ? { masked_sample: maskedSample } : {}),
+        ...(sampleText === undefined ? {} : { masked_text: masks.maskText(sampleText) }),
         facts: { ...facts },
         decision: {
           action: d.action,

@@ -92,12 +92,14 @@ export function localCommands(program: Command): void {
 /** `warden keys rotate-seal`: re-seals every stored secret under a new key (local: needs the key files). */
 export async function rotateSeal(opts: { config?: string }): Promise<void> {
   const loaded = load(opts);
-  const [{ openRuntime, SEAL_KEY_META }, { Connections }, { AuditLog }, { Meta }] = await Promise.all([
-    loadGateway(),
-    import('../../store/connections.js'),
-    import('../../audit/log.js'),
-    import('../../store/meta.js'),
-  ]);
+  const [{ openRuntime, SEAL_KEY_META }, { Connections }, { AuditLog }, { Meta }, { resealTokenizeKey }] =
+    await Promise.all([
+      loadGateway(),
+      import('../../store/connections.js'),
+      import('../../audit/log.js'),
+      import('../../store/meta.js'),
+      import('../../store/tokenize-key.js'),
+    ]);
   const runtime = await openRuntime(loaded, process.env);
   try {
     const source = runtime.keyring.source;
@@ -108,6 +110,7 @@ export async function rotateSeal(opts: { config?: string }): Promise<void> {
     }
     const connections = new Connections(runtime.store, runtime.keyring);
     const result = await connections.resealAll();
+    const tokenizeKey = await resealTokenizeKey(new Meta(runtime.store), runtime.keyring);
     if (source.kind === 'file') {
       finishFileRotation(source.path);
       runtime.keyring.reload();
@@ -125,6 +128,7 @@ export async function rotateSeal(opts: { config?: string }): Promise<void> {
         to_key: runtime.keyring.currentId,
         resealed: result.resealed,
         total: result.total,
+        tokenize_key: tokenizeKey,
       },
     });
     await audit.close();

@@ -7,6 +7,8 @@ import { commaList } from '../options.js';
 import { printJson, printTable } from '../output.js';
 
 interface Explained {
+  masked_sample?: { columns: string[]; rows: Array<Array<string | null>> };
+  masked_text?: string;
   facts: Record<string, unknown>;
   decision: {
     action: string;
@@ -166,6 +168,21 @@ export function policyCommands(program: Command): void {
       new Option('--kind <kind>', 'identity kind').choices(['human', 'service', 'agent']).default('human'),
     )
     .option('--chain <actors>', 'delegation chain from the root (comma-separated)', commaList, [])
+    .option(
+      '--sample <json>',
+      'result rows to mask as the decision would: {"columns":["users.email",…],"rows":[["a@b.c",…]]}',
+      (v: string) => {
+        try {
+          return JSON.parse(v) as unknown;
+        } catch (err) {
+          throw new InvalidArgumentError(`not JSON: ${(err as Error).message}`);
+        }
+      },
+    )
+    .option(
+      '--sample-text <text>',
+      'free text (terminal output, a response body) to mask as the decision would',
+    )
     .option('--json', 'print facts and decision as JSON')
     .action(
       async (
@@ -176,6 +193,8 @@ export function policyCommands(program: Command): void {
           groups: string[];
           kind: string;
           chain: string[];
+          sample?: unknown;
+          sampleText?: string;
           json?: boolean;
         },
       ) => {
@@ -183,6 +202,8 @@ export function policyCommands(program: Command): void {
           connection: o.connection,
           command,
           as: { subject: o.as, groups: o.groups, kind: o.kind, chain: o.chain },
+          ...(o.sample === undefined ? {} : { sample: o.sample }),
+          ...(o.sampleText === undefined ? {} : { sample_text: o.sampleText }),
         });
         if (o.json) return printJson(res);
         const d = res.decision;
@@ -195,6 +216,12 @@ export function policyCommands(program: Command): void {
             `limits:   rows ${d.limits.rows ?? '-'}, duration ${d.limits.duration_ms ?? '-'} ms\n`,
           );
         }
+        if (res.masked_sample) {
+          const { columns, rows } = res.masked_sample;
+          process.stdout.write('masked sample:\n');
+          printTable(columns, rows);
+        }
+        if (res.masked_text !== undefined) process.stdout.write(`masked text: ${res.masked_text}\n`);
         process.stdout.write(
           `decision: ${d.action.toUpperCase()}${d.decided_by ? ` (rule "${d.decided_by}")` : ''}${d.message ? `: ${d.message}` : ''}\n`,
         );

@@ -20,6 +20,7 @@ export {
   luhnValid,
   type Span,
 } from './detectors.js';
+export { type MaskRuleSpec, MaskSet, maskSpecOf } from './mask-set.js';
 export {
   createStreamMasker,
   DEFAULT_HOLD_BACK,
