@@ -131,4 +131,23 @@ describe('stream masker', () => {
     assert.ok(maxHeld <= s.maxHeld);
     assert.equal(s.held, 0);
   });
+
+  it('flushes a paused stream (a prompt waiting for input) masked, and keeps masking afterwards', () => {
+    const s = createStreamMasker(masker);
+    const first = s.push(Buffer.from('export KEY=AKIAIOSFODNN7EXAMPLE\nuser@host:~$ '));
+    assert.equal(first.length, 0, 'a short chunk is held back');
+    assert.equal(s.flush().toString(), `export KEY=${REDACTED}\nuser@host:~$ `);
+    assert.equal(s.held, 0);
+    const next = Buffer.concat([s.push(Buffer.from('mail ann@example.com done')), s.end()]).toString();
+    assert.equal(next, `mail ${REDACTED} done`);
+  });
+
+  it('keeps an open private-key block held through a flush, and masks it once it ends', () => {
+    const s = createStreamMasker(masker, OPTIONS);
+    const cut = PEM.indexOf('\n') + 10;
+    const out = [s.push(Buffer.from(`key:\n${PEM.slice(0, cut)}`)), s.flush()];
+    assert.equal(Buffer.concat(out).toString(), 'key:\n');
+    out.push(s.push(Buffer.from(`${PEM.slice(cut)}\n$ `)), s.flush());
+    assert.equal(Buffer.concat(out).toString(), `key:\n${REDACTED}\n$ `);
+  });
 });

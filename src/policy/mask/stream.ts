@@ -23,6 +23,12 @@ export interface StreamMaskerOptions {
 
 export interface StreamMasker {
   push(chunk: Buffer): Buffer;
+  /**
+   * Emits what is held back, masked, without ending the stream: for an engine to call when output
+   * has paused (a shell prompt waiting for input would otherwise stay held). An open private-key
+   * block stays held. The trade-off: a secret cut exactly at the pause is judged in two halves.
+   */
+  flush(): Buffer;
   end(): Buffer;
   /** Characters currently held back (plus undecoded bytes of a split UTF-8 character). */
   readonly held: number;
@@ -72,7 +78,9 @@ export function createStreamMasker(masker: Masker, options: StreamMaskerOptions 
     return masker.applySpans(text.slice(base, cut), local);
   }
 
-  function drain(final: boolean): string {
+  /** `push`: keep the tail; `flush`: emit all but an open key block; `end`: emit everything. */
+  function drain(mode: 'push' | 'flush' | 'end'): string {
+    const final = mode === 'end';
     let out = '';
     for (;;) {
       if (inPem) {
@@ -87,11 +95,11 @@ export function createStreamMasker(masker: Masker, options: StreamMaskerOptions 
         pending = final ? '' : pending.slice(-CONTEXT);
         return out;
       }
-      if (!final && pending.length <= hold + slack) return out;
+      if (mode === 'push' && pending.length <= hold + slack) return out;
       const text = ctx + pending;
       const base = ctx.length;
       let spans = masker.spans(text);
-      let cut = final ? text.length : text.length - hold;
+      let cut = mode === 'push' ? text.length - hold : text.length;
       const pem = openPem(text, base, spans);
       if (pem && final) {
         // A truncated key block is still a key: mask it to the end.
@@ -109,7 +117,7 @@ export function createStreamMasker(masker: Masker, options: StreamMaskerOptions 
         }
         cut = Math.min(cut, pem.at);
       }
-      if (!final) {
+      if (mode === 'push') {
         for (let i = spans.length - 1; i >= 0; i--) {
           const s = spans[i]!;
           if (s.start >= cut || s.end < cut) continue;
@@ -133,12 +141,15 @@ export function createStreamMasker(masker: Masker, options: StreamMaskerOptions 
     push(chunk: Buffer): Buffer {
       pending += decoder.write(chunk);
       decoderBytes = trailingPartial(chunk);
-      return Buffer.from(drain(false), 'utf8');
+      return Buffer.from(drain('push'), 'utf8');
+    },
+    flush(): Buffer {
+      return Buffer.from(drain('flush'), 'utf8');
     },
     end(): Buffer {
       pending += decoder.end();
       decoderBytes = 0;
-      const out = drain(true);
+      const out = drain('end');
       pending = '';
       ctx = '';
       return Buffer.from(out, 'utf8');
