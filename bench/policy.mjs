@@ -1,17 +1,15 @@
-// Policy hot paths on this machine, in one run: PostgreSQL analysis (distinct and cached texts),
+// Policy hot paths on this machine, in one run: PostgreSQL analysis (distinct texts, distinct texts
+// of one shape whose literals vary, cached texts),
 // decide() on cached facts, column masking (0, 1, 5 masked columns; detectors on every value) and
 // the stream masker over terminal-like text. Prints numbers and the issue's aims; no thresholds.
 //   npm run build && node bench/policy.mjs
 import { ruleSet } from '../dist/config/rules.js';
-import {
-  analyzePostgres,
-  analyzePostgresUncached,
-  loadPostgresAnalyzer,
-} from '../dist/policy/analyzers/postgres.js';
+import * as pg from '../dist/policy/analyzers/postgres.js';
 import { Decider, decide } from '../dist/policy/decide.js';
 import { createMasker, createStreamMasker } from '../dist/policy/mask/index.js';
 
 const DISTINCT = 20_000;
+const SHAPES = 50;
 const CACHED_SET = 50;
 const CACHED_CALLS = 500_000;
 const DECISIONS = 500_000;
@@ -60,6 +58,15 @@ function statement(i) {
   }
 }
 
+// One of SHAPES statements with its literals changed for every `i`, as ORMs and scripts that
+// inline values send them: every text is new, its normalized form is not.
+function sameShape(i) {
+  return statement(3_000_000 + (i % SHAPES)).replace(/'[^']*'|\b\d+\b/g, (m) =>
+    m.startsWith("'") ? `'v${i}'` : String(i % 100_000),
+  );
+}
+
+const { analyzePostgres, analyzePostgresUncached, loadPostgresAnalyzer } = pg;
 await loadPostgresAnalyzer();
 const warmSql = Array.from({ length: 2_000 }, (_, k) => statement(DISTINCT + 1_000_000 + k));
 const distinctSql = Array.from({ length: DISTINCT }, (_, k) => statement(k));
@@ -77,6 +84,23 @@ for (let k = 0; k < 100_000; k++) sink += analyzePostgres(cachedSql[k % CACHED_S
 const cachedMs = time(() => {
   for (let k = 0; k < CACHED_CALLS; k++) sink += analyzePostgres(cachedSql[k % CACHED_SET]).statements.length;
 });
+
+// Through the cache: new shapes (every call misses both levels), then new texts of warmed shapes.
+const missSql = Array.from({ length: DISTINCT }, (_, k) => statement(4_000_000 + k));
+const missMs = time(() => {
+  for (const q of missSql) sink += analyzePostgres(q).statements.length;
+});
+const shapeSql = Array.from({ length: DISTINCT }, (_, k) => sameShape(k));
+const shapeCount = new Set(shapeSql).size;
+for (let k = 0; k < SHAPES; k++) {
+  const f = analyzePostgres(sameShape(DISTINCT + k));
+  if (f.unparseable !== null) throw new Error(`bench statement did not parse: ${f.unparseable}`);
+}
+const statsBefore = pg.postgresCacheStats?.();
+const shapeMs = time(() => {
+  for (const q of shapeSql) sink += analyzePostgres(q).statements.length;
+});
+const statsAfter = pg.postgresCacheStats?.();
 
 // ---- 2. decide() on cached facts --------------------------------------------------------------
 
@@ -298,6 +322,8 @@ const streamMs = time(() => {
 const fmt = (n, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 const uncachedRate = DISTINCT / (uncachedMs / 1000);
 const cachedRate = CACHED_CALLS / (cachedMs / 1000);
+const missRate = DISTINCT / (missMs / 1000);
+const shapeRate = DISTINCT / (shapeMs / 1000);
 const decideUs = (decideMs * 1000) / DECISIONS;
 const decideCachedUs = (decideCachedMs * 1000) / DECISIONS;
 const table = [
@@ -307,6 +333,8 @@ const table = [
     '> 10,000 stmt/s',
     uncachedRate / 10_000,
   ],
+  ['pg analyze, distinct through cache (miss)', `${fmt(missRate)} stmt/s`, '-', null],
+  ['pg analyze, distinct texts, same shape', `${fmt(shapeRate)} stmt/s`, '-', null],
   ['pg analyze, cached (LRU hit)', `${fmt(cachedRate)} stmt/s`, '-', null],
   ['decide(), rules evaluated', `${fmt(decideUs, 3)} µs/call`, '-', null],
   ['Decider, cached decision', `${fmt(decideCachedUs, 3)} µs/call`, '< 5 µs/call', 5 / decideCachedUs],
@@ -320,8 +348,14 @@ const table = [
 ];
 console.log(`policy bench (node ${process.version}, MB = 10^6 bytes)`);
 console.log(
-  `pg: ${fmt(DISTINCT)} statements (${fmt(distinctCount)} distinct texts); cached: ${fmt(CACHED_CALLS)} calls over ${CACHED_SET} texts`,
+  `pg: ${fmt(DISTINCT)} statements (${fmt(distinctCount)} distinct texts); same shape: ${fmt(shapeCount)} distinct texts of ${SHAPES} shapes (literals vary); cached: ${fmt(CACHED_CALLS)} calls over ${CACHED_SET} texts`,
 );
+if (statsBefore && statsAfter) {
+  const delta = (k) => fmt(statsAfter[k] - statsBefore[k]);
+  console.log(
+    `pg cache during same shape: ${delta('exactHits')} exact hits, ${delta('normalizedHits')} normalized hits, ${delta('misses')} misses`,
+  );
+}
 console.log(
   `decide: ${rules.length} rules, ${fmt(DECISIONS)} calls over ${pairs.length} (context, facts) pairs; ` +
     `masking: ${fmt(ROWS)} rows x ${columns.length} columns, ${fmt(rowBytes / ROWS)} bytes/row, redact; ` +
@@ -334,6 +368,6 @@ for (const [label, result, aim, ratio] of table) {
   );
 }
 console.log(
-  `distinct vs cached: ${(cachedRate / uncachedRate).toFixed(0)}x; 5 vs 0 masked columns: ${(maskResults[2][1] / maskResults[0][1]).toFixed(2)}; detectors vs 0 masked: ${(maskResults[3][1] / maskResults[0][1]).toFixed(3)}`,
+  `distinct vs cached: ${(cachedRate / uncachedRate).toFixed(0)}x; same shape vs distinct: ${(shapeRate / uncachedRate).toFixed(1)}x; miss vs uncached: ${(missRate / uncachedRate).toFixed(2)}; 5 vs 0 masked columns: ${(maskResults[2][1] / maskResults[0][1]).toFixed(2)}; detectors vs 0 masked: ${(maskResults[3][1] / maskResults[0][1]).toFixed(3)}`,
 );
 if (sink === -1) console.log('');

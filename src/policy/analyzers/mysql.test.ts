@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SqlStatementFacts } from '../facts.js';
-import { analyzeMysql } from './mysql.js';
+import { analyzeMysql, analyzeMysqlUncached } from './mysql.js';
 
 function only(sql: string): SqlStatementFacts {
   const facts = analyzeMysql(sql);
@@ -162,5 +162,20 @@ describe('mysql analyzer', () => {
     assert.match(analyzeMysql('SELECT 1; DROP TABLE').unparseable ?? '', /^statement 2: /);
     assert.equal(analyzeMysql('   -- nothing\n').unparseable, 'empty statement');
     assert.notEqual(analyzeMysql("SELECT 'unterminated").unparseable, null);
+  });
+
+  it('returns the same frozen facts for the same text, and only for the same text', () => {
+    const a = analyzeMysql('SELECT * FROM cached_orders WHERE id = 1');
+    assert.equal(analyzeMysql('SELECT * FROM cached_orders WHERE id = 1'), a);
+    assert.ok(Object.isFrozen(a) && Object.isFrozen(a.statements[0]?.tables_read));
+    assert.deepEqual(a, analyzeMysqlUncached('SELECT * FROM cached_orders WHERE id = 1'));
+    assert.notEqual(analyzeMysql('SELECT * FROM cached_orders WHERE id = 2'), a);
+  });
+
+  it('reads quoted strings and hex literals as table names, so literals cannot be stripped for a cache key', () => {
+    const tables = (sql: string) => analyzeMysql(sql).statements[0]?.tables_read;
+    assert.deepEqual(tables("SELECT * FROM 'users'"), [t('users')]);
+    assert.deepEqual(tables('SELECT * FROM "orders"'), [t('orders')]);
+    assert.deepEqual(tables('SELECT * FROM 0x10'), [t('0x10')]);
   });
 });

@@ -3,6 +3,7 @@
 
 import sqlParser from 'node-sql-parser';
 import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts, type TableRef } from '../facts.js';
+import { FactsCache } from './facts-cache.js';
 import { fingerprintStatement, splitStatements } from './mysql-text.js';
 
 const parser = new sqlParser.Parser();
@@ -148,12 +149,27 @@ function failure(message: string): SqlFacts {
 }
 
 /**
+ * Exact text only. A normalized level (literals stripped) would be unsafe here: the grammar takes
+ * quoted strings and hex literals as table names (`FROM 'users'`, `FROM "users"`, `FROM 0x10`),
+ * so a lexical scanner cannot tell which literals the facts ignore.
+ */
+const cache = new FactsCache({ analyze: analyzeMysqlUncached });
+
+/**
+ * {@link analyzeMysqlUncached} through an LRU of the last 10,000 exact texts: the same text gets
+ * the same frozen facts object, so it is parsed once and the Decider's cache keeps its decision.
+ */
+export function analyzeMysql(sql: string): SqlFacts {
+  return cache.get(sql);
+}
+
+/**
  * Analyzes a MySQL batch. Never throws: text the grammar rejects comes back with `unparseable`
  * set to the parser's message (and the statement number when the batch has several).
  * The fingerprint is each statement re-printed by the parser and then normalized by
  * {@link fingerprintStatement} (literals → `?`, whitespace collapsed, keywords lowercased), joined by `; `.
  */
-export function analyzeMysql(sql: string): SqlFacts {
+export function analyzeMysqlUncached(sql: string): SqlFacts {
   const pieces = splitStatements(sql);
   if (pieces.length === 0) return failure('empty statement');
   const statements: SqlStatementFacts[] = [];

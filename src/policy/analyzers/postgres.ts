@@ -1,15 +1,27 @@
 // Turns PostgreSQL text into SqlFacts with the real PostgreSQL parser (libpg-query, WASM), so
 // rules see what the server will run: every statement, its tables, functions and hidden SQL.
 
-import { fingerprintSync, loadModule, parseSync } from 'libpg-query';
+import { fingerprintSync, loadModule, normalizeSync, parseSync } from 'libpg-query';
 import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts } from '../facts.js';
+import { FactsCache, type FactsCacheStats } from './facts-cache.js';
 import { isRecord, kindOf, objectOf, StatementWalker } from './postgres-walker.js';
-
-const CACHE_LIMIT = 10_000;
 
 let loading: Promise<void> | undefined;
 let loaded = false;
-const cache = new Map<string, SqlFacts>();
+
+/**
+ * Kinds whose facts read a string constant that normalizeSync replaces: DO and CREATE FUNCTION
+ * bodies (parsed for hidden tables) and COPY's file name. Also opaque, but named here on purpose.
+ */
+const CONSTANT_READERS = new Set(['do', 'create_function', 'copy']);
+
+const cache = new FactsCache({
+  analyze: analyzePostgresUncached,
+  normalize: normalizedText,
+  shareable: (facts) =>
+    facts.unparseable === null &&
+    facts.statements.every((s) => !CONSTANT_READERS.has(s.kind) && !s.opaque && !s.program && !s.file_access),
+});
 
 /** Loads the parser's WASM module; call once at start-up before `analyzePostgres`. */
 export async function loadPostgresAnalyzer(): Promise<void> {
@@ -20,24 +32,32 @@ export async function loadPostgresAnalyzer(): Promise<void> {
 }
 
 /**
- * Facts for `sql`, from an LRU of the last 10,000 distinct texts (keyed by the exact text), so
- * the same command sent again costs one map lookup. The result is frozen because it is shared:
- * the same text returns the same object. Never throws on bad SQL; sets `unparseable` instead.
+ * Facts for `sql` from a two-level cache: the last 10,000 exact texts, then the last 10,000
+ * normalized statements (PostgreSQL's own normalization: literals become `$n`, identifiers and
+ * comments stay), so `… WHERE id = 1` and `… WHERE id = 2` share one parse and one frozen facts
+ * object. Statements whose facts read a constant are never shared. Never throws on bad SQL.
  */
 export function analyzePostgres(sql: string): SqlFacts {
-  const hit = cache.get(sql);
-  if (hit) {
-    cache.delete(sql);
-    cache.set(sql, hit);
-    return hit;
+  return cache.get(sql);
+}
+
+/** Where analyses were answered from since start-up (exact text, normalized text, parser). */
+export function postgresCacheStats(): FactsCacheStats {
+  return cache.stats();
+}
+
+/**
+ * The normalized key. Text, not fingerprintSync's hash: the fingerprint also ignores names that
+ * change facts (`pg_temp_1.t` and `pg_temp_2.t` share one), while this keeps every identifier.
+ */
+function normalizedText(sql: string): string | null {
+  // normalizeSync reads a C string: whatever follows a NUL would be missing from the key.
+  if (sql.includes('\u0000')) return null;
+  try {
+    return normalizeSync(sql);
+  } catch {
+    return null;
   }
-  const facts = deepFreeze(analyzePostgresUncached(sql));
-  cache.set(sql, facts);
-  if (cache.size > CACHE_LIMIT) {
-    const oldest = cache.keys().next();
-    if (!oldest.done) cache.delete(oldest.value);
-  }
-  return facts;
 }
 
 /** Facts for `sql` without the cache: a fresh, mutable object each call. */
@@ -91,12 +111,4 @@ function fingerprint(sql: string): string | null {
   } catch {
     return null;
   }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
 }

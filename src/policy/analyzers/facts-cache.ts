@@ -1,0 +1,116 @@
+// Caches SQL facts in two bounded LRUs: the exact text first, then a normalized key (literals
+// replaced) for texts an analyzer proves share their facts, so a repeated statement costs a lookup.
+
+import type { SqlFacts } from '../facts.js';
+
+/** Most recently used last; bounded by entry count and by the summed length of the keys. */
+class Lru<V> {
+  private readonly map = new Map<string, V>();
+  private chars = 0;
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly maxChars: number,
+  ) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(key: string): V | undefined {
+    const hit = this.map.get(key);
+    if (hit !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, hit);
+    }
+    return hit;
+  }
+
+  set(key: string, value: V): void {
+    // One huge text must not flush everything else, so it is simply not kept.
+    if (key.length > this.maxChars) return;
+    if (this.map.delete(key)) this.chars -= key.length;
+    this.map.set(key, value);
+    this.chars += key.length;
+    while (this.map.size > this.maxEntries || this.chars > this.maxChars) {
+      const oldest = this.map.keys().next();
+      if (oldest.done) break;
+      this.map.delete(oldest.value);
+      this.chars -= oldest.value.length;
+    }
+  }
+}
+
+export interface FactsCacheOptions {
+  /** Fresh facts for a text; called on a miss. */
+  analyze: (sql: string) => SqlFacts;
+  /**
+   * The text with its literals replaced, or null when it has none worth sharing. Two texts with
+   * the same key must differ only in constants; `shareable` then says whether facts ignore them.
+   */
+  normalize?: (sql: string) => string | null;
+  /** Whether these facts hold for every text with the same normalized key. */
+  shareable?: (facts: SqlFacts) => boolean;
+  /** Per level. */
+  maxEntries?: number;
+  /** Per level, summed key length in UTF-16 units: statement texts can be megabytes. */
+  maxChars?: number;
+}
+
+/** Where analyses were answered from since start-up, and how full each level is. */
+export interface FactsCacheStats {
+  exactHits: number;
+  normalizedHits: number;
+  misses: number;
+  exactEntries: number;
+  normalizedEntries: number;
+}
+
+export class FactsCache {
+  private readonly exact: Lru<SqlFacts>;
+  private readonly shapes: Lru<SqlFacts>;
+  private readonly counts = { exactHits: 0, normalizedHits: 0, misses: 0 };
+
+  constructor(private readonly options: FactsCacheOptions) {
+    const entries = options.maxEntries ?? 10_000;
+    const chars = options.maxChars ?? 16 * 1024 * 1024;
+    this.exact = new Lru(entries, chars);
+    this.shapes = new Lru(entries, chars);
+  }
+
+  /**
+   * Facts for `sql`, frozen because they are shared: equal texts, and texts with the same
+   * normalized key whose facts are shareable, get the same object (the Decider caches by it).
+   */
+  get(sql: string): SqlFacts {
+    const exact = this.exact.get(sql);
+    if (exact) {
+      this.counts.exactHits++;
+      return exact;
+    }
+    const key = this.options.normalize?.(sql) ?? null;
+    const shared = key === null ? undefined : this.shapes.get(key);
+    if (shared) {
+      this.counts.normalizedHits++;
+      this.exact.set(sql, shared);
+      return shared;
+    }
+    this.counts.misses++;
+    const facts = deepFreeze(this.options.analyze(sql));
+    this.exact.set(sql, facts);
+    if (key !== null && (this.options.shareable?.(facts) ?? false)) this.shapes.set(key, facts);
+    return facts;
+  }
+
+  stats(): FactsCacheStats {
+    return { ...this.counts, exactEntries: this.exact.size, normalizedEntries: this.shapes.size };
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
