@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../audit/record.js';
 import { DIALECTS } from '../testing/dialects.js';
 import { errorOf, type Gateway, startGateway } from '../testing/gateway.js';
+import { api, startWarden } from '../testing/warden-process.js';
 
 const configPolicy = {
   default: 'allow',
@@ -236,6 +237,37 @@ for (const dialect of DIALECTS) {
       const patched = await gw.api('PATCH', '/api/connections/ledger-db', { body: { policy_default: null } });
       assert.equal(patched.status, 200, patched.text);
       assert.equal((await explain('ledger-db', 'SELECT 1')).action, 'allow');
+    });
+
+    it('keeps the applied version across a restart; a config rule of the same name wins and is reported', async () => {
+      await gw.stop();
+      const rules = [...configPolicy.rules, { name: 'no-truncate', effect: 'allow' }];
+      const again = await startWarden({
+        dir: gw.store.dataDir,
+        config: {
+          data_dir: gw.store.dataDir,
+          ...(gw.store.url ? { store: { url: gw.store.url } } : {}),
+          policy: { ...configPolicy, rules },
+          connections,
+        },
+      });
+      try {
+        const res = await api(again.url, 'GET', '/api/policy/rules', { token: gw.adminKey });
+        const body = res.body as {
+          version: number;
+          rules: Array<{ name: string; source: string }>;
+          shadowed: string[];
+        };
+        assert.equal(body.version, 2);
+        assert.deepEqual(body.shadowed, ['no-truncate']);
+        assert.deepEqual(
+          body.rules.map((r) => `${r.name}:${r.source}`),
+          ['no-drop:config', 'no-truncate:config', 'review-deletes:api'],
+        );
+        assert.match(await again.waitForLog(/API rules ignored/), /"shadowed":\["no-truncate"\]/);
+      } finally {
+        await again.stop();
+      }
     });
 
     it('leaks no credential', async () => assert.deepEqual(await gw.leaks(), []));
