@@ -3,6 +3,7 @@
 
 import { fingerprintSync, loadModule, parseSync } from 'libpg-query';
 import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts } from '../facts.js';
+import { routineFlows, statementLineage } from './postgres-lineage.js';
 import { isRecord, kindOf, objectOf, StatementWalker } from './postgres-walker.js';
 
 const CACHE_LIMIT = 10_000;
@@ -81,7 +82,11 @@ function statementFacts(stmt: unknown): SqlStatementFacts {
     const object = objectOf(name, body);
     if (object !== undefined) facts.object = object;
   }
-  new StatementWalker(facts).walk(stmt, new Set());
+  // Whatever a routine body reads lands in its variables, notices or result, beyond result masking.
+  new StatementWalker(facts, (folded) => facts.flows.push(...routineFlows(folded))).walk(stmt, new Set());
+  const lineage = statementLineage(stmt);
+  facts.outputs = lineage.outputs;
+  facts.flows.push(...lineage.flows);
   return facts;
 }
 
