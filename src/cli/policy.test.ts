@@ -64,7 +64,13 @@ describe('warden policy test (explain)', () => {
     assert.equal(res.code, 0, res.stderr);
     return JSON.parse(res.stdout) as {
       facts: Record<string, unknown>;
-      decision: { action: string; rules: string[]; decided_by: string | null; message: string | null };
+      decision: {
+        action: string;
+        rules: string[];
+        decided_by: string | null;
+        message: string | null;
+        derived: Array<Record<string, unknown>>;
+      };
     };
   };
 
@@ -87,6 +93,34 @@ describe('warden policy test (explain)', () => {
     );
     assert.equal((await explain('orders-db', 'delete from orders where id = 7')).decision.action, 'allow');
     assert.equal((await explain('shop-mysql', 'DELETE FROM orders')).decision.action, 'review');
+  });
+
+  it('masks a column computed from a masked one, and denies copying a masked column into a table', async () => {
+    const masked = await explain('orders-db', 'SELECT id, lower(email) FROM customers');
+    assert.equal(masked.decision.action, 'allow');
+    assert.deepEqual(masked.decision.derived, [
+      {
+        statement: 0,
+        output: 1,
+        name: 'lower',
+        rule: 'pii',
+        style: 'keep-last-4',
+        columns: ['customers.email'],
+      },
+    ]);
+    const copy = await explain('orders-db', 'CREATE TABLE leads AS SELECT email FROM customers');
+    assert.deepEqual([copy.decision.action, copy.decision.decided_by], ['deny', 'pii']);
+    assert.match(copy.decision.message ?? '', /CREATE TABLE AS would copy customers\.email into leads/);
+    const text = await gw.cli([
+      'policy',
+      'test',
+      '--connection',
+      'orders-db',
+      '--as',
+      'alice',
+      'SELECT md5(email) FROM customers',
+    ]);
+    assert.match(text.stdout, /^derived: {2}md5 \(statement 1, column 1, rule pii\)$/m);
   });
 
   it('denies SQL it cannot parse, with the parser’s message', async () => {

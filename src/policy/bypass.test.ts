@@ -35,8 +35,17 @@ describe('guardrails against evasion (PostgreSQL analyzer + decide)', () => {
   for (const c of BYPASSES) {
     it(`never silently allows: ${c.name}`, () => {
       const d = decide(rules, ctx, analyzePostgres(c.sql));
-      const handled = d.action !== 'allow' || d.masks.length > 0;
-      assert.ok(handled, `${c.sql}\n→ allowed with rules [${d.rules.join(', ')}]`);
+      // A derived column needs a mask of its own (or a deny); a copy of a masked column needs a deny.
+      const handled =
+        c.reveals === 'derives_ssn'
+          ? d.derived.length > 0 || d.action === 'deny'
+          : c.reveals === 'copies_ssn'
+            ? d.action === 'deny'
+            : d.action !== 'allow' || d.masks.length > 0 || d.derived.length > 0;
+      assert.ok(
+        handled,
+        `${c.sql}\n→ ${d.action} with rules [${d.rules.join(', ')}], ${d.derived.length} derived`,
+      );
     });
   }
 

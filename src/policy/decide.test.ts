@@ -29,6 +29,8 @@ function stmt(over: Partial<SqlStatementFacts>): SqlStatementFacts {
     program: false,
     file_access: false,
     opaque: false,
+    outputs: [],
+    flows: [],
     ...over,
   };
 }

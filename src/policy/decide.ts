@@ -1,10 +1,13 @@
 // decide(): every rule whose `match` and `when` hold applies; the most restrictive effect
 // wins (deny > review > limit/mask > allow), masks and limits accumulate, and the decision
 // names every rule that matched. Pure: no I/O, so every protocol engine can call it.
+// A mask rule also follows SQL column lineage (./lineage.ts): it masks derived result columns
+// and denies, as itself, statements that would copy masked columns where masking cannot follow.
 
 import type { Rule, RuleMatch, RuleWhen } from '../config/rules.js';
 import type { Facts, SqlFacts, TableRef } from './facts.js';
 import { globMatch } from './glob.js';
+import { type DerivedMask, lineageVerdict } from './lineage.js';
 
 export interface DecisionContext {
   connection: { name: string; tags: string[]; protocol: string; default: 'allow' | 'deny' };
@@ -23,6 +26,11 @@ export interface Decision {
   message: string | null;
   review: ReviewRule['review'] | null;
   masks: Array<MaskRule['mask'] & { rule: string }>;
+  /**
+   * SQL result columns computed from a masked column (`upper(ssn)`), which the result metadata
+   * cannot name; the engine masks them by position. Direct columns stay with `masks`.
+   */
+  derived: DerivedMask[];
   limits: { rows: number | null; durationMs: number | null };
 }
 
@@ -137,11 +145,20 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
     message: null,
     review: null,
     masks: [],
+    derived: [],
     limits: { rows: null, durationMs: null },
   };
-  const top = matched.reduce((best, r) => Math.max(best, RANK[r.effect]), -1);
+  // Mask rules that refuse the statement because of where its masked columns would go.
+  const lineageDenials = new Map<string, string>();
   for (const r of matched) {
-    if (r.effect === 'mask') decision.masks.push({ ...r.mask, rule: r.name });
+    if (r.effect === 'mask') {
+      decision.masks.push({ ...r.mask, rule: r.name });
+      if (facts.protocol_kind === 'sql') {
+        const verdict = lineageVerdict(r, facts);
+        decision.derived.push(...verdict.derived);
+        if (verdict.deny !== null) lineageDenials.set(r.name, verdict.deny);
+      }
+    }
     if (r.effect === 'limit') {
       const { rows, duration } = r.limit;
       if (rows !== undefined) decision.limits.rows = Math.min(decision.limits.rows ?? rows, rows);
@@ -149,13 +166,17 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
         decision.limits.durationMs = Math.min(decision.limits.durationMs ?? duration, duration);
     }
   }
-  const winner = matched.find(
-    (r) => RANK[r.effect] === top && (r.effect === 'deny' || r.effect === 'review'),
-  );
-  if (winner?.effect === 'deny') {
+  const denies = (r: Rule) => r.effect === 'deny' || lineageDenials.has(r.name);
+  const rank = (r: Rule) => (denies(r) ? RANK.deny : RANK[r.effect]);
+  const top = matched.reduce((best, r) => Math.max(best, rank(r)), -1);
+  const winner = matched.find((r) => rank(r) === top && (denies(r) || r.effect === 'review'));
+  if (winner && denies(winner)) {
     decision.action = 'deny';
     decision.decidedBy = winner.name;
-    decision.message = winner.message ?? `blocked by rule "${winner.name}"`;
+    decision.message =
+      winner.effect === 'deny'
+        ? (winner.message ?? `blocked by rule "${winner.name}"`)
+        : (lineageDenials.get(winner.name) ?? null);
   } else if (winner?.effect === 'review') {
     decision.action = 'review';
     decision.decidedBy = winner.name;

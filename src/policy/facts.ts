@@ -28,6 +28,57 @@ export interface SqlStatementFacts {
   file_access: boolean;
   /** Runs SQL the parser cannot see: DO blocks, EXECUTE of dynamic SQL, PREPARE/EXECUTE of a name. */
   opaque: boolean;
+  /**
+   * Lineage of each result column, in result order, for statements that return rows (SELECT,
+   * set operations, VALUES, RETURNING); `[]` when the statement returns none; `null` when it
+   * returns rows the analyzer cannot trace (EXECUTE, FETCH, CALL, and every MySQL statement).
+   */
+  outputs: OutputColumn[] | null;
+  /** Where column values go without passing through the result: new tables, views, COPY, … */
+  flows: DataFlow[];
+}
+
+/** A column a value was computed from, as far as the statement text shows. */
+export interface ColumnSource {
+  schema: string | null;
+  /** The base table or view; null when a reference cannot be tied to any table in scope. */
+  table: string | null;
+  /** The column, or `*` for a whole row (`row_to_json(u)`, `SELECT u FROM users u`, `COPY users`). */
+  column: string;
+}
+
+/** One item of a statement's result list, after `*` expansion where its width is known. */
+export interface OutputColumn {
+  /** The name PostgreSQL gives the field: alias, column name, function name or `?column?`; `*` for a star. */
+  name: string;
+  /**
+   * A plain column of a base table under its own name (also through subqueries and CTEs), so the
+   * result metadata names its table and column and result masking sees it without lineage.
+   */
+  direct: boolean;
+  /** A `*` or `t.*` of unknown width: a base table's columns, a function's, or set operation arms that do not line up. */
+  star: boolean;
+  /** Every column the value may come from; several when a reference could belong to several tables. */
+  sources: ColumnSource[];
+}
+
+/**
+ * Column values persisted or exported where result masking cannot follow them. A value written back
+ * to the column it came from (`UPDATE users SET ssn = trim(ssn)`) goes nowhere new and is no flow.
+ */
+export interface DataFlow {
+  /**
+   * create_table_as, materialized_view, select_into, view, insert, update, merge, copy,
+   * cursor, prepare (derived columns of a query run later), routine_body (DO blocks and
+   * function bodies), rule, function_call (set_config, pg_notify, …), rename_column,
+   * generated_column, untraceable (too complex to trace: one whole-row source of table null).
+   */
+  kind: string;
+  /** The relation written, or the function or procedure called; null for COPY TO, cursors and routine bodies. */
+  target: TableRef | null;
+  /** The column assigned, when the statement names it (UPDATE SET, INSERT with a column list, …). */
+  column: string | null;
+  sources: ColumnSource[];
 }
 
 /** Facts of a statement of `kind` before anything about it is known. */
@@ -41,6 +92,8 @@ export function emptyStatementFacts(kind: string, opaque = false): SqlStatementF
     program: false,
     file_access: false,
     opaque,
+    outputs: [],
+    flows: [],
   };
 }
 

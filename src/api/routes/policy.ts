@@ -22,6 +22,8 @@ const decisionView = z.object({
   decided_by: z.string().nullable(),
   message: z.string().nullable(),
   masks: z.array(z.record(z.string(), z.unknown())),
+  /** SQL result columns computed from masked columns, which the engine masks by position. */
+  derived: z.array(z.record(z.string(), z.unknown())),
   limits: z.object({ rows: z.number().nullable(), duration_ms: z.number().nullable() }),
   review: z.record(z.string(), z.unknown()).nullable(),
 });
@@ -296,6 +298,7 @@ export function policyRoutes(app: ZodApp, ctx: ApiContext): void {
           decided_by: d.decidedBy,
           message: d.message,
           masks: d.masks.map((m) => ({ ...m })),
+          derived: d.derived.map((m) => ({ ...m })),
           limits: { rows: d.limits.rows, duration_ms: d.limits.durationMs },
           review: d.review ? { ...d.review } : null,
         },

@@ -16,6 +16,7 @@ interface Explained {
     decided_by: string | null;
     message: string | null;
     masks: Array<Record<string, unknown>>;
+    derived: Array<{ statement: number; output: number; name: string; rule: string }>;
     limits: { rows: number | null; duration_ms: number | null };
   };
 }
@@ -211,6 +212,12 @@ export function policyCommands(program: Command): void {
         process.stdout.write(`matched:  ${d.rules.join(', ') || '(no rule)'}\n`);
         if (d.masks.length > 0)
           process.stdout.write(`masks:    ${d.masks.map((m) => String(m.rule)).join(', ')}\n`);
+        if (d.derived.length > 0) {
+          const fields = d.derived.map(
+            (m) => `${m.name} (statement ${m.statement + 1}, column ${m.output + 1}, rule ${m.rule})`,
+          );
+          process.stdout.write(`derived:  ${fields.join(', ')}\n`);
+        }
         if (d.limits.rows !== null || d.limits.duration_ms !== null) {
           process.stdout.write(
             `limits:   rows ${d.limits.rows ?? '-'}, duration ${d.limits.duration_ms ?? '-'} ms\n`,

@@ -124,6 +124,9 @@ function statementFacts(ast: Node, tableList: string[]): SqlStatementFacts {
     program: false,
     file_access: fileAccess,
     opaque: false,
+    // No column lineage for MySQL yet: outputs unknown, no flows reported.
+    outputs: null,
+    flows: [],
   };
   const object = objectOf(ast);
   if (object !== undefined && /^(create|drop|alter|grant|revoke|truncate|rename)/.test(facts.kind)) {
@@ -134,7 +137,7 @@ function statementFacts(ast: Node, tableList: string[]): SqlStatementFacts {
 
 /** A statement whose SQL the analyzer cannot see: opaque, except DEALLOCATE which only drops a name. */
 function dynamicFacts(kind: string): SqlStatementFacts {
-  return emptyStatementFacts(kind, kind !== 'deallocate');
+  return { ...emptyStatementFacts(kind, kind !== 'deallocate'), outputs: null };
 }
 
 function failure(message: string): SqlFacts {

@@ -1,22 +1,30 @@
 // Evasion attempts and ordinary queries for the PostgreSQL analyzer: each bypass names the one
 // thing its facts must reveal, so a rule (no-drop, no-unbounded-delete, pii-tables) can deny it.
 
-import type { SqlFacts } from '../facts.js';
+import type { ColumnSource, SqlFacts } from '../facts.js';
+import { LINEAGE_BYPASSES } from './postgres-corpus-lineage.js';
 
-/** What a rule needs to see: a DROP TABLE, a DELETE without WHERE (or TRUNCATE), a read of users, or hidden/bad SQL. */
+/**
+ * What a rule needs to see: a DROP TABLE, a DELETE without WHERE (or TRUNCATE), a read of users,
+ * hidden/bad SQL, a result column computed from users.ssn, or users.ssn copied past the result.
+ */
 export type Reveal =
   | 'drop_table'
   | 'delete_without_where'
   | 'truncate'
   | 'reads_users'
   | 'opaque'
-  | 'unparseable';
+  | 'unparseable'
+  | 'derives_ssn'
+  | 'copies_ssn';
 
 export interface BypassCase {
   name: string;
   sql: string;
   reveals: Reveal;
 }
+
+const isSsn = (s: ColumnSource) => s.table === 'users' && (s.column === 'ssn' || s.column === '*');
 
 /** Every dangerous thing the facts show; an ordinary query shows none. */
 export function revealed(facts: SqlFacts): Set<Reveal> {
@@ -28,6 +36,8 @@ export function revealed(facts: SqlFacts): Set<Reveal> {
     if (s.kind === 'truncate') out.add('truncate');
     if (s.tables_read.some((t) => t.name === 'users')) out.add('reads_users');
     if (s.opaque) out.add('opaque');
+    if (s.outputs?.some((o) => !o.direct && o.sources.some(isSsn))) out.add('derives_ssn');
+    if (s.flows.some((f) => f.sources.some(isSsn))) out.add('copies_ssn');
   }
   return out;
 }
@@ -259,6 +269,7 @@ export const BYPASSES: BypassCase[] = [
     reveals: 'reads_users',
   },
   { name: 'values with subquery', sql: 'VALUES ((SELECT ssn FROM users LIMIT 1))', reveals: 'reads_users' },
+  ...LINEAGE_BYPASSES,
   // Not SQL the server would accept, so rules deny it as unparseable.
   { name: 'truncated statement', sql: 'DROP TABLE', reveals: 'unparseable' },
   { name: 'NUL byte hides the rest', sql: 'SELECT 1\u0000; DROP TABLE users', reveals: 'unparseable' },
@@ -307,4 +318,9 @@ export const ORDINARY: string[] = [
   'GRANT SELECT ON orders TO analyst',
   'VACUUM orders',
   'SELECT count(*) FROM orders GROUP BY customer_id HAVING count(*) > 1',
+  'SELECT upper(name), total::text FROM customers JOIN orders USING (customer_id)',
+  'INSERT INTO archive (id, total) SELECT id, total FROM orders',
+  'CREATE TABLE totals AS SELECT customer_id, sum(total) FROM orders GROUP BY 1',
+  'COPY (SELECT id, total FROM orders) TO STDOUT',
+  'SELECT * FROM orders UNION ALL SELECT * FROM archived_orders',
 ];

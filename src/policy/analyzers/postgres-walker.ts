@@ -126,7 +126,11 @@ function nameList(v: unknown): string[] {
 export class StatementWalker {
   private readonly seen = new Set<string>();
 
-  constructor(readonly facts: SqlStatementFacts) {}
+  /** `onFolded` sees each statement folded in from a DO block or function body, as a parse tree. */
+  constructor(
+    readonly facts: SqlStatementFacts,
+    private readonly onFolded: (stmt: unknown) => void = () => {},
+  ) {}
 
   walk(value: unknown, scope: Scope): void {
     if (Array.isArray(value)) {
@@ -309,7 +313,9 @@ export class StatementWalker {
       const tree = parseSync(sql) as unknown;
       if (isRecord(tree)) {
         for (const s of Array.isArray(tree.stmts) ? tree.stmts : []) {
-          if (isRecord(s)) this.walk(s.stmt, new Set());
+          if (!isRecord(s)) continue;
+          this.walk(s.stmt, new Set());
+          this.onFolded(s.stmt);
         }
       }
     } catch {

@@ -4,6 +4,7 @@
 import { fingerprintSync, loadModule, normalizeSync, parseSync } from 'libpg-query';
 import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts } from '../facts.js';
 import { FactsCache, type FactsCacheStats } from './facts-cache.js';
+import { routineFlows, statementLineage } from './postgres-lineage.js';
 import { isRecord, kindOf, objectOf, StatementWalker } from './postgres-walker.js';
 
 let loading: Promise<void> | undefined;
@@ -101,7 +102,11 @@ function statementFacts(stmt: unknown): SqlStatementFacts {
     const object = objectOf(name, body);
     if (object !== undefined) facts.object = object;
   }
-  new StatementWalker(facts).walk(stmt, new Set());
+  // Whatever a routine body reads lands in its variables, notices or result, beyond result masking.
+  new StatementWalker(facts, (folded) => facts.flows.push(...routineFlows(folded))).walk(stmt, new Set());
+  const lineage = statementLineage(stmt);
+  facts.outputs = lineage.outputs;
+  facts.flows.push(...lineage.flows);
   return facts;
 }
 

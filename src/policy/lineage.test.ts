@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { ruleSet } from '../config/rules.js';
+import { analyzeMysql } from './analyzers/mysql.js';
+import { analyzePostgres, loadPostgresAnalyzer } from './analyzers/postgres.js';
+import { Decider, type DecisionContext, decide } from './decide.js';
+import type { OutputColumn } from './facts.js';
+import { fieldPositions } from './lineage.js';
+
+const ctx: DecisionContext = {
+  connection: { name: 'app-db', tags: ['prod'], protocol: 'postgres', default: 'allow' },
+  caller: { subject: 'alice', groups: ['dev'], kind: 'human', chain: [] },
+};
+
+const rules = ruleSet.parse([
+  { name: 'pii', when: { sql: { tables: ['users'] } }, effect: 'mask', mask: { columns: ['users.ssn'] } },
+]);
+
+const check = (sql: string, over = rules) => decide(over, ctx, analyzePostgres(sql));
+const derived = (sql: string) => check(sql).derived.map((d) => [d.statement, d.output, d.name, d.rule]);
+
+describe('mask rules follow column lineage', () => {
+  before(() => loadPostgresAnalyzer());
+
+  it('masks a function of a masked column, which the result metadata cannot name', () => {
+    const d = check('SELECT id, upper(ssn) FROM users');
+    assert.equal(d.action, 'allow');
+    assert.deepEqual(d.derived, [
+      { statement: 0, output: 1, name: 'upper', rule: 'pii', style: 'redact', columns: ['users.ssn'] },
+    ]);
+  });
+
+  it('leaves a plain aliased-table column to result metadata masking (no derived entry)', () => {
+    const d = check('SELECT u.ssn FROM users u');
+    assert.deepEqual([d.action, d.derived, d.masks.map((m) => m.rule)], ['allow', [], ['pii']]);
+  });
+
+  it('masks derived columns through subqueries, CTEs, set operations and whole rows', () => {
+    assert.deepEqual(derived("SELECT x FROM (SELECT ssn||'' AS x FROM users) s"), [[0, 0, 'x', 'pii']]);
+    assert.deepEqual(derived('WITH a AS (SELECT ssn FROM users) SELECT lower(ssn) FROM a'), [
+      [0, 0, 'lower', 'pii'],
+    ]);
+    assert.deepEqual(derived('SELECT name FROM t UNION SELECT ssn FROM users'), [[0, 0, 'name', 'pii']]);
+    assert.deepEqual(derived('SELECT row_to_json(u) FROM users u'), [[0, 0, 'row_to_json', 'pii']]);
+    assert.deepEqual(derived('SELECT ssn AS tax_id FROM users'), [[0, 0, 'tax_id', 'pii']]);
+  });
+
+  it('does not mask derived columns of unmasked columns', () => {
+    assert.deepEqual(derived('SELECT upper(name), id + 1 FROM users'), []);
+  });
+
+  it('names the statement of a derived column in a multi-statement string', () => {
+    assert.deepEqual(derived('SELECT 1; SELECT name, md5(ssn) FROM users'), [[1, 1, 'md5', 'pii']]);
+  });
+
+  it('denies copies of a masked column into tables, views and exports, as the mask rule', () => {
+    for (const sql of [
+      'CREATE TABLE x AS SELECT ssn FROM users',
+      'INSERT INTO x SELECT ssn FROM users',
+      'CREATE VIEW v AS SELECT ssn FROM users',
+      'COPY (SELECT ssn FROM users) TO STDOUT',
+      'UPDATE t SET x = u.ssn FROM users u WHERE u.id = t.id',
+    ]) {
+      const d = check(sql);
+      assert.deepEqual([d.action, d.decidedBy, d.rules], ['deny', 'pii', ['pii']], sql);
+      assert.match(d.message ?? '', /users\.ssn.*rule "pii" masks.*ask for an exception to rule "pii"/, sql);
+    }
+    assert.match(
+      check('CREATE TABLE x AS SELECT ssn FROM users').message ?? '',
+      /^CREATE TABLE AS would copy users\.ssn into x, which rule "pii" masks: the new table is not masked\./,
+    );
+  });
+
+  it('denies COPY of a whole table that holds a masked column, explaining the unknown column list', () => {
+    const d = check('COPY users TO STDOUT');
+    assert.deepEqual([d.action, d.decidedBy], ['deny', 'pii']);
+    assert.match(d.message ?? '', /whole rows of users.*"users\.ssn".*column list/);
+    assert.equal(check('COPY users (id, name) TO STDOUT').action, 'allow');
+  });
+
+  it('denies COPY of any whole table under a bare column pattern, since its columns are unknown', () => {
+    const bare = ruleSet.parse([{ name: 'ssn-anywhere', effect: 'mask', mask: { columns: ['ssn'] } }]);
+    const d = check('COPY orders TO STDOUT', bare);
+    assert.deepEqual([d.action, d.decidedBy], ['deny', 'ssn-anywhere']);
+    assert.equal(check('COPY orders (id, total) TO STDOUT', bare).action, 'allow');
+  });
+
+  it('allows copies of unmasked columns and masked values written back to their own cell', () => {
+    assert.equal(check('INSERT INTO x SELECT name FROM users').action, 'allow');
+    assert.equal(check('UPDATE users SET ssn = trim(ssn) WHERE id = 1').action, 'allow');
+    assert.equal(check('UPDATE users SET name = ssn WHERE id = 1').action, 'deny');
+  });
+
+  it('matches masked columns by table and schema the way table rules do', () => {
+    const qualified = ruleSet.parse([
+      { name: 'pii', effect: 'mask', mask: { columns: ['public.users.ssn', '*.card'] } },
+    ]);
+    assert.deepEqual(
+      check(
+        'SELECT upper(ssn), upper(u.card), lower(a.ssn) FROM users u, archive.users a',
+        qualified,
+      ).derived.map((d) => d.output),
+      [0, 1],
+    );
+  });
+
+  it('denies a derived masked column it cannot place: after two stars, or inside a star', () => {
+    const two = check('SELECT *, upper(ssn), * FROM users');
+    assert.deepEqual([two.action, two.decidedBy], ['deny', 'pii']);
+    assert.match(two.message ?? '', /result column 2 \("upper"\).*more than one \*/);
+    const oneStar = check('SELECT *, upper(ssn) FROM users');
+    assert.deepEqual([oneStar.action, oneStar.derived.map((d) => d.output)], ['allow', [1]]);
+    const inside = check('SELECT * FROM users UNION ALL SELECT * FROM users');
+    assert.deepEqual([inside.action, inside.decidedBy], ['deny', 'pii']);
+    assert.match(inside.message ?? '', /\* at result position 1/);
+  });
+
+  it('keeps precedence: an explicit deny rule decides first, and a lineage deny outranks review', () => {
+    const both = ruleSet.parse([
+      {
+        name: 'no-ctas',
+        when: { sql: { statements: ['create_table_as'] } },
+        effect: 'deny',
+        message: 'no CTAS',
+      },
+      { name: 'pii', effect: 'mask', mask: { columns: ['users.ssn'] } },
+      { name: 'hold-writes', when: { sql: { statements: ['insert'] } }, effect: 'review' },
+    ]);
+    const ctas = check('CREATE TABLE x AS SELECT ssn FROM users', both);
+    assert.deepEqual([ctas.action, ctas.decidedBy, ctas.message], ['deny', 'no-ctas', 'no CTAS']);
+    const insert = check('INSERT INTO x SELECT ssn FROM users', both);
+    assert.deepEqual([insert.action, insert.decidedBy, insert.review], ['deny', 'pii', null]);
+    assert.deepEqual(insert.rules, ['pii', 'hold-writes']);
+    assert.equal(check('INSERT INTO x SELECT name FROM users', both).action, 'review');
+  });
+
+  it('ignores lineage for mask rules with detectors only', () => {
+    const detectors = ruleSet.parse([{ name: 'secrets', effect: 'mask', mask: { detectors: ['ssn'] } }]);
+    const d = check('CREATE TABLE x AS SELECT ssn FROM users', detectors);
+    assert.deepEqual([d.action, d.derived], ['allow', []]);
+  });
+
+  it('denies a statement too complex to trace rather than guess its lineage', () => {
+    let sql = 'SELECT ssn, 1, 2, 3 FROM users';
+    for (let i = 0; i < 12; i++) {
+      sql = `WITH RECURSIVE r${i}(a, b, c, d) AS (SELECT * FROM (${sql}) x UNION SELECT d, a, b, c FROM r${i}) SELECT * FROM r${i}`;
+    }
+    const d = check(sql);
+    assert.deepEqual([d.action, d.decidedBy], ['deny', 'pii']);
+    assert.match(d.message ?? '', /too deeply for the gateway to trace/);
+  });
+
+  it('caches lineage decisions per facts object like any other decision', () => {
+    const decider = new Decider(rules);
+    const facts = analyzePostgres('SELECT upper(ssn) FROM users');
+    const first = decider.decide(ctx, facts);
+    assert.equal(decider.decide(ctx, facts), first);
+    assert.equal(first.derived.length, 1);
+  });
+
+  it('finds no lineage in MySQL facts yet: outputs unknown, no flows', () => {
+    const facts = analyzeMysql('CREATE TABLE x AS SELECT ssn FROM users');
+    assert.deepEqual(
+      facts.statements.map((s) => [s.outputs, s.flows]),
+      [[null, []]],
+    );
+    assert.equal(decide(rules, ctx, facts).action, 'allow');
+  });
+});
+
+describe('fieldPositions', () => {
+  const col = (name: string): OutputColumn => ({ name, direct: false, star: false, sources: [] });
+  const star: OutputColumn = { name: '*', direct: true, star: true, sources: [] };
+
+  it('maps outputs one to one when there is no star, and refuses a field count that does not fit', () => {
+    assert.deepEqual(fieldPositions([col('a'), col('b')], 2), [0, 1]);
+    assert.deepEqual(fieldPositions([col('a'), col('b')], 3), [null, null]);
+  });
+
+  it('counts outputs after a single star back from the end of the row', () => {
+    assert.deepEqual(fieldPositions([col('a'), star, col('b'), col('c')], 7), [0, null, 5, 6]);
+    assert.deepEqual(fieldPositions([star, col('x')], 1), [null, 0]);
+    assert.deepEqual(fieldPositions([col('a'), star, col('b')], 1), [null, null, null]);
+  });
+
+  it('cannot place anything after the first of several stars', () => {
+    assert.deepEqual(fieldPositions([col('a'), star, col('b'), star, col('c')], 9), [
+      0,
+      null,
+      null,
+      null,
+      null,
+    ]);
+  });
+});
