@@ -187,6 +187,21 @@ describe('warden policy test (explain)', () => {
     assert.match(res.stdout, /^users\.email +users\.note$/m);
     assert.match(res.stdout, /^\*{11}\.com +call ann@example\.com$/m);
     assert.match(res.stdout, /^masked text: mail bo@example\.org$/m);
+    // A column computed from a masked one has no table in the result metadata: lineage masks it by position.
+    const derived = await gw.cli([
+      'policy',
+      'test',
+      '--connection',
+      'orders-db',
+      '--as',
+      'alice',
+      '--sample',
+      JSON.stringify({ columns: ['id', 'e'], rows: [['7', 'ANN@EXAMPLE.COM']] }),
+      'SELECT id, upper(email) AS e FROM users',
+    ]);
+    assert.equal(derived.code, 0, derived.stderr);
+    assert.match(derived.stdout, /^derived: +e \(statement 1, column 2, rule pii\)$/m);
+    assert.match(derived.stdout, /^7 +\*{11}\.COM$/m);
     const ragged = await gw.api('POST', '/api/policy/test', {
       body: {
         connection: 'orders-db',

@@ -7,8 +7,11 @@ import { describeIssue } from '../../config/load.js';
 import { type Rule, ruleSet } from '../../config/rules.js';
 import { actorOf } from '../../identity/identity.js';
 import { analyzeCommand } from '../../policy/analyze.js';
+import type { Decision } from '../../policy/decide.js';
 import { diffRules, diffSummary, isEmptyDiff, type RuleDiff } from '../../policy/diff.js';
-import { MaskSet } from '../../policy/mask/mask-set.js';
+import type { Facts } from '../../policy/facts.js';
+import { fieldPositions } from '../../policy/lineage.js';
+import { type DerivedField, MaskSet } from '../../policy/mask/mask-set.js';
 import { ConflictError } from '../../store/connections.js';
 import type { PolicyVersion } from '../../store/policy-versions.js';
 import { caller } from '../auth.js';
@@ -66,6 +69,19 @@ const summaryOf = (v: PolicyVersion) => ({
 function columnRef(text: string): { table: string | null; name: string } {
   const dot = text.lastIndexOf('.');
   return dot < 0 ? { table: null, name: text } : { table: text.slice(0, dot), name: text.slice(dot + 1) };
+}
+
+/** Derived masks placed on a result of `fieldCount` fields: the last statement that returns rows (what psql shows). */
+function derivedFields(facts: Facts, d: Decision, fieldCount: number): DerivedField[] {
+  if (facts.protocol_kind !== 'sql') return [];
+  const index = facts.statements.findLastIndex((s) => (s.outputs?.length ?? 0) > 0);
+  const outputs = facts.statements[index]?.outputs;
+  if (!outputs) return [];
+  const positions = fieldPositions(outputs, fieldCount);
+  return d.derived.flatMap((m) => {
+    const field = m.statement === index ? positions[m.output] : null;
+    return field === null || field === undefined ? [] : [{ field, style: m.style }];
+  });
 }
 
 /** Validates a rule set as sent; problems are named by index and key (`rules[2].effect: …`). */
@@ -285,7 +301,10 @@ export function policyRoutes(app: ZodApp, ctx: ApiContext): void {
             `sample.rows[${bad}] has ${sample.rows[bad]?.length} values for ${sample.columns.length} columns`,
           );
         }
-        const plan = masks.plan(sample.columns.map(columnRef));
+        const plan = masks.plan(
+          sample.columns.map(columnRef),
+          derivedFields(facts, d, sample.columns.length),
+        );
         maskedSample = { columns: sample.columns, rows: sample.rows.map((r) => plan.mask(r)) };
       }
       return {

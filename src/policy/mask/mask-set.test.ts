@@ -37,6 +37,15 @@ describe('MaskSet: every mask of a decision at once', () => {
     assert.deepEqual(plan.mask([null, null, null]), [null, null, null]);
   });
 
+  it('masks derived fields whole in their rule’s style, by position, next to metadata columns', () => {
+    const plan = set.plan([{ table: null, name: 'upper' }, ...columns], [{ field: 0, style: 'tokenize' }]);
+    assert.deepEqual(plan.masked, [true, true, true, false]);
+    const [derived] = plan.mask(['078-05-1120', null, null, 'x']);
+    assert.match(derived ?? '', /^tok_[0-9a-f]{16}$/);
+    const keep = set.plan([{ table: null, name: 'upper' }], [{ field: 0, style: { keep_last: 2 } }]);
+    assert.deepEqual(keep.mask(['ABCDEF']), ['****EF']);
+  });
+
   it('makes equal tokens for equal values and different ones under another key', () => {
     const again = new MaskSet(masks, KEY).plan(columns).mask([null, 'ann@example.com', null])[1];
     assert.equal(set.plan(columns).mask([null, 'ann@example.com', null])[1], again);

@@ -1,14 +1,23 @@
 // Every mask a decision carries, applied as one: a column any rule masks whole gets the first such
 // rule's style; other values pass through each rule's detectors. What engines and the recorder use.
 import type { Rule } from '../../config/rules.js';
-import type { MaskStyle } from './styles.js';
+import { type MaskStyle, type Replacer, replacerFor } from './styles.js';
 import { type ColumnRef, Masker, type MaskSpec, type RowPlan } from './values.js';
 
 export type MaskRuleSpec = Extract<Rule, { effect: 'mask' }>['mask'];
 
+/** A result field computed from a masked column (a decision's `derived`, placed by `fieldPositions`). */
+export interface DerivedField {
+  field: number;
+  style: MaskRuleSpec['style'];
+}
+
+const styleOf = (s: MaskRuleSpec['style']): MaskStyle =>
+  typeof s === 'string' ? s : { keepLast: s.keep_last };
+
 /** A mask rule as written in the config, as the Masker takes it. */
 export function maskSpecOf(m: MaskRuleSpec): MaskSpec {
-  const style: MaskStyle = typeof m.style === 'string' ? m.style : { keepLast: m.style.keep_last };
+  const style = styleOf(m.style);
   // A rule naming columns masks those; it scans free text only when it names detectors too.
   const detectors = m.detectors ?? (m.columns ? [] : undefined);
   return { style, ...(m.columns ? { columns: m.columns } : {}), ...(detectors ? { detectors } : {}) };
@@ -21,7 +30,10 @@ export class MaskSet {
   private readonly plans = new Map<string, RowPlan>();
 
   /** `tokenKey` is the deployment's tokenization key; required when a rule uses `style: tokenize`. */
-  constructor(masks: readonly MaskRuleSpec[], tokenKey?: Buffer) {
+  constructor(
+    masks: readonly MaskRuleSpec[],
+    private readonly tokenKey?: Buffer,
+  ) {
     this.maskers = masks.map((m) => new Masker(maskSpecOf(m), tokenKey));
   }
 
@@ -29,20 +41,30 @@ export class MaskSet {
     return this.maskers.length === 0;
   }
 
-  plan(columns: readonly ColumnRef[]): RowPlan {
-    const key = columns.map((c) => `${c.table ?? '\u0000'}\u0001${c.name}`).join('\u0002');
+  /**
+   * The plan for one result shape: columns by their metadata, plus `derived` fields (computed
+   * from a masked column, so the metadata cannot name them) masked whole in their rule's style.
+   */
+  plan(columns: readonly ColumnRef[], derived: readonly DerivedField[] = []): RowPlan {
+    const key =
+      columns.map((c) => `${c.table ?? '\u0000'}\u0001${c.name}`).join('\u0002') +
+      derived.map((d) => `\u0003${d.field}:${JSON.stringify(d.style)}`).join('');
     const hit = this.plans.get(key);
     if (hit) return hit;
     const plans = this.maskers.map((m) => m.plan(columns));
-    const whole = columns.map((_, i) => plans.findIndex((p) => p.masked[i]));
+    const replacers: Array<Replacer | undefined> = columns.map((_, i) => {
+      const w = plans.findIndex((p) => p.masked[i]);
+      return w >= 0 ? this.maskers[w]!.replace : undefined;
+    });
+    for (const d of derived) replacers[d.field] ??= replacerFor(styleOf(d.style), this.tokenKey);
     const scanners = this.maskers.filter((m) => m.detectors.length > 0);
     const plan: RowPlan = {
-      masked: whole.map((w) => w >= 0),
+      masked: replacers.map((r) => r !== undefined),
       mask: (values) =>
         values.map((v, i) => {
           if (v === null) return null;
-          const w = whole[i]!;
-          if (w >= 0) return this.maskers[w]!.replace(v);
+          const whole = replacers[i];
+          if (whole) return whole(v);
           let out = v;
           for (const m of scanners) out = m.maskText(out);
           return out;
