@@ -104,7 +104,10 @@ export interface SqlFacts {
   multi_statement: boolean;
   /** Set when the text does not parse; rules decide (default: deny with this message). */
   unparseable: string | null;
-  /** Normalized fingerprint of the text (cache key), when it parsed. */
+  /**
+   * The statement with its literals replaced (PostgreSQL: `$n`; MySQL: `?`), equal for texts that
+   * differ only in constants; null when it does not parse.
+   */
   fingerprint: string | null;
 }
 

@@ -42,8 +42,8 @@ class Lru<V> {
 }
 
 export interface FactsCacheOptions {
-  /** Fresh facts for a text; called on a miss. */
-  analyze: (sql: string) => SqlFacts;
+  /** Fresh facts for a text; called on a miss with the normalized key already computed (or null). */
+  analyze: (sql: string, normalized: string | null) => SqlFacts;
   /**
    * The text with its literals replaced, or null when it has none worth sharing. Two texts with
    * the same key must differ only in constants; `shareable` then says whether facts ignore them.
@@ -96,7 +96,7 @@ export class FactsCache {
       return shared;
     }
     this.counts.misses++;
-    const facts = deepFreeze(this.options.analyze(sql));
+    const facts = deepFreeze(this.options.analyze(sql, key));
     this.exact.set(sql, facts);
     if (key !== null && (this.options.shareable?.(facts) ?? false)) this.shapes.set(key, facts);
     return facts;

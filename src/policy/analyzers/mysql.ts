@@ -156,7 +156,7 @@ function failure(message: string): SqlFacts {
  * quoted strings and hex literals as table names (`FROM 'users'`, `FROM "users"`, `FROM 0x10`),
  * so a lexical scanner cannot tell which literals the facts ignore.
  */
-const cache = new FactsCache({ analyze: analyzeMysqlUncached });
+const cache = new FactsCache({ analyze: (sql) => analyzeMysqlUncached(sql) });
 
 /**
  * {@link analyzeMysqlUncached} through an LRU of the last 10,000 exact texts: the same text gets

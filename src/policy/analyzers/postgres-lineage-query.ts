@@ -263,7 +263,8 @@ export abstract class QueryTracer {
     if (Array.isArray(v)) return v.flatMap((x) => this.expr(x, levels, ctes));
     if (!isRecord(v)) return [];
     const out: ColumnSource[] = [];
-    for (const [key, val] of Object.entries(v)) {
+    for (const key in v) {
+      const val = v[key];
       if (!isRecord(val)) {
         if (Array.isArray(val)) out.push(...this.expr(val, levels, ctes));
         continue;

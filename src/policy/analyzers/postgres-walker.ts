@@ -71,6 +71,12 @@ const KIND_NAMES: Record<string, string> = {
   SelectStmt: 'select',
 };
 
+/** Node wrappers are capitalized (`SelectStmt`); fields are lowercase. A char test, not a regex: this runs per key. */
+export function isNodeName(key: string): boolean {
+  const c = key.charCodeAt(0);
+  return c >= 65 && c <= 90;
+}
+
 export function isRecord(v: unknown): v is Fields {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -138,9 +144,10 @@ export class StatementWalker {
       return;
     }
     if (!isRecord(value)) return;
-    for (const [key, v] of Object.entries(value)) {
+    for (const key in value) {
+      const v = value[key];
       // Node wrappers are capitalized (`{SelectStmt: {...}}`); fields are lowercase.
-      if (/^[A-Z]/.test(key) && isRecord(v)) this.node(key, v, scope);
+      if (isNodeName(key) && isRecord(v)) this.node(key, v, scope);
       else this.walk(v, scope);
     }
   }
@@ -210,7 +217,7 @@ export class StatementWalker {
       default:
         if (RELATION_WRITERS.has(name)) this.write(body.relation, skip);
     }
-    for (const [key, v] of Object.entries(body)) if (!skip.has(key)) this.walk(v, scope);
+    for (const key in body) if (!skip.has(key)) this.walk(body[key], scope);
   }
 
   /** Non-recursive CTEs see only earlier siblings, so `WITH users AS (SELECT * FROM users)` reads the table. */

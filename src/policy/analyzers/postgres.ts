@@ -1,7 +1,7 @@
 // Turns PostgreSQL text into SqlFacts with the real PostgreSQL parser (libpg-query, WASM), so
 // rules see what the server will run: every statement, its tables, functions and hidden SQL.
 
-import { fingerprintSync, loadModule, normalizeSync, parseSync } from 'libpg-query';
+import { loadModule, normalizeSync, parseSync } from 'libpg-query';
 import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts } from '../facts.js';
 import { FactsCache, type FactsCacheStats } from './facts-cache.js';
 import { routineFlows, statementLineage } from './postgres-lineage.js';
@@ -17,7 +17,7 @@ let loaded = false;
 const CONSTANT_READERS = new Set(['do', 'create_function', 'copy']);
 
 const cache = new FactsCache({
-  analyze: analyzePostgresUncached,
+  analyze: (sql, normalized) => analyzePostgresUncached(sql, normalized),
   normalize: normalizedText,
   shareable: (facts) =>
     facts.unparseable === null &&
@@ -61,8 +61,11 @@ function normalizedText(sql: string): string | null {
   }
 }
 
-/** Facts for `sql` without the cache: a fresh, mutable object each call. */
-export function analyzePostgresUncached(sql: string): SqlFacts {
+/**
+ * Facts for `sql` without the cache: a fresh, mutable object each call. The fingerprint is the
+ * normalized text (literals as `$n`), which the cache has already computed on a miss.
+ */
+export function analyzePostgresUncached(sql: string, normalized?: string | null): SqlFacts {
   if (!loaded) throw new Error('postgres analyzer used before loadPostgresAnalyzer() finished');
   // The parser reads a C string and would stop at a NUL, hiding whatever follows it.
   if (sql.includes('\u0000')) return unparseable('text contains a NUL byte');
@@ -80,7 +83,7 @@ export function analyzePostgresUncached(sql: string): SqlFacts {
     statements,
     multi_statement: statements.length > 1,
     unparseable: null,
-    fingerprint: fingerprint(sql),
+    fingerprint: normalized === undefined ? normalizedText(sql) : normalized,
   };
 }
 
@@ -108,12 +111,4 @@ function statementFacts(stmt: unknown): SqlStatementFacts {
   facts.outputs = lineage.outputs;
   facts.flows.push(...lineage.flows);
   return facts;
-}
-
-function fingerprint(sql: string): string | null {
-  try {
-    return fingerprintSync(sql);
-  } catch {
-    return null;
-  }
 }
