@@ -1,0 +1,239 @@
+// The PostgreSQL v3 wire format, as pure functions: a framer that cuts a byte stream into
+// messages (keeping the unfinished tail), readers for the few messages Warden inspects, and
+// builders for the messages it writes itself. Messages it does not inspect are never decoded.
+
+/** Message type bytes a client sends. */
+export enum Front {
+  Query = 0x51, // 'Q'
+  Parse = 0x50, // 'P'
+  Bind = 0x42, // 'B'
+  Describe = 0x44, // 'D'
+  Execute = 0x45, // 'E'
+  Sync = 0x53, // 'S'
+  Flush = 0x48, // 'H'
+  Close = 0x43, // 'C'
+  Terminate = 0x58, // 'X'
+  /** Also SASLInitialResponse and SASLResponse: the type is the same, the context tells. */
+  PasswordMessage = 0x70, // 'p'
+  CopyData = 0x64, // 'd'
+  CopyDone = 0x63, // 'c'
+  CopyFail = 0x66, // 'f'
+  FunctionCall = 0x46, // 'F'
+}
+
+/** Message type bytes a server sends. */
+export enum Back {
+  Authentication = 0x52, // 'R'
+  BackendKeyData = 0x4b, // 'K'
+  ParameterStatus = 0x53, // 'S'
+  ReadyForQuery = 0x5a, // 'Z'
+  RowDescription = 0x54, // 'T'
+  DataRow = 0x44, // 'D'
+  CommandComplete = 0x43, // 'C'
+  EmptyQueryResponse = 0x49, // 'I'
+  ErrorResponse = 0x45, // 'E'
+  NoticeResponse = 0x4e, // 'N'
+  NotificationResponse = 0x41, // 'A'
+  ParseComplete = 0x31, // '1'
+  BindComplete = 0x32, // '2'
+  CopyInResponse = 0x47, // 'G'
+  CopyOutResponse = 0x48, // 'H'
+  CopyData = 0x64, // 'd'
+  CopyDone = 0x63, // 'c'
+}
+
+/** Startup-phase request codes (the int32 after the length of a packet with no type byte). */
+export const PROTOCOL_V3 = 196608; // 3.0
+export const SSL_REQUEST = 80877103;
+export const GSSENC_REQUEST = 80877104;
+export const CANCEL_REQUEST = 80877102;
+
+export const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+export interface Message {
+  type: number;
+  /** The payload after type and length: a view into the received chunk, not a copy. */
+  body: Buffer;
+  /** The whole message as received (type, length, payload), for forwarding untouched. */
+  raw: Buffer;
+}
+
+/**
+ * Cuts a stream into typed messages. Only the unfinished tail of a chunk is kept (copied once
+ * when more bytes arrive), so memory is bounded by the largest message, which is capped.
+ */
+export class MessageFramer {
+  private tail: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly maxMessage = DEFAULT_MAX_MESSAGE) {}
+
+  /** Complete messages in `chunk` (plus what was held back); throws ProtocolError on a bad length. */
+  push(chunk: Buffer): Message[] {
+    const buf = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
+    const out: Message[] = [];
+    let at = 0;
+    while (buf.length - at >= 5) {
+      const len = buf.readInt32BE(at + 1);
+      if (len < 4 || len > this.maxMessage) {
+        throw new ProtocolError(
+          `invalid message length ${len} for message type ${JSON.stringify(String.fromCharCode(buf[at]!))}`,
+        );
+      }
+      if (buf.length - at < len + 1) break;
+      out.push({
+        type: buf[at]!,
+        body: buf.subarray(at + 5, at + 1 + len),
+        raw: buf.subarray(at, at + 1 + len),
+      });
+      at += len + 1;
+    }
+    this.tail = at === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
+    return out;
+  }
+
+  /** Bytes held for an unfinished message. */
+  get pending(): number {
+    return this.tail.length;
+  }
+}
+
+/** A cursor over a message body; every read checks bounds and throws ProtocolError past the end. */
+export class Reader {
+  private at = 0;
+
+  constructor(private readonly buf: Buffer) {}
+
+  get remaining(): number {
+    return this.buf.length - this.at;
+  }
+
+  int16(): number {
+    this.need(2);
+    const v = this.buf.readInt16BE(this.at);
+    this.at += 2;
+    return v;
+  }
+
+  int32(): number {
+    this.need(4);
+    const v = this.buf.readInt32BE(this.at);
+    this.at += 4;
+    return v;
+  }
+
+  /** A NUL-terminated UTF-8 string. */
+  cstring(): string {
+    const end = this.buf.indexOf(0, this.at);
+    if (end < 0) throw new ProtocolError('string without its terminating NUL');
+    const s = this.buf.toString('utf8', this.at, end);
+    this.at = end + 1;
+    return s;
+  }
+
+  bytes(n: number): Buffer {
+    if (n < 0) throw new ProtocolError(`negative length ${n}`);
+    this.need(n);
+    const v = this.buf.subarray(this.at, this.at + n);
+    this.at += n;
+    return v;
+  }
+
+  private need(n: number): void {
+    if (this.at + n > this.buf.length) throw new ProtocolError('message ends early');
+  }
+}
+
+// ---- builders -------------------------------------------------------------------------------
+
+/** A typed message from its payload parts (strings are written NUL-terminated). */
+export function message(type: number, ...parts: Array<Buffer | string | Int32 | Int16>): Buffer {
+  const bufs = parts.map((p) => {
+    if (typeof p === 'string') return Buffer.from(`${p}\u0000`, 'utf8');
+    if (Buffer.isBuffer(p)) return p;
+    const b = Buffer.alloc(p.size);
+    if (p.size === 4) b.writeInt32BE(p.value);
+    else b.writeInt16BE(p.value);
+    return b;
+  });
+  const len = bufs.reduce((n, b) => n + b.length, 4);
+  const head = Buffer.alloc(5);
+  head[0] = type;
+  head.writeInt32BE(len, 1);
+  return Buffer.concat([head, ...bufs]);
+}
+
+export interface Int32 {
+  size: 4;
+  value: number;
+}
+export interface Int16 {
+  size: 2;
+  value: number;
+}
+export const int32 = (value: number): Int32 => ({ size: 4, value });
+export const int16 = (value: number): Int16 => ({ size: 2, value });
+
+/** Fields of an ErrorResponse or NoticeResponse, by their one-letter codes. */
+export interface ErrorFields {
+  severity: 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'DEBUG' | 'INFO' | 'LOG';
+  /** SQLSTATE, five characters. */
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+}
+
+function noticeFields(f: ErrorFields): Buffer[] {
+  const parts: Array<[string, string | undefined]> = [
+    ['S', f.severity],
+    ['V', f.severity],
+    ['C', f.code],
+    ['M', f.message],
+    ['D', f.detail],
+    ['H', f.hint],
+  ];
+  const out = parts.flatMap(([k, v]) => (v === undefined ? [] : [Buffer.from(`${k}${v}\u0000`, 'utf8')]));
+  return [...out, Buffer.from([0])];
+}
+
+export const errorResponse = (f: ErrorFields): Buffer => message(Back.ErrorResponse, ...noticeFields(f));
+export const noticeResponse = (f: ErrorFields): Buffer => message(Back.NoticeResponse, ...noticeFields(f));
+export const authenticationOk = (): Buffer => message(Back.Authentication, int32(0));
+export const authenticationCleartextPassword = (): Buffer => message(Back.Authentication, int32(3));
+export const parameterStatus = (name: string, value: string): Buffer =>
+  message(Back.ParameterStatus, name, value);
+export const backendKeyData = (pid: number, secret: number): Buffer =>
+  message(Back.BackendKeyData, int32(pid), int32(secret));
+/** `I` idle, `T` in a transaction, `E` in a failed transaction. */
+export const readyForQuery = (status: 'I' | 'T' | 'E'): Buffer =>
+  message(Back.ReadyForQuery, Buffer.from(status, 'latin1'));
+
+/** Reads the fields of an ErrorResponse or NoticeResponse body into a map keyed by field code. */
+export function readNoticeFields(body: Buffer): Map<string, string> {
+  const fields = new Map<string, string>();
+  const r = new Reader(body);
+  while (r.remaining > 0) {
+    const code = r.bytes(1)[0]!;
+    if (code === 0) break;
+    fields.set(String.fromCharCode(code), r.cstring());
+  }
+  return fields;
+}
+
+/** The SQL text of a simple Query message. */
+export const readQuery = (body: Buffer): string => new Reader(body).cstring();
+
+/** A Parse message: statement name, SQL text and declared parameter type OIDs. */
+export function readParse(body: Buffer): { name: string; text: string; paramTypes: number[] } {
+  const r = new Reader(body);
+  const name = r.cstring();
+  const text = r.cstring();
+  const n = r.int16();
+  const paramTypes: number[] = [];
+  for (let i = 0; i < n; i++) paramTypes.push(r.int32());
+  return { name, text, paramTypes };
+}
