@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ScramClient, ScramError, saslprep, signatureAlgorithmOid, tlsServerEndPoint } from './scram.js';
+
+// RFC 7677 §3: the SCRAM-SHA-256 exchange for user "user", password "pencil".
+const RFC = {
+  nonce: 'rOprNGfwEbeRWgbNEkqO',
+  clientFirst: 'n,,n=user,r=rOprNGfwEbeRWgbNEkqO',
+  serverFirst: 'r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096',
+  clientFinal:
+    'c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=',
+  serverFinal: 'v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=',
+};
+
+const rfcClient = () =>
+  new ScramClient({ password: 'pencil', user: 'user', nonce: RFC.nonce, channelBinding: { kind: 'none' } });
+
+describe('SCRAM-SHA-256 client', () => {
+  it('produces the RFC 7677 messages and accepts the server signature', async () => {
+    const c = rfcClient();
+    assert.equal(c.mechanism, 'SCRAM-SHA-256');
+    assert.equal(c.clientFirst(), RFC.clientFirst);
+    assert.equal(await c.clientFinal(RFC.serverFirst), RFC.clientFinal);
+    c.verifyServerFinal(RFC.serverFinal);
+  });
+
+  it('rejects a server signature that does not match, and a server error', async () => {
+    const c = rfcClient();
+    await c.clientFinal(RFC.serverFirst);
+    assert.throws(() => c.verifyServerFinal('v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='), ScramError);
+    assert.throws(() => c.verifyServerFinal('e=invalid-proof'), /invalid-proof/);
+  });
+
+  it('refuses a server nonce that does not extend its own', async () => {
+    await assert.rejects(
+      rfcClient().clientFinal('r=somethingElse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096'),
+      /nonce/,
+    );
+    await assert.rejects(
+      rfcClient().clientFinal(`r=${RFC.nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096`),
+      /nonce/,
+    );
+    await assert.rejects(
+      rfcClient().clientFinal(`r=${RFC.nonce}x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0`),
+      /iteration/,
+    );
+  });
+
+  it('binds to the channel in the GS2 header and in c=', async () => {
+    const data = Buffer.from('0123456789abcdef0123456789abcdef');
+    const c = new ScramClient({
+      password: 'pencil',
+      nonce: RFC.nonce,
+      channelBinding: { kind: 'bound', data },
+    });
+    assert.equal(c.mechanism, 'SCRAM-SHA-256-PLUS');
+    assert.equal(c.clientFirst(), `p=tls-server-end-point,,n=,r=${RFC.nonce}`);
+    const final = await c.clientFinal(RFC.serverFirst);
+    const cbind = Buffer.concat([Buffer.from('p=tls-server-end-point,,'), data]).toString('base64');
+    assert.ok(final.startsWith(`c=${cbind},`));
+    const unbound = new ScramClient({ password: 'x', channelBinding: { kind: 'not-offered' } });
+    assert.match(unbound.clientFirst(), /^y,,n=,r=/);
+  });
+});
+
+describe('SASLprep of passwords', () => {
+  it('leaves ASCII alone, maps spaces and soft hyphens, and applies NFKC', () => {
+    assert.equal(saslprep('pencil with\tcontrol'), 'pencil with\tcontrol');
+    assert.equal(saslprep('a\u00A0b'), 'a b');
+    assert.equal(saslprep('I\u00ADX'), 'IX');
+    assert.equal(saslprep('\u2168'), 'IX');
+  });
+
+  it('uses the raw password when SASLprep prohibits the result, as PostgreSQL does', () => {
+    assert.equal(saslprep('\u00E9\u0007'), '\u00E9\u0007');
+    assert.equal(saslprep('\u00AD'), '\u00AD');
+  });
+});
+
+describe('tls-server-end-point channel binding data', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-scram-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  function cert(args: string[]): Buffer {
+    const out = join(dir, `${args.join('_').replace(/[^a-z0-9]/gi, '')}.pem`);
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=t',
+        '-keyout',
+        join(dir, 'k'),
+        '-out',
+        out,
+        ...args,
+      ],
+      {
+        stdio: 'ignore',
+      },
+    );
+    return new X509Certificate(readFileSync(out)).raw;
+  }
+
+  it('hashes with the certificate signature hash, upgrading SHA-1 to SHA-256', () => {
+    const sha384 = cert(['-newkey', 'rsa:2048', '-sha384']);
+    assert.equal(signatureAlgorithmOid(sha384), '1.2.840.113549.1.1.12');
+    assert.deepEqual(tlsServerEndPoint(sha384), createHash('sha384').update(sha384).digest());
+    const sha1 = cert(['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-sha1']);
+    assert.equal(signatureAlgorithmOid(sha1), '1.2.840.10045.4.1');
+    assert.deepEqual(tlsServerEndPoint(sha1), createHash('sha256').update(sha1).digest());
+  });
+
+  it('cannot bind to an Ed25519 certificate (no hash in its signature) or to garbage', () => {
+    const ed = cert(['-newkey', 'ed25519']);
+    assert.equal(signatureAlgorithmOid(ed), '1.3.101.112');
+    assert.equal(tlsServerEndPoint(ed), null);
+    assert.equal(tlsServerEndPoint(Buffer.from([0x30, 0x82, 0xff])), null);
+  });
+});
