@@ -8,10 +8,12 @@ import {
   int32,
   MessageFramer,
   message,
+  negotiateProtocolVersion,
   ProtocolError,
   readNoticeFields,
   readParse,
   readQuery,
+  readStartupParams,
   readyForQuery,
 } from './codec.js';
 
@@ -56,5 +58,21 @@ describe('postgres codec', () => {
     const fields = readNoticeFields(m!.body);
     assert.deepEqual([fields.get('S'), fields.get('C'), fields.get('M')], ['FATAL', '28P01', 'bad password']);
     assert.deepEqual(readyForQuery('I'), Buffer.from([0x5a, 0, 0, 0, 5, 0x49]));
+  });
+
+  it('reads startup parameters and refuses a packet without its final terminator', () => {
+    const payload = Buffer.from('user\0alice\0database\0db\0\0');
+    assert.deepEqual(readStartupParams(payload), [
+      ['user', 'alice'],
+      ['database', 'db'],
+    ]);
+    assert.throws(() => readStartupParams(payload.subarray(0, -1)), /expected terminator as last byte/);
+    assert.throws(() => readStartupParams(Buffer.from('user\0alice\0\0extra')), /expected terminator/);
+  });
+
+  it('builds NegotiateProtocolVersion with the ignored options', () => {
+    const [m] = new MessageFramer().push(negotiateProtocolVersion(196608, ['_pq_.x']));
+    assert.equal(m?.type, Back.NegotiateProtocolVersion);
+    assert.deepEqual(m?.body, Buffer.from([0, 3, 0, 0, 0, 0, 0, 1, ...Buffer.from('_pq_.x\0')]));
   });
 });

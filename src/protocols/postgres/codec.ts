@@ -40,6 +40,7 @@ export enum Back {
   CopyOutResponse = 0x48, // 'H'
   CopyData = 0x64, // 'd'
   CopyDone = 0x63, // 'c'
+  NegotiateProtocolVersion = 0x76, // 'v'
 }
 
 /** Startup-phase request codes (the int32 after the length of a packet with no type byte). */
@@ -211,6 +212,25 @@ export const backendKeyData = (pid: number, secret: number): Buffer =>
 /** `I` idle, `T` in a transaction, `E` in a failed transaction. */
 export const readyForQuery = (status: 'I' | 'T' | 'E'): Buffer =>
   message(Back.ReadyForQuery, Buffer.from(status, 'latin1'));
+
+/** The newest protocol version the server speaks (a full version number) and the options it ignored. */
+export const negotiateProtocolVersion = (newest: number, unrecognized: string[]): Buffer =>
+  message(Back.NegotiateProtocolVersion, int32(newest), int32(unrecognized.length), ...unrecognized);
+
+/** A StartupMessage's name/value pairs (the payload after length and version), ended by an empty name. */
+export function readStartupParams(payload: Buffer): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  const r = new Reader(payload);
+  try {
+    for (let name = r.cstring(); name !== ''; name = r.cstring()) pairs.push([name, r.cstring()]);
+  } catch {
+    // PostgreSQL's wording, whichever string ran off the end.
+    throw new ProtocolError('invalid startup packet layout: expected terminator as last byte');
+  }
+  if (r.remaining !== 0)
+    throw new ProtocolError('invalid startup packet layout: expected terminator as last byte');
+  return pairs;
+}
 
 /** Reads the fields of an ErrorResponse or NoticeResponse body into a map keyed by field code. */
 export function readNoticeFields(body: Buffer): Map<string, string> {
