@@ -44,8 +44,11 @@ export function preflight(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Preflig
     };
   });
 
-  const tls = config.api.tls;
-  if (tls) {
+  for (const [label, tls] of [
+    ['api.tls', config.api.tls],
+    ['listeners.postgres.tls', config.listeners.postgres.tls],
+  ] as const) {
+    if (!tls) continue;
     const read = (path: string, key: string) =>
       attempt(() => {
         try {
@@ -56,15 +59,15 @@ export function preflight(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Preflig
           ]);
         }
       });
-    const cert = read(tls.cert, 'api.tls.cert');
-    const key = read(tls.key, 'api.tls.key');
+    const cert = read(tls.cert, `${label}.cert`);
+    const key = read(tls.key, `${label}.key`);
     if (cert && key) {
       try {
         createSecureContext({ cert, key });
       } catch (err) {
         problems.push({
           source,
-          path: 'api.tls',
+          path: label,
           message: `certificate and key do not load together: ${(err as Error).message}`,
         });
       }

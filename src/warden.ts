@@ -22,6 +22,7 @@ import { WardenTokens } from './identity/warden-tokens.js';
 import { loadAnalyzers } from './policy/analyze.js';
 import { RulesInForce } from './policy/in-force.js';
 import { preflight } from './preflight.js';
+import { type PostgresListener, startPostgresListener } from './protocols/postgres/listener.js';
 import { Connections } from './store/connections.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
@@ -34,6 +35,8 @@ export interface Warden {
   api: FastifyInstance;
   /** Base URL of the API once listening. */
   url: string;
+  /** Where stock PostgreSQL clients connect, when that listener is enabled. */
+  postgres: { host: string; port: number } | null;
   close(): Promise<void>;
 }
 
@@ -169,6 +172,24 @@ export async function startWarden(
     metrics,
     log,
   };
+  let postgres: PostgresListener | null = null;
+  if (config.listeners.postgres.enabled) {
+    postgres = await startPostgresListener({
+      config,
+      authenticator,
+      connections,
+      audit,
+      log,
+      session: {
+        policy,
+        audit,
+        sessions: ctx.sessions,
+        tokenizeKey,
+        policyDefault: config.policy.default,
+      },
+    });
+    log.info({ host: postgres.host, port: postgres.port }, 'postgres listening');
+  }
   const api = await buildApi(ctx);
   const url = await api.listen({ host: config.api.host, port: config.api.port });
   log.info({ url, store: store.dialect, data_dir: dataDir }, 'api listening');
@@ -184,8 +205,10 @@ export async function startWarden(
     ctx,
     api,
     url,
+    postgres: postgres ? { host: postgres.host, port: postgres.port } : null,
     async close() {
       policy.stop();
+      await postgres?.close();
       await api.close();
       audit.record({
         type: 'gateway.stopped',

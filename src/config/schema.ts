@@ -116,6 +116,33 @@ export const configSchema = z.strictObject({
       path: ['token_ttl'],
     })
     .prefault({}),
+  listeners: z
+    .strictObject({
+      /** Stock PostgreSQL clients connect here; the startup `database` names the connection. */
+      postgres: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          host: z.string().min(1).default('127.0.0.1'),
+          /** 0 picks a free port (logged). */
+          port: z.number().int().min(0).max(65535).default(15432),
+          tls: tlsFiles.optional(),
+          /**
+           * Ask for the credential over a plaintext socket even on a non-loopback host (it is then
+           * readable on the network). Loopback-only listeners always may.
+           */
+          allow_plaintext_password: z.boolean().default(false),
+          /** A client that has not finished startup and authentication by then is dropped. */
+          login_timeout: durationAtLeast(100, '100ms').prefault('60s'),
+          /** Largest protocol message accepted from either side, in bytes. */
+          max_message: z
+            .number()
+            .int()
+            .min(64 * 1024)
+            .default(64 * 1024 * 1024),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   connections: z.array(configConnection).default([]),
   policy: z
     .strictObject({

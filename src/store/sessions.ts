@@ -87,6 +87,15 @@ export class Sessions {
     return rows.map(view);
   }
 
+  /** Marks a session ended with its final status (`closed`, `killed`, `failed` …). */
+  async end(id: string, status: string, endedAt: string): Promise<void> {
+    await this.store.db
+      .updateTable('sessions')
+      .set({ status, ended_at: endedAt })
+      .where('id', '=', id)
+      .execute();
+  }
+
   async get(id: string): Promise<SessionView | undefined> {
     const row = await this.store.db
       .selectFrom('sessions')

@@ -46,6 +46,8 @@ export interface WardenProcess {
   url: string;
   child: ChildProcess;
   configFile: string;
+  /** The PostgreSQL listener's address, when enabled. */
+  postgres: { host: string; port: number } | null;
   /** Everything the process wrote to stdout and stderr so far. */
   logs(): string;
   /** Waits (up to 5 s) for the log to match: the logger writes asynchronously. */
@@ -56,6 +58,11 @@ export interface WardenProcess {
 }
 
 /** Starts `warden serve` with a config object written to `<dir>/warden.yaml`; resolves once the API listens. */
+function pgListener(config: Record<string, unknown>): Record<string, unknown> {
+  const listeners = config.listeners as { postgres?: Record<string, unknown> } | undefined;
+  return listeners?.postgres ?? {};
+}
+
 export async function startWarden(opts: {
   dir: string;
   config: Record<string, unknown>;
@@ -63,7 +70,16 @@ export async function startWarden(opts: {
   timeoutMs?: number;
 }): Promise<WardenProcess> {
   const configFile = join(opts.dir, 'warden.yaml');
-  writeFileSync(configFile, stringify({ api: { port: 0 }, log: { level: 'debug' }, ...opts.config }));
+  writeFileSync(
+    configFile,
+    stringify({
+      api: { port: 0 },
+      log: { level: 'debug' },
+      ...opts.config,
+      // Every gateway under test gets its own free port unless the test names one.
+      listeners: { ...(opts.config.listeners as object), postgres: { port: 0, ...pgListener(opts.config) } },
+    }),
+  );
   const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], {
     cwd: opts.dir,
     env: { ...process.env, ...opts.env },
@@ -90,8 +106,10 @@ export async function startWarden(opts: {
       reject(new Error(`warden serve exited with ${code}:\n${output}`));
     });
   });
+  const pg = /warden: PostgreSQL listening on (\S+):(\d+)/.exec(output);
   return {
     url,
+    postgres: pg ? { host: pg[1]!, port: Number(pg[2]) } : null,
     child,
     configFile,
     logs: () => output,

@@ -45,6 +45,11 @@ export function localCommands(program: Command): void {
         log.flush();
         throw new CliError(`start-up failed: ${(err as Error).message}`);
       }
+      if (warden.postgres) {
+        process.stderr.write(
+          `warden: PostgreSQL listening on ${warden.postgres.host}:${warden.postgres.port}\n`,
+        );
+      }
       process.stderr.write(`warden: API listening on ${warden.url}\n`);
       let stopping = false;
       const stop = async (signal: string) => {

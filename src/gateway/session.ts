@@ -1,0 +1,148 @@
+// One caller's session on one connection, whatever the protocol: the identity it runs under,
+// the decision for every command (analyzer facts + the rules in force), and its audit trail.
+// Protocol engines turn bytes into commands and ask this; it never sees a socket.
+import { randomUUID } from 'node:crypto';
+import type { AuditLog } from '../audit/log.js';
+import type { AuditActor } from '../audit/record.js';
+import type { ConnectionView } from '../config/connection.js';
+import type { Identity } from '../identity/identity.js';
+import { analyzeCommand } from '../policy/analyze.js';
+import type { Decision, DecisionContext } from '../policy/decide.js';
+import type { Facts } from '../policy/facts.js';
+import type { RulesInForce } from '../policy/in-force.js';
+import { MaskSet } from '../policy/mask/mask-set.js';
+import type { Sessions } from '../store/sessions.js';
+
+export interface SessionDeps {
+  policy: RulesInForce;
+  audit: AuditLog;
+  sessions: Sessions;
+  tokenizeKey: Buffer;
+  /** The global default for commands no rule decides. */
+  policyDefault: 'allow' | 'deny';
+}
+
+export interface Command {
+  text: string;
+  facts: Facts;
+  decision: Decision;
+}
+
+export type CloseReason = 'client' | 'target' | 'error' | 'killed' | 'shutdown';
+
+export class Session {
+  readonly id = randomUUID();
+  readonly startedAt = new Date();
+  private readonly context: DecisionContext;
+  private closed = false;
+  private commands = 0;
+
+  constructor(
+    private readonly deps: SessionDeps,
+    readonly identity: Identity,
+    readonly connection: ConnectionView,
+    readonly client: { address: string | null; application: string | null },
+  ) {
+    this.context = {
+      connection: {
+        name: connection.name,
+        tags: connection.tags,
+        protocol: connection.protocol,
+        default: connection.policy_default ?? deps.policyDefault,
+      },
+      caller: {
+        subject: identity.subject,
+        groups: identity.groups,
+        kind: identity.kind,
+        chain: identity.chain,
+      },
+    };
+  }
+
+  get actor(): AuditActor & Record<string, unknown> {
+    return {
+      subject: this.identity.subject,
+      kind: this.identity.kind,
+      chain: this.identity.chain,
+      root: this.identity.rootSubject,
+      token_id: this.identity.tokenId,
+      address: this.client.address,
+    };
+  }
+
+  /** Writes the session row and its `session.opened` event; a store that refuses them refuses the session. */
+  async open(): Promise<void> {
+    await this.deps.sessions.insert({
+      id: this.id,
+      subject: this.identity.subject,
+      kind: this.identity.kind,
+      root_subject: this.identity.rootSubject,
+      chain: this.identity.chain,
+      token_id: this.identity.tokenId,
+      parent_session_id: null,
+      connection: this.connection.name,
+      protocol: this.connection.protocol,
+      client_addr: this.client.address,
+      status: 'active',
+      started_at: this.startedAt.toISOString(),
+      ended_at: null,
+    });
+    await this.deps.audit.append({
+      type: 'session.opened',
+      actor: this.actor,
+      target: `connection:${this.connection.name}`,
+      outcome: 'success',
+      payload: { session: this.id, protocol: this.connection.protocol, application: this.client.application },
+    });
+  }
+
+  /** Analyzes and decides one command, and records the decision in the audit chain (not its results). */
+  decide(text: string): Command {
+    const facts = analyzeCommand(this.connection.protocol, text);
+    const decision = this.deps.policy.decide(this.context, facts);
+    this.commands++;
+    this.deps.audit.record({
+      type:
+        decision.action === 'allow'
+          ? 'command.allowed'
+          : `command.${decision.action === 'deny' ? 'denied' : 'held'}`,
+      actor: this.actor,
+      target: `connection:${this.connection.name}`,
+      outcome: decision.action === 'allow' ? 'success' : 'denied',
+      payload: {
+        session: this.id,
+        command: text.length > 4096 ? `${text.slice(0, 4096)}…` : text,
+        rules: decision.rules,
+        decided_by: decision.decidedBy,
+        ...(decision.message ? { message: decision.message } : {}),
+      },
+    });
+    return { text, facts, decision };
+  }
+
+  /** The masks a decision carries, ready for result rows (null when nothing is masked). */
+  masksFor(decision: Decision): MaskSet | null {
+    return decision.masks.length === 0 ? null : new MaskSet(decision.masks, this.deps.tokenizeKey);
+  }
+
+  async close(reason: CloseReason, detail?: string): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const endedAt = new Date();
+    const status = reason === 'error' ? 'failed' : reason === 'killed' ? 'killed' : 'closed';
+    this.deps.audit.record({
+      type: 'session.closed',
+      actor: this.actor,
+      target: `connection:${this.connection.name}`,
+      outcome: reason === 'error' ? 'failure' : 'info',
+      payload: {
+        session: this.id,
+        reason,
+        ...(detail ? { detail } : {}),
+        commands: this.commands,
+        duration_ms: endedAt.getTime() - this.startedAt.getTime(),
+      },
+    });
+    await this.deps.sessions.end(this.id, status, endedAt.toISOString()).catch(() => undefined);
+  }
+}

@@ -1,0 +1,240 @@
+// The PostgreSQL listener: accepts stock clients, authenticates the caller by the password it
+// sends (API key, OIDC token or Warden token), opens the target with the sealed credentials,
+// then hands both sockets to the engine. Cancel requests are mapped to the right backend.
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import type { AuditLog } from '../../audit/log.js';
+import type { Config } from '../../config/schema.js';
+import { Session, type SessionDeps } from '../../gateway/session.js';
+import type { Authenticator } from '../../identity/authenticate.js';
+import { AuthError } from '../../identity/errors.js';
+import { type Identity, scopeCovers } from '../../identity/identity.js';
+import type { Connections } from '../../store/connections.js';
+import { acceptClient, HandshakeError, sendFatal } from './client-handshake.js';
+import { authenticationOk, backendKeyData, CANCEL_REQUEST, parameterStatus, readyForQuery } from './codec.js';
+import { runEngine } from './engine.js';
+import { connectTarget, TargetError, type TargetSession } from './target.js';
+
+export interface PostgresListenerDeps {
+  config: Config;
+  authenticator: Authenticator;
+  connections: Connections;
+  audit: AuditLog;
+  session: SessionDeps;
+  log: Logger;
+}
+
+export interface PostgresListener {
+  host: string;
+  port: number;
+  /** Live sessions. */
+  readonly active: number;
+  close(): Promise<void>;
+}
+
+interface Live {
+  session: Session;
+  client: Socket;
+  target: TargetSession;
+  targetAddress: { host: string; port: number };
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** What the target's own logs and pg_stat_activity show: who is really behind the session. */
+export function targetApplicationName(
+  app: string | undefined,
+  identity: Identity,
+  sessionId: string,
+): string {
+  const via = identity.chain.length > 0 ? ` via ${identity.chain.join('>')}` : '';
+  const who = identity.rootSubject !== identity.subject ? `${identity.rootSubject}${via}` : identity.subject;
+  // PostgreSQL keeps 63 bytes; the session id goes first so it survives truncation of a long name.
+  return `${app ? `${app} ` : ''}[warden s=${sessionId.slice(0, 8)} ${who}]`;
+}
+
+export async function startPostgresListener(deps: PostgresListenerDeps): Promise<PostgresListener> {
+  const cfg = deps.config.listeners.postgres;
+  const tls: SecureContext | undefined = cfg.tls
+    ? createSecureContext({ cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) })
+    : undefined;
+  const allowPlaintextPassword = cfg.allow_plaintext_password || LOOPBACK.has(cfg.host);
+  /** Our BackendKeyData (pid.secret) → the live session, for cancel requests. */
+  const live = new Map<string, Live>();
+  const sockets = new Set<Socket>();
+
+  const refused = (socket: Socket, code: string, message: string, audit: Record<string, unknown>) => {
+    sendFatal(socket, code, message);
+    deps.audit.record({
+      type: 'gateway.refused',
+      actor: { subject: String(audit.subject ?? 'unknown'), kind: 'unknown', chain: [] },
+      target: audit.connection ? `connection:${String(audit.connection)}` : null,
+      outcome: 'denied',
+      payload: { protocol: 'postgres', code, message, address: socket.remoteAddress ?? null },
+    });
+  };
+
+  const serve = async (socket: Socket) => {
+    const hello = await acceptClient(socket, {
+      ...(tls ? { tls } : {}),
+      allowPlaintextPassword,
+      loginTimeoutMs: cfg.login_timeout,
+    });
+    if (hello.kind === 'cancel') {
+      socket.destroy();
+      const hit = live.get(`${hello.pid}.${hello.secret}`);
+      if (hit) cancelOnTarget(hit);
+      return;
+    }
+    const client = hello.socket;
+    client.on('error', () => undefined);
+    const name = hello.params.database ?? '';
+    const conn = await deps.connections.get(name);
+    if (conn?.protocol !== 'postgres') {
+      return refused(client, '3D000', `connection "${name}" does not exist (warden)`, { connection: name });
+    }
+    let identity: Identity;
+    try {
+      identity = await deps.authenticator.authenticate(hello.password);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      return refused(client, '28P01', `authentication failed: ${err.message} (warden)`, { connection: name });
+    }
+    if (!scopeCovers(identity.scope, name)) {
+      return refused(client, '28000', `your credential does not cover connection "${name}" (warden)`, {
+        connection: name,
+        subject: identity.subject,
+      });
+    }
+    const session = new Session(deps.session, identity, conn, {
+      address: client.remoteAddress ?? null,
+      application: hello.params.application_name ?? null,
+    });
+    try {
+      await session.open();
+    } catch (err) {
+      deps.log.error({ err: (err as Error).message }, 'cannot record a new session; refusing it');
+      return sendFatal(
+        client,
+        '57P03',
+        'Warden cannot record sessions right now; try again shortly (warden)',
+      );
+    }
+    const creds = await deps.connections.credentials(name);
+    const forwarded = { ...hello.params };
+    for (const k of ['user', 'database', 'replication']) delete forwarded[k];
+    forwarded.application_name = targetApplicationName(hello.params.application_name, identity, session.id);
+    let target: TargetSession;
+    try {
+      target = await connectTarget({
+        host: conn.target.host,
+        port: conn.target.port,
+        database: conn.target.database ?? name,
+        user: creds.user ?? hello.params.user ?? 'postgres',
+        password: creds.password,
+        tls: conn.target.tls,
+        params: forwarded,
+      });
+    } catch (err) {
+      const code = err instanceof TargetError ? err.code : '08001';
+      const message = `could not open connection "${name}": ${(err as Error).message} (warden)`;
+      sendFatal(client, code, message);
+      await session.close('error', message);
+      return;
+    }
+    if (client.destroyed) {
+      target.socket.destroy();
+      await session.close('client', 'the client left during startup');
+      return;
+    }
+    // The client sees the target's parameters (its own application_name back) and our own key.
+    const key = { pid: randomInt(1, 2 ** 31 - 1), secret: randomInt(0, 2 ** 31 - 1) };
+    const hello2 = [authenticationOk()];
+    for (const [k, v] of target.parameters) {
+      hello2.push(parameterStatus(k, k === 'application_name' ? (hello.params.application_name ?? '') : v));
+    }
+    hello2.push(backendKeyData(key.pid, key.secret), readyForQuery(target.transactionStatus));
+    client.write(Buffer.concat(hello2));
+    const entry: Live = {
+      session,
+      client,
+      target,
+      targetAddress: { host: conn.target.host, port: conn.target.port },
+    };
+    live.set(`${key.pid}.${key.secret}`, entry);
+    runEngine(client, target.socket, session, {
+      maxMessage: cfg.max_message,
+      clientRest: hello.rest,
+      targetRest: target.rest,
+      onClose: (reason, detail) => {
+        live.delete(`${key.pid}.${key.secret}`);
+        void session.close(reason, detail);
+      },
+    });
+  };
+
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    serve(socket).catch((err: unknown) => {
+      if (err instanceof HandshakeError) {
+        deps.log.debug({ err: err.message, address: socket.remoteAddress }, 'postgres handshake failed');
+        deps.audit.record({
+          type: 'gateway.refused',
+          actor: { subject: 'unknown', kind: 'unknown', chain: [] },
+          target: null,
+          outcome: 'denied',
+          payload: {
+            protocol: 'postgres',
+            code: err.code,
+            message: err.message,
+            address: socket.remoteAddress ?? null,
+          },
+        });
+        return;
+      }
+      deps.log.error({ err: (err as Error).message }, 'postgres session failed');
+      if (!socket.destroyed) sendFatal(socket, 'XX000', 'internal error in Warden; see its log (warden)');
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : cfg.port;
+  return {
+    host: cfg.host,
+    port,
+    get active() {
+      return live.size;
+    },
+    async close() {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}
+
+/** A CancelRequest to the target with its own key: the client only ever saw ours. */
+function cancelOnTarget(l: Live): void {
+  const packet = Buffer.concat([
+    int32Buf(16),
+    int32Buf(CANCEL_REQUEST),
+    int32Buf(l.target.backendKey.pid),
+    int32Buf(l.target.backendKey.secret),
+  ]);
+  const s = connect({ host: l.targetAddress.host, port: l.targetAddress.port }, () => s.end(packet));
+  s.on('error', () => undefined);
+}
+
+function int32Buf(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(v);
+  return b;
+}
