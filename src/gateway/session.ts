@@ -120,6 +120,37 @@ export class Session {
     return { text, facts, decision };
   }
 
+  /** A command refused by the gateway itself (nothing a rule could judge), audited like a rule's denial. */
+  refuse(text: string, message: string): Command {
+    const decision: Decision = {
+      action: 'deny',
+      rules: [],
+      decidedBy: null,
+      message,
+      review: null,
+      masks: [],
+      derived: [],
+      limits: { rows: null, durationMs: null },
+    };
+    this.commands++;
+    this.deps.audit.record({
+      type: 'command.denied',
+      actor: this.actor,
+      target: `connection:${this.connection.name}`,
+      outcome: 'denied',
+      payload: { session: this.id, command: text, rules: [], decided_by: null, message },
+    });
+    const facts: Facts = {
+      protocol_kind: 'sql',
+      dialect: 'postgres',
+      statements: [],
+      multi_statement: false,
+      unparseable: message,
+      fingerprint: null,
+    };
+    return { text, facts, decision };
+  }
+
   /** The masks a decision carries, ready for result rows (null when nothing is masked). */
   masksFor(decision: Decision): MaskSet | null {
     return decision.masks.length === 0 ? null : new MaskSet(decision.masks, this.deps.tokenizeKey);

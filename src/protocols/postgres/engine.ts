@@ -91,6 +91,15 @@ export function runEngine(
       if (c.decision.action === 'allow') return m.raw;
       return refuse(c, (mk) => message(Front.Parse, p.name, mk, Buffer.from([0, 0])));
     }
+    if (m.type === Front.FunctionCall) {
+      // A function called by OID names neither function nor arguments the policy could judge:
+      // refused (fail closed) rather than let it bypass the rules. SELECT the function instead.
+      const c = session.refuse(
+        '(FunctionCall message)',
+        'the FunctionCall message is not supported through Warden; call the function with SELECT',
+      );
+      return refuse(c, (mk) => message(Front.Query, mk));
+    }
     return m.raw;
   };
 

@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+import {
+  Back,
+  Front,
+  int16,
+  int32,
+  type Message,
+  MessageFramer,
+  message,
+  PROTOCOL_V3,
+  readNoticeFields,
+} from './codec.js';
+
+function run(cmd: string, args: string[], env: Record<string, string>, interruptAfterMs?: number) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    // psql answers SIGINT by sending a CancelRequest for the running statement.
+    if (interruptAfterMs !== undefined) setTimeout(() => child.kill('SIGINT'), interruptAfterMs);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** A bare protocol client: startup, password, then whatever the test writes; collects replies. */
+async function rawSession(port: number, database: string, password: string) {
+  const socket = connect({ host: '127.0.0.1', port });
+  await new Promise((r) => socket.once('connect', r));
+  const framer = new MessageFramer();
+  const inbox: Message[] = [];
+  let wake: (() => void) | undefined;
+  socket.on('data', (chunk: Buffer) => {
+    inbox.push(...framer.push(chunk));
+    wake?.();
+  });
+  const until = async (type: number): Promise<Message[]> => {
+    for (;;) {
+      const i = inbox.findIndex((m) => m.type === type);
+      if (i >= 0) return inbox.splice(0, i + 1);
+      await new Promise<void>((r) => {
+        wake = r;
+      });
+    }
+  };
+  const params = Buffer.from(`user\u0000raw\u0000database\u0000${database}\u0000\u0000`);
+  const startup = Buffer.alloc(8);
+  startup.writeInt32BE(8 + params.length);
+  startup.writeInt32BE(PROTOCOL_V3, 4);
+  socket.write(Buffer.concat([startup, params]));
+  await until(Back.Authentication);
+  socket.write(message(Front.PasswordMessage, password));
+  await until(Back.ReadyForQuery);
+  return { socket, until, send: (b: Buffer) => socket.write(b) };
+}
+
+describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may bypass', () => {
+  let db: ThrowawayDb;
+  let gw: Gateway;
+  let key: string;
+  let port: number;
+  let dir: string;
+
+  before(async () => {
+    db = await createThrowawayDb();
+    dir = mkdtempSync(join(tmpdir(), 'warden-pg-tls-'));
+    const cert = join(dir, 'tls.crt');
+    const tlsKey = join(dir, 'tls.key');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-days',
+        '1',
+        '-keyout',
+        tlsKey,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
+    gw = await startGateway('sqlite', {
+      config: {
+        // Not loopback-only: the credential is then only accepted over TLS.
+        listeners: { postgres: { host: '0.0.0.0', tls: { cert, key: tlsKey } } },
+        connections: [
+          {
+            name: 'app-db',
+            protocol: 'postgres',
+            target: { host: '127.0.0.1', port: 5432, database: db.name },
+            credentials: { user: 'postgres' },
+          },
+          { name: 'dead-db', protocol: 'postgres', target: { host: '127.0.0.1', port: 1 } },
+        ],
+      },
+    });
+    port = gw.proc.postgres?.port ?? 0;
+    const created = await gw.cli(['keys', 'create', '--name', 'carol']);
+    key = gw.credential(created.stdout.trim());
+  });
+  after(async () => {
+    await gw?.close();
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const conninfo = (sslmode: string, database = 'app-db') =>
+    `host=127.0.0.1 port=${port} dbname=${database} user=carol sslmode=${sslmode}`;
+
+  it('takes the credential only over TLS on a non-loopback listener', async () => {
+    const plain = await run('psql', [conninfo('disable'), '-XAtc', 'select 1'], { PGPASSWORD: key });
+    assert.notEqual(plain.code, 0);
+    assert.match(plain.stderr, /FATAL: .*TLS/);
+    const secure = await run(
+      'psql',
+      [conninfo('require'), '-XAtc', 'select ssl from pg_stat_ssl where pid = pg_backend_pid()'],
+      {
+        PGPASSWORD: key,
+      },
+    );
+    assert.equal(secure.code, 0, secure.stderr);
+    // The client's TLS ends at Warden; the hop to this target is plaintext (its tls: disable).
+    assert.equal(secure.stdout, 'f\n');
+  });
+
+  it('maps psql’s cancel (Ctrl-C) to the target backend', async () => {
+    const res = await run(
+      'psql',
+      [conninfo('require'), '-XAtc', 'select pg_sleep(30)'],
+      { PGPASSWORD: key },
+      1500,
+    );
+    assert.match(res.stderr, /canceling statement due to user request/);
+  });
+
+  it('tells the client when the target cannot be reached, with an SQLSTATE of class 08', async () => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      database: 'dead-db',
+      user: 'carol',
+      password: key,
+      ssl: { rejectUnauthorized: false },
+    });
+    await assert.rejects(c.connect(), (err: pg.DatabaseError) => {
+      assert.match(err.code ?? '', /^08/);
+      assert.match(err.message, /could not open connection "dead-db"/);
+      return true;
+    });
+    await gw.waitForAudit('session.closed', (r) => (r.payload as { reason?: string }).reason === 'error');
+  });
+
+  it('refuses a FunctionCall message (it would bypass the rules) and keeps the session usable', async () => {
+    const { socket, until, send } = await rawSessionOnLoopbackGateway();
+    // FunctionCall: function OID, no argument formats, no arguments, text result.
+    send(message(Front.FunctionCall, int32(2619), int16(0), int16(0), int16(0)));
+    const replies = await until(Back.ReadyForQuery);
+    const error = replies.find((m) => m.type === Back.ErrorResponse);
+    assert.ok(error, 'an ErrorResponse');
+    const fields = readNoticeFields(error.body);
+    assert.equal(fields.get('C'), '42501');
+    assert.match(fields.get('M') ?? '', /FunctionCall message is not supported through Warden/);
+    send(message(Front.Query, 'select 7'));
+    const rows = await until(Back.ReadyForQuery);
+    assert.ok(rows.some((m) => m.type === Back.DataRow));
+    socket.end();
+  });
+
+  /** A raw session on a second, loopback-only gateway (plain sockets are simpler than TLS here). */
+  async function rawSessionOnLoopbackGateway() {
+    const loop = await startGateway('sqlite', {
+      config: {
+        connections: [
+          {
+            name: 'app-db',
+            protocol: 'postgres',
+            target: { host: '127.0.0.1', port: 5432, database: db.name },
+            credentials: { user: 'postgres' },
+          },
+        ],
+      },
+    });
+    after(() => loop.close());
+    return rawSession(loop.proc.postgres?.port ?? 0, 'app-db', loop.adminKey);
+  }
+});
