@@ -14,6 +14,7 @@ import type { LoadedConfig } from './config/load.js';
 import { Keyring, sealKeySource } from './crypto/seal.js';
 import { writeSecretFile } from './crypto/secret-file.js';
 import { loadSigningKey, type SigningKey } from './crypto/signing.js';
+import { LiveSessions } from './gateway/live-sessions.js';
 import { ApiKeys } from './identity/api-keys.js';
 import { Authenticator } from './identity/authenticate.js';
 import { BUILTIN_ROLE_GROUPS } from './identity/identity.js';
@@ -154,7 +155,9 @@ export async function startWarden(
     log.warn({ err: err.message }, 'policy refresh failed; the rules in force stay'),
   );
 
+  const live = new LiveSessions();
   const ctx: ApiContext = {
+    live,
     config,
     store,
     audit,
@@ -172,6 +175,9 @@ export async function startWarden(
     metrics,
     log,
   };
+  live.watch(ctx.sessions, 1000, (err) =>
+    log.warn({ err: err.message }, 'cannot read session kill requests'),
+  );
   let postgres: PostgresListener | null = null;
   if (config.listeners.postgres.enabled) {
     postgres = await startPostgresListener({
@@ -180,6 +186,7 @@ export async function startWarden(
       connections,
       audit,
       log,
+      live,
       session: {
         policy,
         audit,
@@ -208,6 +215,7 @@ export async function startWarden(
     postgres: postgres ? { host: postgres.host, port: postgres.port } : null,
     async close() {
       policy.stop();
+      live.stop();
       await postgres?.close();
       await api.close();
       audit.record({

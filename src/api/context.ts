@@ -5,6 +5,7 @@ import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/schema.js';
 import type { Keyring } from '../crypto/seal.js';
 import type { SigningKey } from '../crypto/signing.js';
+import type { LiveSessions } from '../gateway/live-sessions.js';
 import type { ApiKeys } from '../identity/api-keys.js';
 import type { Authenticator } from '../identity/authenticate.js';
 import type { WardenTokens } from '../identity/warden-tokens.js';
@@ -28,6 +29,8 @@ export interface ApiContext {
   /** HMAC key for `style: tokenize` masks, shared by every gateway on the store. */
   tokenizeKey: Buffer;
   sessions: Sessions;
+  /** Sessions this gateway carries now. */
+  live: LiveSessions;
   apiKeys: ApiKeys;
   tokens: WardenTokens;
   authenticator: Authenticator;

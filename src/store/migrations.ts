@@ -139,6 +139,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('connections').addColumn('policy_default', 'text').execute();
       },
     },
+    '0003_session_kill': {
+      async up(db: AnyDb) {
+        // Set by `warden sessions kill` on any gateway; the gateway carrying the session ends it.
+        await db.schema.alterTable('sessions').addColumn('kill_requested', 'text').execute();
+      },
+    },
   };
 }
 

@@ -69,6 +69,7 @@ export class Sessions {
         status: s.status,
         started_at: s.started_at,
         ended_at: s.ended_at,
+        kill_requested: null,
       })
       .execute();
   }
@@ -94,6 +95,29 @@ export class Sessions {
       .set({ status, ended_at: endedAt })
       .where('id', '=', id)
       .execute();
+  }
+
+  /** Flags an active session to be ended by whichever gateway carries it; false when it is not active. */
+  async requestKill(id: string, message: string): Promise<boolean> {
+    const res = await this.store.db
+      .updateTable('sessions')
+      .set({ kill_requested: message })
+      .where('id', '=', id)
+      .where('status', '=', 'active')
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Of these session ids, the ones flagged by requestKill, with their messages. */
+  async killRequested(ids: string[]): Promise<Array<{ id: string; message: string }>> {
+    if (ids.length === 0) return [];
+    const rows = await this.store.db
+      .selectFrom('sessions')
+      .select(['id', 'kill_requested'])
+      .where('id', 'in', ids)
+      .where('kill_requested', 'is not', null)
+      .execute();
+    return rows.map((r) => ({ id: r.id, message: r.kill_requested ?? '' }));
   }
 
   async get(id: string): Promise<SessionView | undefined> {

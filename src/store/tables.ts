@@ -65,6 +65,8 @@ export interface SessionsTable {
   status: string;
   started_at: string;
   ended_at: string | null;
+  /** The message a kill asked through some gateway carries, until the session ends. */
+  kill_requested: string | null;
 }
 
 export interface AuditLogTable {

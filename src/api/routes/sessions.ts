@@ -1,7 +1,8 @@
 // /api/sessions: recorded sessions. Auditors see everyone's; any other caller sees only
 // sessions they ran or that ran under a delegation chain rooted at them.
 import { z } from 'zod';
-import { hasRole } from '../../identity/identity.js';
+import { actorOf, hasRole } from '../../identity/identity.js';
+import { ConflictError } from '../../store/connections.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
@@ -55,6 +56,50 @@ export function sessionRoutes(app: ZodApp, ctx: ApiContext): void {
         throw notFound(`session ${req.params.id} does not exist`);
       }
       return s;
+    },
+  );
+
+  app.post(
+    '/api/sessions/:id/kill',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['sessions'],
+        summary:
+          'End a live session: the client gets a protocol-native message, the target connection closes',
+        params: z.object({ id: z.string().min(1) }),
+        body: z.strictObject({ reason: z.string().max(500).optional() }).default({}),
+        response: { 200: z.object({ id: z.string(), result: z.enum(['killed', 'requested']) }) },
+      },
+    },
+    async (req) => {
+      const who = caller(req);
+      const s = await ctx.sessions.get(req.params.id);
+      if (!s) throw notFound(`session ${req.params.id} does not exist`);
+      if (s.status !== 'active') throw new ConflictError(`session ${s.id} is not live (status ${s.status})`);
+      const reason = req.body.reason;
+      const message = `session terminated by ${who.subject}${reason ? `: ${reason}` : ''}`;
+      // Carried here: ended now. Elsewhere: flagged, and the gateway carrying it ends it on its next poll.
+      const result: 'killed' | 'requested' | null = ctx.live.kill(s.id, message)
+        ? 'killed'
+        : (await ctx.sessions.requestKill(s.id, message))
+          ? 'requested'
+          : null;
+      if (result === null) throw new ConflictError(`session ${s.id} is not live`);
+      await ctx.audit.append({
+        type: 'session.kill',
+        actor: actorOf(who, req.ip),
+        target: `session:${s.id}`,
+        outcome: 'success',
+        payload: {
+          session: s.id,
+          connection: s.connection,
+          subject: s.subject,
+          result,
+          ...(reason ? { reason } : {}),
+        },
+      });
+      return { id: s.id, result };
     },
   );
 }

@@ -38,4 +38,20 @@ export function sessionCommands(program: Command): void {
     .action(async (id: string) => {
       printJson(await new ApiClient().get<SessionView>(`/api/sessions/${encodeURIComponent(id)}`));
     });
+  sessions
+    .command('kill <id>')
+    .description('end a live session (admins): the client gets a protocol-native message')
+    .option('--reason <text>', 'shown to the client and kept in the audit trail')
+    .action(async (id: string, o: { reason?: string }) => {
+      const res = await new ApiClient().request<{ id: string; result: string }>(
+        'POST',
+        `/api/sessions/${encodeURIComponent(id)}/kill`,
+        o.reason ? { reason: o.reason } : {},
+      );
+      process.stdout.write(
+        res.result === 'killed'
+          ? `killed session ${res.id}\n`
+          : `asked the gateway carrying session ${res.id} to end it\n`,
+      );
+    });
 }

@@ -19,7 +19,12 @@ import {
 
 export interface EngineOptions {
   maxMessage?: number;
-  onClose?: (reason: 'client' | 'target' | 'error', detail?: string) => void;
+  onClose?: (reason: 'client' | 'target' | 'error' | 'killed', detail?: string) => void;
+}
+
+export interface EngineHandle {
+  /** Ends the session now: the client gets a FATAL with `message`, the target connection closes. */
+  kill(message: string): void;
 }
 
 /** SQLSTATE for a statement Warden refused: insufficient_privilege, like a permission check. */
@@ -51,7 +56,7 @@ export function runEngine(
   target: Socket,
   session: Session,
   opts: EngineOptions & { clientRest?: Buffer; targetRest?: Buffer } = {},
-): void {
+): EngineHandle {
   const fromClient = new MessageFramer(opts.maxMessage);
   const fromTarget = new MessageFramer(opts.maxMessage);
   /** Markers sent to the target, oldest first, with the error the client gets instead. */
@@ -60,7 +65,7 @@ export function runEngine(
   /** The client said goodbye (Terminate): whoever's socket closes first, the client ended it. */
   let terminated = false;
 
-  const end = (reason: 'client' | 'target' | 'error', detail?: string) => {
+  const end = (reason: 'client' | 'target' | 'error' | 'killed', detail?: string) => {
     if (ended) return;
     ended = true;
     if (terminated && reason !== 'error') reason = 'client';
@@ -167,4 +172,12 @@ export function runEngine(
   if (opts.clientRest?.length) client.emit('data', opts.clientRest);
   client.resume();
   target.resume();
+  return {
+    kill(text: string) {
+      if (ended) return;
+      // What PostgreSQL sends on pg_terminate_backend: admin_shutdown, then the connection ends.
+      client.write(errorResponse({ severity: 'FATAL', code: '57P01', message: `${text} (warden)` }));
+      end('killed', text);
+    },
+  };
 }

@@ -157,6 +157,36 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
     assert.match(res.stderr, /canceling statement due to user request/);
   });
 
+  it('lets an admin kill a live session: psql is told who ended it, and the session is marked killed', async () => {
+    const running = run('psql', [conninfo('require'), '-XAtc', 'select pg_sleep(30)'], { PGPASSWORD: key });
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      const res = await gw.api('GET', '/api/sessions?status=active&subject=carol');
+      id = (res.body as { sessions: Array<{ id: string }> }).sessions[0]?.id;
+      if (!id) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(id, 'the psql session shows up as active');
+    const user = await gw.cli(['sessions', 'kill', id], { token: key });
+    assert.match(user.stderr, /403 forbidden/, 'only admins kill sessions');
+    const res = await gw.cli(['sessions', 'kill', id, '--reason', 'maintenance window']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, `killed session ${id}\n`);
+    const psql = await running;
+    assert.notEqual(psql.code, 0);
+    assert.match(
+      psql.stderr,
+      /FATAL: {2}session terminated by bootstrap-admin: maintenance window \(warden\)/,
+    );
+    const event = await gw.waitForAudit(
+      'session.closed',
+      (r) => (r.payload as { session?: string }).session === id,
+    );
+    assert.equal((event.payload as { reason: string }).reason, 'killed');
+    await gw.waitForAudit('session.kill', (r) => r.target === `session:${id}`);
+    const again = await gw.cli(['sessions', 'kill', id]);
+    assert.match(again.stderr, /409 conflict.*not live/);
+  });
+
   it('tells the client when the target cannot be reached, with an SQLSTATE of class 08', async () => {
     const c = new pg.Client({
       host: '127.0.0.1',

@@ -8,6 +8,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../../audit/log.js';
 import type { Config } from '../../config/schema.js';
+import type { LiveSessions } from '../../gateway/live-sessions.js';
 import { Session, type SessionDeps } from '../../gateway/session.js';
 import type { Authenticator } from '../../identity/authenticate.js';
 import { AuthError } from '../../identity/errors.js';
@@ -24,6 +25,8 @@ export interface PostgresListenerDeps {
   connections: Connections;
   audit: AuditLog;
   session: SessionDeps;
+  /** Where live sessions register, so an admin can kill them. */
+  live: LiveSessions;
   log: Logger;
 }
 
@@ -165,15 +168,17 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       targetAddress: { host: conn.target.host, port: conn.target.port },
     };
     live.set(`${key.pid}.${key.secret}`, entry);
-    runEngine(client, target.socket, session, {
+    const engine = runEngine(client, target.socket, session, {
       maxMessage: cfg.max_message,
       clientRest: hello.rest,
       targetRest: target.rest,
       onClose: (reason, detail) => {
         live.delete(`${key.pid}.${key.secret}`);
+        deps.live.remove(session.id);
         void session.close(reason, detail);
       },
     });
+    deps.live.add(session.id, (text) => engine.kill(text));
   };
 
   const server: Server = createServer((socket) => {
