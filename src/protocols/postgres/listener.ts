@@ -14,7 +14,8 @@ import type { Authenticator } from '../../identity/authenticate.js';
 import { AuthError } from '../../identity/errors.js';
 import { type Identity, scopeCovers } from '../../identity/identity.js';
 import type { Connections } from '../../store/connections.js';
-import { acceptClient, HandshakeError, sendFatal } from './client-handshake.js';
+import { isUnavailable } from '../../store/store.js';
+import { acceptClient, type ClientHello, HandshakeError, sendFatal } from './client-handshake.js';
 import { authenticationOk, backendKeyData, CANCEL_REQUEST, parameterStatus, readyForQuery } from './codec.js';
 import { runEngine } from './engine.js';
 import { connectTarget, TargetError, type TargetSession } from './target.js';
@@ -94,6 +95,24 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     }
     const client = hello.socket;
     client.on('error', () => undefined);
+    try {
+      await open(client, hello);
+    } catch (err) {
+      // After the handshake the client may speak TLS: errors go to its socket, not the raw one.
+      if (isUnavailable(err)) {
+        deps.log.warn({ err: (err as Error).message }, 'postgres login refused: the store is unreachable');
+        // Queued, and written once the store is back.
+        refused(client, '57P03', 'Warden cannot reach its store right now; try again shortly (warden)', {
+          connection: hello.params.database,
+        });
+      } else {
+        deps.log.error({ err: (err as Error).message }, 'postgres session failed');
+        sendFatal(client, 'XX000', 'internal error in Warden; see its log (warden)');
+      }
+    }
+  };
+
+  const open = async (client: Socket, hello: Extract<ClientHello, { kind: 'startup' }>) => {
     const name = hello.params.database ?? '';
     const conn = await deps.connections.get(name);
     if (conn?.protocol !== 'postgres') {
@@ -202,8 +221,8 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         });
         return;
       }
-      deps.log.error({ err: (err as Error).message }, 'postgres session failed');
-      if (!socket.destroyed) sendFatal(socket, 'XX000', 'internal error in Warden; see its log (warden)');
+      deps.log.error({ err: (err as Error).message }, 'postgres connection failed before startup');
+      socket.destroy();
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import type { Gateway } from '../../testing/gateway.js';
+import { startProxiedGateway } from '../../testing/gateway.js';
+import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+import type { TcpProxy } from '../../testing/tcp-proxy.js';
+
+describe('PostgreSQL gateway while its store is down', () => {
+  let db: ThrowawayDb;
+  let gw: Gateway;
+  let proxy: TcpProxy;
+  let key: string;
+
+  before(async () => {
+    db = await createThrowawayDb();
+    ({ gw, proxy } = await startProxiedGateway());
+    const created = await gw.api('POST', '/api/connections', {
+      body: {
+        name: 'app-db',
+        protocol: 'postgres',
+        target: { host: '127.0.0.1', port: 5432, database: db.name },
+        credentials: { user: 'postgres' },
+      },
+    });
+    assert.equal(created.status, 201, created.text);
+    key = gw.credential((await gw.cli(['keys', 'create', '--name', 'dora'])).stdout.trim());
+  });
+  after(async () => {
+    await proxy?.restore();
+    await gw?.close();
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  const connect = async () => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: gw.proc.postgres?.port,
+      database: 'app-db',
+      user: 'dora',
+      password: key,
+    });
+    await c.connect();
+    return c;
+  };
+
+  it('refuses new logins with 57P03, stays up, serves again once the store is back, and loses no event', async () => {
+    await proxy.cut();
+    await assert.rejects(connect(), (err: pg.DatabaseError) => {
+      assert.equal(err.code, '57P03');
+      assert.match(err.message, /cannot reach its store/);
+      return true;
+    });
+    await proxy.restore();
+    const c = await connect();
+    try {
+      assert.equal((await c.query('select 1 as one')).rows[0].one, 1);
+    } finally {
+      await c.end();
+    }
+    await gw.waitForAudit('gateway.refused', (r) => (r.payload as { code?: string }).code === '57P03');
+  });
+});
