@@ -127,9 +127,21 @@ export function runEngine(
   ) => {
     const onData = (chunk: Buffer) => {
       let messages: Message[];
+      const out: Buffer[] = [];
+      let changed = false;
       try {
         messages = framer.push(chunk);
+        for (const m of messages) {
+          const b = map(m);
+          if (b !== m.raw) changed = true;
+          out.push(b);
+          if (side === 'client' && m.type === Front.Terminate) {
+            terminated = true;
+            break;
+          }
+        }
       } catch (err) {
+        // A malformed message (bad length, a string without its NUL) ends the session with a word.
         if (side === 'client' && err instanceof ProtocolError) {
           client.write(errorResponse({ severity: 'FATAL', code: '08P01', message: err.message }));
         }
@@ -137,17 +149,6 @@ export function runEngine(
         return;
       }
       if (messages.length === 0) return;
-      const out: Buffer[] = [];
-      let changed = false;
-      for (const m of messages) {
-        const b = map(m);
-        if (b !== m.raw) changed = true;
-        out.push(b);
-        if (side === 'client' && m.type === Front.Terminate) {
-          terminated = true;
-          break;
-        }
-      }
       // Unchanged messages are contiguous in one buffer: one write, no copy.
       const first = messages[0]!.raw;
       const last = messages[messages.length - 1]!.raw;

@@ -1,24 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { rawSession } from '../../testing/pg-wire.js';
 import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
-import {
-  Back,
-  Front,
-  int16,
-  int32,
-  type Message,
-  MessageFramer,
-  message,
-  PROTOCOL_V3,
-  readNoticeFields,
-} from './codec.js';
+import { Back, Front, int16, int32, message, readNoticeFields } from './codec.js';
 
 function run(cmd: string, args: string[], env: Record<string, string>, interruptAfterMs?: number) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
@@ -35,37 +25,6 @@ function run(cmd: string, args: string[], env: Record<string, string>, interrupt
     if (interruptAfterMs !== undefined) setTimeout(() => child.kill('SIGINT'), interruptAfterMs);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
-}
-
-/** A bare protocol client: startup, password, then whatever the test writes; collects replies. */
-async function rawSession(port: number, database: string, password: string) {
-  const socket = connect({ host: '127.0.0.1', port });
-  await new Promise((r) => socket.once('connect', r));
-  const framer = new MessageFramer();
-  const inbox: Message[] = [];
-  let wake: (() => void) | undefined;
-  socket.on('data', (chunk: Buffer) => {
-    inbox.push(...framer.push(chunk));
-    wake?.();
-  });
-  const until = async (type: number): Promise<Message[]> => {
-    for (;;) {
-      const i = inbox.findIndex((m) => m.type === type);
-      if (i >= 0) return inbox.splice(0, i + 1);
-      await new Promise<void>((r) => {
-        wake = r;
-      });
-    }
-  };
-  const params = Buffer.from(`user\u0000raw\u0000database\u0000${database}\u0000\u0000`);
-  const startup = Buffer.alloc(8);
-  startup.writeInt32BE(8 + params.length);
-  startup.writeInt32BE(PROTOCOL_V3, 4);
-  socket.write(Buffer.concat([startup, params]));
-  await until(Back.Authentication);
-  socket.write(message(Front.PasswordMessage, password));
-  await until(Back.ReadyForQuery);
-  return { socket, until, send: (b: Buffer) => socket.write(b) };
 }
 
 describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may bypass', () => {

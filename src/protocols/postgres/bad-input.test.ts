@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { rawSession } from '../../testing/pg-wire.js';
+import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+import { Back, Front, int16, int32, message, readNoticeFields } from './codec.js';
+
+/** A small deterministic PRNG (mulberry32), so a failing case can be replayed. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('PostgreSQL gateway: malformed messages after login', () => {
+  let db: ThrowawayDb;
+  let gw: Gateway;
+  let port: number;
+
+  before(async () => {
+    db = await createThrowawayDb();
+    gw = await startGateway('sqlite', {
+      config: {
+        listeners: { postgres: { max_message: 1024 * 1024 } },
+        connections: [
+          {
+            name: 'app-db',
+            protocol: 'postgres',
+            target: { host: '127.0.0.1', port: 5432, database: db.name },
+            credentials: { user: 'postgres' },
+          },
+        ],
+      },
+    });
+    port = gw.proc.postgres?.port ?? 0;
+  });
+  after(async () => {
+    await gw?.close();
+    await db?.drop();
+  });
+
+  const login = () => rawSession(port, 'app-db', gw.adminKey);
+  const fatalOf = (replies: Array<{ type: number; body: Buffer }>) => {
+    const e = replies.find((m) => m.type === Back.ErrorResponse);
+    return e ? readNoticeFields(e.body) : undefined;
+  };
+
+  it('answers a Query without its terminating NUL with FATAL 08P01 and closes the session', async () => {
+    const s = await login();
+    const body = Buffer.from('select 1');
+    const head = Buffer.alloc(5);
+    head[0] = Front.Query;
+    head.writeInt32BE(4 + body.length, 1);
+    s.send(Buffer.concat([head, body]));
+    const fatal = fatalOf(await s.closed);
+    assert.deepEqual([fatal?.get('S'), fatal?.get('C')], ['FATAL', '08P01']);
+  });
+
+  it('refuses a message longer than max_message instead of buffering it', async () => {
+    const s = await login();
+    const head = Buffer.alloc(5);
+    head[0] = Front.Query;
+    head.writeInt32BE(1024 ** 3, 1);
+    s.send(head);
+    const fatal = fatalOf(await s.closed);
+    assert.match(fatal?.get('M') ?? '', /invalid message length 1073741824/);
+  });
+
+  it('passes a Bind with 10,000 parameters to the target, which answers it; the session stays usable', async () => {
+    const s = await login();
+    s.send(message(Front.Parse, 'p', 'select $1::int', int16(1), int32(23)));
+    const params = Array.from({ length: 10_000 }, () => [int32(1), Buffer.from('7')]).flat();
+    s.send(message(Front.Bind, '', 'p', int16(0), int16(10_000), ...params, int16(0)));
+    s.send(message(Front.Sync));
+    const replies = await s.until(Back.ReadyForQuery);
+    assert.match(fatalOf(replies)?.get('M') ?? '', /bind message supplies 10000 parameters/);
+    s.send(message(Front.Query, 'select 8'));
+    assert.ok((await s.until(Back.ReadyForQuery)).some((m) => m.type === Back.DataRow));
+    s.socket.end();
+  });
+
+  it('survives 60 sessions of random messages, and serves a normal client afterwards', async () => {
+    const rnd = random(20261122);
+    const types = [
+      Front.Query,
+      Front.Parse,
+      Front.Bind,
+      Front.Describe,
+      Front.Execute,
+      Front.Close,
+      0x7a,
+      0x00,
+    ];
+    for (let i = 0; i < 60; i++) {
+      const s = await login();
+      const chunks: Buffer[] = [];
+      for (let j = 0; j < 1 + Math.floor(rnd() * 4); j++) {
+        const body = Buffer.from(
+          Array.from({ length: Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256)),
+        );
+        const lie = rnd() < 0.2 ? Math.floor(rnd() * 20) - 4 : 0;
+        const head = Buffer.alloc(5);
+        head[0] = types[Math.floor(rnd() * types.length)] ?? 0;
+        head.writeInt32BE(4 + body.length + lie, 1);
+        chunks.push(head, body);
+      }
+      s.send(Buffer.concat(chunks));
+      s.send(message(Front.Sync));
+      // A lying length may leave a message unfinished, which a server rightly waits for; the
+      // client then hangs up, and the gateway must close both sides rather than leak them.
+      s.socket.end();
+      await s.closed;
+    }
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      database: 'app-db',
+      user: 'x',
+      password: gw.adminKey,
+    });
+    await c.connect();
+    try {
+      assert.equal((await c.query('select 2 as two')).rows[0].two, 2);
+    } finally {
+      await c.end();
+    }
+  });
+});
