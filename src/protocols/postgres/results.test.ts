@@ -190,6 +190,19 @@ describe('result tracking: which command each result on the wire belongs to', ()
     assert.deepEqual(trace(t, [dataRow]), ['other']);
   });
 
+  it('does not let the ReadyForQuery of a fast-path function call end the query sent after it', () => {
+    const t = new ResultTracker<string>();
+    t.sent(framed(message(Front.FunctionCall, int32(1234), int16(0), int16(0), int16(0))), null);
+    t.sent(query('select a'), 'q');
+    const fcResult = framed(message(0x56, int32(-1)));
+    assert.deepEqual(trace(t, [fcResult, ready, rowDescription('a'), dataRow]), [
+      'other',
+      'other',
+      'fields:q#0[a/0]',
+      'row:q#0[a/0]',
+    ]);
+  });
+
   it('reports COPY OUT messages as part of the simple query’s result', () => {
     const t = new ResultTracker<string>();
     t.sent(query('copy t to stdout'), 'c');

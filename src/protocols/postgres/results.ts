@@ -106,6 +106,8 @@ export class ResultTracker<C> {
         return;
       }
       case Front.Sync:
+      // A fast-path function call ends with a ReadyForQuery of its own, like a Sync.
+      case Front.FunctionCall:
         this.expected.push({ kind: 'sync' });
         return;
       default:
