@@ -33,6 +33,8 @@ interface ResultState {
   scans: boolean;
   fields: FieldDescription[];
   copyPlan: RowPlan | null;
+  /** A text-format COPY OUT: one row per CopyData, so rows can be counted and masked. */
+  copyText: boolean;
   rows: number;
   dropped: number;
 }
@@ -82,11 +84,14 @@ export class ResultRewriter {
       case 'copy':
         return then(state ?? this.prepare(r, r.fields ?? []), (s) => {
           const copy = readCopyResponse(m.body);
-          s.copyPlan = copy.format === 0 ? this.copyPlan(r.command.decision, copy.columns.length) : null;
+          s.copyText = copy.format === 0;
+          s.copyPlan = s.copyText ? this.copyPlan(r.command.decision, copy.columns.length) : null;
           return m.raw;
         });
       case 'copy-data':
-        return state?.copyPlan ? maskCopyRow(m.raw, m.body, state.copyPlan) : m.raw;
+        if (!state?.copyText) return m.raw;
+        if (this.overLimit(r, state)) return EMPTY;
+        return state.copyPlan ? maskCopyRow(m.raw, m.body, state.copyPlan) : m.raw;
       case 'end':
         return state ? this.end(m, r, state) : m.raw;
       case 'suspended':
@@ -95,14 +100,20 @@ export class ResultRewriter {
   }
 
   private row(m: Message, r: Result<Command>, s: ResultState): Buffer {
+    if (this.overLimit(r, s)) return EMPTY;
+    return s.plan ? maskDataRow(m.raw, m.body, s.fields, s.plan, s.scans) : m.raw;
+  }
+
+  /** Counts a row; true when it is past the limit and must be dropped. */
+  private overLimit(r: Result<Command>, s: ResultState): boolean {
     const limit = r.command.decision.limits.rows;
     if (limit !== null && s.rows >= limit) {
       // Keep reading and dropping: cancelling would race the client's own next statement.
       s.dropped++;
-      return EMPTY;
+      return true;
     }
     s.rows++;
-    return s.plan ? maskDataRow(m.raw, m.body, s.fields, s.plan, s.scans) : m.raw;
+    return false;
   }
 
   private end(m: Message, r: Result<Command>, s: ResultState): Buffer {
@@ -174,7 +185,7 @@ export class ResultRewriter {
     failClosed: QualifiedColumn[],
     unknown: boolean,
   ): ResultState {
-    const base = { fields, copyPlan: null, rows: 0, dropped: 0 };
+    const base = { fields, copyPlan: null, copyText: false, rows: 0, dropped: 0 };
     const d = r.command.decision;
     const set = this.maskSet(d);
     if (!set) return { ...base, plan: null, scans: false };

@@ -75,18 +75,19 @@ function escapeCopy(s: string | null): string {
   });
 }
 
-/** A CopyData message of a text-format COPY OUT (one row per message), masked; `raw` when unchanged. */
+/**
+ * A CopyData message of a text-format COPY OUT (one row per message), masked; `raw` when unchanged.
+ * Fields are split at tabs; only a field whose value changes is re-escaped, the rest keep their text.
+ */
 export function maskCopyRow(raw: Buffer, body: Buffer, plan: RowPlan): Buffer {
   const line = body.toString('utf8');
   const nl = line.endsWith('\n') ? 1 : 0;
-  const values = line
-    .slice(0, line.length - nl)
-    .split('\t')
-    .map(unescapeCopy);
+  const fields = line.slice(0, line.length - nl).split('\t');
+  const values = fields.map(unescapeCopy);
   const masked = plan.mask(values);
   if (masked.every((v, i) => v === values[i])) return raw;
-  const text = masked.map(escapeCopy).join('\t') + (nl ? '\n' : '');
-  return message(Back.CopyData, Buffer.from(text, 'utf8'));
+  const text = masked.map((v, i) => (v === values[i] ? fields[i] : escapeCopy(v))).join('\t');
+  return message(Back.CopyData, Buffer.from(text + (nl ? '\n' : ''), 'utf8'));
 }
 
 /** A CommandComplete whose row count says `rows` (`SELECT 20` → `SELECT 5`). */

@@ -158,7 +158,7 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
     assert.equal(copy.stdout, `7\t${keepLast(CARD, 4)}\n`);
   });
 
-  it('stops a 20-row result after 5 rows with a notice naming the rule and a CommandComplete of 5', async () => {
+  it('stops a 20-row result (rows or COPY OUT) after 5 rows with a notice naming the rule and a count of 5', async () => {
     await withClient(client('limit-db'), async (c) => {
       const notices: string[] = [];
       c.on('notice', (n) => notices.push(n.message ?? ''));
@@ -181,10 +181,15 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
         'the session goes on',
       );
     });
-    const res = await psql('limit-db', 'select id from users');
-    assert.equal(res.code, 0, res.stderr);
-    assert.equal(res.stdout, '1\n2\n3\n4\n5\n');
-    assert.match(res.stderr, /NOTICE: {2}result stopped after 5 rows by rule "five-rows" \(warden\)/);
+    for (const sql of [
+      'select id from users order by id',
+      'copy (select id from users order by id) to stdout',
+    ]) {
+      const res = await psql('limit-db', sql);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.stdout, '1\n2\n3\n4\n5\n', sql);
+      assert.match(res.stderr, /NOTICE: {2}result stopped after 5 rows by rule "five-rows" \(warden\)/);
+    }
   });
 
   it('keeps pgbench -M prepared working with a table-qualified mask, resolved through the catalog', async () => {
