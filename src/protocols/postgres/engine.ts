@@ -164,7 +164,8 @@ export function runEngine(
       if (!waiting && !draining && !ended) from.resume();
     };
     const send = (data: Buffer) => {
-      if (data.length === 0 || to.write(data)) return;
+      // One 'drain' listener at a time, however many writes came back full meanwhile.
+      if (data.length === 0 || to.write(data) || draining) return;
       draining = true;
       from.pause();
       to.once('drain', () => {
@@ -197,6 +198,7 @@ export function runEngine(
             backlog = messages.slice(i + 1).map(copyMessage);
             b.then(
               (data) => {
+                if (ended) return;
                 send(data);
                 waiting = false;
                 pump();

@@ -212,6 +212,15 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
     assert.match(res.stdout, /number of transactions actually processed: 200\/200/);
   });
 
+  it('masks every row of a 100,000-row result that spans many network reads', async () => {
+    const r = await withClient(client(), (c) =>
+      c.query(`select i, 'user' || i || '@example.com' as email from generate_series(1, 100000) i`),
+    );
+    assert.equal(r.rowCount, 100_000);
+    const wrong = r.rows.find((x: { i: number; email: string }) => x.email !== keepLast(email(x.i), 4));
+    assert.equal(wrong, undefined);
+  });
+
   it('passes a result with nothing to mask through exactly as the target sent it', async () => {
     const sql = { text: 'select id, name, card from users where id <= $1 order by id', values: [20] };
     const q = async (c: pg.Client) => (await c.query({ ...sql, rowMode: 'array' })).rows;
