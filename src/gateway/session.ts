@@ -131,6 +131,7 @@ export class Session {
       masks: [],
       derived: [],
       limits: { rows: null, durationMs: null },
+      rowLimitRule: null,
     };
     this.commands++;
     this.deps.audit.record({

@@ -143,6 +143,16 @@ describe('decide()', () => {
     assert.deepEqual(d.limits, { rows: 1000, durationMs: 30_000 });
   });
 
+  it('names the rule that set the tightest row limit, for the notice a stopped result carries', () => {
+    const limits = ruleSet.parse([
+      { name: 'loose', effect: 'limit', limit: { rows: 100 } },
+      { name: 'tight', effect: 'limit', limit: { rows: 5 } },
+      { name: 'time-only', effect: 'limit', limit: { duration: '1s' } },
+    ]);
+    const d = decide(limits, ctx(), sql(stmt({ kind: 'select' })));
+    assert.deepEqual([d.limits.rows, d.rowLimitRule], [5, 'tight']);
+  });
+
   it('matches schema-qualified and unqualified table names both ways', () => {
     const only = ruleSet.parse([{ name: 'r', when: { sql: { tables: ['public.users'] } }, effect: 'deny' }]);
     assert.equal(

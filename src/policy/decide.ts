@@ -32,6 +32,8 @@ export interface Decision {
    */
   derived: DerivedMask[];
   limits: { rows: number | null; durationMs: number | null };
+  /** The rule that set `limits.rows` (the tightest), for the notice a stopped result carries. */
+  rowLimitRule: string | null;
 }
 
 const anyGlob = (patterns: string[] | undefined, values: string[]): boolean =>
@@ -147,6 +149,7 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
     masks: [],
     derived: [],
     limits: { rows: null, durationMs: null },
+    rowLimitRule: null,
   };
   // Mask rules that refuse the statement because of where its masked columns would go.
   const lineageDenials = new Map<string, string>();
@@ -161,7 +164,10 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
     }
     if (r.effect === 'limit') {
       const { rows, duration } = r.limit;
-      if (rows !== undefined) decision.limits.rows = Math.min(decision.limits.rows ?? rows, rows);
+      if (rows !== undefined && rows < (decision.limits.rows ?? Number.POSITIVE_INFINITY)) {
+        decision.limits.rows = rows;
+        decision.rowLimitRule = r.name;
+      }
       if (duration !== undefined)
         decision.limits.durationMs = Math.min(decision.limits.durationMs ?? duration, duration);
     }

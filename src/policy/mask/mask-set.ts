@@ -41,6 +41,11 @@ export class MaskSet {
     return this.maskers.length === 0;
   }
 
+  /** Whether any rule runs detectors, so values no column rule names may still change. */
+  get scans(): boolean {
+    return this.maskers.some((m) => m.detectors.length > 0);
+  }
+
   /**
    * The plan for one result shape: columns by their metadata, plus `derived` fields (computed
    * from a masked column, so the metadata cannot name them) masked whole in their rule's style.

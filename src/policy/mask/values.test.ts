@@ -38,6 +38,17 @@ describe('Masker', () => {
     assert.deepEqual(m.maskRow(cols([null, 'email'], [null, 'phone']), ['x', 'y']), [REDACTED, 'y']);
   });
 
+  it('matches a schema-qualified table (as the catalog names it) against patterns with or without the schema', () => {
+    const m = createMasker({ columns: ['users.ssn', 'billing.cards.pan'], detectors: [], style: 'redact' });
+    const shape = cols(
+      ['public.users', 'ssn'],
+      ['billing.cards', 'pan'],
+      ['public.cards', 'pan'],
+      ['x.users', 'id'],
+    );
+    assert.deepEqual(m.maskRow(shape, ['1', '2', '3', '4']), [REDACTED, REDACTED, '3', '4']);
+  });
+
   it('falls back to detectors on other text values and keeps nulls', () => {
     const m = createMasker({ columns: ['*.ssn'], style: 'tokenize' }, 'k');
     const shape = cols(['t', 'ssn'], ['t', 'note'], ['t', 'other']);

@@ -44,7 +44,10 @@ function globMatches(g: ColumnGlob, table: string | null, name: string): boolean
   if (!g.column.test(name)) return false;
   if (g.table === null) return true;
   // A column of unknown origin (an expression, a driver without table oids) only meets `*.col` rules.
-  return table === null ? g.tableIsWildcard : g.table.test(table);
+  if (table === null) return g.tableIsWildcard;
+  // A schema-qualified table (`public.users`, as a catalog names it) also meets a pattern without schema.
+  const dot = table.indexOf('.');
+  return g.table.test(table) || (dot >= 0 && g.table.test(table.slice(dot + 1)));
 }
 
 const PLAN_CACHE_LIMIT = 256;

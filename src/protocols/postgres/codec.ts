@@ -41,6 +41,10 @@ export enum Back {
   CopyData = 0x64, // 'd'
   CopyDone = 0x63, // 'c'
   NegotiateProtocolVersion = 0x76, // 'v'
+  ParameterDescription = 0x74, // 't'
+  NoData = 0x6e, // 'n'
+  PortalSuspended = 0x73, // 's'
+  CloseComplete = 0x33, // '3'
 }
 
 /** Startup-phase request codes (the int32 after the length of a packet with no type byte). */
@@ -257,3 +261,91 @@ export function readParse(body: Buffer): { name: string; text: string; paramType
   for (let i = 0; i < n; i++) paramTypes.push(r.int32());
   return { name, text, paramTypes };
 }
+
+/** A Bind message, without its parameter values: which portal, from which statement, in which result formats. */
+export function readBind(body: Buffer): { portal: string; statement: string; resultFormats: number[] } {
+  const r = new Reader(body);
+  const portal = r.cstring();
+  const statement = r.cstring();
+  const nf = r.int16();
+  for (let i = 0; i < nf; i++) r.int16();
+  const np = r.int16();
+  for (let i = 0; i < np; i++) {
+    const len = r.int32();
+    if (len > 0) r.bytes(len);
+  }
+  const nr = r.int16();
+  const resultFormats: number[] = [];
+  for (let i = 0; i < nr; i++) resultFormats.push(r.int16());
+  return { portal, statement, resultFormats };
+}
+
+/** Describe or Close: `S` for a prepared statement or `P` for a portal, and its name. */
+export function readTarget(body: Buffer): { kind: 'S' | 'P'; name: string } {
+  const r = new Reader(body);
+  const kind = String.fromCharCode(r.bytes(1)[0]!);
+  if (kind !== 'S' && kind !== 'P')
+    throw new ProtocolError(`invalid describe/close target ${JSON.stringify(kind)}`);
+  return { kind, name: r.cstring() };
+}
+
+/** The portal an Execute runs. */
+export const readExecute = (body: Buffer): string => new Reader(body).cstring();
+
+/** One field of a RowDescription. */
+export interface FieldDescription {
+  name: string;
+  /** OID of the table the column comes from; 0 for an expression. */
+  tableOid: number;
+  column: number;
+  typeOid: number;
+  /** 0 text, 1 binary (always 0 in the answer to a Describe of a statement). */
+  format: number;
+}
+
+export function readRowDescription(body: Buffer): FieldDescription[] {
+  const r = new Reader(body);
+  const n = r.int16();
+  const fields: FieldDescription[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = r.cstring();
+    const tableOid = r.int32() >>> 0;
+    const column = r.int16();
+    const typeOid = r.int32() >>> 0;
+    r.int16(); // type size
+    r.int32(); // type modifier
+    fields.push({ name, tableOid, column, typeOid, format: r.int16() });
+  }
+  return fields;
+}
+
+/** A DataRow's values as views into the message (null for SQL NULL). */
+export function readDataRow(body: Buffer): Array<Buffer | null> {
+  const r = new Reader(body);
+  const n = r.int16();
+  const values: Array<Buffer | null> = [];
+  for (let i = 0; i < n; i++) {
+    const len = r.int32();
+    values.push(len < 0 ? null : r.bytes(len));
+  }
+  return values;
+}
+
+export function dataRow(values: ReadonlyArray<Buffer | null>): Buffer {
+  const parts: Array<Buffer | Int32 | Int16> = [int16(values.length)];
+  for (const v of values) parts.push(...(v === null ? [int32(-1)] : [int32(v.length), v]));
+  return message(Back.DataRow, ...parts);
+}
+
+/** CopyOutResponse: overall format (0 text, 1 binary) and each column's. */
+export function readCopyResponse(body: Buffer): { format: number; columns: number[] } {
+  const r = new Reader(body);
+  const format = r.bytes(1)[0]!;
+  const n = r.int16();
+  const columns: number[] = [];
+  for (let i = 0; i < n; i++) columns.push(r.int16());
+  return { format, columns };
+}
+
+/** The command tag of a CommandComplete (`SELECT 5`, `INSERT 0 1`). */
+export const readCommandTag = (body: Buffer): string => new Reader(body).cstring();

@@ -16,10 +16,16 @@ import {
   readParse,
   readQuery,
 } from './codec.js';
+import { ResultRewriter, type TableResolver } from './result-rewrite.js';
+import { ResultTracker } from './results.js';
 
 export interface EngineOptions {
   maxMessage?: number;
   onClose?: (reason: 'client' | 'target' | 'error' | 'killed', detail?: string) => void;
+  /** Table OIDs → `schema.table`, for mask rules that name tables; without it such rules fail closed. */
+  resolveTables?: TableResolver;
+  /** Where masking problems are reported (they never reach the client). */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 export interface EngineHandle {
@@ -51,6 +57,21 @@ function refusalText(c: Command): { message: string; hint?: string } {
   return { message: `${d.message ?? 'refused by policy'} (warden)` };
 }
 
+function copyMessage(m: Message): Message {
+  const raw = Buffer.from(m.raw);
+  return { type: m.type, raw, body: raw.subarray(5) };
+}
+
+/** Whether the messages sit back to back in one buffer, so one view covers them without a copy. */
+function contiguous(ms: readonly Message[]): boolean {
+  for (let i = 1; i < ms.length; i++) {
+    const a = ms[i - 1]!.raw;
+    const b = ms[i]!.raw;
+    if (a.buffer !== b.buffer || a.byteOffset + a.length !== b.byteOffset) return false;
+  }
+  return true;
+}
+
 export function runEngine(
   client: Socket,
   target: Socket,
@@ -61,6 +82,12 @@ export function runEngine(
   const fromTarget = new MessageFramer(opts.maxMessage);
   /** Markers sent to the target, oldest first, with the error the client gets instead. */
   const refusals: Array<{ marker: string; error: Buffer }> = [];
+  const tracker = new ResultTracker<Command>();
+  const rewriter = new ResultRewriter({
+    masksFor: (d) => session.masksFor(d),
+    ...(opts.resolveTables ? { resolveTables: opts.resolveTables } : {}),
+    warn: (text, fields) => opts.warn?.(text, { session: session.id, ...fields }),
+  });
   let ended = false;
   /** The client said goodbye (Terminate): whoever's socket closes first, the client ended it. */
   let terminated = false;
@@ -85,17 +112,20 @@ export function runEngine(
   };
 
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
-  const outbound = (m: Message): Buffer => {
+  const judge = (m: Message): Buffer => {
     if (m.type === Front.Query) {
       const c = session.decide(readQuery(m.body));
+      tracker.sent(m, c);
       return c.decision.action === 'allow' ? m.raw : refuse(c, (mk) => message(Front.Query, mk));
     }
     if (m.type === Front.Parse) {
       const p = readParse(m.body);
       const c = session.decide(p.text);
+      tracker.sent(m, c);
       if (c.decision.action === 'allow') return m.raw;
       return refuse(c, (mk) => message(Front.Parse, p.name, mk, Buffer.from([0, 0])));
     }
+    tracker.sent(m, null);
     if (m.type === Front.FunctionCall) {
       // A function called by OID names neither function nor arguments the policy could judge:
       // refused (fail closed) rather than let it bypass the rules. SELECT the function instead.
@@ -108,9 +138,26 @@ export function runEngine(
     return m.raw;
   };
 
-  /** The target's message as it goes to the client: our error in place of a marker's syntax error. */
-  const inbound = (m: Message): Buffer => {
-    if (m.type !== Back.ErrorResponse || refusals.length === 0) return m.raw;
+  /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
+  const outbound = (m: Message): Buffer => {
+    try {
+      return judge(m);
+    } catch (err) {
+      // A statement Warden cannot read cannot be judged: the session ends with a word (fail closed).
+      if (err instanceof ProtocolError) {
+        client.write(errorResponse({ severity: 'FATAL', code: '08P01', message: err.message }));
+      }
+      throw err;
+    }
+  };
+
+  /**
+   * The target's message as it goes to the client: our error in place of a marker's syntax error,
+   * result rows masked and limited; a promise while the catalog is asked about a result's tables.
+   */
+  const inbound = (m: Message): Buffer | Promise<Buffer> => {
+    const ev = tracker.received(m);
+    if (m.type !== Back.ErrorResponse || refusals.length === 0) return rewriter.rewrite(m, ev);
     const text = readNoticeFields(m.body).get('M') ?? '';
     const i = refusals.findIndex((r) => text.includes(r.marker));
     if (i < 0) return m.raw;
@@ -122,26 +169,86 @@ export function runEngine(
     from: Socket,
     to: Socket,
     framer: MessageFramer,
-    map: (m: Message) => Buffer,
+    map: (m: Message) => Buffer | Promise<Buffer>,
     side: 'client' | 'target',
   ) => {
-    const onData = (chunk: Buffer) => {
-      let messages: Message[];
-      const out: Buffer[] = [];
-      let changed = false;
-      try {
-        messages = framer.push(chunk);
-        for (const m of messages) {
-          const b = map(m);
+    /** Messages not yet mapped: left over while a mapping waits (a catalog lookup), in order. */
+    let backlog: Message[] = [];
+    let waiting = false;
+    let draining = false;
+    const resume = () => {
+      if (!waiting && !draining && !ended) from.resume();
+    };
+    const send = (data: Buffer) => {
+      // One 'drain' listener at a time, however many writes came back full meanwhile.
+      if (data.length === 0 || to.write(data) || draining) return;
+      draining = true;
+      from.pause();
+      to.once('drain', () => {
+        draining = false;
+        resume();
+      });
+    };
+    /** Maps and writes messages until one needs to wait; unchanged runs go out as one contiguous view. */
+    const pump = () => {
+      while (backlog.length > 0 && !waiting && !ended) {
+        const messages = backlog;
+        backlog = [];
+        const out: Buffer[] = [];
+        let changed = false;
+        let i = 0;
+        for (; i < messages.length; i++) {
+          const m = messages[i]!;
+          let b: Buffer | Promise<Buffer>;
+          try {
+            b = map(m);
+          } catch (err) {
+            // A target message Warden cannot read (a malformed row): better no session than a wrong one.
+            end('error', (err as Error).message);
+            return;
+          }
+          if (b instanceof Promise) {
+            waiting = true;
+            from.pause();
+            // Held across an await: keep copies, the socket's chunk is not ours to keep.
+            backlog = messages.slice(i + 1).map(copyMessage);
+            b.then(
+              (data) => {
+                if (ended) return;
+                send(data);
+                waiting = false;
+                pump();
+                resume();
+              },
+              (err: Error) => end('error', err.message),
+            );
+            break;
+          }
           if (b !== m.raw) changed = true;
           out.push(b);
           if (side === 'client' && m.type === Front.Terminate) {
             terminated = true;
+            backlog = [];
+            i++;
             break;
           }
         }
+        const done = messages.slice(0, Math.min(i, out.length));
+        if (done.length === 0) continue;
+        const first = done[0]!.raw;
+        const last = done[done.length - 1]!.raw;
+        send(
+          changed || !contiguous(done)
+            ? Buffer.concat(out)
+            : Buffer.from(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset),
+        );
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      let messages: Message[];
+      try {
+        messages = framer.push(chunk);
       } catch (err) {
-        // A malformed message (bad length, a string without its NUL) ends the session with a word.
         if (side === 'client' && err instanceof ProtocolError) {
           client.write(errorResponse({ severity: 'FATAL', code: '08P01', message: err.message }));
         }
@@ -149,16 +256,9 @@ export function runEngine(
         return;
       }
       if (messages.length === 0) return;
-      // Unchanged messages are contiguous in one buffer: one write, no copy.
-      const first = messages[0]!.raw;
-      const last = messages[messages.length - 1]!.raw;
-      const data = changed
-        ? Buffer.concat(out)
-        : Buffer.from(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
-      if (!to.write(data)) {
-        from.pause();
-        to.once('drain', () => from.resume());
-      }
+      if (waiting) backlog.push(...messages.map(copyMessage));
+      else backlog = messages;
+      pump();
     };
     from.on('data', onData);
   };

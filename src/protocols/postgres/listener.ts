@@ -15,6 +15,7 @@ import { AuthError } from '../../identity/errors.js';
 import { type Identity, scopeCovers } from '../../identity/identity.js';
 import type { Connections } from '../../store/connections.js';
 import { isUnavailable } from '../../store/store.js';
+import { openCatalog } from './catalog.js';
 import { acceptClient, type ClientHello, HandshakeError, sendFatal } from './client-handshake.js';
 import { authenticationOk, backendKeyData, CANCEL_REQUEST, parameterStatus, readyForQuery } from './codec.js';
 import { runEngine } from './engine.js';
@@ -187,13 +188,25 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       targetAddress: { host: conn.target.host, port: conn.target.port },
     };
     live.set(`${key.pid}.${key.secret}`, entry);
+    const catalog = openCatalog({
+      host: conn.target.host,
+      port: conn.target.port,
+      database: conn.target.database ?? name,
+      user: creds.user ?? hello.params.user ?? 'postgres',
+      ...(typeof creds.password === 'string' ? { password: creds.password } : {}),
+      tls: conn.target.tls,
+      applicationName: `warden catalog s=${session.id.slice(0, 8)}`,
+    });
     const engine = runEngine(client, target.socket, session, {
       maxMessage: cfg.max_message,
       clientRest: hello.rest,
       targetRest: target.rest,
+      resolveTables: catalog.resolve,
+      warn: (text, fields) => deps.log.warn(fields, text),
       onClose: (reason, detail) => {
         live.delete(`${key.pid}.${key.secret}`);
         deps.live.remove(session.id);
+        void catalog.close();
         void session.close(reason, detail);
       },
     });

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { rule } from '../../config/rules.js';
+import type { Command } from '../../gateway/session.js';
+import { analyzeCommand } from '../../policy/analyze.js';
+import { loadPostgresAnalyzer } from '../../policy/analyzers/postgres.js';
+import { type DecisionContext, decide } from '../../policy/decide.js';
+import { MaskSet } from '../../policy/mask/mask-set.js';
+import { REDACTED } from '../../policy/mask/styles.js';
+import {
+  Back,
+  dataRow,
+  type FieldDescription,
+  MessageFramer,
+  message,
+  readCommandTag,
+  readDataRow,
+  readNoticeFields,
+} from './codec.js';
+import { ResultRewriter, type TableResolver } from './result-rewrite.js';
+import type { Result } from './results.js';
+
+const ctx: DecisionContext = {
+  connection: { name: 'db', tags: [], protocol: 'postgres', default: 'allow' },
+  caller: { subject: 'alice', groups: [], kind: 'human', chain: [] },
+};
+const command = (text: string, rules: unknown[]): Command => {
+  const facts = analyzeCommand('postgres', text);
+  return {
+    text,
+    facts,
+    decision: decide(
+      rules.map((r) => rule.parse(r)),
+      ctx,
+      facts,
+    ),
+  };
+};
+const framed = (b: Buffer) => new MessageFramer().push(b)[0]!;
+const f = (name: string, tableOid: number): FieldDescription => ({
+  name,
+  tableOid,
+  column: 1,
+  typeOid: 25,
+  format: 0,
+});
+const row = (...v: string[]) => framed(dataRow(v.map((x) => Buffer.from(x))));
+const values = (b: Buffer) => readDataRow(b.subarray(5)).map((v) => v?.toString() ?? null);
+
+function rewriter(resolveTables?: TableResolver) {
+  const warnings: string[] = [];
+  const r = new ResultRewriter({
+    masksFor: (d) => (d.masks.length ? new MaskSet(d.masks) : null),
+    ...(resolveTables ? { resolveTables } : {}),
+    warn: (m) => warnings.push(m),
+  });
+  return { r, warnings };
+}
+
+const maskSsn = { name: 'hide-ssn', effect: 'mask', mask: { columns: ['users.ssn'], style: 'redact' } };
+
+describe('result rewriting: masks and limits for one result', () => {
+  before(() => loadPostgresAnalyzer());
+
+  it('asks the catalog for table names a table-qualified rule needs, then masks only that table’s column', async () => {
+    const asked: number[][] = [];
+    const { r } = rewriter(async (oids) => {
+      asked.push(oids);
+      return new Map([
+        [10, 'public.users'],
+        [20, 'public.audit'],
+      ]);
+    });
+    const c = command('select u.ssn, a.ssn from users u, audit a', [maskSsn]);
+    const result: Result<Command> = { command: c, statement: 0, fields: [f('ssn', 10), f('ssn', 20)] };
+    const description = framed(message(Back.RowDescription, Buffer.alloc(2)));
+    const waited = r.rewrite(description, { kind: 'fields', result });
+    assert.ok(waited instanceof Promise, 'rows wait for the lookup');
+    assert.equal(await waited, description.raw);
+    assert.deepEqual(asked, [[10, 20]]);
+    const out = r.rewrite(row('1', '2'), { kind: 'row', result });
+    assert.ok(Buffer.isBuffer(out));
+    assert.deepEqual(values(out), [REDACTED, '2']);
+  });
+
+  it('fails closed when the catalog cannot answer: every field named like a masked column is masked', async () => {
+    const { r, warnings } = rewriter(async () => {
+      throw new Error('connection refused');
+    });
+    const c = command('select ssn, name from audit', [maskSsn]);
+    const result: Result<Command> = { command: c, statement: 0, fields: [f('ssn', 20), f('name', 20)] };
+    const out = await r.rewrite(row('123-45-6789', 'Ada'), { kind: 'row', result });
+    assert.deepEqual(values(out), [REDACTED, 'Ada']);
+    assert.match(warnings.join('\n'), /cannot resolve result table names/);
+  });
+
+  it('forwards rows untouched when the decision masks nothing this result holds', () => {
+    const { r } = rewriter(async () => new Map());
+    const c = command('select id, name from orders', [
+      { name: 'hide-email', effect: 'mask', mask: { columns: ['*.email'], style: 'redact' } },
+    ]);
+    const result: Result<Command> = { command: c, statement: 0, fields: [f('id', 5), f('name', 5)] };
+    const m = row('1', 'x');
+    assert.equal(r.rewrite(m, { kind: 'row', result }), m.raw);
+  });
+
+  it('drops rows past the limit and ends the result with a notice and the row count it kept', () => {
+    const { r } = rewriter();
+    const c = command('select id from t', [{ name: 'two', effect: 'limit', limit: { rows: 2 } }]);
+    const result: Result<Command> = { command: c, statement: 0, fields: [f('id', 0)] };
+    const sent = ['1', '2', '3', '4'].map((v) => r.rewrite(row(v), { kind: 'row', result }) as Buffer);
+    assert.deepEqual(
+      sent.map((b) => b.length > 0),
+      [true, true, false, false],
+    );
+    const end = r.rewrite(framed(message(Back.CommandComplete, 'SELECT 4')), {
+      kind: 'end',
+      result,
+    }) as Buffer;
+    const [notice, done] = new MessageFramer().push(end);
+    assert.equal(notice?.type, Back.NoticeResponse);
+    assert.equal(
+      readNoticeFields(notice!.body).get('M'),
+      'result stopped after 2 rows by rule "two" (warden)',
+    );
+    assert.equal(readCommandTag(done!.body), 'SELECT 2');
+  });
+});

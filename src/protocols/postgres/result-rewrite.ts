@@ -1,0 +1,230 @@
+// Applies a decision's masks and row limit to the results it produced: plans each result shape
+// once (resolving table OIDs through the catalog when a rule names tables), then rewrites rows.
+import type { Command } from '../../gateway/session.js';
+import type { Decision } from '../../policy/decide.js';
+import { globRegExp } from '../../policy/glob.js';
+import { fieldPositions } from '../../policy/lineage.js';
+import type { DerivedField, MaskRuleSpec, MaskSet } from '../../policy/mask/mask-set.js';
+import type { RowPlan } from '../../policy/mask/values.js';
+import {
+  Back,
+  type FieldDescription,
+  type Message,
+  noticeResponse,
+  readCommandTag,
+  readCopyResponse,
+  readDataRow,
+} from './codec.js';
+import type { Result, ResultEvent } from './results.js';
+import { commandCompleteWithRows, maskCopyRow, maskDataRow } from './row-mask.js';
+
+/** `schema.table` for each table OID it knows; OIDs it does not know are left out. */
+export type TableResolver = (oids: number[]) => Promise<Map<number, string>>;
+
+export interface RewriteDeps {
+  masksFor(decision: Decision): MaskSet | null;
+  resolveTables?: TableResolver;
+  warn(message: string, fields: Record<string, unknown>): void;
+}
+
+interface ResultState {
+  /** Null when no value of this result can change: rows pass as received. */
+  plan: RowPlan | null;
+  scans: boolean;
+  fields: FieldDescription[];
+  copyPlan: RowPlan | null;
+  /** A text-format COPY OUT: one row per CopyData, so rows can be counted and masked. */
+  copyText: boolean;
+  rows: number;
+  dropped: number;
+}
+
+interface QualifiedColumn {
+  column: RegExp;
+  style: MaskRuleSpec['style'];
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Whether a decision can change any result at all; most cannot, and their bytes pass untouched. */
+const touches = (d: Decision): boolean => d.masks.length > 0 || d.limits.rows !== null;
+
+/** Column patterns whose table part is not a wildcard: only the catalog can tell if they apply. */
+function qualifiedColumns(d: Decision): QualifiedColumn[] {
+  return d.masks.flatMap((m) =>
+    (m.columns ?? []).flatMap((p) => {
+      const dot = p.lastIndexOf('.');
+      if (dot < 0 || /^\*+$/.test(p.slice(0, dot))) return [];
+      return [{ column: globRegExp(p.slice(dot + 1)), style: m.style }];
+    }),
+  );
+}
+
+export class ResultRewriter {
+  private readonly states = new WeakMap<Result<Command>, ResultState>();
+  private readonly maskSets = new WeakMap<Decision, MaskSet | null>();
+  /** Table OID → `schema.table`, for this session's target. */
+  private readonly tables = new Map<number, string>();
+
+  constructor(private readonly deps: RewriteDeps) {}
+
+  /** The bytes for target message `m`: its own, a rewritten one, none (a dropped row), or a later answer. */
+  rewrite(m: Message, ev: ResultEvent<Command>): Buffer | Promise<Buffer> {
+    if (ev.kind === 'other' || !touches(ev.result.command.decision)) return m.raw;
+    const r = ev.result;
+    const state = this.states.get(r);
+    switch (ev.kind) {
+      case 'fields':
+        return state ? m.raw : then(this.prepare(r, r.fields ?? []), () => m.raw);
+      case 'row': {
+        if (state) return this.row(m, r, state);
+        const fields = r.fields ?? this.unknownShape(r, readDataRow(m.body).length);
+        return then(this.prepare(r, fields, r.fields === null), (s) => this.row(m, r, s));
+      }
+      case 'copy':
+        return then(state ?? this.prepare(r, r.fields ?? []), (s) => {
+          const copy = readCopyResponse(m.body);
+          s.copyText = copy.format === 0;
+          s.copyPlan = s.copyText ? this.copyPlan(r.command.decision, copy.columns.length) : null;
+          return m.raw;
+        });
+      case 'copy-data':
+        if (!state?.copyText) return m.raw;
+        if (this.overLimit(r, state)) return EMPTY;
+        return state.copyPlan ? maskCopyRow(m.raw, m.body, state.copyPlan) : m.raw;
+      case 'end':
+        return state ? this.end(m, r, state) : m.raw;
+      case 'suspended':
+        return m.raw;
+    }
+  }
+
+  private row(m: Message, r: Result<Command>, s: ResultState): Buffer {
+    if (this.overLimit(r, s)) return EMPTY;
+    return s.plan ? maskDataRow(m.raw, m.body, s.fields, s.plan, s.scans) : m.raw;
+  }
+
+  /** Counts a row; true when it is past the limit and must be dropped. */
+  private overLimit(r: Result<Command>, s: ResultState): boolean {
+    const limit = r.command.decision.limits.rows;
+    if (limit !== null && s.rows >= limit) {
+      // Keep reading and dropping: cancelling would race the client's own next statement.
+      s.dropped++;
+      return true;
+    }
+    s.rows++;
+    return false;
+  }
+
+  private end(m: Message, r: Result<Command>, s: ResultState): Buffer {
+    if (s.dropped === 0 || m.type !== Back.CommandComplete) return m.raw;
+    const d = r.command.decision;
+    const notice = noticeResponse({
+      severity: 'NOTICE',
+      code: '01000',
+      message: `result stopped after ${s.rows} rows by rule "${d.rowLimitRule ?? 'limit'}" (warden)`,
+      detail: `${s.dropped} more rows were not sent.`,
+    });
+    return Buffer.concat([notice, commandCompleteWithRows(readCommandTag(m.body), s.rows)]);
+  }
+
+  private maskSet(d: Decision): MaskSet | null {
+    if (!this.maskSets.has(d)) this.maskSets.set(d, this.deps.masksFor(d));
+    return this.maskSets.get(d) ?? null;
+  }
+
+  /** Rows with no RowDescription for them: their fields have no names, so masking fails closed. */
+  private unknownShape(r: Result<Command>, count: number): FieldDescription[] {
+    if (this.maskSet(r.command.decision)) {
+      this.deps.warn('rows without a row description; masking every field', { fields: count });
+    }
+    return Array.from({ length: count }, () => ({ name: '', tableOid: 0, column: 0, typeOid: 0, format: 0 }));
+  }
+
+  private prepare(
+    r: Result<Command>,
+    fields: FieldDescription[],
+    unknown = false,
+  ): ResultState | Promise<ResultState> {
+    const d = r.command.decision;
+    const set = this.maskSet(d);
+    const qualified = set ? qualifiedColumns(d) : [];
+    const missing = [
+      ...new Set(
+        fields
+          .filter((f) => f.tableOid !== 0 && !this.tables.has(f.tableOid))
+          .filter((f) => qualified.some((q) => q.column.test(f.name)))
+          .map((f) => f.tableOid),
+      ),
+    ];
+    const done = (failClosed: boolean) => {
+      const s = this.build(r, fields, failClosed ? qualified : [], unknown);
+      this.states.set(r, s);
+      return s;
+    };
+    if (missing.length === 0) return done(false);
+    if (!this.deps.resolveTables) return done(true);
+    return this.deps.resolveTables(missing).then(
+      (names) => {
+        for (const oid of missing) this.tables.set(oid, names.get(oid) ?? '');
+        return done(false);
+      },
+      (err: Error) => {
+        this.deps.warn('cannot resolve result table names; masking every field a column rule could name', {
+          err: err.message,
+        });
+        return done(true);
+      },
+    );
+  }
+
+  /** `failClosed`: patterns to apply by column name alone; `unknown`: nameless fields, all masked. */
+  private build(
+    r: Result<Command>,
+    fields: FieldDescription[],
+    failClosed: QualifiedColumn[],
+    unknown: boolean,
+  ): ResultState {
+    const base = { fields, copyPlan: null, copyText: false, rows: 0, dropped: 0 };
+    const d = r.command.decision;
+    const set = this.maskSet(d);
+    if (!set) return { ...base, plan: null, scans: false };
+    const columns = fields.map((f) => ({ table: this.tables.get(f.tableOid) || null, name: f.name }));
+    const derived: DerivedField[] = [];
+    fields.forEach((f, i) => {
+      const hit = failClosed.find((q) => q.column.test(f.name));
+      if (hit || unknown) derived.push({ field: i, style: hit?.style ?? d.masks[0]!.style });
+    });
+    derived.push(...this.derivedFields(r, fields));
+    const plan = set.plan(columns, derived);
+    const scans = set.scans;
+    return { ...base, plan: scans || plan.masked.some(Boolean) ? plan : null, scans };
+  }
+
+  /** Fields computed from a masked column (`upper(ssn)`), placed by the statement's outputs. */
+  private derivedFields(r: Result<Command>, fields: FieldDescription[]): DerivedField[] {
+    const { decision: d, facts } = r.command;
+    const mine = d.derived.filter((x) => x.statement === r.statement);
+    if (mine.length === 0 || facts.protocol_kind !== 'sql') return [];
+    const positions = fieldPositions(facts.statements[r.statement]?.outputs ?? [], fields.length);
+    return mine.flatMap((x) => {
+      const at = positions[x.output];
+      if (at !== null && at !== undefined) return [{ field: at, style: x.style }];
+      // The count does not fit the outputs: mask every field of that name, or all of them.
+      const named = fields.flatMap((f, i) => (f.name === x.name ? [i] : []));
+      this.deps.warn('cannot place a derived masked column; masking by name', { name: x.name });
+      return (named.length > 0 ? named : fields.map((_, i) => i)).map((field) => ({ field, style: x.style }));
+    });
+  }
+
+  /** COPY text rows carry no column names: only detectors apply (lineage refuses COPY of masked columns). */
+  private copyPlan(d: Decision, count: number): RowPlan | null {
+    const set = this.maskSet(d);
+    if (!set?.scans) return null;
+    return set.plan(Array.from({ length: count }, () => ({ table: null, name: '' })));
+  }
+}
+
+function then<T>(v: T | Promise<T>, f: (v: T) => Buffer): Buffer | Promise<Buffer> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}

@@ -1,0 +1,210 @@
+// Which statement each result on the wire belongs to: the client's messages queue up what the
+// target will answer, in protocol order, and each answer is matched to its command and row shape.
+import {
+  Back,
+  type FieldDescription,
+  Front,
+  type Message,
+  readBind,
+  readExecute,
+  readParse,
+  readRowDescription,
+  readTarget,
+} from './codec.js';
+
+/** One result the target is producing: rows of one statement (or of one portal, across its Executes). */
+export interface Result<C> {
+  readonly command: C;
+  /** Index of the statement in the command's text (simple queries may hold several). */
+  readonly statement: number;
+  /** The row shape, when a RowDescription for it was seen; null otherwise. */
+  fields: FieldDescription[] | null;
+}
+
+/** What a target message means for results. */
+export type ResultEvent<C> =
+  | { kind: 'fields' | 'row' | 'end' | 'suspended' | 'copy' | 'copy-data'; result: Result<C> }
+  | { kind: 'other' };
+
+interface Statement<C> {
+  command: C;
+  fields: FieldDescription[] | null;
+}
+
+interface Portal<C> {
+  statement: Statement<C>;
+  formats: number[];
+  result: Result<C>;
+  described: boolean;
+}
+
+type Expectation<C> =
+  | { kind: 'simple'; command: C; statement: number; result: Result<C> | null }
+  | { kind: 'parse' | 'bind' | 'close' | 'sync' }
+  | { kind: 'describe'; statement: Statement<C> | null; portal: Portal<C> | null }
+  | { kind: 'execute'; portal: Portal<C> | null };
+
+/** The format of field `i` as a Bind's result-format list gives it (none: text; one: all). */
+function formatOf(formats: readonly number[], i: number): number {
+  return formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
+}
+
+/**
+ * A pure state machine: `sent` for every client message (with the command decided for Query and
+ * Parse), `received` for every target message, in order. No I/O, no timers.
+ */
+export class ResultTracker<C> {
+  private readonly expected: Expectation<C>[] = [];
+  private readonly statements = new Map<string, Statement<C>>();
+  private readonly portals = new Map<string, Portal<C>>();
+
+  /** Expectations not yet answered (for tests and diagnostics). */
+  get pending(): number {
+    return this.expected.length;
+  }
+
+  sent(m: Message, command: C | null): void {
+    switch (m.type) {
+      case Front.Query:
+        if (command === null) return;
+        this.expected.push({ kind: 'simple', command, statement: 0, result: null });
+        // A simple query destroys the unnamed statement and portal.
+        this.statements.delete('');
+        this.portals.delete('');
+        return;
+      case Front.Parse:
+        if (command === null) return;
+        this.statements.set(readParse(m.body).name, { command, fields: null });
+        this.expected.push({ kind: 'parse' });
+        return;
+      case Front.Bind: {
+        const b = readBind(m.body);
+        const statement = this.statements.get(b.statement);
+        if (statement) {
+          const result: Result<C> = { command: statement.command, statement: 0, fields: null };
+          this.portals.set(b.portal, { statement, formats: b.resultFormats, result, described: false });
+        } else this.portals.delete(b.portal);
+        this.expected.push({ kind: 'bind' });
+        return;
+      }
+      case Front.Describe: {
+        const t = readTarget(m.body);
+        this.expected.push(
+          t.kind === 'S'
+            ? { kind: 'describe', statement: this.statements.get(t.name) ?? null, portal: null }
+            : { kind: 'describe', statement: null, portal: this.portals.get(t.name) ?? null },
+        );
+        return;
+      }
+      case Front.Execute:
+        this.expected.push({ kind: 'execute', portal: this.portals.get(readExecute(m.body)) ?? null });
+        return;
+      case Front.Close: {
+        const t = readTarget(m.body);
+        (t.kind === 'S' ? this.statements : this.portals).delete(t.name);
+        this.expected.push({ kind: 'close' });
+        return;
+      }
+      case Front.Sync:
+      // A fast-path function call ends with a ReadyForQuery of its own, like a Sync.
+      case Front.FunctionCall:
+        this.expected.push({ kind: 'sync' });
+        return;
+      default:
+        return;
+    }
+  }
+
+  received(m: Message): ResultEvent<C> {
+    const head = this.expected[0];
+    if (!head) return { kind: 'other' };
+    switch (m.type) {
+      case Back.ParseComplete:
+      case Back.BindComplete:
+      case Back.CloseComplete:
+        this.shiftIf(['parse', 'bind', 'close']);
+        return { kind: 'other' };
+      case Back.ParameterDescription:
+        return { kind: 'other' };
+      case Back.NoData:
+        if (head.kind === 'describe') this.expected.shift();
+        return { kind: 'other' };
+      case Back.RowDescription:
+        return this.rowDescription(head, m);
+      case Back.DataRow:
+        return this.event('row', head);
+      case Back.CopyOutResponse:
+        return this.event('copy', head);
+      case Back.CopyData:
+        return this.event('copy-data', head);
+      case Back.CommandComplete:
+      case Back.EmptyQueryResponse: {
+        const ev = this.event('end', head);
+        if (head.kind === 'simple') {
+          head.statement++;
+          head.result = null;
+        } else if (head.kind === 'execute') this.expected.shift();
+        return ev;
+      }
+      case Back.PortalSuspended: {
+        const ev = this.event('suspended', head);
+        if (head.kind === 'execute') this.expected.shift();
+        return ev;
+      }
+      case Back.ErrorResponse:
+        // The target skips the rest of an extended batch up to Sync; a simple query just ends.
+        if (head.kind !== 'simple') {
+          while (this.expected[0] && this.expected[0].kind !== 'sync') this.expected.shift();
+        }
+        return { kind: 'other' };
+      case Back.ReadyForQuery: {
+        const i = this.expected.findIndex((e) => e.kind === 'simple' || e.kind === 'sync');
+        this.expected.splice(0, i + 1);
+        return { kind: 'other' };
+      }
+      default:
+        return { kind: 'other' };
+    }
+  }
+
+  private shiftIf(kinds: string[]): void {
+    if (kinds.includes(this.expected[0]?.kind ?? '')) this.expected.shift();
+  }
+
+  private rowDescription(head: Expectation<C>, m: Message): ResultEvent<C> {
+    if (head.kind === 'describe') {
+      const fields = readRowDescription(m.body);
+      if (head.statement) head.statement.fields = fields;
+      if (head.portal) {
+        head.portal.result.fields = fields;
+        head.portal.described = true;
+      }
+      this.expected.shift();
+      return { kind: 'other' };
+    }
+    if (head.kind === 'simple') {
+      head.result = { command: head.command, statement: head.statement, fields: readRowDescription(m.body) };
+      return { kind: 'fields', result: head.result };
+    }
+    return { kind: 'other' };
+  }
+
+  private event(
+    kind: 'row' | 'end' | 'suspended' | 'copy' | 'copy-data',
+    head: Expectation<C>,
+  ): ResultEvent<C> {
+    if (head.kind === 'simple') {
+      head.result ??= { command: head.command, statement: head.statement, fields: null };
+      return { kind, result: head.result };
+    }
+    if (head.kind === 'execute' && head.portal) {
+      const p = head.portal;
+      // Without a Describe of the portal, the statement's shape with the formats Bind asked for.
+      if (!p.described && p.result.fields === null && p.statement.fields) {
+        p.result.fields = p.statement.fields.map((f, i) => ({ ...f, format: formatOf(p.formats, i) }));
+      }
+      return { kind, result: p.result };
+    }
+    return { kind: 'other' };
+  }
+}

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MaskSet } from '../../policy/mask/mask-set.js';
+import { REDACTED } from '../../policy/mask/styles.js';
+import { Back, dataRow, type FieldDescription, MessageFramer, message, readDataRow } from './codec.js';
+import { commandCompleteWithRows, maskCopyRow, maskDataRow } from './row-mask.js';
+
+const field = (name: string, typeOid: number, format: number): FieldDescription => ({
+  name,
+  tableOid: 0,
+  column: 0,
+  typeOid,
+  format,
+});
+const cols = (fs: FieldDescription[]) => fs.map((x) => ({ table: null, name: x.name }));
+const framed = (b: Buffer) => new MessageFramer().push(b)[0]!;
+const int4 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+
+describe('masking result bytes', () => {
+  const masks = new MaskSet([{ columns: ['ssn', 'pin', 'doc', 'note'], style: 'redact' }]);
+
+  it('rewrites masked text-format values and fixes the message length', () => {
+    const fields = [field('id', 23, 0), field('ssn', 25, 0)];
+    const m = framed(dataRow([Buffer.from('1'), Buffer.from('123-45-6789')]));
+    const out = maskDataRow(m.raw, m.body, fields, masks.plan(cols(fields)), false);
+    assert.equal(out.readInt32BE(1), out.length - 1);
+    assert.deepEqual(
+      readDataRow(out.subarray(5)).map((v) => v?.toString()),
+      ['1', REDACTED],
+    );
+  });
+
+  it('masks binary text and jsonb as UTF-8 (jsonb keeps its version byte, stays JSON), other binary types as NULL', () => {
+    const fields = [field('ssn', 1043, 1), field('doc', 3802, 1), field('pin', 23, 1), field('id', 23, 1)];
+    const jsonb = Buffer.concat([Buffer.from([1]), Buffer.from('{"a":1}')]);
+    const m = framed(dataRow([Buffer.from('123-45-6789'), jsonb, int4(1234), int4(7)]));
+    const cells = readDataRow(
+      maskDataRow(m.raw, m.body, fields, masks.plan(cols(fields)), false).subarray(5),
+    );
+    assert.equal(cells[0]?.toString(), REDACTED);
+    assert.equal(cells[1]?.[0], 1);
+    assert.equal(cells[1]?.subarray(1).toString(), JSON.stringify(REDACTED));
+    assert.equal(cells[2], null, 'a masked integer cannot say [masked] in binary');
+    assert.deepEqual(cells[3], int4(7));
+  });
+
+  it('returns the very same bytes when no value changes, and keeps NULLs', () => {
+    const scanning = new MaskSet([{ detectors: ['card'], style: 'redact' }]);
+    const fields = [field('name', 25, 0), field('ssn', 25, 0)];
+    const m = framed(dataRow([Buffer.from('Ada'), null]));
+    assert.equal(maskDataRow(m.raw, m.body, fields, scanning.plan(cols(fields)), true), m.raw);
+  });
+
+  it('masks COPY text rows through their escapes and NULLs', () => {
+    const scanning = new MaskSet([{ detectors: ['card'], style: 'keep-last-4' }]);
+    const cols = [0, 1, 2].map(() => ({ table: null, name: '' }));
+    const m = framed(message(Back.CopyData, Buffer.from('a\\tb\t4111 1111 1111 1111\t\\N\n')));
+    const out = maskCopyRow(m.raw, m.body, scanning.plan(cols));
+    assert.equal(out.subarray(5).toString(), 'a\\tb\t**** **** **** 1111\t\\N\n');
+    const clean = framed(message(Back.CopyData, Buffer.from('x\ty\t\\N\n')));
+    assert.equal(maskCopyRow(clean.raw, clean.body, scanning.plan(cols)), clean.raw);
+  });
+
+  it('rewrites the row count of a CommandComplete tag', () => {
+    assert.equal(commandCompleteWithRows('SELECT 1000', 5).subarray(5).toString(), 'SELECT 5\0');
+    assert.equal(commandCompleteWithRows('INSERT 0 9', 5).subarray(5).toString(), 'INSERT 0 5\0');
+  });
+});

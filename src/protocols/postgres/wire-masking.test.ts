@@ -1,0 +1,231 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { keepLast, REDACTED } from '../../policy/mask/styles.js';
+import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const CARD = '4111 1111 1111 1111';
+const email = (i: number) => `user${i}@example.com`;
+const target = (name: string, database: string) => ({
+  name,
+  protocol: 'postgres',
+  target: { host: '127.0.0.1', port: 5432, database },
+  credentials: { user: 'postgres' },
+});
+
+describe('PostgreSQL gateway: masks and row limits applied to results on the wire', () => {
+  let db: ThrowawayDb;
+  let gw: Gateway;
+  let key: string;
+  let port: number;
+
+  /** `binary`: results in binary format (node-postgres asks for it in every Bind; typed on Defaults only). */
+  const pgClient = (cfg: pg.Defaults) => new pg.Client(cfg);
+  const client = (database = 'app-db', binary = false) =>
+    pgClient({ host: '127.0.0.1', port, database, user: 'alice', password: key, binary });
+  const direct = (binary = false) => pgClient({ connectionString: db.url, binary });
+  const psql = (database: string, sql: string) =>
+    run(
+      'psql',
+      [`host=127.0.0.1 port=${port} dbname=${database} user=alice sslmode=disable`, '-X', '-At', '-c', sql],
+      {
+        PGPASSWORD: key,
+      },
+    );
+  const withClient = async <T>(c: pg.Client, f: (c: pg.Client) => Promise<T>): Promise<T> => {
+    await c.connect();
+    try {
+      return await f(c);
+    } finally {
+      await c.end();
+    }
+  };
+
+  before(async () => {
+    db = await createThrowawayDb();
+    await withClient(direct(), (c) =>
+      c.query(`create table users (id int primary key, name text, email text, ssn text, card text, pin int);
+        insert into users select i, 'User ' || i, 'user' || i || '@example.com',
+          '123-45-' || lpad(i::text, 4, '0'), '${CARD}', 1000 + i from generate_series(1, 20) i`),
+    );
+    const init = await run('pgbench', ['-i', '-s', '1', '-q', db.url]);
+    assert.equal(init.code, 0, init.stderr);
+    gw = await startGateway('sqlite', {
+      config: {
+        connections: [target('app-db', db.name), target('scan-db', db.name), target('limit-db', db.name)],
+        policy: {
+          rules: [
+            {
+              name: 'hide-ssn',
+              match: { connections: ['app-db'] },
+              effect: 'mask',
+              mask: { columns: ['users.ssn', 'users.pin', 'pgbench_accounts.abalance'], style: 'redact' },
+            },
+            {
+              name: 'partial-email',
+              match: { connections: ['app-db'] },
+              effect: 'mask',
+              mask: { columns: ['*.email'], style: 'keep-last-4' },
+            },
+            {
+              name: 'find-cards',
+              match: { connections: ['scan-db'] },
+              effect: 'mask',
+              mask: { detectors: ['card'], style: 'keep-last-4' },
+            },
+            { name: 'five-rows', match: { connections: ['limit-db'] }, effect: 'limit', limit: { rows: 5 } },
+          ],
+        },
+      },
+    });
+    assert.ok(gw.proc.postgres);
+    port = gw.proc.postgres.port;
+    const created = await gw.cli(['keys', 'create', '--name', 'alice']);
+    assert.equal(created.code, 0, created.stderr);
+    key = gw.credential(created.stdout.trim());
+  });
+  after(async () => {
+    await gw?.close();
+    await db?.drop();
+  });
+
+  it('masks users.ssn and *.email in text results and leaves other columns intact (pg and psql)', async () => {
+    const rows = await withClient(client(), async (c) => {
+      const simple = await c.query('select id, name, email, ssn, card from users where id <= 2 order by id');
+      const extended = await c.query({
+        text: 'select email, ssn, name from users where id = $1',
+        values: [2],
+      });
+      return [...simple.rows, ...extended.rows];
+    });
+    assert.deepEqual(rows, [
+      { id: 1, name: 'User 1', email: keepLast(email(1), 4), ssn: REDACTED, card: CARD },
+      { id: 2, name: 'User 2', email: keepLast(email(2), 4), ssn: REDACTED, card: CARD },
+      { email: keepLast(email(2), 4), ssn: REDACTED, name: 'User 2' },
+    ]);
+    const res = await psql('app-db', 'select ssn, email, name from users where id = 3');
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, `${REDACTED}|${keepLast(email(3), 4)}|User 3\n`);
+  });
+
+  it('masks binary-format results: text values rewritten, a masked integer sent as NULL', async () => {
+    const r = await withClient(client('app-db', true), (c) =>
+      c.query({ text: 'select id, pin, ssn, email, name from users where id = $1', values: [4] }),
+    );
+    assert.deepEqual(r.rows, [
+      { id: 4, pin: null, ssn: REDACTED, email: keepLast(email(4), 4), name: 'User 4' },
+    ]);
+  });
+
+  it('masks a column computed from a masked one (upper(ssn)) in simple and extended queries', async () => {
+    const got = await withClient(client(), async (c) => [
+      (await c.query('SELECT upper(ssn) AS s, name FROM users WHERE id = 5')).rows[0],
+      (await c.query({ text: 'SELECT upper(ssn) AS s, name FROM users WHERE id = $1', values: [5] })).rows[0],
+    ]);
+    assert.deepEqual(got, [
+      { s: REDACTED, name: 'User 5' },
+      { s: REDACTED, name: 'User 5' },
+    ]);
+  });
+
+  it('finds card numbers with a detectors-only rule, in rows and in COPY OUT text', async () => {
+    const r = await withClient(client('scan-db'), (c) =>
+      c.query('select name, card, ssn from users where id = 6'),
+    );
+    assert.deepEqual(r.rows, [{ name: 'User 6', card: keepLast(CARD, 4), ssn: '123-45-0006' }]);
+    const copy = await psql('scan-db', 'copy (select id, card from users where id = 7) to stdout');
+    assert.equal(copy.code, 0, copy.stderr);
+    assert.equal(copy.stdout, `7\t${keepLast(CARD, 4)}\n`);
+  });
+
+  it('stops a 20-row result (rows or COPY OUT) after 5 rows with a notice naming the rule and a count of 5', async () => {
+    await withClient(client('limit-db'), async (c) => {
+      const notices: string[] = [];
+      c.on('notice', (n) => notices.push(n.message ?? ''));
+      const simple = await c.query('select id from users order by id');
+      assert.equal(simple.rows.length, 5);
+      assert.equal(simple.rowCount, 5);
+      const extended = await c.query({ text: 'select id from users where id > $1 order by id', values: [0] });
+      assert.deepEqual(
+        extended.rows.map((x) => x.id),
+        [1, 2, 3, 4, 5],
+      );
+      assert.equal(extended.rowCount, 5);
+      assert.deepEqual(notices, [
+        'result stopped after 5 rows by rule "five-rows" (warden)',
+        'result stopped after 5 rows by rule "five-rows" (warden)',
+      ]);
+      assert.equal(
+        (await c.query('select count(*)::int as n from users')).rows[0].n,
+        20,
+        'the session goes on',
+      );
+    });
+    for (const sql of [
+      'select id from users order by id',
+      'copy (select id from users order by id) to stdout',
+    ]) {
+      const res = await psql('limit-db', sql);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.stdout, '1\n2\n3\n4\n5\n', sql);
+      assert.match(res.stderr, /NOTICE: {2}result stopped after 5 rows by rule "five-rows" \(warden\)/);
+    }
+  });
+
+  it('keeps pgbench -M prepared working with a table-qualified mask, resolved through the catalog', async () => {
+    // Division by zero (and a failed run) unless the prepared statement's abalance comes back masked.
+    const script = join(tmpdir(), `warden-wire-${process.pid}.sql`);
+    writeFileSync(
+      script,
+      `\\set aid random(1, 1000)\nSELECT abalance AS b FROM pgbench_accounts WHERE aid = :aid \\gset\nSELECT 1 / (:b::text = '${REDACTED}')::int;\n`,
+    );
+    const args = ['-n', '-t', '100', '-c', '2', '-M', 'prepared', '-f', script];
+    const res = await run(
+      'pgbench',
+      [...args, '-h', '127.0.0.1', '-p', String(port), '-U', 'alice', 'app-db'],
+      {
+        PGPASSWORD: key,
+        PGSSLMODE: 'disable',
+      },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /number of transactions actually processed: 200\/200/);
+  });
+
+  it('masks every row of a 100,000-row result that spans many network reads', async () => {
+    const r = await withClient(client(), (c) =>
+      c.query(`select i, 'user' || i || '@example.com' as email from generate_series(1, 100000) i`),
+    );
+    assert.equal(r.rowCount, 100_000);
+    const wrong = r.rows.find((x: { i: number; email: string }) => x.email !== keepLast(email(x.i), 4));
+    assert.equal(wrong, undefined);
+  });
+
+  it('passes a result with nothing to mask through exactly as the target sent it', async () => {
+    const sql = { text: 'select id, name, card from users where id <= $1 order by id', values: [20] };
+    const q = async (c: pg.Client) => (await c.query({ ...sql, rowMode: 'array' })).rows;
+    const mine = [await withClient(client(), q), await withClient(client('app-db', true), q)];
+    const theirs = [await withClient(direct(), q), await withClient(direct(true), q)];
+    assert.deepEqual(mine, theirs);
+  });
+});
