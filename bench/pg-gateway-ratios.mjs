@@ -58,8 +58,10 @@ function value(t, p) {
   return { m, noisy, failed, ran: g.length > 0 };
 }
 
-const fmt = (v, t) => (v === null ? '-' : TIMED.has(t) ? v.toFixed(2) : Math.round(v).toLocaleString('en-US'));
-const ratio = (t, w, o) => (w === null || o === null || !w || !o ? '-' : (TIMED.has(t) ? o / w : w / o).toFixed(2));
+const fmt = (v, t) =>
+  v === null ? '-' : TIMED.has(t) ? v.toFixed(2) : Math.round(v).toLocaleString('en-US');
+const ratio = (t, w, o) =>
+  w === null || o === null || !w || !o ? '-' : (TIMED.has(t) ? o / w : w / o).toFixed(2);
 const refs = ['pgbouncer', 'direct', 'node'].filter((p) => paths.includes(p) && paths.includes('custom'));
 const cols = ['test', ...paths.map((p) => NAME[p] ?? p), ...refs.map((p) => `warden/${p}`)];
 const table = [cols];
@@ -93,6 +95,9 @@ if (markdown) {
   }
 }
 console.log('');
-console.log('warden/X: Warden throughput relative to X (tps ratio; timed tests X_s / warden_s); < 1 = Warden slower.');
-if (rows.some((r) => r.status === 'noisy')) console.log("'*': every attempt that round was disturbed by foreign CPU load.");
+console.log(
+  'warden/X: Warden throughput relative to X (tps ratio; timed tests X_s / warden_s); < 1 = Warden slower.',
+);
+if (rows.some((r) => r.status === 'noisy'))
+  console.log("'*': every attempt that round was disturbed by foreign CPU load.");
 if (notes.length) console.log(`FAILED: ${notes.join('; ')}`);

@@ -24,7 +24,8 @@
 #   PATHS (default "direct haproxy pgbouncer node custom"), ROUNDS (default 1),
 #   AUTO_INSTALL (default 1 when haproxy or pgbouncer is missing), OUTDIR (bench/results/pg-<stamp>),
 #   BASELINE (../shared/bench/pg-baseline.sh), CUSTOM_DB (connection name, default bench-pg),
-#   WARDEN_SNAPSHOT (1), KEEP_WARDEN_TMP=1 (keep Warden's temp dir and store).
+#   WARDEN_SNAPSHOT (1), KEEP_WARDEN_TMP=1 (keep Warden's temp dir and store),
+#   WARDEN_NODE_ARGS (extra node flags for the measured Warden, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 # Runs as root like pg-baseline.sh. Stops only processes it started, by PID.
 set -Euo pipefail
 
@@ -51,8 +52,9 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 export OUTDIR=${OUTDIR:-$BENCH/results/pg-$STAMP}
 export CUSTOM_DB=${CUSTOM_DB:-bench-pg}
 
-# WARDEN_* in the caller's environment would override the bench config (env wins over the file).
-while read -r v; do unset "$v"; done < <(compgen -e | grep '^WARDEN_' || true)
+# WARDEN_* in the caller's environment would override the bench config (env wins over the file);
+# this script's own knobs (WARDEN_SNAPSHOT, WARDEN_NODE_ARGS, WARDEN_BENCH_*) are kept.
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^WARDEN_' | grep -Ev '^WARDEN_(SNAPSHOT|NODE_ARGS|BENCH_)' || true)
 
 WDIR=$(mktemp -d /tmp/warden-pgbench.XXXXXX)
 chmod 700 "$WDIR"
@@ -121,7 +123,7 @@ BOOT_PID=
 export CUSTOM_PASSWORD=$CLIENT_KEY
 export WARDEN_BENCH_DIR=$WDIR WARDEN_BENCH_CONNECTION=$CUSTOM_DB
 export CUSTOM_SETUP="bash $BENCH/pg-gateway-config.sh"
-export CUSTOM_CMD="$NODE $APP/dist/cli/main.js serve --config $WDIR/warden.yaml"
+export CUSTOM_CMD="$NODE ${WARDEN_NODE_ARGS:-} $APP/dist/cli/main.js serve --config $WDIR/warden.yaml"
 log "PATHS=\"$PATHS\" ROUNDS=$ROUNDS TESTS=\"${TESTS:-all}\" OUTDIR=$OUTDIR"
 log "running $BASELINE"
 bash "$BASELINE"
