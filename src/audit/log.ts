@@ -7,7 +7,14 @@ import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { canonicalJson } from '../crypto/canonical.js';
 import { isUnavailable, type Store, StoreUnavailableError, type Tx } from '../store/store.js';
-import { type AuditActor, type AuditEvent, type AuditRecord, GENESIS_HASH, hashRecord } from './record.js';
+import {
+  type AuditActor,
+  type AuditEvent,
+  type AuditRecord,
+  GENESIS_HASH,
+  hashEncodedRecord,
+  hashRecord,
+} from './record.js';
 import { recordFromRow } from './rows.js';
 
 interface Pending {
@@ -204,7 +211,13 @@ export class AuditLog {
         payload: p.event.payload,
         prev_hash: prev,
       };
-      const record = { ...base, hash: hashRecord(base) };
+      const record = {
+        ...base,
+        hash:
+          p.actorJson !== undefined && p.payloadJson !== undefined
+            ? hashEncodedRecord(base, p.actorJson, p.payloadJson)
+            : hashRecord(base),
+      };
       prev = record.hash;
       return record;
     });

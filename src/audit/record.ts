@@ -110,6 +110,23 @@ export function hashRecord(r: Omit<AuditRecord, 'hash'>): string {
   );
 }
 
+/**
+ * hashRecord for a record whose actor and payload are already canonical JSON (the appender
+ * encodes them once when the event is queued): the same bytes, spliced instead of re-encoded.
+ */
+export function hashEncodedRecord(
+  r: Omit<AuditRecord, 'hash' | 'actor' | 'payload'>,
+  actorJson: string,
+  payloadJson: string,
+): string {
+  const s = JSON.stringify;
+  return sha256Hex(
+    `{"actor":${actorJson},"id":${s(r.id)},"outcome":${s(r.outcome)},"payload":${payloadJson},` +
+      `"prev_hash":${s(r.prev_hash)},"seq":${canonicalJson(r.seq)},"target":${r.target === null ? 'null' : s(r.target)},` +
+      `"time":${s(r.time)},"type":${s(r.type)}}`,
+  );
+}
+
 /** The exact bytes a checkpoint signature covers (domain-separated from every other signature). */
 export function checkpointMessage(c: Omit<AuditCheckpoint, 'signature'>): string {
   return `warden-audit-checkpoint/1\n${canonicalJson({ seq: c.seq, hash: c.hash, time: c.time, key_id: c.key_id })}`;
