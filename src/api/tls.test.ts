@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { selfSignedCert } from '../testing/tls.js';
 import { runCli, startWarden, type WardenProcess } from '../testing/warden-process.js';
 
 describe('the API over TLS', () => {
@@ -13,32 +13,10 @@ describe('the API over TLS', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'warden-tls-'));
-    cert = join(dir, 'tls.crt');
-    const key = join(dir, 'tls.key');
     // A self-signed certificate for 127.0.0.1, as an operator's private CA would issue.
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-subj',
-        '/CN=warden-test',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        '-days',
-        '1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
+    const files = selfSignedCert(dir, 'warden-test');
+    cert = files.cert;
+    const key = files.key;
     proc = await startWarden({
       dir,
       config: { data_dir: join(dir, 'data'), api: { port: 0, tls: { cert, key } } },

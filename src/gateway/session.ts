@@ -8,7 +8,7 @@ import type { ConnectionView } from '../config/connection.js';
 import type { Identity } from '../identity/identity.js';
 import { analyzeCommand } from '../policy/analyze.js';
 import type { Decision, DecisionContext } from '../policy/decide.js';
-import type { Facts } from '../policy/facts.js';
+import { type Facts, unparseableSql } from '../policy/facts.js';
 import type { RulesInForce } from '../policy/in-force.js';
 import { MaskSet } from '../policy/mask/mask-set.js';
 import type { Sessions } from '../store/sessions.js';
@@ -141,14 +141,7 @@ export class Session {
       outcome: 'denied',
       payload: { session: this.id, command: text, rules: [], decided_by: null, message },
     });
-    const facts: Facts = {
-      protocol_kind: 'sql',
-      dialect: 'postgres',
-      statements: [],
-      multi_statement: false,
-      unparseable: message,
-      fingerprint: null,
-    };
+    const facts = unparseableSql(this.connection.protocol === 'mysql' ? 'mysql' : 'postgres', message);
     return { text, facts, decision };
   }
 

@@ -111,6 +111,18 @@ export interface SqlFacts {
   fingerprint: string | null;
 }
 
+/** Facts of SQL text that could not be parsed (or was refused unread): `message` says why. */
+export function unparseableSql(dialect: SqlFacts['dialect'], message: string): SqlFacts {
+  return {
+    protocol_kind: 'sql',
+    dialect,
+    statements: [],
+    multi_statement: false,
+    unparseable: message,
+    fingerprint: null,
+  };
+}
+
 export interface ShellFacts {
   protocol_kind: 'shell';
   /** Every simple command in the line, in order, through pipelines, lists and subshells. */

@@ -36,3 +36,13 @@ export async function createThrowawayDb(prefix = 'warden_test'): Promise<Throwaw
     },
   };
 }
+
+/** A config-file connection named `name` to a throwaway database, logging in as the trusted `postgres`. */
+export function pgConnection(db: ThrowawayDb, name = 'app-db') {
+  return {
+    name,
+    protocol: 'postgres',
+    target: { host: '127.0.0.1', port: 5432, database: db.name },
+    credentials: { user: 'postgres' },
+  };
+}

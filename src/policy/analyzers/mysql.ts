@@ -2,7 +2,13 @@
 // its kind, the tables it reads and writes, the functions it calls, and the risks rules ask about.
 
 import sqlParser from 'node-sql-parser';
-import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts, type TableRef } from '../facts.js';
+import {
+  emptyStatementFacts,
+  type SqlFacts,
+  type SqlStatementFacts,
+  type TableRef,
+  unparseableSql,
+} from '../facts.js';
 import { FactsCache } from './facts-cache.js';
 import { fingerprintStatement, splitStatements } from './mysql-text.js';
 
@@ -140,16 +146,7 @@ function dynamicFacts(kind: string): SqlStatementFacts {
   return { ...emptyStatementFacts(kind, kind !== 'deallocate'), outputs: null };
 }
 
-function failure(message: string): SqlFacts {
-  return {
-    protocol_kind: 'sql',
-    dialect: 'mysql',
-    statements: [],
-    multi_statement: false,
-    unparseable: message,
-    fingerprint: null,
-  };
-}
+const failure = (message: string): SqlFacts => unparseableSql('mysql', message);
 
 /**
  * Exact text only. A normalized level (literals stripped) would be unsafe here: the grammar takes

@@ -2,7 +2,7 @@
 // rules see what the server will run: every statement, its tables, functions and hidden SQL.
 
 import { loadModule, normalizeSync, parseSync } from 'libpg-query';
-import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts } from '../facts.js';
+import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts, unparseableSql } from '../facts.js';
 import { FactsCache, type FactsCacheStats } from './facts-cache.js';
 import { routineFlows, statementLineage } from './postgres-lineage.js';
 import { isRecord, kindOf, objectOf, StatementWalker } from './postgres-walker.js';
@@ -87,16 +87,7 @@ export function analyzePostgresUncached(sql: string, normalized?: string | null)
   };
 }
 
-function unparseable(message: string): SqlFacts {
-  return {
-    protocol_kind: 'sql',
-    dialect: 'postgres',
-    statements: [],
-    multi_statement: false,
-    unparseable: message,
-    fingerprint: null,
-  };
-}
+const unparseable = (message: string): SqlFacts => unparseableSql('postgres', message);
 
 function statementFacts(stmt: unknown): SqlStatementFacts {
   const [name, body] = isRecord(stmt) ? (Object.entries(stmt)[0] ?? ['', {}]) : ['', {}];

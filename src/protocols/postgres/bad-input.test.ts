@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
 import { rawSession } from '../../testing/pg-wire.js';
-import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 import { Back, Front, int16, int32, message, readNoticeFields } from './codec.js';
 
 /** A small deterministic PRNG (mulberry32), so a failing case can be replayed. */
@@ -27,14 +27,7 @@ describe('PostgreSQL gateway: malformed messages after login', () => {
     gw = await startGateway('sqlite', {
       config: {
         listeners: { postgres: { max_message: 1024 * 1024 } },
-        connections: [
-          {
-            name: 'app-db',
-            protocol: 'postgres',
-            target: { host: '127.0.0.1', port: 5432, database: db.name },
-            credentials: { user: 'postgres' },
-          },
-        ],
+        connections: [pgConnection(db)],
       },
     });
     port = gw.proc.postgres?.port ?? 0;

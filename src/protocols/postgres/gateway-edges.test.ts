@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,25 +6,10 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
 import { rawSession } from '../../testing/pg-wire.js';
-import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
+import { runProgram as run } from '../../testing/run.js';
+import { selfSignedCert } from '../../testing/tls.js';
 import { Back, Front, int16, int32, message, readNoticeFields } from './codec.js';
-
-function run(cmd: string, args: string[], env: Record<string, string>, interruptAfterMs?: number) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    // psql answers SIGINT by sending a CancelRequest for the running statement.
-    if (interruptAfterMs !== undefined) setTimeout(() => child.kill('SIGINT'), interruptAfterMs);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may bypass', () => {
   let db: ThrowawayDb;
@@ -37,42 +21,13 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
   before(async () => {
     db = await createThrowawayDb();
     dir = mkdtempSync(join(tmpdir(), 'warden-pg-tls-'));
-    const cert = join(dir, 'tls.crt');
-    const tlsKey = join(dir, 'tls.key');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        '-days',
-        '1',
-        '-keyout',
-        tlsKey,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key: tlsKey } = selfSignedCert(dir);
     gw = await startGateway('sqlite', {
       config: {
         // Not loopback-only: the credential is then only accepted over TLS.
         listeners: { postgres: { host: '0.0.0.0', tls: { cert, key: tlsKey } } },
         connections: [
-          {
-            name: 'app-db',
-            protocol: 'postgres',
-            target: { host: '127.0.0.1', port: 5432, database: db.name },
-            credentials: { user: 'postgres' },
-          },
+          pgConnection(db),
           { name: 'dead-db', protocol: 'postgres', target: { host: '127.0.0.1', port: 1 } },
         ],
       },
@@ -111,7 +66,7 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
       'psql',
       [conninfo('require'), '-XAtc', 'select pg_sleep(30)'],
       { PGPASSWORD: key },
-      1500,
+      { interruptAfterMs: 1500 },
     );
     assert.match(res.stderr, /canceling statement due to user request/);
   });
@@ -183,14 +138,7 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
   async function rawSessionOnLoopbackGateway() {
     const loop = await startGateway('sqlite', {
       config: {
-        connections: [
-          {
-            name: 'app-db',
-            protocol: 'postgres',
-            target: { host: '127.0.0.1', port: 5432, database: db.name },
-            credentials: { user: 'postgres' },
-          },
-        ],
+        connections: [pgConnection(db)],
       },
     });
     after(() => loop.close());

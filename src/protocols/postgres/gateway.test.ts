@@ -1,29 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { AuditRecord } from '../../audit/record.js';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
-import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
-
-function run(
-  cmd: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
+import { runProgram as run } from '../../testing/run.js';
 
 /** Runs psql against the gateway; resolves with its exit code and output. */
 function psql(port: number, password: string, args: string[], database = 'app-db') {
@@ -52,14 +33,7 @@ describe('PostgreSQL gateway: stock clients through Warden to a real database', 
     await setup.end();
     gw = await startGateway('sqlite', {
       config: {
-        connections: [
-          {
-            name: 'app-db',
-            protocol: 'postgres',
-            target: { host: '127.0.0.1', port: 5432, database: db.name },
-            credentials: { user: 'postgres' },
-          },
-        ],
+        connections: [pgConnection(db)],
         policy: {
           rules: [
             {

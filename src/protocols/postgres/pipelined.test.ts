@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import postgres from 'postgres';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
-import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 
 describe('PostgreSQL gateway with a pipelining client (porsager postgres, one connection)', () => {
   let db: ThrowawayDb;
@@ -19,14 +19,7 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     await setup.end();
     gw = await startGateway('sqlite', {
       config: {
-        connections: [
-          {
-            name: 'app-db',
-            protocol: 'postgres',
-            target: { host: '127.0.0.1', port: 5432, database: db.name },
-            credentials: { user: 'postgres' },
-          },
-        ],
+        connections: [pgConnection(db)],
         policy: {
           rules: [
             {
