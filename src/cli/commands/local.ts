@@ -30,40 +30,39 @@ export function localCommands(program: Command): void {
     .description('run the gateway (API and listeners) on the given config, or on embedded defaults')
     .option('-c, --config <file>', 'YAML config file (default: $WARDEN_CONFIG, else embedded defaults)')
     .action(async (opts: { config?: string }) => {
-      const loaded = load(opts);
-      const [{ createLogger }, { startWarden }] = await Promise.all([
-        import('../../logging.js'),
-        loadGateway(),
-      ]);
-      const log = createLogger(loaded.config.log.level);
-      let warden: Awaited<ReturnType<typeof startWarden>>;
-      try {
-        warden = await startWarden(loaded, { env: process.env, log });
-      } catch (err) {
-        if (err instanceof ConfigError) throw new CliError(`invalid configuration:\n${err.message}`, 2);
-        log.fatal({ err: (err as Error).message }, 'start-up failed');
-        log.flush();
-        throw new CliError(`start-up failed: ${(err as Error).message}`);
-      }
-      if (warden.postgres) {
-        process.stderr.write(
-          `warden: PostgreSQL listening on ${warden.postgres.host}:${warden.postgres.port}\n`,
-        );
-      }
-      process.stderr.write(`warden: API listening on ${warden.url}\n`);
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal }, 'shutting down');
-        await warden.close().catch((err: Error) => log.error({ err: err.message }, 'shutdown error'));
-        log.flush();
-        process.exit(0);
+      await serve(load(opts));
+    });
+
+  program
+    .command('demo')
+    .description('run the gateway on embedded defaults with a throwaway PostgreSQL (PGlite) to try it on')
+    .option('--port <port>', 'PostgreSQL listener port', '15432')
+    .option('--api-port <port>', 'API port', '8080')
+    .option('--data-dir <dir>', 'where the SQLite store and keys go', './.warden')
+    .action(async (opts: { port: string; apiPort: string; dataDir: string }) => {
+      const { startDemoTarget, demoConfig } = await import('../demo.js');
+      const target = await startDemoTarget();
+      const loaded = {
+        file: undefined,
+        config: demoConfig({
+          dataDir: opts.dataDir,
+          pgPort: Number(opts.port),
+          apiPort: Number(opts.apiPort),
+          target,
+        }),
       };
-      process.on('SIGINT', () => void stop('SIGINT'));
-      process.on('SIGTERM', () => void stop('SIGTERM'));
-      // The process stays up on unexpected errors in background work; they are logged.
-      process.on('unhandledRejection', (reason) => log.error({ err: String(reason) }, 'unhandled rejection'));
+      await serve(loaded, {
+        started: (w) => {
+          const key = `${resolve(opts.dataDir)}/admin.key`;
+          process.stderr.write(
+            `\nwarden demo: connection "demo" is a throwaway PostgreSQL (PGlite) with customers and orders.\n` +
+              `  PGPASSWORD=$(cat ${key}) psql "host=${w.postgres?.host} port=${w.postgres?.port} dbname=demo user=me sslmode=disable"\n` +
+              '  select name, email, card_number from customers;   -- email and card masked\n' +
+              '  drop table orders;                                 -- blocked by rule "no-drop"\n\n',
+          );
+        },
+        stopped: () => target.stop(),
+      });
     });
 
   const config = program.command('config').description('inspect the configuration');
@@ -145,4 +144,44 @@ export async function rotateSeal(opts: { config?: string }): Promise<void> {
   } finally {
     await runtime.store.close();
   }
+}
+
+type Loaded = ReturnType<typeof load>;
+type RunningWarden = Awaited<ReturnType<Awaited<ReturnType<typeof loadGateway>>['startWarden']>>;
+
+/** Runs the gateway until SIGINT/SIGTERM, printing where it listens. */
+async function serve(
+  loaded: Loaded,
+  hooks: { started?: (w: RunningWarden) => void; stopped?: () => Promise<void> } = {},
+): Promise<void> {
+  const [{ createLogger }, { startWarden }] = await Promise.all([import('../../logging.js'), loadGateway()]);
+  const log = createLogger(loaded.config.log.level);
+  let warden: RunningWarden;
+  try {
+    warden = await startWarden(loaded, { env: process.env, log });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(`invalid configuration:\n${err.message}`, 2);
+    log.fatal({ err: (err as Error).message }, 'start-up failed');
+    log.flush();
+    throw new CliError(`start-up failed: ${(err as Error).message}`);
+  }
+  if (warden.postgres) {
+    process.stderr.write(`warden: PostgreSQL listening on ${warden.postgres.host}:${warden.postgres.port}\n`);
+  }
+  process.stderr.write(`warden: API listening on ${warden.url}\n`);
+  hooks.started?.(warden);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    await warden.close().catch((err: Error) => log.error({ err: err.message }, 'shutdown error'));
+    await hooks.stopped?.().catch((err: Error) => log.error({ err: err.message }, 'shutdown error'));
+    log.flush();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  // The process stays up on unexpected errors in background work; they are logged.
+  process.on('unhandledRejection', (reason) => log.error({ err: String(reason) }, 'unhandled rejection'));
 }

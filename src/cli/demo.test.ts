@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runProgram } from '../testing/run.js';
+import { CLI } from '../testing/warden-process.js';
+
+describe('warden demo (what npm start runs)', () => {
+  let dir: string;
+  let child: ChildProcess;
+  let output = '';
+  let port: number;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'warden-demo-'));
+    child = spawn(process.execPath, [
+      CLI,
+      'demo',
+      '--port',
+      '0',
+      '--api-port',
+      '0',
+      '--data-dir',
+      join(dir, 'data'),
+    ]);
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`demo did not start:\n${output}`)), 60_000);
+      const onData = (d: Buffer) => {
+        output += d.toString();
+        if (output.includes('-- blocked by rule "no-drop"')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`demo exited with ${code}:\n${output}`)));
+    });
+    await ready;
+    port = Number(/PostgreSQL listening on 127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
+  });
+  after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prints the psql command that works, shows masked personal data and blocks a DROP', async () => {
+    const key = readFileSync(join(dir, 'data', 'admin.key'), 'utf8').trim();
+    assert.match(
+      output,
+      new RegExp(`psql "host=127\\.0\\.0\\.1 port=${port} dbname=demo user=me sslmode=disable"`),
+    );
+    const res = await runProgram(
+      'psql',
+      [
+        `host=127.0.0.1 port=${port} dbname=demo user=me sslmode=disable`,
+        '-XAt',
+        '-c',
+        "select email, card_number from customers where name = 'Ada Lovelace'",
+        '-c',
+        'drop table orders',
+        '-c',
+        'select count(*) from orders',
+      ],
+      { PGPASSWORD: key },
+    );
+    assert.equal(res.stdout, '***********.com|**** **** **** 1111\n3\n');
+    assert.match(res.stderr, /ERROR: {2}Dropping or truncating tables needs a change request\. \(warden\)/);
+  });
+
+  it('stops cleanly on SIGTERM, its PostgreSQL with it', async () => {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+});
