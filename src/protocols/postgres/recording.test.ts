@@ -141,6 +141,12 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
             effect: 'deny',
             message: 'Dropping objects needs a change request.',
           },
+          {
+            name: 'review-unbounded-deletes',
+            when: { sql: { statements: ['delete'], where: 'absent' } },
+            effect: 'review',
+            review: { approvers: ['dba'] },
+          },
         ],
       },
     })));
@@ -220,20 +226,32 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
     const id = await inSession(gw, login('app-db'), async (c) => {
       await assert.rejects(c.query('drop table users'), /change request/);
       await assert.rejects(c.query('select * from no_such_table'), /does not exist/);
+      await assert.rejects(c.query({ text: 'delete from users', values: [] }), /approval/);
       await c.query('select 1');
     });
-    const events = await eventsOf(gw, id, 3);
+    const events = await eventsOf(gw, id, 4);
     assert.deepEqual(
       events.map((e) => [e.text, e.decision, e.rows, e.sample]),
       [
         ['drop table users', 'deny', null, null],
         ['select * from no_such_table', 'allow', null, null],
+        ['delete from users', 'review', null, null],
         ['select 1', 'allow', 1, [['1']]],
       ],
     );
+    assert.equal(events.length, 4);
     assert.ok(events[0]!.rules.includes('no-drop'), events[0]!.rules.join());
     assert.match(events[0]!.error ?? '', /^42501: Dropping objects needs a change request/);
     assert.match(events[1]!.error ?? '', /^42P01: /);
+  });
+
+  it('decodes binary-format result values to hex in the sample, masked values as the client got them', async () => {
+    const id = await inSession(gw, { ...login('app-db'), binary: true } as pg.ClientConfig, async (c) => {
+      const r = await c.query({ text: 'select id, ssn from users where id = $1', values: [4] });
+      assert.deepEqual(r.rows, [{ id: 4, ssn: REDACTED }]);
+    });
+    const [e] = await eventsOf(gw, id, 1);
+    assert.deepEqual(e!.sample, [['\\x00000004', REDACTED]]);
   });
 
   it('records psql statements, and `warden sessions show` prints them after the session', async () => {

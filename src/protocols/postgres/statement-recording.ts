@@ -6,6 +6,7 @@ import type { MaskSet } from '../../policy/mask/mask-set.js';
 import { maskErrorText, maskParams, maskStatementText } from '../../recording/params.js';
 import {
   Back,
+  type FieldDescription,
   type Message,
   readBindParams,
   readCommandTag,
@@ -13,6 +14,7 @@ import {
   readNoticeFields,
 } from './codec.js';
 import type { Result, ResultEvent } from './results.js';
+import { encodingOf } from './row-mask.js';
 
 interface Running {
   start: number;
@@ -25,6 +27,13 @@ interface Running {
 /** A value as text: text format as UTF-8, binary as PostgreSQL's hex bytea notation. */
 const asText = (v: Buffer, format: number): string =>
   format === 1 ? `\\x${v.toString('hex')}` : v.toString('utf8');
+
+/** A result value as text: text-like types are UTF-8 in binary format too, the rest hex. */
+function fieldText(v: Buffer, f: FieldDescription | undefined): string {
+  const encoding = encodingOf(f);
+  if (encoding === 'opaque') return asText(v, 1);
+  return v.toString('utf8', encoding === 'jsonb' ? 1 : 0);
+}
 
 /** The row count a CommandComplete tag ends with (`SELECT 3`, `INSERT 0 1`), or null (`BEGIN`). */
 function tagRows(m: Message): number | null {
@@ -91,9 +100,9 @@ export class StatementRecording {
         run.rows++;
         run.bytes += out.length;
         if (ev.kind === 'row' && run.rows <= this.sampleRows) {
-          const formats = r.fields ?? [];
+          const fields = r.fields ?? [];
           const row = readDataRow(out.subarray(5)).map((v, i) =>
-            v === null ? null : asText(v, formats[i]?.format ?? 0),
+            v === null ? null : fieldText(v, fields[i]),
           );
           run.sample ??= [];
           run.sample.push(row);
