@@ -24,9 +24,11 @@ import { loadAnalyzers } from './policy/analyze.js';
 import { RulesInForce } from './policy/in-force.js';
 import { preflight } from './preflight.js';
 import { type PostgresListener, startPostgresListener } from './protocols/postgres/listener.js';
+import { Recorder } from './recording/recorder.js';
 import { Connections } from './store/connections.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
+import { SessionEvents } from './store/session-events.js';
 import { Sessions } from './store/sessions.js';
 import { Store } from './store/store.js';
 import { loadTokenizeKey } from './store/tokenize-key.js';
@@ -156,6 +158,21 @@ export async function startWarden(
   );
 
   const live = new LiveSessions();
+  const sessionEvents = new SessionEvents(store);
+  let lastDropLog = 0;
+  const recorder = new Recorder(sessionEvents, {
+    onError: (err, queued) =>
+      log.warn({ err: err.message, queued }, 'session recording write failed; retrying'),
+    // Loud but not once per event: new sessions are refused meanwhile (Session.open checks `healthy`).
+    onDropped: (dropped) => {
+      if (Date.now() - lastDropLog < 1000) return;
+      lastDropLog = Date.now();
+      log.error(
+        { dropped },
+        'session recording queue is full: statement events dropped, new sessions refused',
+      );
+    },
+  });
   const ctx: ApiContext = {
     live,
     config,
@@ -169,6 +186,7 @@ export async function startWarden(
     policyVersions,
     tokenizeKey,
     sessions: new Sessions(store),
+    sessionEvents,
     apiKeys,
     tokens,
     authenticator,
@@ -193,6 +211,8 @@ export async function startWarden(
         sessions: ctx.sessions,
         tokenizeKey,
         policyDefault: config.policy.default,
+        recorder,
+        resultRows: config.recording.result_rows,
       },
     });
     log.info({ host: postgres.host, port: postgres.port }, 'postgres listening');
@@ -218,6 +238,8 @@ export async function startWarden(
       live.stop();
       await postgres?.close();
       await api.close();
+      const lost = await recorder.close(5_000);
+      if (lost > 0) log.error({ lost }, 'store unreachable at shutdown: statement events not recorded');
       audit.record({
         type: 'gateway.stopped',
         actor: SYSTEM_ACTOR,

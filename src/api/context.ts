@@ -12,6 +12,7 @@ import type { WardenTokens } from '../identity/warden-tokens.js';
 import type { RulesInForce } from '../policy/in-force.js';
 import type { Connections } from '../store/connections.js';
 import type { PolicyVersions } from '../store/policy-versions.js';
+import type { SessionEvents } from '../store/session-events.js';
 import type { Sessions } from '../store/sessions.js';
 import type { Store } from '../store/store.js';
 import type { Metrics } from './metrics.js';
@@ -29,6 +30,7 @@ export interface ApiContext {
   /** HMAC key for `style: tokenize` masks, shared by every gateway on the store. */
   tokenizeKey: Buffer;
   sessions: Sessions;
+  sessionEvents: SessionEvents;
   /** Sessions this gateway carries now. */
   live: LiveSessions;
   apiKeys: ApiKeys;

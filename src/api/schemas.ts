@@ -63,6 +63,23 @@ export const sessionView = z.object({
   ended_at: z.string().nullable(),
 });
 
+export const sessionEventView = z.object({
+  id: z.string(),
+  session_id: z.string(),
+  seq: z.number(),
+  kind: z.literal('statement'),
+  time: z.string(),
+  duration_ms: z.number().nullable(),
+  text: z.string(),
+  params: z.array(z.string().nullable()).nullable(),
+  decision: z.enum(['allow', 'deny', 'review']),
+  rules: z.array(z.string()),
+  rows: z.number().nullable(),
+  bytes: z.number(),
+  error: z.string().nullable(),
+  sample: z.array(z.array(z.string().nullable())).nullable(),
+});
+
 export const auditActor = z.object({
   subject: z.string(),
   kind: z.string(),

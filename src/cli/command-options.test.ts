@@ -106,7 +106,7 @@ describe('warden CLI options', () => {
     } finally {
       await store.close();
     }
-    const res = await gw.cli(['sessions', 'show', 'sess-show-1']);
+    const res = await gw.cli(['sessions', 'show', 'sess-show-1', '--json']);
     assert.equal(res.code, 0, res.stderr);
     assert.deepEqual(
       [JSON.parse(res.stdout).id, JSON.parse(res.stdout).connection],

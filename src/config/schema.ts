@@ -160,6 +160,12 @@ export const configSchema = z.strictObject({
       checkpoint_interval: durationAtLeast(1000, '1s').prefault('60s'),
     })
     .prefault({}),
+  recording: z
+    .strictObject({
+      /** Result rows kept per recorded statement, masked exactly as the client got them; 0: none. */
+      result_rows: z.number().int().min(0).max(10_000).default(100),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -11,6 +11,8 @@ import type { Decision, DecisionContext } from '../policy/decide.js';
 import { type Facts, unparseableSql } from '../policy/facts.js';
 import type { RulesInForce } from '../policy/in-force.js';
 import { MaskSet } from '../policy/mask/mask-set.js';
+import type { Recorder } from '../recording/recorder.js';
+import type { SessionEvent } from '../store/session-events.js';
 import type { Sessions } from '../store/sessions.js';
 
 export interface SessionDeps {
@@ -20,7 +22,14 @@ export interface SessionDeps {
   tokenizeKey: Buffer;
   /** The global default for commands no rule decides. */
   policyDefault: 'allow' | 'deny';
+  /** Where statement events go; without it nothing is recorded (unit tests). */
+  recorder?: Recorder;
+  /** How many result rows each statement event keeps as a (masked) sample. */
+  resultRows?: number;
 }
+
+/** A statement event as an engine reports it; the session adds who, where and the order. */
+export type StatementRecord = Omit<SessionEvent, 'id' | 'session_id' | 'seq' | 'kind'>;
 
 export interface Command {
   text: string;
@@ -36,6 +45,7 @@ export class Session {
   private readonly context: DecisionContext;
   private closed = false;
   private commands = 0;
+  private events = 0;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -72,6 +82,9 @@ export class Session {
 
   /** Writes the session row and its `session.opened` event; a store that refuses them refuses the session. */
   async open(): Promise<void> {
+    if (this.deps.recorder && !this.deps.recorder.healthy) {
+      throw new Error('the session recorder is over its queue bound: the store is not keeping up');
+    }
     await this.deps.sessions.insert({
       id: this.id,
       subject: this.identity.subject,
@@ -143,6 +156,26 @@ export class Session {
     });
     const facts = unparseableSql(this.connection.protocol === 'mysql' ? 'mysql' : 'postgres', message);
     return { text, facts, decision };
+  }
+
+  /** How many result rows a statement event keeps (0: none). */
+  get sampleRows(): number {
+    return this.deps.recorder ? (this.deps.resultRows ?? 100) : 0;
+  }
+
+  get recording(): boolean {
+    return this.deps.recorder !== undefined;
+  }
+
+  /** Queues one statement event; values in it must already be masked. */
+  record(e: StatementRecord): void {
+    this.deps.recorder?.record({
+      id: randomUUID(),
+      session_id: this.id,
+      seq: ++this.events,
+      kind: 'statement',
+      ...e,
+    });
   }
 
   /** The masks a decision carries, ready for result rows (null when nothing is masked). */

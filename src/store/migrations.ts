@@ -145,6 +145,33 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('sessions').addColumn('kill_requested', 'text').execute();
       },
     },
+    '0004_session_events': {
+      async up(db: AnyDb) {
+        // What each statement of a session did, written by the recorder in batches; values masked.
+        await db.schema
+          .createTable('session_events')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('session_id', 'text', (c) => c.notNull())
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('time', 'text', (c) => c.notNull())
+          .addColumn('duration_ms', 'double precision')
+          .addColumn('text', 'text', (c) => c.notNull())
+          .addColumn('params_json', 'text')
+          .addColumn('decision', 'text', (c) => c.notNull())
+          .addColumn('rules_json', 'text', (c) => c.notNull())
+          .addColumn('rows', sql.raw(bigint))
+          .addColumn('bytes', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('error', 'text')
+          .addColumn('sample_json', 'text')
+          .execute();
+        await db.schema
+          .createIndex('session_events_session')
+          .on('session_events')
+          .columns(['session_id', 'seq'])
+          .execute();
+      },
+    },
   };
 }
 

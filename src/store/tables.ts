@@ -99,6 +99,27 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   warden_meta: { key: string; value: string };
   policy_versions: PolicyVersionsTable;
+  session_events: SessionEventsTable;
+}
+
+/** One recorded statement of a session; every value in it was masked before it was queued. */
+export interface SessionEventsTable {
+  id: string;
+  session_id: string;
+  /** Order within the session, from 1. */
+  seq: number;
+  kind: string;
+  time: string;
+  duration_ms: number | null;
+  text: string;
+  params_json: string | null;
+  decision: string;
+  rules_json: string;
+  rows: number | null;
+  bytes: number;
+  /** `SQLSTATE: message`, when the statement failed or was refused. */
+  error: string | null;
+  sample_json: string | null;
 }
 
 export interface PolicyVersionsTable {

@@ -6,7 +6,7 @@ import { ConflictError } from '../../store/connections.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
-import { sessionView } from '../schemas.js';
+import { sessionEventView, sessionView } from '../schemas.js';
 import type { ZodApp } from '../server.js';
 
 export function sessionRoutes(app: ZodApp, ctx: ApiContext): void {
@@ -48,14 +48,26 @@ export function sessionRoutes(app: ZodApp, ctx: ApiContext): void {
         response: { 200: sessionView },
       },
     },
+    async (req) => visibleSession(ctx, caller(req), req.params.id),
+  );
+
+  app.get(
+    '/api/sessions/:id/events',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['sessions'],
+        summary: "One session's recorded statements, in order (parameters and samples masked)",
+        params: z.object({ id: z.string().min(1) }),
+        querystring: z.strictObject({
+          limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+        }),
+        response: { 200: z.object({ events: z.array(sessionEventView) }) },
+      },
+    },
     async (req) => {
-      const who = caller(req);
-      const s = await ctx.sessions.get(req.params.id);
-      // Someone else's session answers exactly like a missing one: its existence is not disclosed.
-      if (!s || (!hasRole(who, 'auditor') && s.subject !== who.subject && s.root_subject !== who.subject)) {
-        throw notFound(`session ${req.params.id} does not exist`);
-      }
-      return s;
+      const s = await visibleSession(ctx, caller(req), req.params.id);
+      return { events: await ctx.sessionEvents.list(s.id, req.query.limit) };
     },
   );
 
@@ -102,4 +114,13 @@ export function sessionRoutes(app: ZodApp, ctx: ApiContext): void {
       return { id: s.id, result };
     },
   );
+}
+
+/** The session when the caller may see it; someone else's answers exactly like a missing one. */
+async function visibleSession(ctx: ApiContext, who: ReturnType<typeof caller>, id: string) {
+  const s = await ctx.sessions.get(id);
+  if (!s || (!hasRole(who, 'auditor') && s.subject !== who.subject && s.root_subject !== who.subject)) {
+    throw notFound(`session ${id} does not exist`);
+  }
+  return s;
 }

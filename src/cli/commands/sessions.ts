@@ -1,5 +1,6 @@
 // `warden sessions ls|show`: recorded sessions (your own, or everyone's for auditors).
 import type { Command } from 'commander';
+import type { SessionEvent } from '../../store/session-events.js';
 import type { SessionView } from '../../store/sessions.js';
 import { ApiClient, query } from '../client.js';
 import { printJson, printTable } from '../output.js';
@@ -34,9 +35,26 @@ export function sessionCommands(program: Command): void {
     });
   sessions
     .command('show <id>')
-    .description('show one session')
-    .action(async (id: string) => {
-      printJson(await new ApiClient().get<SessionView>(`/api/sessions/${encodeURIComponent(id)}`));
+    .description('show one session, then its recorded statements')
+    .option('--json', 'print JSON (the session, with its events)')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const api = new ApiClient();
+      const path = `/api/sessions/${encodeURIComponent(id)}`;
+      const session = await api.get<SessionView>(path);
+      const { events } = await api.get<{ events: SessionEvent[] }>(`${path}/events`);
+      if (o.json) return printJson({ ...session, events });
+      printJson(session);
+      printTable(
+        ['SEQ', 'TIME', 'DURATION_MS', 'DECISION', 'ROWS', 'TEXT'],
+        events.map((e) => [
+          String(e.seq),
+          e.time,
+          e.duration_ms === null ? null : String(e.duration_ms),
+          e.error ? `${e.decision} (${e.error})` : e.decision,
+          e.rows === null ? null : String(e.rows),
+          e.text.replace(/\s+/g, ' '),
+        ]),
+      );
     });
   sessions
     .command('kill <id>')

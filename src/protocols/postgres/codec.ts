@@ -280,6 +280,24 @@ export function readBind(body: Buffer): { portal: string; statement: string; res
   return { portal, statement, resultFormats };
 }
 
+/** A Bind's parameter values with the format of each (0 text, 1 binary); null is SQL NULL. */
+export function readBindParams(body: Buffer): Array<{ format: number; value: Buffer | null }> {
+  const r = new Reader(body);
+  r.cstring();
+  r.cstring();
+  const formats: number[] = [];
+  const nf = r.int16();
+  for (let i = 0; i < nf; i++) formats.push(r.int16());
+  const np = r.int16();
+  const out: Array<{ format: number; value: Buffer | null }> = [];
+  for (let i = 0; i < np; i++) {
+    const len = r.int32();
+    const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
+    out.push({ format, value: len < 0 ? null : r.bytes(len) });
+  }
+  return out;
+}
+
 /** Describe or Close: `S` for a prepared statement or `P` for a portal, and its name. */
 export function readTarget(body: Buffer): { kind: 'S' | 'P'; name: string } {
   const r = new Reader(body);

@@ -18,6 +18,7 @@ import {
 } from './codec.js';
 import { ResultRewriter, type TableResolver } from './result-rewrite.js';
 import { ResultTracker } from './results.js';
+import { StatementRecording } from './statement-recording.js';
 
 export interface EngineOptions {
   maxMessage?: number;
@@ -88,6 +89,7 @@ export function runEngine(
     ...(opts.resolveTables ? { resolveTables: opts.resolveTables } : {}),
     warn: (text, fields) => opts.warn?.(text, { session: session.id, ...fields }),
   });
+  const recording = session.recording ? new StatementRecording(session) : null;
   let ended = false;
   /** The client said goodbye (Terminate): whoever's socket closes first, the client ended it. */
   let terminated = false;
@@ -104,6 +106,7 @@ export function runEngine(
   const refuse = (c: Command, rewrite: (text: string) => Buffer): Buffer => {
     const m = marker();
     const { message: text, hint } = refusalText(c);
+    recording?.refused(c, REFUSED, text);
     refusals.push({
       marker: m,
       error: errorResponse({ severity: 'ERROR', code: REFUSED, message: text, ...(hint ? { hint } : {}) }),
@@ -116,6 +119,7 @@ export function runEngine(
     if (m.type === Front.Query) {
       const c = session.decide(readQuery(m.body));
       tracker.sent(m, c);
+      recording?.queried(c);
       return c.decision.action === 'allow' ? m.raw : refuse(c, (mk) => message(Front.Query, mk));
     }
     if (m.type === Front.Parse) {
@@ -125,7 +129,8 @@ export function runEngine(
       if (c.decision.action === 'allow') return m.raw;
       return refuse(c, (mk) => message(Front.Parse, p.name, mk, Buffer.from([0, 0])));
     }
-    tracker.sent(m, null);
+    const bound = tracker.sent(m, null);
+    if (bound && recording) recording.bound(bound, m.body);
     if (m.type === Front.FunctionCall) {
       // A function called by OID names neither function nor arguments the policy could judge:
       // refused (fail closed) rather than let it bypass the rules. SELECT the function instead.
@@ -157,10 +162,25 @@ export function runEngine(
    */
   const inbound = (m: Message): Buffer | Promise<Buffer> => {
     const ev = tracker.received(m);
-    if (m.type !== Back.ErrorResponse || refusals.length === 0) return rewriter.rewrite(m, ev);
+    if (m.type !== Back.ErrorResponse || refusals.length === 0) {
+      const out = rewriter.rewrite(m, ev);
+      if (!recording || ev.kind === 'other') return out;
+      // Recorded from the bytes the client gets, so samples are masked exactly as it saw them.
+      if (out instanceof Promise) {
+        return out.then((b) => {
+          recording.observe(ev, m, b);
+          return b;
+        });
+      }
+      recording.observe(ev, m, out);
+      return out;
+    }
     const text = readNoticeFields(m.body).get('M') ?? '';
     const i = refusals.findIndex((r) => text.includes(r.marker));
-    if (i < 0) return m.raw;
+    if (i < 0) {
+      recording?.observe(ev, m, m.raw);
+      return m.raw;
+    }
     // Markers the target skipped (an earlier error in the same batch) will never come back.
     return refusals.splice(0, i + 1)[i]!.error;
   };

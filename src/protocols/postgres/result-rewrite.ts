@@ -95,6 +95,7 @@ export class ResultRewriter {
       case 'end':
         return state ? this.end(m, r, state) : m.raw;
       case 'suspended':
+      case 'error':
         return m.raw;
     }
   }

@@ -162,7 +162,39 @@ describe('result tracking: which command each result on the wire belongs to', ()
         complete(),
         ready,
       ]),
-      ['other', 'other', 'other', 'other', 'other', 'row:good#0[a/0]', 'end:good#0[a/0]', 'other'],
+      ['error:bad#0[?]', 'other', 'other', 'other', 'other', 'row:good#0[a/0]', 'end:good#0[a/0]', 'other'],
+    );
+    assert.equal(t.pending, 0);
+  });
+
+  it('names the statement an ErrorResponse ends: a simple query’s current one, an Execute’s portal', () => {
+    const t = new ResultTracker<string>();
+    t.sent(query('select 1; select x'), 'q');
+    t.sent(parse('', 'select y'), 'p');
+    for (const m of [bind('', ''), execute(''), sync]) t.sent(m, null);
+    assert.deepEqual(
+      trace(t, [
+        rowDescription('a'),
+        dataRow,
+        complete(),
+        error,
+        ready,
+        back(Back.ParseComplete),
+        back(Back.BindComplete),
+        error,
+        ready,
+      ]),
+      [
+        'fields:q#0[a/0]',
+        'row:q#0[a/0]',
+        'end:q#0[a/0]',
+        'error:q#1[?]',
+        'other',
+        'other',
+        'other',
+        'error:p#0[?]',
+        'other',
+      ],
     );
     assert.equal(t.pending, 0);
   });

@@ -23,7 +23,7 @@ export interface Result<C> {
 
 /** What a target message means for results. */
 export type ResultEvent<C> =
-  | { kind: 'fields' | 'row' | 'end' | 'suspended' | 'copy' | 'copy-data'; result: Result<C> }
+  | { kind: 'fields' | 'row' | 'end' | 'suspended' | 'copy' | 'copy-data' | 'error'; result: Result<C> }
   | { kind: 'other' };
 
 interface Statement<C> {
@@ -40,7 +40,9 @@ interface Portal<C> {
 
 type Expectation<C> =
   | { kind: 'simple'; command: C; statement: number; result: Result<C> | null }
-  | { kind: 'parse' | 'bind' | 'close' | 'sync' }
+  | { kind: 'close' | 'sync' }
+  // The statement a Parse or Bind error fails (recorded as that statement's outcome).
+  | { kind: 'parse' | 'bind'; result: Result<C> | null }
   | { kind: 'describe'; statement: Statement<C> | null; portal: Portal<C> | null }
   | { kind: 'execute'; portal: Portal<C> | null };
 
@@ -63,29 +65,31 @@ export class ResultTracker<C> {
     return this.expected.length;
   }
 
-  sent(m: Message, command: C | null): void {
+  /** For a Bind of a known statement, returns the result its portal will produce (else null). */
+  sent(m: Message, command: C | null): Result<C> | null {
     switch (m.type) {
       case Front.Query:
-        if (command === null) return;
+        if (command === null) return null;
         this.expected.push({ kind: 'simple', command, statement: 0, result: null });
         // A simple query destroys the unnamed statement and portal.
         this.statements.delete('');
         this.portals.delete('');
-        return;
+        return null;
       case Front.Parse:
-        if (command === null) return;
+        if (command === null) return null;
         this.statements.set(readParse(m.body).name, { command, fields: null });
-        this.expected.push({ kind: 'parse' });
-        return;
+        this.expected.push({ kind: 'parse', result: { command, statement: 0, fields: null } });
+        return null;
       case Front.Bind: {
         const b = readBind(m.body);
         const statement = this.statements.get(b.statement);
+        let result: Result<C> | null = null;
         if (statement) {
-          const result: Result<C> = { command: statement.command, statement: 0, fields: null };
+          result = { command: statement.command, statement: 0, fields: null };
           this.portals.set(b.portal, { statement, formats: b.resultFormats, result, described: false });
         } else this.portals.delete(b.portal);
-        this.expected.push({ kind: 'bind' });
-        return;
+        this.expected.push({ kind: 'bind', result });
+        return result;
       }
       case Front.Describe: {
         const t = readTarget(m.body);
@@ -94,24 +98,24 @@ export class ResultTracker<C> {
             ? { kind: 'describe', statement: this.statements.get(t.name) ?? null, portal: null }
             : { kind: 'describe', statement: null, portal: this.portals.get(t.name) ?? null },
         );
-        return;
+        return null;
       }
       case Front.Execute:
         this.expected.push({ kind: 'execute', portal: this.portals.get(readExecute(m.body)) ?? null });
-        return;
+        return null;
       case Front.Close: {
         const t = readTarget(m.body);
         (t.kind === 'S' ? this.statements : this.portals).delete(t.name);
         this.expected.push({ kind: 'close' });
-        return;
+        return null;
       }
       case Front.Sync:
       // A fast-path function call ends with a ReadyForQuery of its own, like a Sync.
       case Front.FunctionCall:
         this.expected.push({ kind: 'sync' });
-        return;
+        return null;
       default:
-        return;
+        return null;
     }
   }
 
@@ -151,12 +155,14 @@ export class ResultTracker<C> {
         if (head.kind === 'execute') this.expected.shift();
         return ev;
       }
-      case Back.ErrorResponse:
+      case Back.ErrorResponse: {
+        const failed = this.failed(head);
         // The target skips the rest of an extended batch up to Sync; a simple query just ends.
         if (head.kind !== 'simple') {
           while (this.expected[0] && this.expected[0].kind !== 'sync') this.expected.shift();
         }
-        return { kind: 'other' };
+        return failed ? { kind: 'error', result: failed } : { kind: 'other' };
+      }
       case Back.ReadyForQuery: {
         const i = this.expected.findIndex((e) => e.kind === 'simple' || e.kind === 'sync');
         this.expected.splice(0, i + 1);
@@ -165,6 +171,16 @@ export class ResultTracker<C> {
       default:
         return { kind: 'other' };
     }
+  }
+
+  /** The result an ErrorResponse ends, when the expectation it answers has one. */
+  private failed(head: Expectation<C>): Result<C> | null {
+    if (head.kind === 'simple') {
+      return head.result ?? { command: head.command, statement: head.statement, fields: null };
+    }
+    if (head.kind === 'parse' || head.kind === 'bind') return head.result;
+    if (head.kind === 'execute') return head.portal?.result ?? null;
+    return null;
   }
 
   private shiftIf(kinds: string[]): void {

@@ -9,7 +9,7 @@ const JSON_TYPES = new Set([114, 3802]);
 const JSONB = 3802;
 
 /** How field `i` can be read as text: 'text', 'jsonb' (binary with version byte), or 'opaque'. */
-function encodingOf(f: FieldDescription | undefined): 'text' | 'jsonb' | 'opaque' {
+export function encodingOf(f: FieldDescription | undefined): 'text' | 'jsonb' | 'opaque' {
   if (!f || f.format === 0) return 'text';
   if (!TEXT_LIKE.has(f.typeOid)) return 'opaque';
   return f.typeOid === JSONB ? 'jsonb' : 'text';

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ConnectionView } from '../config/connection.js';
+import type { Identity } from '../identity/identity.js';
+import { Recorder } from '../recording/recorder.js';
+import type { SessionEvent, SessionEvents } from '../store/session-events.js';
+import type { Sessions } from '../store/sessions.js';
+import { Session, type SessionDeps } from './session.js';
+
+/** A session whose store writes are counted; only what open() and record() touch is real. */
+function session(recorder: Recorder) {
+  const inserted: string[] = [];
+  const deps = {
+    sessions: { insert: async (s: { id: string }) => void inserted.push(s.id) } as unknown as Sessions,
+    audit: { append: async () => undefined },
+    recorder,
+    resultRows: 7,
+  } as unknown as SessionDeps;
+  const identity = { subject: 'alice', kind: 'user', groups: [], rootSubject: 'alice', chain: [] };
+  const conn = { name: 'app-db', protocol: 'postgres', tags: [] } as unknown as ConnectionView;
+  const s = new Session(deps, identity as unknown as Identity, conn, { address: null, application: null });
+  return { s, inserted };
+}
+
+/** A repository whose every write fails: the store is down. */
+const stuckStore = () => ({
+  events: { insert: () => Promise.reject(new Error('store down')) } as unknown as SessionEvents,
+});
+
+const statement = (text: string) => ({
+  time: new Date().toISOString(),
+  duration_ms: 0,
+  text,
+  params: null,
+  decision: 'allow' as const,
+  rules: [],
+  rows: null,
+  bytes: 0,
+  error: null,
+  sample: null,
+});
+
+describe('session: recording', () => {
+  it('refuses to open while the recorder is over its queue bound', async () => {
+    const store = stuckStore();
+    const recorder = new Recorder(store.events, { maxQueue: 2, onError: () => undefined });
+    const first = session(recorder);
+    await first.s.open();
+    first.s.record(statement('select 1'));
+    first.s.record(statement('select 2'));
+    assert.equal(recorder.healthy, false);
+    const second = session(recorder);
+    await assert.rejects(second.s.open(), /recorder is over its queue bound/);
+    assert.deepEqual(second.inserted, []);
+    await recorder.close(0);
+  });
+
+  it('numbers its events from 1 in order and tags them with its id', async () => {
+    const batches: SessionEvent[][] = [];
+    const recorder = new Recorder({
+      insert: async (e: readonly SessionEvent[]) => void batches.push([...e]),
+    } as unknown as SessionEvents);
+    const { s } = session(recorder);
+    assert.equal(s.sampleRows, 7);
+    s.record(statement('select 1'));
+    s.record(statement('select 2'));
+    await recorder.close(1_000);
+    assert.deepEqual(
+      batches.flat().map((e) => [e.session_id, e.seq, e.kind, e.text]),
+      [
+        [s.id, 1, 'statement', 'select 1'],
+        [s.id, 2, 'statement', 'select 2'],
+      ],
+    );
+  });
+});

@@ -1,0 +1,321 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { REDACTED } from '../../policy/mask/styles.js';
+import type { SessionEvent } from '../../store/session-events.js';
+import type { SessionView } from '../../store/sessions.js';
+import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+
+const CARD = '4111 1111 1111 1111';
+const SSN = (i: number) => `123-45-${String(i).padStart(4, '0')}`;
+const NEW_SSN = '987-65-4321';
+const EMAIL = 'secret.person@example.org';
+
+const target = (name: string, database: string) => ({
+  name,
+  protocol: 'postgres',
+  target: { host: '127.0.0.1', port: 5432, database },
+  credentials: { user: 'postgres' },
+});
+
+function psql(port: number, key: string, database: string, sql: string) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(
+      'psql',
+      [`host=127.0.0.1 port=${port} dbname=${database} user=alice sslmode=disable`, '-X', '-At', '-c', sql],
+      { env: { ...process.env, PGPASSWORD: key } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** A gateway in front of a throwaway database with a users table, and alice's key. */
+async function setup(config: (database: string) => Record<string, unknown>) {
+  const db = await createThrowawayDb();
+  const direct = new pg.Client({ connectionString: db.url });
+  await direct.connect();
+  await direct.query(`create table users (id int primary key, name text, email text, ssn text, card text);
+    insert into users select i, 'User ' || i, 'user' || i || '@example.com',
+      '123-45-' || lpad(i::text, 4, '0'), '${CARD}' from generate_series(1, 10) i`);
+  await direct.end();
+  const gw = await startGateway('sqlite', { config: config(db.name) });
+  assert.ok(gw.proc.postgres);
+  const created = await gw.cli(['keys', 'create', '--name', 'alice']);
+  assert.equal(created.code, 0, created.stderr);
+  const key = gw.credential(created.stdout.trim());
+  return { db, gw, key, port: gw.proc.postgres.port };
+}
+
+/** Runs `f` on one connection through Warden and returns that session's id. */
+async function inSession(
+  gw: Gateway,
+  connect: pg.ClientConfig,
+  f: (c: pg.Client) => Promise<void>,
+): Promise<string> {
+  const before = await sessionIds(gw, String(connect.database));
+  const c = new pg.Client(connect);
+  await c.connect();
+  try {
+    await f(c);
+  } finally {
+    await c.end();
+  }
+  const ids = (await sessionIds(gw, String(connect.database))).filter((id) => !before.includes(id));
+  assert.equal(ids.length, 1, 'one new session');
+  return ids[0]!;
+}
+
+async function sessionIds(gw: Gateway, connection: string): Promise<string[]> {
+  const res = await gw.api('GET', `/api/sessions?connection=${connection}&limit=500`);
+  assert.equal(res.status, 200, res.text);
+  return (res.body as { sessions: SessionView[] }).sessions.map((s) => s.id);
+}
+
+/** Polls the session's events until `count` are written (they are written off the hot path). */
+async function eventsOf(gw: Gateway, id: string, count: number, token?: string): Promise<SessionEvent[]> {
+  const deadline = Date.now() + 10_000;
+  let events: SessionEvent[] = [];
+  while (Date.now() < deadline) {
+    const res = await gw.api('GET', `/api/sessions/${id}/events`, token ? { token } : {});
+    assert.equal(res.status, 200, res.text);
+    events = (res.body as { events: SessionEvent[] }).events;
+    if (events.length >= count) return events;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`expected ${count} events, got ${JSON.stringify(events, null, 2)}`);
+}
+
+/** Everything the store holds in session_events, as one string to search for secrets. */
+async function storedEvents(gw: Gateway): Promise<string> {
+  const store = gw.openStore();
+  try {
+    return JSON.stringify(await store.db.selectFrom('session_events').selectAll().execute());
+  } finally {
+    await store.close();
+  }
+}
+
+describe('PostgreSQL gateway: every statement recorded, with masked parameters and result samples', () => {
+  let db: ThrowawayDb;
+  let gw: Gateway;
+  let key: string;
+  let port: number;
+  const login = (database: string): pg.ClientConfig => ({
+    host: '127.0.0.1',
+    port,
+    database,
+    user: 'alice',
+    password: key,
+  });
+
+  before(async () => {
+    ({ db, gw, key, port } = await setup((name) => ({
+      connections: [target('app-db', name), target('scan-db', name)],
+      policy: {
+        rules: [
+          {
+            name: 'hide-ssn',
+            match: { connections: ['app-db'] },
+            effect: 'mask',
+            mask: { columns: ['users.ssn'], style: 'redact' },
+          },
+          {
+            name: 'find-pii',
+            match: { connections: ['scan-db'] },
+            effect: 'mask',
+            mask: { detectors: ['card', 'email'], style: 'keep-last-4' },
+          },
+          {
+            name: 'no-drop',
+            when: { sql: { statements: ['drop'] } },
+            effect: 'deny',
+            message: 'Dropping objects needs a change request.',
+          },
+          {
+            name: 'review-unbounded-deletes',
+            when: { sql: { statements: ['delete'], where: 'absent' } },
+            effect: 'review',
+            review: { approvers: ['dba'] },
+          },
+        ],
+      },
+    })));
+  });
+  after(async () => {
+    await gw?.close();
+    await db?.drop();
+  });
+
+  it('records simple and extended statements with text, decision, rows, duration and the rows the client saw', async () => {
+    let seen: string[][] = [];
+    const id = await inSession(gw, login('app-db'), async (c) => {
+      const r = await c.query('select id, ssn, name from users where id <= 3 order by id');
+      seen = r.rows.map((row: { id: number; ssn: string; name: string }) => [
+        String(row.id),
+        row.ssn,
+        row.name,
+      ]);
+      await c.query({ text: 'select name from users where id = $1', values: [7] });
+      await c.query({ text: 'update users set ssn = $1 where id = $2', values: [NEW_SSN, 9] });
+    });
+    const events = await eventsOf(gw, id, 3);
+    assert.deepEqual(
+      events.map((e) => [e.seq, e.decision, e.rows, e.error]),
+      [
+        [1, 'allow', 3, null],
+        [2, 'allow', 1, null],
+        [3, 'allow', 1, null],
+      ],
+    );
+    assert.equal(events[0]!.text, 'select id, ssn, name from users where id <= 3 order by id');
+    assert.deepEqual(events[0]!.rules, ['hide-ssn']);
+    assert.deepEqual(seen, [
+      ['1', REDACTED, 'User 1'],
+      ['2', REDACTED, 'User 2'],
+      ['3', REDACTED, 'User 3'],
+    ]);
+    assert.deepEqual(events[0]!.sample, seen);
+    assert.deepEqual(events[1]!.sample, [['User 7']]);
+    assert.ok(events.every((e) => e.duration_ms !== null && e.duration_ms >= 0));
+    assert.ok(events[0]!.bytes > 0);
+    assert.equal(events[0]!.params, null);
+    // Under a column mask every parameter is redacted: the new SSN is assigned to users.ssn.
+    assert.deepEqual(events[1]!.params, [REDACTED]);
+    assert.deepEqual(events[2]!.params, [REDACTED, REDACTED]);
+    const stored = await storedEvents(gw);
+    for (const secret of [NEW_SSN, SSN(1), SSN(2), SSN(3)]) assert.ok(!stored.includes(secret), secret);
+  });
+
+  it('scans parameters and samples with the detectors of a mask rule, exactly as the client got them', async () => {
+    let seen: Array<Array<string | null>> = [];
+    const id = await inSession(gw, login('scan-db'), async (c) => {
+      const r = await c.query({
+        text: 'select $1::text as note, card, $2::int as n from users where id = $3',
+        values: [`pay ${CARD} or mail ${EMAIL}`, 42, 5],
+      });
+      seen = r.rows.map((row: { note: string; card: string; n: number }) => [
+        row.note,
+        row.card,
+        String(row.n),
+      ]);
+    });
+    const [e] = await eventsOf(gw, id, 1);
+    assert.equal(e!.decision, 'allow');
+    assert.deepEqual(e!.rules, ['find-pii']);
+    assert.equal(e!.params!.length, 3);
+    assert.ok(!e!.params![0]!.includes(CARD) && !e!.params![0]!.includes(EMAIL), e!.params![0]!);
+    assert.match(e!.params![0]!, /^pay .*1111 or mail .*\.org$/);
+    assert.deepEqual(e!.params!.slice(1), ['42', '5']);
+    assert.ok(!seen[0]![1]!.includes(CARD));
+    assert.deepEqual(e!.sample, seen);
+    const stored = await storedEvents(gw);
+    assert.ok(!stored.includes(CARD) && !stored.includes(EMAIL));
+  });
+
+  it('records a denied statement with decision deny and no result, and a failed one with its SQLSTATE', async () => {
+    const id = await inSession(gw, login('app-db'), async (c) => {
+      await assert.rejects(c.query('drop table users'), /change request/);
+      await assert.rejects(c.query('select * from no_such_table'), /does not exist/);
+      await assert.rejects(c.query({ text: 'delete from users', values: [] }), /approval/);
+      await c.query('select 1');
+    });
+    const events = await eventsOf(gw, id, 4);
+    assert.deepEqual(
+      events.map((e) => [e.text, e.decision, e.rows, e.sample]),
+      [
+        ['drop table users', 'deny', null, null],
+        ['select * from no_such_table', 'allow', null, null],
+        ['delete from users', 'review', null, null],
+        ['select 1', 'allow', 1, [['1']]],
+      ],
+    );
+    assert.equal(events.length, 4);
+    assert.ok(events[0]!.rules.includes('no-drop'), events[0]!.rules.join());
+    assert.match(events[0]!.error ?? '', /^42501: Dropping objects needs a change request/);
+    assert.match(events[1]!.error ?? '', /^42P01: /);
+  });
+
+  it('decodes binary-format result values to hex in the sample, masked values as the client got them', async () => {
+    const id = await inSession(gw, { ...login('app-db'), binary: true } as pg.ClientConfig, async (c) => {
+      const r = await c.query({ text: 'select id, ssn from users where id = $1', values: [4] });
+      assert.deepEqual(r.rows, [{ id: 4, ssn: REDACTED }]);
+    });
+    const [e] = await eventsOf(gw, id, 1);
+    assert.deepEqual(e!.sample, [['\\x00000004', REDACTED]]);
+  });
+
+  it('records psql statements, and `warden sessions show` prints them after the session', async () => {
+    const before = await sessionIds(gw, 'app-db');
+    const res = await psql(port, key, 'app-db', 'select count(*) from users where id < 5');
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, '4\n');
+    const [id] = (await sessionIds(gw, 'app-db')).filter((s) => !before.includes(s));
+    const [e] = await eventsOf(gw, id!, 1);
+    assert.deepEqual(
+      [e!.text, e!.decision, e!.rows, e!.sample],
+      ['select count(*) from users where id < 5', 'allow', 1, [['4']]],
+    );
+    const shown = await gw.cli(['sessions', 'show', id!]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`"id": "${id}"`));
+    assert.match(shown.stdout, /DECISION[\s\S]*allow\s+1\s+select count\(\*\) from users where id < 5/);
+    const json = await gw.cli(['sessions', 'show', id!, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const parsed = JSON.parse(json.stdout) as SessionView & { events: SessionEvent[] };
+    assert.deepEqual([parsed.id, parsed.events.map((x) => x.text)], [id, [e!.text]]);
+  });
+
+  it("shows a session's events to its caller and auditors, and to no one else", async () => {
+    const id = await inSession(gw, login('app-db'), async (c) => {
+      await c.query('select 2');
+    });
+    assert.equal((await eventsOf(gw, id, 1, key)).length, 1);
+    const bob = await gw.cli(['keys', 'create', '--name', 'bob']);
+    assert.equal(bob.code, 0, bob.stderr);
+    const res = await gw.api('GET', `/api/sessions/${id}/events`, {
+      token: gw.credential(bob.stdout.trim()),
+    });
+    assert.equal(res.status, 404, res.text);
+  });
+});
+
+describe('PostgreSQL gateway: recording.result_rows caps the sample', () => {
+  let db: ThrowawayDb;
+  let gw: Gateway;
+  let key: string;
+  let port: number;
+
+  before(async () => {
+    ({ db, gw, key, port } = await setup((name) => ({
+      connections: [target('app-db', name)],
+      recording: { result_rows: 2 },
+    })));
+  });
+  after(async () => {
+    await gw?.close();
+    await db?.drop();
+  });
+
+  it('keeps only the first 2 rows of a 6-row result, and counts all 6', async () => {
+    const id = await inSession(
+      gw,
+      { host: '127.0.0.1', port, database: 'app-db', user: 'alice', password: key },
+      async (c) => {
+        const r = await c.query('select id from users where id <= 6 order by id');
+        assert.equal(r.rowCount, 6);
+      },
+    );
+    const [e] = await eventsOf(gw, id, 1);
+    assert.deepEqual([e!.rows, e!.sample], [6, [['1'], ['2']]]);
+  });
+});

@@ -1,0 +1,183 @@
+// Turns one PostgreSQL session's traffic into statement events for the recorder: timing from the
+// statement's message to its completion, rows, bytes and a sample of the rows as the client got them.
+import type { Command, Session } from '../../gateway/session.js';
+import type { Decision } from '../../policy/decide.js';
+import type { MaskSet } from '../../policy/mask/mask-set.js';
+import { maskErrorText, maskParams, maskStatementText } from '../../recording/params.js';
+import {
+  Back,
+  type FieldDescription,
+  type Message,
+  readBindParams,
+  readCommandTag,
+  readDataRow,
+  readNoticeFields,
+} from './codec.js';
+import type { Result, ResultEvent } from './results.js';
+import { encodingOf } from './row-mask.js';
+
+interface Running {
+  start: number;
+  params: Array<string | null> | null;
+  rows: number;
+  bytes: number;
+  sample: Array<Array<string | null>> | null;
+}
+
+/** A value as text: text format as UTF-8, binary as PostgreSQL's hex bytea notation. */
+const asText = (v: Buffer, format: number): string =>
+  format === 1 ? `\\x${v.toString('hex')}` : v.toString('utf8');
+
+/** A result value as text: text-like types are UTF-8 in binary format too, the rest hex. */
+function fieldText(v: Buffer, f: FieldDescription | undefined): string {
+  const encoding = encodingOf(f);
+  if (encoding === 'opaque') return asText(v, 1);
+  return v.toString('utf8', encoding === 'jsonb' ? 1 : 0);
+}
+
+/** The row count a CommandComplete tag ends with (`SELECT 3`, `INSERT 0 1`), or null (`BEGIN`). */
+function tagRows(m: Message): number | null {
+  if (m.type !== Back.CommandComplete) return null;
+  const last = readCommandTag(m.body).split(' ').pop() ?? '';
+  return /^\d+$/.test(last) ? Number(last) : null;
+}
+
+export class StatementRecording {
+  private readonly running = new WeakMap<Result<Command>, Running>();
+  /** When a simple query's current statement started: the Query, then each previous completion. */
+  private readonly queryStart = new WeakMap<Command, number>();
+  /** Commands recorded when refused: the target's error for their marker is not a second event. */
+  private readonly refusedCommands = new WeakSet<Command>();
+  private readonly maskSets = new WeakMap<Decision, MaskSet | null>();
+  private readonly sampleRows: number;
+
+  constructor(private readonly session: Session) {
+    this.sampleRows = session.sampleRows;
+  }
+
+  private maskSet(d: Decision): MaskSet | null {
+    if (!this.maskSets.has(d)) this.maskSets.set(d, this.session.masksFor(d));
+    return this.maskSets.get(d) ?? null;
+  }
+
+  queried(c: Command): void {
+    this.queryStart.set(c, performance.now());
+  }
+
+  /** A Bind of a known statement: its portal's result starts now, with these parameters. */
+  bound(result: Result<Command>, body: Buffer): void {
+    const d = result.command.decision;
+    const values = readBindParams(body).map((p) => (p.value === null ? null : asText(p.value, p.format)));
+    this.running.set(result, {
+      start: performance.now(),
+      params: maskParams(values, d, this.maskSet(d)),
+      rows: 0,
+      bytes: 0,
+      sample: null,
+    });
+  }
+
+  /** A statement Warden refused: recorded now, with its decision and the error the client gets. */
+  refused(c: Command, code: string, message: string): void {
+    this.refusedCommands.add(c);
+    this.emit(c, performance.now(), null, {
+      rows: null,
+      bytes: 0,
+      sample: null,
+      error: `${code}: ${message}`,
+    });
+  }
+
+  /** Every target message, with the bytes the client got for it (after masks and limits). */
+  observe(ev: ResultEvent<Command>, m: Message, out: Buffer): void {
+    if (ev.kind === 'other' || this.refusedCommands.has(ev.result.command)) return;
+    const r = ev.result;
+    switch (ev.kind) {
+      case 'row':
+      case 'copy-data': {
+        if (out.length === 0) return;
+        const run = this.run(r);
+        run.rows++;
+        run.bytes += out.length;
+        if (ev.kind === 'row' && run.rows <= this.sampleRows) {
+          const fields = r.fields ?? [];
+          const row = readDataRow(out.subarray(5)).map((v, i) =>
+            v === null ? null : fieldText(v, fields[i]),
+          );
+          run.sample ??= [];
+          run.sample.push(row);
+        }
+        return;
+      }
+      case 'end':
+        this.finish(r, { rows: this.rowsOf(r, m), error: null });
+        return;
+      case 'error': {
+        const f = readNoticeFields(m.body);
+        const d = r.command.decision;
+        const text = maskErrorText(f.get('M') ?? '', d, this.maskSet(d));
+        this.finish(r, { rows: null, error: `${f.get('C') ?? 'XX000'}: ${text}` });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private run(r: Result<Command>): Running {
+    let run = this.running.get(r);
+    if (!run) {
+      run = {
+        start: this.queryStart.get(r.command) ?? performance.now(),
+        params: null,
+        rows: 0,
+        bytes: 0,
+        sample: null,
+      };
+      this.running.set(r, run);
+    }
+    return run;
+  }
+
+  /** Rows the client got when it got rows (a limit may have cut them), else the tag's count. */
+  private rowsOf(r: Result<Command>, m: Message): number | null {
+    const run = this.running.get(r);
+    return run && run.rows > 0 ? run.rows : tagRows(m);
+  }
+
+  private finish(r: Result<Command>, o: { rows: number | null; error: string | null }): void {
+    const run = this.run(r);
+    this.running.delete(r);
+    const now = performance.now();
+    // The next statement of a simple query starts when this one completes.
+    if (this.queryStart.has(r.command)) this.queryStart.set(r.command, now);
+    this.emit(r.command, run.start, run.params, { ...o, bytes: run.bytes, sample: run.sample }, now);
+  }
+
+  private emit(
+    c: Command,
+    start: number,
+    params: Array<string | null> | null,
+    o: {
+      rows: number | null;
+      bytes: number;
+      sample: Array<Array<string | null>> | null;
+      error: string | null;
+    },
+    end = start,
+  ): void {
+    const d = c.decision;
+    this.session.record({
+      time: new Date(performance.timeOrigin + start).toISOString(),
+      duration_ms: Math.max(0, Math.round((end - start) * 1000) / 1000),
+      text: maskStatementText(c.text, this.maskSet(d)),
+      params,
+      decision: d.action,
+      rules: d.rules,
+      rows: o.rows,
+      bytes: o.bytes,
+      error: o.error,
+      sample: this.sampleRows > 0 ? o.sample : null,
+    });
+  }
+}
