@@ -44,6 +44,7 @@ export class Session {
   readonly startedAt = new Date();
   private readonly context: DecisionContext;
   private closed = false;
+  private readonly maskSets = new WeakMap<Decision, MaskSet>();
   private commands = 0;
   private events = 0;
 
@@ -180,7 +181,14 @@ export class Session {
 
   /** The masks a decision carries, ready for result rows (null when nothing is masked). */
   masksFor(decision: Decision): MaskSet | null {
-    return decision.masks.length === 0 ? null : new MaskSet(decision.masks, this.deps.tokenizeKey);
+    if (decision.masks.length === 0) return null;
+    // Decisions are shared per statement shape (Decider cache): compile each one's masks once.
+    let set = this.maskSets.get(decision);
+    if (!set) {
+      set = new MaskSet(decision.masks, this.deps.tokenizeKey);
+      this.maskSets.set(decision, set);
+    }
+    return set;
   }
 
   async close(reason: CloseReason, detail?: string): Promise<void> {

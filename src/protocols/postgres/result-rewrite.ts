@@ -62,7 +62,6 @@ function qualifiedColumns(d: Decision): QualifiedColumn[] {
 
 export class ResultRewriter {
   private readonly states = new WeakMap<Result<Command>, ResultState>();
-  private readonly maskSets = new WeakMap<Decision, MaskSet | null>();
   /** Table OID → `schema.table`, for this session's target. */
   private readonly tables = new Map<number, string>();
 
@@ -130,8 +129,7 @@ export class ResultRewriter {
   }
 
   private maskSet(d: Decision): MaskSet | null {
-    if (!this.maskSets.has(d)) this.maskSets.set(d, this.deps.masksFor(d));
-    return this.maskSets.get(d) ?? null;
+    return this.deps.masksFor(d);
   }
 
   /** Rows with no RowDescription for them: their fields have no names, so masking fails closed. */

@@ -48,7 +48,6 @@ export class StatementRecording {
   private readonly queryStart = new WeakMap<Command, number>();
   /** Commands recorded when refused: the target's error for their marker is not a second event. */
   private readonly refusedCommands = new WeakSet<Command>();
-  private readonly maskSets = new WeakMap<Decision, MaskSet | null>();
   private readonly sampleRows: number;
 
   constructor(private readonly session: Session) {
@@ -56,8 +55,7 @@ export class StatementRecording {
   }
 
   private maskSet(d: Decision): MaskSet | null {
-    if (!this.maskSets.has(d)) this.maskSets.set(d, this.session.masksFor(d));
-    return this.maskSets.get(d) ?? null;
+    return this.session.masksFor(d);
   }
 
   queried(c: Command): void {
