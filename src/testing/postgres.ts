@@ -37,12 +37,12 @@ export async function createThrowawayDb(prefix = 'warden_test'): Promise<Throwaw
   };
 }
 
-/** A config-file connection named `name` to a throwaway database, logging in as the trusted `postgres`. */
-export function pgConnection(db: ThrowawayDb, name = 'app-db') {
+/** A config-file connection named `name` to a database on the test server, logging in as the trusted `postgres`. */
+export function pgConnection(database: string, name = 'app-db') {
   return {
     name,
     protocol: 'postgres',
-    target: { host: '127.0.0.1', port: 5432, database: db.name },
+    target: { host: '127.0.0.1', port: 5432, database },
     credentials: { user: 'postgres' },
   };
 }

@@ -7,15 +7,24 @@ export interface RunResult {
   stderr: string;
 }
 
-/** `interruptAfterMs` sends SIGINT then (psql answers it with a CancelRequest). */
+export interface RunOptions {
+  /** Sends SIGINT after this long (psql answers it with a CancelRequest). */
+  interruptAfterMs?: number;
+  /** Written to standard input, which is then closed. */
+  input?: string;
+  cwd?: string;
+  /** Killed after this long (default 30 s), so a stuck program fails its test instead of hanging it. */
+  timeoutMs?: number;
+}
+
 export function runProgram(
   cmd: string,
   args: string[],
-  env: Record<string, string> = {},
-  opts: { interruptAfterMs?: number } = {},
+  env: NodeJS.ProcessEnv = {},
+  opts: RunOptions = {},
 ): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -25,6 +34,12 @@ export function runProgram(
       stderr += d.toString();
     });
     if (opts.interruptAfterMs !== undefined) setTimeout(() => child.kill('SIGINT'), opts.interruptAfterMs);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
   });
 }

@@ -27,7 +27,7 @@ describe('PostgreSQL gateway: malformed messages after login', () => {
     gw = await startGateway('sqlite', {
       config: {
         listeners: { postgres: { max_message: 1024 * 1024 } },
-        connections: [pgConnection(db)],
+        connections: [pgConnection(db.name)],
       },
     });
     port = gw.proc.postgres?.port ?? 0;

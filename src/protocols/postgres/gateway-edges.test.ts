@@ -27,7 +27,7 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
         // Not loopback-only: the credential is then only accepted over TLS.
         listeners: { postgres: { host: '0.0.0.0', tls: { cert, key: tlsKey } } },
         connections: [
-          pgConnection(db),
+          pgConnection(db.name),
           { name: 'dead-db', protocol: 'postgres', target: { host: '127.0.0.1', port: 1 } },
         ],
       },
@@ -138,7 +138,7 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
   async function rawSessionOnLoopbackGateway() {
     const loop = await startGateway('sqlite', {
       config: {
-        connections: [pgConnection(db)],
+        connections: [pgConnection(db.name)],
       },
     });
     after(() => loop.close());

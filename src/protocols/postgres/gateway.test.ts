@@ -33,7 +33,7 @@ describe('PostgreSQL gateway: stock clients through Warden to a real database', 
     await setup.end();
     gw = await startGateway('sqlite', {
       config: {
-        connections: [pgConnection(db)],
+        connections: [pgConnection(db.name)],
         policy: {
           rules: [
             {

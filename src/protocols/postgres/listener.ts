@@ -35,8 +35,6 @@ export interface PostgresListenerDeps {
 export interface PostgresListener {
   host: string;
   port: number;
-  /** Live sessions. */
-  readonly active: number;
   close(): Promise<void>;
 }
 
@@ -247,9 +245,6 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
   return {
     host: cfg.host,
     port,
-    get active() {
-      return live.size;
-    },
     async close() {
       const closed = new Promise<void>((r) => server.close(() => r()));
       for (const s of sockets) s.destroy();

@@ -19,7 +19,7 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     await setup.end();
     gw = await startGateway('sqlite', {
       config: {
-        connections: [pgConnection(db)],
+        connections: [pgConnection(db.name)],
         policy: {
           rules: [
             {

@@ -15,7 +15,7 @@ describe('PostgreSQL gateway: session state, notifications, notices and COPY beh
 
   before(async () => {
     db = await createThrowawayDb();
-    gw = await startGateway('sqlite', { config: { connections: [pgConnection(db)] } });
+    gw = await startGateway('sqlite', { config: { connections: [pgConnection(db.name)] } });
     port = gw.proc.postgres?.port ?? 0;
   });
   after(async () => {

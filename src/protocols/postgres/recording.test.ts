@@ -6,19 +6,12 @@ import { REDACTED } from '../../policy/mask/styles.js';
 import type { SessionEvent } from '../../store/session-events.js';
 import type { SessionView } from '../../store/sessions.js';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
-import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 
 const CARD = '4111 1111 1111 1111';
 const SSN = (i: number) => `123-45-${String(i).padStart(4, '0')}`;
 const NEW_SSN = '987-65-4321';
 const EMAIL = 'secret.person@example.org';
-
-const target = (name: string, database: string) => ({
-  name,
-  protocol: 'postgres',
-  target: { host: '127.0.0.1', port: 5432, database },
-  credentials: { user: 'postgres' },
-});
 
 function psql(port: number, key: string, database: string, sql: string) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
@@ -120,7 +113,7 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
 
   before(async () => {
     ({ db, gw, key, port } = await setup((name) => ({
-      connections: [target('app-db', name), target('scan-db', name)],
+      connections: [pgConnection(name, 'app-db'), pgConnection(name, 'scan-db')],
       policy: {
         rules: [
           {
@@ -297,7 +290,7 @@ describe('PostgreSQL gateway: recording.result_rows caps the sample', () => {
 
   before(async () => {
     ({ db, gw, key, port } = await setup((name) => ({
-      connections: [target('app-db', name)],
+      connections: [pgConnection(name, 'app-db')],
       recording: { result_rows: 2 },
     })));
   });

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { ADMIN_URL } from '../../testing/postgres.js';
+import { selfSignedCert } from '../../testing/tls.js';
 import {
   Back,
   Front,
@@ -237,22 +238,7 @@ describe('connecting to a PostgreSQL target', () => {
   it('refuses a server certificate from another CA or for another name under verify-full', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'warden-target-'));
     try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-days',
-          '1',
-        ].concat(['-subj', '/CN=Some other CA', '-keyout', join(dir, 'k'), '-out', join(dir, 'ca.pem')]),
-        { stdio: 'ignore' },
-      );
-      const other = readFileSync(join(dir, 'ca.pem'), 'utf8');
+      const other = readFileSync(selfSignedCert(dir, 'Some other CA').cert, 'utf8');
       const base = { user: 'warden_scram', password: ROLES.scram };
       const err = await refused(opts({ ...base, tls: { mode: 'verify-full', ca: other } }), '08001');
       assert.match(err.message, /TLS/);

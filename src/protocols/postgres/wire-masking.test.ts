@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { keepLast, REDACTED } from '../../policy/mask/styles.js';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
-import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
+import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 
 function run(cmd: string, args: string[], env: Record<string, string> = {}) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
@@ -26,13 +26,6 @@ function run(cmd: string, args: string[], env: Record<string, string> = {}) {
 
 const CARD = '4111 1111 1111 1111';
 const email = (i: number) => `user${i}@example.com`;
-const target = (name: string, database: string) => ({
-  name,
-  protocol: 'postgres',
-  target: { host: '127.0.0.1', port: 5432, database },
-  credentials: { user: 'postgres' },
-});
-
 describe('PostgreSQL gateway: masks and row limits applied to results on the wire', () => {
   let db: ThrowawayDb;
   let gw: Gateway;
@@ -72,7 +65,11 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
     assert.equal(init.code, 0, init.stderr);
     gw = await startGateway('sqlite', {
       config: {
-        connections: [target('app-db', db.name), target('scan-db', db.name), target('limit-db', db.name)],
+        connections: [
+          pgConnection(db.name, 'app-db'),
+          pgConnection(db.name, 'scan-db'),
+          pgConnection(db.name, 'limit-db'),
+        ],
         policy: {
           rules: [
             {
