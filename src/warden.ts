@@ -98,9 +98,9 @@ export async function startWarden(
   const spoolFile = join(dataDir, 'audit-spool.jsonl');
   const audit = new AuditLog(store, {
     spoolFile,
-    onWritten: (records) => {
-      metrics.auditRecords.inc(records.length);
-      checkpointer?.noteWritten(records[records.length - 1]!.seq);
+    onWritten: ({ count, lastSeq }) => {
+      metrics.auditRecords.inc(count);
+      checkpointer?.noteWritten(lastSeq);
     },
     onError: (err, queued) => log.warn({ err: err.message, queued }, 'audit write failed; retrying'),
   });

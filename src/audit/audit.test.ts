@@ -109,7 +109,7 @@ for (const dialect of DIALECTS) {
     it('batches hundreds of concurrent appends in one process into one unbroken chain', async () => {
       await trail.reset();
       const batches: number[] = [];
-      const log = new AuditLog(trail.store, { maxBatch: 50, onWritten: (w) => batches.push(w.length) });
+      const log = new AuditLog(trail.store, { maxBatch: 50, onWritten: (w) => batches.push(w.count) });
       const n = 600;
       const results = await Promise.all(range(0, n - 1).map((i) => log.append(event(i))));
       await log.close();

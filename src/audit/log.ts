@@ -1,49 +1,64 @@
 // The audit appender: events are queued, written in batches inside one serialized
 // transaction (so several gateways sharing a store still produce one unbroken chain), and
-// retried, whatever the store's error, until written. Events are validated when queued, so a
-// failing write is always the store's problem, never a poison event; an event is only refused
-// when the bounded queue is full, and then the caller is told.
-import { randomUUID } from 'node:crypto';
+// retried, whatever the store's error, until written. Events are validated and encoded when
+// queued, so a failing write is always the store's problem, never a poison event; an event is
+// only refused when the bounded queue is full, and then the caller is told.
+//
+// Events nobody waits for (one per statement through a gateway) are gathered for a few
+// milliseconds and written together: one transaction per batch, not per statement. An event a
+// caller awaits is written at once, with whatever else is queued.
 import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import type { Selectable } from 'kysely';
 import { canonicalJson } from '../crypto/canonical.js';
+import { timeOrderedId } from '../crypto/ids.js';
 import { isUnavailable, type Store, StoreUnavailableError, type Tx } from '../store/store.js';
+import type { AuditLogTable } from '../store/tables.js';
 import {
   type AuditActor,
   type AuditEvent,
+  type AuditOutcome,
   type AuditRecord,
   GENESIS_HASH,
   hashEncodedRecord,
-  hashRecord,
 } from './record.js';
 import { recordFromRow } from './rows.js';
 
 interface Pending {
   id: string;
-  event: AuditEvent & { actor: AuditActor; payload: Record<string, unknown> };
   time: string;
-  /** Canonical JSON of actor and payload, made once when queued and stored as is. */
-  actorJson?: string;
-  payloadJson?: string;
-  resolve: (r: AuditRecord) => void;
-  reject: (err: Error) => void;
-  /** Whether someone awaits the result; unobserved rejections must not crash the process. */
-  observed: boolean;
+  type: string;
+  target: string | null;
+  outcome: AuditOutcome;
+  /** Canonical JSON of actor and payload, made once when queued, hashed and stored as is. */
+  actorJson: string;
+  payloadJson: string;
+  /** Set when a caller awaits the written record. */
+  waiter?: { resolve: (r: AuditRecord) => void; reject: (err: Error) => void };
   /** Replayed from the spool: it may already be in the store. */
   replayed?: boolean;
+}
+
+/** Where a new record went in the chain. */
+interface Link {
+  seq: number;
+  prev_hash: string;
+  hash: string;
 }
 
 /** An event as kept in the spool file between a shutdown and the next start. */
 interface SpooledEvent {
   id: string;
   time: string;
-  event: Pending['event'];
+  event: AuditEvent & { actor: AuditActor; payload: Record<string, unknown> };
 }
 
 export interface AuditLogOptions {
   /** Most events held in memory while the store is unreachable. */
   maxQueue?: number;
   maxBatch?: number;
-  onWritten?: (records: AuditRecord[]) => void;
+  /** How long events nobody waits for are gathered before a write (default 10 ms; 0: at once). */
+  batchDelayMs?: number;
+  onWritten?: (written: { count: number; lastSeq: number }) => void;
   onError?: (err: Error, queued: number) => void;
   /**
    * Where events still unwritten at close() are kept (JSON lines, mode 0600, outside the
@@ -56,12 +71,18 @@ export class AuditQueueFullError extends Error {
   override name = 'AuditQueueFullError';
 }
 
+const INSERT_COLUMNS =
+  'seq, event_id, time, type, actor_json, target, outcome, payload_json, prev_hash, hash';
+
 export class AuditLog {
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private batchTimer: NodeJS.Timeout | undefined;
   private retryDelay = 100;
   private closed = false;
+  /** Canonical JSON of actors that cannot change (frozen), so a session's is encoded once. */
+  private readonly actorJson = new WeakMap<object, string>();
   /** Set while the last write failed: the store is not accepting audit events. */
   lastError: Error | undefined;
 
@@ -74,70 +95,95 @@ export class AuditLog {
     return this.queue.length;
   }
 
+  private get maxBatch(): number {
+    return this.opts.maxBatch ?? 500;
+  }
+
   /** Appends and resolves with the written record (its seq and hash). */
   append(event: AuditEvent): Promise<AuditRecord> {
-    return this.enqueue(event, true);
-  }
-
-  /** Appends without waiting; the event is retried until written. Never throws. */
-  record(event: AuditEvent): void {
-    this.enqueue(event, false).catch(() => undefined);
-  }
-
-  private enqueue(event: AuditEvent, observed: boolean): Promise<AuditRecord> {
-    if (this.closed) return Promise.reject(new Error('audit log is closed'));
-    if (this.queue.length >= (this.opts.maxQueue ?? 100_000)) {
-      return Promise.reject(
-        new AuditQueueFullError('audit queue is full: the store has not accepted events for too long'),
-      );
-    }
-    let normalized: Pending['event'];
-    let actorJson: string;
-    let payloadJson: string;
-    try {
-      // Round-trip through JSON now: the hashed value is exactly what will be read back, and
-      // an event that cannot be encoded is refused to its caller instead of wedging the queue.
-      actorJson = canonicalJson({ ...event.actor, chain: event.actor.chain ?? [] });
-      payloadJson = canonicalJson(event.payload ?? {});
-      normalized = {
-        ...event,
-        actor: JSON.parse(actorJson) as AuditActor,
-        payload: JSON.parse(payloadJson) as Record<string, unknown>,
-      };
-    } catch (err) {
-      return Promise.reject(
-        new TypeError(`audit event ${event.type} cannot be encoded: ${(err as Error).message}`),
-      );
-    }
     return new Promise<AuditRecord>((resolve, reject) => {
-      this.queue.push({
-        id: randomUUID(),
-        event: normalized,
-        time: new Date().toISOString(),
-        actorJson,
-        payloadJson,
-        resolve,
-        reject,
-        observed,
-      });
-      this.kick();
+      const problem = this.enqueue(event, { resolve, reject });
+      if (problem) reject(problem);
     });
   }
 
-  private kick(): void {
+  /**
+   * Appends without waiting; the event is retried until written. Never throws: an event that
+   * cannot be encoded, or arrives while the queue is full, is reported to `onError` instead.
+   */
+  record(event: AuditEvent): void {
+    const problem = this.enqueue(event, undefined);
+    if (problem && !this.closed) this.opts.onError?.(problem, this.queue.length);
+  }
+
+  private enqueue(event: AuditEvent, waiter: Pending['waiter']): Error | undefined {
+    if (this.closed) return new Error('audit log is closed');
+    if (this.queue.length >= (this.opts.maxQueue ?? 100_000)) {
+      return new AuditQueueFullError('audit queue is full: the store has not accepted events for too long');
+    }
+    let actorJson: string;
+    let payloadJson: string;
+    try {
+      // Encoded now: the hashed bytes are exactly what is stored and read back, and an event
+      // that cannot be encoded is refused to its caller instead of wedging the queue.
+      actorJson = this.encodeActor(event.actor);
+      payloadJson = canonicalJson(event.payload ?? {});
+    } catch (err) {
+      return new TypeError(`audit event ${event.type} cannot be encoded: ${(err as Error).message}`);
+    }
+    const now = Date.now();
+    this.queue.push({
+      id: timeOrderedId(now),
+      time: new Date(now).toISOString(),
+      type: event.type,
+      target: event.target ?? null,
+      outcome: event.outcome,
+      actorJson,
+      payloadJson,
+      ...(waiter ? { waiter } : {}),
+    });
+    this.kick(waiter !== undefined);
+    return undefined;
+  }
+
+  private encodeActor(actor: AuditActor): string {
+    const frozen = Object.isFrozen(actor);
+    const known = frozen ? this.actorJson.get(actor) : undefined;
+    if (known !== undefined) return known;
+    const json = canonicalJson({ ...actor, chain: actor.chain ?? [] });
+    if (frozen) this.actorJson.set(actor, json);
+    return json;
+  }
+
+  /** Starts a write now (`urgent`, or a full batch) or after the batch delay. */
+  private kick(urgent: boolean): void {
     if (this.flushing || this.retryTimer) return;
+    const delay = this.opts.batchDelayMs ?? 10;
+    if (!urgent && delay > 0 && this.queue.length < this.maxBatch) {
+      this.batchTimer ??= setTimeout(() => {
+        this.batchTimer = undefined;
+        this.kick(true);
+      }, delay);
+      return;
+    }
+    if (this.batchTimer) {
+      clearTimeout(this.batchTimer);
+      this.batchTimer = undefined;
+    }
     this.flushing = this.flushLoop().finally(() => {
       this.flushing = undefined;
-      if (this.queue.length > 0 && !this.retryTimer) this.kick();
+      if (this.queue.length > 0 && !this.retryTimer) this.kick(this.queue.some((p) => p.waiter));
     });
   }
 
   private async flushLoop(): Promise<void> {
     while (this.queue.length > 0) {
-      const batch = this.queue.slice(0, this.opts.maxBatch ?? 500);
-      let written: AuditRecord[];
+      const batch = this.queue.slice(0, this.maxBatch);
+      let links: Array<Link | AuditRecord>;
       try {
-        written = await this.store.serialized((tx) => this.write(tx, batch));
+        links = this.store.embedded
+          ? await this.store.writeSync((sql) => this.writeEmbedded(sql, batch))
+          : await this.store.serialized((tx) => this.write(tx, batch));
       } catch (err) {
         const error = err as Error;
         this.lastError = error;
@@ -145,10 +191,10 @@ export class AuditLog {
         // Keep every event (too many clients, a cancelled query, a full disk and a dropped
         // connection all pass); tell waiting callers now, so their request fails, and retry.
         for (const p of batch) {
-          if (p.observed) {
+          if (p.waiter) {
             const why = isUnavailable(error) ? 'unavailable' : 'refusing writes';
-            p.reject(new StoreUnavailableError(`audit store ${why}: ${error.message}`));
-            p.observed = false;
+            p.waiter.reject(new StoreUnavailableError(`audit store ${why}: ${error.message}`));
+            delete p.waiter;
           }
         }
         this.scheduleRetry();
@@ -157,8 +203,14 @@ export class AuditLog {
       this.queue.splice(0, batch.length);
       this.lastError = undefined;
       this.retryDelay = 100;
-      for (const [i, p] of batch.entries()) p.resolve(written[i]!);
-      this.opts.onWritten?.(written);
+      let lastSeq = 0;
+      for (const [i, p] of batch.entries()) {
+        const link = links[i]!;
+        lastSeq = Math.max(lastSeq, link.seq);
+        if (!p.waiter) continue;
+        p.waiter.resolve('id' in link ? link : toRecord(p, link));
+      }
+      this.opts.onWritten?.({ count: batch.length, lastSeq });
     }
   }
 
@@ -168,83 +220,103 @@ export class AuditLog {
     if (this.closed) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.kick();
+      this.kick(true);
     }, this.retryDelay);
     this.retryDelay = Math.min(this.retryDelay * 2, 5_000);
   }
 
-  private async write(tx: Tx, all: Pending[]): Promise<AuditRecord[]> {
-    // After a failure the previous attempt may have committed without us hearing back:
-    // events already in the store are answered from it, not written again.
+  /**
+   * After a failure the previous attempt may have committed without us hearing back: events
+   * already in the store are answered from it (as records), not written again.
+   */
+  private mayBeWritten(batch: readonly Pending[]): boolean {
+    return this.lastError !== undefined || batch.some((p) => p.replayed);
+  }
+
+  /** The embedded store: prepared statements, synchronously inside one transaction. */
+  private writeEmbedded(
+    sql: Parameters<Parameters<Store['writeSync']>[0]>[0],
+    batch: readonly Pending[],
+  ): Array<Link | AuditRecord> {
     const done = new Map<string, AuditRecord>();
-    if (this.lastError || all.some((p) => p.replayed)) {
+    if (this.mayBeWritten(batch)) {
+      const find = sql('select * from audit_log where event_id = ?');
+      for (const p of batch) {
+        const row = find.get(p.id) as Selectable<AuditLogTable> | undefined;
+        if (row) done.set(p.id, recordFromRow(row));
+      }
+    }
+    const tail = sql('select seq, hash from audit_log order by seq desc limit 1').get() as
+      | { seq: number; hash: string }
+      | undefined;
+    const links = chain(batch, done, tail);
+    const insert = sql(`insert into audit_log (${INSERT_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    for (const [i, p] of batch.entries()) {
+      const l = links[i]!;
+      if ('id' in l) continue;
+      insert.run(
+        l.seq,
+        p.id,
+        p.time,
+        p.type,
+        p.actorJson,
+        p.target,
+        p.outcome,
+        p.payloadJson,
+        l.prev_hash,
+        l.hash,
+      );
+    }
+    return links;
+  }
+
+  /** A shared (PostgreSQL) store, inside its advisory-locked transaction. */
+  private async write(tx: Tx, batch: readonly Pending[]): Promise<Array<Link | AuditRecord>> {
+    const done = new Map<string, AuditRecord>();
+    if (this.mayBeWritten(batch)) {
       const rows = await tx
         .selectFrom('audit_log')
         .selectAll()
         .where(
           'event_id',
           'in',
-          all.map((p) => p.id),
+          batch.map((p) => p.id),
         )
         .execute();
       for (const row of rows) done.set(row.event_id, recordFromRow(row));
     }
-    const batch = all.filter((p) => !done.has(p.id));
     const tail = await tx
       .selectFrom('audit_log')
       .select(['seq', 'hash'])
       .orderBy('seq', 'desc')
       .limit(1)
       .executeTakeFirst();
-    let seq = tail ? Number(tail.seq) : 0;
-    let prev = tail?.hash ?? GENESIS_HASH;
-    const records: AuditRecord[] = batch.map((p) => {
-      seq += 1;
-      const base = {
-        seq,
-        id: p.id,
-        time: p.time,
-        type: p.event.type,
-        actor: p.event.actor,
-        target: p.event.target ?? null,
-        outcome: p.event.outcome,
-        payload: p.event.payload,
-        prev_hash: prev,
-      };
-      const record = {
-        ...base,
-        hash:
-          p.actorJson !== undefined && p.payloadJson !== undefined
-            ? hashEncodedRecord(base, p.actorJson, p.payloadJson)
-            : hashRecord(base),
-      };
-      prev = record.hash;
-      return record;
+    const links = chain(batch, done, tail && { seq: Number(tail.seq), hash: tail.hash });
+    const rows = batch.flatMap((p, i) => {
+      const l = links[i]!;
+      if ('id' in l) return [];
+      return [
+        {
+          seq: l.seq,
+          event_id: p.id,
+          time: p.time,
+          type: p.type,
+          actor_json: p.actorJson,
+          target: p.target,
+          outcome: p.outcome,
+          payload_json: p.payloadJson,
+          prev_hash: l.prev_hash,
+          hash: l.hash,
+        },
+      ];
     });
-    for (let i = 0; i < records.length; i += 100) {
+    for (let i = 0; i < rows.length; i += 100) {
       await tx
         .insertInto('audit_log')
-        .values(
-          records.slice(i, i + 100).map((r, j) => {
-            const p = batch[i + j]!;
-            return {
-              seq: r.seq,
-              event_id: r.id,
-              time: r.time,
-              type: r.type,
-              actor_json: p.actorJson ?? canonicalJson(r.actor),
-              target: r.target,
-              outcome: r.outcome,
-              payload_json: p.payloadJson ?? canonicalJson(r.payload),
-              prev_hash: r.prev_hash,
-              hash: r.hash,
-            };
-          }),
-        )
+        .values(rows.slice(i, i + 100))
         .execute();
     }
-    const fresh = new Map(records.map((r) => [r.id, r]));
-    return all.map((p) => done.get(p.id) ?? fresh.get(p.id)!);
+    return links;
   }
 
   /** Waits until everything queued so far is written (or the store refuses it). */
@@ -254,8 +326,8 @@ export class AuditLog {
       if (this.retryTimer) {
         clearTimeout(this.retryTimer);
         this.retryTimer = undefined;
-        this.kick();
       }
+      this.kick(true);
       await (this.flushing ?? Promise.resolve());
       if (this.queue.length > 0) await new Promise((r) => setTimeout(r, 50));
     }
@@ -269,19 +341,30 @@ export class AuditLog {
     await this.drain(drainMs);
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.batchTimer) clearTimeout(this.batchTimer);
     const left = this.queue;
     this.queue = [];
     if (left.length === 0) return { spooled: 0, lost: 0 };
     if (this.opts.spoolFile) {
-      const lines = left.map((p) =>
-        JSON.stringify({ id: p.id, time: p.time, event: p.event } satisfies SpooledEvent),
-      );
+      const lines = left.map((p) => {
+        const { type, target, outcome } = p;
+        const event = {
+          type,
+          target,
+          outcome,
+          actor: JSON.parse(p.actorJson),
+          payload: JSON.parse(p.payloadJson),
+        };
+        return JSON.stringify({ id: p.id, time: p.time, event } satisfies SpooledEvent);
+      });
       appendFileSync(this.opts.spoolFile, `${lines.join('\n')}\n`, { mode: 0o600 });
       for (const p of left)
-        p.reject(new StoreUnavailableError('audit store unavailable: event spooled for the next start'));
+        p.waiter?.reject(
+          new StoreUnavailableError('audit store unavailable: event spooled for the next start'),
+        );
       return { spooled: left.length, lost: 0 };
     }
-    for (const p of left) p.reject(new Error('audit log closed before the event was written'));
+    for (const p of left) p.waiter?.reject(new Error('audit log closed before the event was written'));
     return { spooled: 0, lost: left.length };
   }
 
@@ -301,18 +384,58 @@ export class AuditLog {
         new Promise<AuditRecord>((resolve, reject) => {
           this.queue.push({
             id: s.id,
-            event: s.event,
             time: s.time,
-            resolve,
-            reject,
-            observed: true,
+            type: s.event.type,
+            target: s.event.target ?? null,
+            outcome: s.event.outcome,
+            actorJson: canonicalJson({ ...s.event.actor, chain: s.event.actor.chain ?? [] }),
+            payloadJson: canonicalJson(s.event.payload ?? {}),
+            waiter: { resolve, reject },
             replayed: true,
           });
         }),
     );
-    this.kick();
+    this.kick(true);
     await Promise.all(written);
     rmSync(file, { force: true });
     return spooled.length;
   }
+}
+
+/** Seq and hashes for the batch's new records, continuing `tail`; records already written pass through. */
+function chain(
+  batch: readonly Pending[],
+  done: ReadonlyMap<string, AuditRecord>,
+  tail: { seq: number; hash: string } | undefined,
+): Array<Link | AuditRecord> {
+  let seq = tail ? tail.seq : 0;
+  let prev = tail?.hash ?? GENESIS_HASH;
+  return batch.map((p) => {
+    const written = done.get(p.id);
+    if (written) return written;
+    seq += 1;
+    const hash = hashEncodedRecord(
+      { seq, id: p.id, time: p.time, type: p.type, target: p.target, outcome: p.outcome, prev_hash: prev },
+      p.actorJson,
+      p.payloadJson,
+    );
+    const link = { seq, prev_hash: prev, hash };
+    prev = hash;
+    return link;
+  });
+}
+
+function toRecord(p: Pending, link: Link): AuditRecord {
+  return {
+    seq: link.seq,
+    id: p.id,
+    time: p.time,
+    type: p.type,
+    actor: JSON.parse(p.actorJson) as AuditActor,
+    target: p.target,
+    outcome: p.outcome,
+    payload: JSON.parse(p.payloadJson) as Record<string, unknown>,
+    prev_hash: link.prev_hash,
+    hash: link.hash,
+  };
 }

@@ -3,8 +3,16 @@ import type { Selectable } from 'kysely';
 import type { AuditLogTable } from '../store/tables.js';
 import type { AuditOutcome, AuditRecord } from './record.js';
 
+/** The stored JSON of records read from the store, so verifying them need not re-encode it. */
+const stored = new WeakMap<AuditRecord, { actorJson: string; payloadJson: string }>();
+
+/** The actor and payload JSON a record was read from, when it came from the store. */
+export function storedJson(r: AuditRecord): { actorJson: string; payloadJson: string } | undefined {
+  return stored.get(r);
+}
+
 export function recordFromRow(row: Selectable<AuditLogTable>): AuditRecord {
-  return {
+  const record: AuditRecord = {
     seq: Number(row.seq),
     id: row.event_id,
     time: row.time,
@@ -16,4 +24,6 @@ export function recordFromRow(row: Selectable<AuditLogTable>): AuditRecord {
     prev_hash: row.prev_hash,
     hash: row.hash,
   };
+  stored.set(record, { actorJson: row.actor_json, payloadJson: row.payload_json });
+  return record;
 }

@@ -9,9 +9,10 @@ import {
   type AuditRecord,
   checkpointMessage,
   GENESIS_HASH,
+  hashEncodedRecord,
   hashRecord,
 } from './record.js';
-import { recordFromRow } from './rows.js';
+import { recordFromRow, storedJson } from './rows.js';
 
 export type ProblemKind =
   | 'edited'
@@ -180,7 +181,7 @@ export async function verifyTrail(input: {
         `seq ${prev.seq + 1}${r.seq - prev.seq > 2 ? `..${r.seq - 1}` : ''} missing`,
       );
     }
-    if (hashRecord(r) !== r.hash) return await misfit(r);
+    if (!hashMatches(r)) return await misfit(r);
     if (prev !== undefined && r.prev_hash !== prev.hash) {
       return fail(
         r.seq,
@@ -278,4 +279,15 @@ export async function* storeRecords(
 export async function storeCheckpoints(store: Store): Promise<AuditCheckpoint[]> {
   const rows = await store.db.selectFrom('audit_checkpoints').selectAll().orderBy('seq', 'asc').execute();
   return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+}
+
+/**
+ * Whether a record recomputes to its hash. A record read from the store is first hashed over its
+ * stored JSON as is (the appender stores the exact canonical bytes it hashed, so this is the
+ * same computation without re-encoding); only when that differs is it re-encoded canonically.
+ */
+function hashMatches(r: AuditRecord): boolean {
+  const json = storedJson(r);
+  if (json && hashEncodedRecord(r, json.actorJson, json.payloadJson) === r.hash) return true;
+  return hashRecord(r) === r.hash;
 }

@@ -1,10 +1,10 @@
 // One caller's session on one connection, whatever the protocol: the identity it runs under,
 // the decision for every command (analyzer facts + the rules in force), and its audit trail.
 // Protocol engines turn bytes into commands and ask this; it never sees a socket.
-import { randomUUID } from 'node:crypto';
 import type { AuditLog } from '../audit/log.js';
 import type { AuditActor } from '../audit/record.js';
 import type { ConnectionView } from '../config/connection.js';
+import { timeOrderedId } from '../crypto/ids.js';
 import type { Identity } from '../identity/identity.js';
 import { analyzeCommand } from '../policy/analyze.js';
 import type { Decision, DecisionContext } from '../policy/decide.js';
@@ -40,13 +40,15 @@ export interface Command {
 export type CloseReason = 'client' | 'target' | 'error' | 'killed' | 'shutdown';
 
 export class Session {
-  readonly id = randomUUID();
+  readonly id = timeOrderedId();
   readonly startedAt = new Date();
   private readonly context: DecisionContext;
   private closed = false;
   private readonly maskSets = new WeakMap<Decision, MaskSet>();
   private commands = 0;
   private events = 0;
+  /** Who every audit event of this session names; frozen, so the audit log encodes it once. */
+  readonly actor: Readonly<AuditActor>;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -68,17 +70,14 @@ export class Session {
         chain: identity.chain,
       },
     };
-  }
-
-  get actor(): AuditActor & Record<string, unknown> {
-    return {
-      subject: this.identity.subject,
-      kind: this.identity.kind,
-      chain: this.identity.chain,
-      root: this.identity.rootSubject,
-      token_id: this.identity.tokenId,
-      address: this.client.address,
-    };
+    this.actor = Object.freeze({
+      subject: identity.subject,
+      kind: identity.kind,
+      chain: identity.chain,
+      root: identity.rootSubject,
+      token_id: identity.tokenId,
+      address: client.address,
+    });
   }
 
   /** Writes the session row and its `session.opened` event; a store that refuses them refuses the session. */
@@ -171,7 +170,7 @@ export class Session {
   /** Queues one statement event; values in it must already be masked. */
   record(e: StatementRecord): void {
     this.deps.recorder?.record({
-      id: randomUUID(),
+      id: timeOrderedId(),
       session_id: this.id,
       seq: ++this.events,
       kind: 'statement',

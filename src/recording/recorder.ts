@@ -6,6 +6,8 @@ export interface RecorderOptions {
   /** Most events held in memory while the store is slow or unreachable. */
   maxQueue?: number;
   maxBatch?: number;
+  /** How long events are gathered before a write (default 10 ms): one transaction per batch. */
+  batchDelayMs?: number;
   /** Told on every failed write (the batch is retried) and on every event dropped. */
   onError?: (err: Error, queued: number) => void;
   onDropped?: (dropped: number) => void;
@@ -15,6 +17,7 @@ export class Recorder {
   private queue: SessionEvent[] = [];
   private writing: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private batchTimer: NodeJS.Timeout | undefined;
   private retryDelay = 100;
   private closed = false;
   /** Events lost since start because the queue was full. */
@@ -50,14 +53,27 @@ export class Recorder {
       return;
     }
     this.queue.push(event);
-    this.kick();
+    this.kick(false);
   }
 
-  private kick(): void {
+  /** Starts a write now (`urgent`, or a full batch) or after the batch delay. */
+  private kick(urgent: boolean): void {
     if (this.writing || this.retryTimer) return;
+    const delay = this.opts.batchDelayMs ?? 10;
+    if (!urgent && delay > 0 && this.queue.length < (this.opts.maxBatch ?? 500)) {
+      this.batchTimer ??= setTimeout(() => {
+        this.batchTimer = undefined;
+        this.kick(true);
+      }, delay);
+      return;
+    }
+    if (this.batchTimer) {
+      clearTimeout(this.batchTimer);
+      this.batchTimer = undefined;
+    }
     this.writing = this.writeLoop().finally(() => {
       this.writing = undefined;
-      if (this.queue.length > 0 && !this.retryTimer && !this.closed) this.kick();
+      if (this.queue.length > 0 && !this.retryTimer && !this.closed) this.kick(false);
     });
   }
 
@@ -71,7 +87,7 @@ export class Recorder {
         if (!this.closed) {
           this.retryTimer = setTimeout(() => {
             this.retryTimer = undefined;
-            this.kick();
+            this.kick(true);
           }, this.retryDelay);
           this.retryTimer.unref();
           this.retryDelay = Math.min(this.retryDelay * 2, 5_000);
@@ -85,6 +101,7 @@ export class Recorder {
 
   /** Resolves when everything queued so far is written (or a write failed and awaits its retry). */
   async idle(): Promise<void> {
+    if (this.queue.length > 0 && !this.retryTimer) this.kick(true);
     while (this.writing) await this.writing;
   }
 
@@ -99,12 +116,13 @@ export class Recorder {
         clearTimeout(this.retryTimer);
         this.retryTimer = undefined;
       }
-      this.kick();
+      this.kick(true);
       await this.idle();
       if (this.queue.length > 0) await new Promise((r) => setTimeout(r, 100));
     }
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.batchTimer) clearTimeout(this.batchTimer);
     await this.idle();
     return this.queue.length;
   }

@@ -69,6 +69,15 @@ export class SessionEvents {
       error: e.error,
       sample_json: e.sample === null ? null : JSON.stringify(e.sample),
     }));
+    if (this.store.embedded) {
+      const columns = Object.keys(rows[0]!);
+      const text = `insert into session_events (${columns.join(', ')}) values (${columns.map(() => '?').join(', ')}) on conflict (id) do nothing`;
+      await this.store.writeSync((sql) => {
+        const insert = sql(text);
+        for (const row of rows) insert.run(...Object.values(row));
+      });
+      return;
+    }
     await this.store.db.transaction().execute(async (tx) => {
       for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
         // A batch retried after a lost COMMIT acknowledgement is not written twice.

@@ -33,10 +33,15 @@ export function isPostgresUrl(url: string | undefined): boolean {
 }
 
 export class Store {
+  /** Statements prepared once on the embedded database, by SQL text. */
+  private readonly prepared = new Map<string, SqliteDatabase.Statement>();
+
   private constructor(
     readonly db: Db,
     readonly dialect: Dialect,
     readonly location: string,
+    /** The embedded database's own handle (SQLite only), for the hot write paths. */
+    private readonly sqlite?: SqliteDatabase.Database,
   ) {}
 
   static async open(opts: StoreOptions): Promise<Store> {
@@ -87,7 +92,7 @@ export class Store {
     database.pragma('busy_timeout = 10000');
     database.pragma('foreign_keys = ON');
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
-    return new Store(db, 'sqlite', file);
+    return new Store(db, 'sqlite', file, database);
   }
 
   async migrate(): Promise<void> {
@@ -128,7 +133,43 @@ export class Store {
     });
   }
 
+  /** Whether the store is the embedded SQLite database (which `writeSync` needs). */
+  get embedded(): boolean {
+    return this.sqlite !== undefined;
+  }
+
+  /**
+   * SQLite only: runs `fn` synchronously in one BEGIN IMMEDIATE transaction with statements
+   * prepared once (`sql` returns them), while holding Kysely's connection so that no Kysely
+   * transaction is open meanwhile. A batch of inserts then costs microseconds per row instead
+   * of a query build and a prepare each. Serialized like `serialized()`.
+   */
+  async writeSync<T>(fn: (sql: (text: string) => SqliteDatabase.Statement) => T): Promise<T> {
+    const database = this.sqlite;
+    if (!database) throw new Error('writeSync needs the embedded SQLite store');
+    const statement = (text: string) => {
+      let s = this.prepared.get(text);
+      if (!s) {
+        s = database.prepare(text);
+        this.prepared.set(text, s);
+      }
+      return s;
+    };
+    return this.db.connection().execute(async () => {
+      statement('begin immediate').run();
+      try {
+        const result = fn(statement);
+        statement('commit').run();
+        return result;
+      } catch (err) {
+        if (database.inTransaction) statement('rollback').run();
+        throw err;
+      }
+    });
+  }
+
   async close(): Promise<void> {
+    this.prepared.clear();
     await this.db.destroy();
   }
 }

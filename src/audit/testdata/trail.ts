@@ -60,7 +60,7 @@ export async function openTrail(fx: StoreFixture, logOpts: AuditLogOptions = {})
     const log = new AuditLog(store, {
       ...logOpts,
       onWritten: (written) => {
-        checkpointer?.noteWritten(written[written.length - 1]!.seq);
+        checkpointer?.noteWritten(written.lastSeq);
         logOpts.onWritten?.(written);
       },
     });
