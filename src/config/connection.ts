@@ -46,6 +46,11 @@ export const connectionFields = {
   access: z.enum(['open', 'jit']).default('open'),
   /** What happens to a command no rule decides here; omitted: the global `policy.default`. */
   policy_default: z.enum(['allow', 'deny']).optional(),
+  /**
+   * `session`: a server connection a client leaves idle is reset (DISCARD ALL) and reused by the
+   * next session instead of logging in again (PostgreSQL only). `none`: one per session.
+   */
+  pool: z.enum(['none', 'session']).default('none'),
   tags: z.array(tag).default([]),
   description: z.string().max(1000).default(''),
 };
@@ -66,6 +71,7 @@ export const connectionPatch = z.strictObject({
   access: z.enum(['open', 'jit']).optional(),
   /** `null`: back to the global `policy.default`. */
   policy_default: z.enum(['allow', 'deny']).nullable().optional(),
+  pool: z.enum(['none', 'session']).optional(),
   tags: z.array(tag).optional(),
   description: z.string().max(1000).optional(),
   credentials: z
@@ -92,6 +98,7 @@ export const connectionView = z.object({
   target: targetView,
   access: z.enum(['open', 'jit']),
   policy_default: z.enum(['allow', 'deny']).nullable(),
+  pool: z.enum(['none', 'session']),
   tags: z.array(z.string()),
   description: z.string(),
   credentials: z.object({ user: z.string().nullable(), has_password: z.boolean() }),

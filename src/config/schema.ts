@@ -139,6 +139,15 @@ export const configSchema = z.strictObject({
             .int()
             .min(64 * 1024)
             .default(64 * 1024 * 1024),
+          /** Parked server connections of connections with `pool: session`. */
+          pool: z
+            .strictObject({
+              /** Most idle server connections kept per connection (and startup parameters). */
+              max_idle: z.number().int().min(1).default(20),
+              /** An idle server connection unused for this long is closed. */
+              idle_timeout: durationAtLeast(100, '100ms').prefault('5m'),
+            })
+            .prefault({}),
         })
         .prefault({}),
     })

@@ -45,6 +45,7 @@ function toView(row: Selectable<ConnectionsTable>): ConnectionView {
     target,
     access: row.access as 'open' | 'jit',
     policy_default: row.policy_default as 'allow' | 'deny' | null,
+    pool: row.pool === 'session' ? 'session' : 'none',
     tags: JSON.parse(row.tags_json),
     description: row.description,
     credentials: { user: row.username, has_password: row.secret_sealed !== null },
@@ -58,6 +59,7 @@ function toView(row: Selectable<ConnectionsTable>): ConnectionView {
 function comparable(
   c: Pick<ConnectionView, 'protocol' | 'target' | 'access' | 'tags' | 'description'> & {
     policy_default?: string | null | undefined;
+    pool?: string | undefined;
   },
 ) {
   const t = c.target;
@@ -71,6 +73,7 @@ function comparable(
     t.tls.server_name ?? null,
     c.access,
     c.policy_default ?? null,
+    c.pool ?? 'none',
     c.tags,
     c.description,
   ];
@@ -124,6 +127,7 @@ export class Connections {
         : null,
       access: input.access,
       policy_default: input.policy_default ?? null,
+      pool: input.pool,
       tags_json: JSON.stringify(input.tags),
       description: input.description,
       source,
@@ -150,6 +154,7 @@ export class Connections {
     }
     if (patch.access) next.access = patch.access;
     if (patch.policy_default !== undefined) next.policy_default = patch.policy_default;
+    if (patch.pool !== undefined) next.pool = patch.pool;
     if (patch.tags) next.tags_json = JSON.stringify(patch.tags);
     if (patch.description !== undefined) next.description = patch.description;
     if (patch.credentials?.user !== undefined) next.username = patch.credentials.user;
@@ -216,6 +221,7 @@ export class Connections {
           target: entry.target,
           access: entry.access,
           policy_default: entry.policy_default ?? null,
+          pool: entry.pool,
           tags: entry.tags,
           description: entry.description,
           credentials: { user: entry.credentials.user ?? null, password: entry.credentials.password ?? null },

@@ -145,6 +145,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('sessions').addColumn('kill_requested', 'text').execute();
       },
     },
+    '0005_connection_pool': {
+      async up(db: AnyDb) {
+        // `session`: the PostgreSQL listener reuses server connections across sessions.
+        await db.schema
+          .alterTable('connections')
+          .addColumn('pool', 'text', (c) => c.notNull().defaultTo('none'))
+          .execute();
+      },
+    },
     '0004_session_events': {
       async up(db: AnyDb) {
         // What each statement of a session did, written by the recorder in batches; values masked.

@@ -13,6 +13,7 @@ const input = (name: string, password?: string) => ({
   protocol: 'postgres' as const,
   target: { host: 'db.internal', port: 5432, database: 'orders', tls: { mode: 'verify-full' as const } },
   access: 'open' as const,
+  pool: 'none' as const,
   tags: ['prod'],
   description: 'orders database',
   credentials: { user: 'warden_rw', ...(password ? { password } : {}) },

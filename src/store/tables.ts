@@ -15,6 +15,8 @@ export interface ConnectionsTable {
   access: string;
   /** allow | deny, or null for the global `policy.default`. */
   policy_default: string | null;
+  /** 'none' or 'session' (server connections reused across sessions). */
+  pool: string;
   tags_json: string;
   description: string;
   source: string;

@@ -28,6 +28,7 @@ interface AddOptions {
   tag: string[];
   access?: string;
   policyDefault?: 'allow' | 'deny';
+  pool?: 'none' | 'session';
   description?: string;
   json?: boolean;
 }
@@ -58,6 +59,12 @@ export function connectionCommands(program: Command): void {
         'what happens to commands no rule decides (default: the global policy.default)',
       ).choices(['allow', 'deny']),
     )
+    .addOption(
+      new Option(
+        '--pool <mode>',
+        'session: reuse server connections across sessions, reset with DISCARD ALL (PostgreSQL)',
+      ).choices(['none', 'session']),
+    )
     .option('--description <text>', 'free text')
     .option('--json', 'print the created connection as JSON')
     .action(async (name: string, o: AddOptions) => {
@@ -82,6 +89,7 @@ export function connectionCommands(program: Command): void {
         },
         access: o.access ?? 'open',
         ...(o.policyDefault ? { policy_default: o.policyDefault } : {}),
+        ...(o.pool ? { pool: o.pool } : {}),
         tags: o.tag,
         description: o.description ?? '',
         credentials: { ...(o.user ? { user: o.user } : {}), ...(password ? { password } : {}) },
@@ -135,6 +143,7 @@ export function connectionCommands(program: Command): void {
         ['password', c.credentials.has_password ? '(sealed)' : '(none)'],
         ['access', c.access],
         ['policy', `${c.policy_default ?? 'global default'}`],
+        ['pool', c.pool],
         ['tags', c.tags.join(', ') || '-'],
         ['description', c.description || '-'],
         ['source', c.source],

@@ -27,6 +27,12 @@ export interface EngineOptions {
   resolveTables?: TableResolver;
   /** Where masking problems are reported (they never reach the client). */
   warn?: (message: string, fields: Record<string, unknown>) => void;
+  /**
+   * Session pooling: when the client leaves (Terminate or a closed socket) while the target
+   * connection is idle (no answer outstanding, outside a transaction), the target socket is
+   * handed here, detached and paused, instead of being closed. The Terminate is not forwarded.
+   */
+  release?: (target: Socket) => void;
 }
 
 export interface EngineHandle {
@@ -93,13 +99,34 @@ export function runEngine(
   let ended = false;
   /** The client said goodbye (Terminate): whoever's socket closes first, the client ended it. */
   let terminated = false;
+  /** Queries and Syncs sent that no ReadyForQuery has answered yet, and the last one's status. */
+  let outstanding = 0;
+  let txStatus = 0x49; // 'I': idle, as the handshake left it
+  /** The engine's own listeners on the target socket, removed when it is handed back to a pool. */
+  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter listeners take any arguments
+  type Listener = (...args: any[]) => void;
+  const targetListeners: Array<[string, Listener]> = [];
+  const onTarget = (event: string, fn: Listener) => {
+    targetListeners.push([event, fn]);
+    target.on(event, fn);
+  };
+
+  /** Whether the target connection can serve another session once reset. */
+  const reusable = () =>
+    opts.release !== undefined && outstanding === 0 && txStatus === 0x49 && fromTarget.pending === 0;
 
   const end = (reason: 'client' | 'target' | 'error' | 'killed', detail?: string) => {
     if (ended) return;
     ended = true;
     if (terminated && reason !== 'error') reason = 'client';
     client.end();
-    target.end();
+    if (reason === 'client' && reusable() && !target.destroyed) {
+      for (const [event, fn] of targetListeners) target.removeListener(event, fn);
+      target.pause();
+      opts.release?.(target);
+    } else {
+      target.end();
+    }
     opts.onClose?.(reason, detail);
   };
 
@@ -116,6 +143,7 @@ export function runEngine(
 
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
   const judge = (m: Message): Buffer => {
+    if (m.type === Front.Query || m.type === Front.Sync || m.type === Front.FunctionCall) outstanding++;
     if (m.type === Front.Query) {
       const c = session.decide(readQuery(m.body));
       tracker.sent(m, c);
@@ -161,6 +189,10 @@ export function runEngine(
    * result rows masked and limited; a promise while the catalog is asked about a result's tables.
    */
   const inbound = (m: Message): Buffer | Promise<Buffer> => {
+    if (m.type === Back.ReadyForQuery) {
+      outstanding = Math.max(0, outstanding - 1);
+      txStatus = m.body[0] ?? 0;
+    }
     const ev = tracker.received(m);
     if (m.type !== Back.ErrorResponse || refusals.length === 0) {
       const out = rewriter.rewrite(m, ev);
@@ -244,14 +276,21 @@ export function runEngine(
             );
             break;
           }
-          if (b !== m.raw) changed = true;
-          out.push(b);
           if (side === 'client' && m.type === Front.Terminate) {
             terminated = true;
             backlog = [];
+            // A pooled target connection lives on: its Terminate is ours to hold back.
+            if (opts.release) {
+              send(Buffer.concat(out));
+              end('client');
+              return;
+            }
+            out.push(b);
             i++;
             break;
           }
+          if (b !== m.raw) changed = true;
+          out.push(b);
         }
         const done = messages.slice(0, Math.min(i, out.length));
         if (done.length === 0) continue;
@@ -280,15 +319,16 @@ export function runEngine(
       else backlog = messages;
       pump();
     };
-    from.on('data', onData);
+    if (from === target) onTarget('data', onData);
+    else from.on('data', onData);
   };
 
   relay(client, target, fromClient, outbound, 'client');
   relay(target, client, fromTarget, inbound, 'target');
   client.on('close', () => end('client'));
-  target.on('close', () => end('target'));
-  client.on('error', (err) => end('error', err.message));
-  target.on('error', (err) => end('error', err.message));
+  onTarget('close', () => end('target'));
+  client.on('error', (err: Error) => end('error', err.message));
+  onTarget('error', (err: Error) => end('error', err.message));
   if (opts.targetRest?.length) target.emit('data', opts.targetRest);
   if (opts.clientRest?.length) client.emit('data', opts.clientRest);
   client.resume();

@@ -1,7 +1,7 @@
 // The PostgreSQL listener: accepts stock clients, authenticates the caller by the password it
 // sends (API key, OIDC token or Warden token), opens the target with the sealed credentials,
 // then hands both sockets to the engine. Cancel requests are mapped to the right backend.
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -19,6 +19,7 @@ import { openCatalog } from './catalog.js';
 import { acceptClient, type ClientHello, HandshakeError, sendFatal } from './client-handshake.js';
 import { authenticationOk, backendKeyData, CANCEL_REQUEST, parameterStatus, readyForQuery } from './codec.js';
 import { runEngine } from './engine.js';
+import { TargetPool } from './pool.js';
 import { connectTarget, TargetError, type TargetSession } from './target.js';
 
 export interface PostgresListenerDeps {
@@ -67,6 +68,8 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
   const allowPlaintextPassword = cfg.allow_plaintext_password || LOOPBACK.has(cfg.host);
   /** Our BackendKeyData (pid.secret) → the live session, for cancel requests. */
   const live = new Map<string, Live>();
+  /** Server connections kept for connections with `pool: session`. */
+  const pool = new TargetPool({ maxIdle: cfg.pool.max_idle, idleTimeoutMs: cfg.pool.idle_timeout });
   const sockets = new Set<Socket>();
 
   const refused = (socket: Socket, code: string, message: string, audit: Record<string, unknown>) => {
@@ -148,17 +151,22 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     const forwarded = { ...hello.params };
     for (const k of ['user', 'database', 'replication']) delete forwarded[k];
     forwarded.application_name = targetApplicationName(hello.params.application_name, identity, session.id);
+    const targetOptions = {
+      host: conn.target.host,
+      port: conn.target.port,
+      database: conn.target.database ?? name,
+      user: creds.user ?? hello.params.user ?? 'postgres',
+      password: creds.password,
+      tls: conn.target.tls,
+      params: forwarded,
+    };
+    // A parked server connection serves only a session that would have opened the same one.
+    const poolKey = conn.pool === 'session' ? poolKeyOf(name, targetOptions) : null;
     let target: TargetSession;
     try {
-      target = await connectTarget({
-        host: conn.target.host,
-        port: conn.target.port,
-        database: conn.target.database ?? name,
-        user: creds.user ?? hello.params.user ?? 'postgres',
-        password: creds.password,
-        tls: conn.target.tls,
-        params: forwarded,
-      });
+      target =
+        (poolKey !== null ? await pool.take(poolKey, forwarded.application_name) : null) ??
+        (await connectTarget(targetOptions));
     } catch (err) {
       const code = err instanceof TargetError ? err.code : '08001';
       const message = `could not open connection "${name}": ${(err as Error).message} (warden)`;
@@ -201,6 +209,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       targetRest: target.rest,
       resolveTables: catalog.resolve,
       warn: (text, fields) => deps.log.warn(fields, text),
+      ...(poolKey !== null ? { release: (socket: Socket) => pool.release(poolKey, target, socket) } : {}),
       onClose: (reason, detail) => {
         live.delete(`${key.pid}.${key.secret}`);
         deps.live.remove(session.id);
@@ -247,10 +256,37 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     port,
     async close() {
       const closed = new Promise<void>((r) => server.close(() => r()));
+      pool.close();
       for (const s of sockets) s.destroy();
       await closed;
     },
   };
+}
+
+/**
+ * What a pooled server connection is: its target, login and startup parameters except the
+ * application_name (set per session). The password enters as a digest, never in clear.
+ */
+function poolKeyOf(
+  name: string,
+  o: {
+    host: string;
+    port: number;
+    database: string;
+    user: string;
+    password?: string | null;
+    tls: unknown;
+    params: Record<string, string>;
+  },
+): string {
+  const { application_name: _, ...params } = o.params;
+  const sorted = Object.keys(params)
+    .sort()
+    .map((k) => [k, params[k]]);
+  const secret = createHash('sha256')
+    .update(o.password ?? '')
+    .digest('base64');
+  return JSON.stringify([name, o.host, o.port, o.database, o.user, secret, o.tls, sorted]);
 }
 
 /** A CancelRequest to the target with its own key: the client only ever saw ours. */

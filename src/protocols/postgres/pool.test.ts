@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { ADMIN_URL, createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('PostgreSQL gateway: pool: session reuses reset server connections', () => {
+  let db: ThrowawayDb;
+  let gw: Gateway;
+  let key: string;
+  let admin: pg.Client;
+
+  before(async () => {
+    db = await createThrowawayDb();
+    gw = await startGateway('sqlite', {
+      config: {
+        listeners: { postgres: { port: 0, pool: { max_idle: 4, idle_timeout: '1500ms' } } },
+        connections: [
+          { ...pgConnection(db.name, 'pooled'), pool: 'session' },
+          pgConnection(db.name, 'unpooled'),
+        ],
+      },
+    });
+    key = gw.credential((await gw.cli(['keys', 'create', '--name', 'pia'])).stdout.trim());
+    admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+  });
+  after(async () => {
+    await admin?.end();
+    await gw?.close();
+    await db?.drop();
+  });
+
+  const connect = async (database: string, extra: Partial<pg.ClientConfig> = {}) => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: gw.proc.postgres?.port ?? 0,
+      database,
+      user: 'pia',
+      password: key,
+      application_name: 'pool-test',
+      ...extra,
+    });
+    await c.connect();
+    return c;
+  };
+  const backendPid = async (c: pg.Client) =>
+    (await c.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+  /** Waits until the server connection the gateway parked is reset and ready for the next session. */
+  const parked = async (pid: number) => {
+    for (let i = 0; i < 200; i++) {
+      const r = await admin.query('select application_name from pg_stat_activity where pid = $1', [pid]);
+      if (r.rows[0]?.application_name === '[warden pool: idle]') return;
+      await sleep(25);
+    }
+    assert.fail(`backend ${pid} was not parked`);
+  };
+  const alive = async (pid: number) =>
+    (await admin.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 1;
+
+  it('gives the next session the same backend, with nothing left of the previous one', async () => {
+    const a = await connect('pooled');
+    const pid = await backendPid(a);
+    await a.query('create temp table scratch (x int)');
+    await a.query('prepare two as select 2');
+    await a.query("set work_mem = '7MB'");
+    await a.query('listen pool_channel');
+    await a.query('select pg_advisory_lock(4242)');
+    await a.end();
+    await parked(pid);
+
+    const b = await connect('pooled');
+    assert.equal(await backendPid(b), pid, 'the parked backend served the next session');
+    await assert.rejects(b.query('select * from scratch'), /does not exist/);
+    await assert.rejects(b.query('execute two'), /does not exist/);
+    assert.equal((await b.query('show work_mem')).rows[0].work_mem, '4MB');
+    const locks = await admin.query(
+      "select 1 from pg_locks where locktype = 'advisory' and objid = 4242 and pid = $1",
+      [pid],
+    );
+    assert.equal(locks.rowCount, 0, 'the advisory lock was released');
+    const listening = await b.query('select count(*)::int as n from pg_listening_channels()');
+    assert.equal(listening.rows[0].n, 0);
+    // The target's own view names the new session's caller, not the one that left.
+    const label = await admin.query('select application_name from pg_stat_activity where pid = $1', [pid]);
+    assert.match(label.rows[0].application_name, /^pool-test \[warden s=[0-9a-f]{8} pia\]$/);
+    const sessionId = label.rows[0].application_name.match(/s=([0-9a-f]{8})/)[1];
+    await b.end();
+    const ls = await gw.cli(['sessions', 'ls', '--json']);
+    const sessions = JSON.parse(ls.stdout) as Array<{ id: string; connection: string }>;
+    assert.ok(
+      sessions.some((s) => s.id.startsWith(sessionId) && s.connection === 'pooled'),
+      'the reused backend was labelled with the new session id',
+    );
+  });
+
+  it('does not reuse a backend left inside a transaction, and closes it', async () => {
+    const a = await connect('pooled');
+    const pid = await backendPid(a);
+    await a.query('begin');
+    await a.query('select 1');
+    await a.end();
+    for (let i = 0; i < 200 && (await alive(pid)); i++) await sleep(25);
+    assert.equal(await alive(pid), false, 'the backend in a transaction was closed, not parked');
+    const b = await connect('pooled');
+    assert.notEqual(await backendPid(b), pid);
+    await b.end();
+  });
+
+  it('keeps one backend per concurrent session and parks each when they leave', async () => {
+    const [a, b] = await Promise.all([connect('pooled'), connect('pooled')]);
+    const pids = [await backendPid(a), await backendPid(b)];
+    assert.notEqual(pids[0], pids[1]);
+    await Promise.all([a.end(), b.end()]);
+    await Promise.all(pids.map(parked));
+    const [c, d] = await Promise.all([connect('pooled'), connect('pooled')]);
+    assert.deepEqual([await backendPid(c), await backendPid(d)].sort(), [...pids].sort());
+    await Promise.all([c.end(), d.end()]);
+  });
+
+  it('opens a new backend for different startup parameters', async () => {
+    const a = await connect('pooled');
+    const pid = await backendPid(a);
+    await a.end();
+    await parked(pid);
+    const b = await connect('pooled', { options: '-c DateStyle=German' });
+    assert.notEqual(await backendPid(b), pid, 'a session asking for other settings gets its own backend');
+    assert.equal((await b.query('show datestyle')).rows[0].DateStyle, 'German, DMY');
+    await b.end();
+  });
+
+  it('closes a parked backend after idle_timeout', async () => {
+    const a = await connect('pooled');
+    const pid = await backendPid(a);
+    await a.end();
+    await parked(pid);
+    for (let i = 0; i < 200 && (await alive(pid)); i++) await sleep(50);
+    assert.equal(await alive(pid), false, 'the idle backend was closed');
+    const b = await connect('pooled');
+    assert.notEqual(await backendPid(b), pid);
+    await b.end();
+  });
+
+  it('never reuses backends of a connection without pool: session', async () => {
+    const a = await connect('unpooled');
+    const pid = await backendPid(a);
+    await a.end();
+    for (let i = 0; i < 200 && (await alive(pid)); i++) await sleep(25);
+    assert.equal(await alive(pid), false);
+    const b = await connect('unpooled');
+    assert.notEqual(await backendPid(b), pid);
+    await b.end();
+  });
+});

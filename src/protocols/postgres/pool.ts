@@ -1,0 +1,209 @@
+// Session pooling (`pool: session` on a connection), as PgBouncer's session mode does it: when a
+// client leaves while its target connection is idle, that connection is reset with DISCARD ALL
+// (temporary tables, prepared statements, settings, LISTENs and advisory locks all go) and parked.
+// The next session on the same connection with the same startup parameters takes it, re-labelled
+// with its own application_name, instead of paying for a new backend and a new login.
+import type { Socket } from 'node:net';
+import { Back, Front, MessageFramer, message, readNoticeFields } from './codec.js';
+import type { TargetSession } from './target.js';
+
+export interface PoolOptions {
+  /** Most parked connections per key; more are closed. */
+  maxIdle: number;
+  /** A parked connection unused for this long is closed. */
+  idleTimeoutMs: number;
+  /** Longest wait for the target to answer a reset or a re-label. */
+  queryTimeoutMs?: number;
+}
+
+interface Parked {
+  target: TargetSession;
+  timer: NodeJS.Timeout;
+  onGone: () => void;
+}
+
+/** A SQL string literal for the target, whatever its standard_conforming_strings. */
+function literal(value: string, standardStrings: boolean): string {
+  const body = value.replaceAll("'", "''");
+  return standardStrings ? `'${body}'` : `E'${body.replaceAll('\\', '\\\\')}'`;
+}
+
+/**
+ * Runs one simple query on an idle, detached target socket and waits for its ReadyForQuery.
+ * ParameterStatus updates are applied to `target.parameters`; anything else than success
+ * (an error, a transaction left open, a timeout, a closed socket) rejects.
+ */
+function simpleQuery(target: TargetSession, sql: string, timeoutMs: number): Promise<void> {
+  const socket = target.socket;
+  return new Promise<void>((resolve, reject) => {
+    const framer = new MessageFramer();
+    let failure: string | null = null;
+    const finish = (err: Error | null) => {
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('error', onError);
+      socket.removeListener('close', onClose);
+      socket.pause();
+      if (err) reject(err);
+      else resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      let messages: ReturnType<MessageFramer['push']>;
+      try {
+        messages = framer.push(chunk);
+      } catch (err) {
+        finish(err as Error);
+        return;
+      }
+      for (const m of messages) {
+        if (m.type === Back.ParameterStatus) {
+          const [name, value] = m.body.toString('utf8').split('\u0000');
+          setParameter(target, name ?? '', value ?? '');
+        } else if (m.type === Back.ErrorResponse) {
+          failure = readNoticeFields(m.body).get('M') ?? 'error';
+        } else if (m.type === Back.ReadyForQuery) {
+          const status = String.fromCharCode(m.body[0] ?? 0);
+          if (failure === null && status === 'I' && framer.pending === 0) finish(null);
+          else finish(new Error(failure ?? `the connection was left in transaction state ${status}`));
+          return;
+        }
+      }
+    };
+    const onError = (err: Error) => finish(err);
+    const onClose = () => finish(new Error('the target closed the connection'));
+    const timer = setTimeout(
+      () => finish(new Error(`no answer to "${sql}" within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.write(message(Front.Query, sql));
+    socket.resume();
+  });
+}
+
+/** Ends a server connection as a client should, so the server logs no unexpected EOF. */
+function terminate(socket: Socket): void {
+  socket.on('error', () => undefined); // nobody is left to care about a late reset
+  if (!socket.destroyed) socket.end(message(Front.Terminate));
+}
+
+function setParameter(target: TargetSession, name: string, value: string): void {
+  const at = target.parameters.findIndex(([k]) => k === name);
+  if (at >= 0) target.parameters[at] = [name, value];
+  else target.parameters.push([name, value]);
+}
+
+export class TargetPool {
+  private readonly parked = new Map<string, Parked[]>();
+  private closed = false;
+  /** Sessions served by a parked connection, and connections parked, since start. */
+  reused = 0;
+  resets = 0;
+
+  constructor(private readonly opts: PoolOptions) {}
+
+  private get timeoutMs(): number {
+    return this.opts.queryTimeoutMs ?? 5_000;
+  }
+
+  /** How many connections are parked (all keys). */
+  get idle(): number {
+    let n = 0;
+    for (const list of this.parked.values()) n += list.length;
+    return n;
+  }
+
+  /**
+   * A parked connection for `key`, re-labelled with `applicationName`, or null when there is
+   * none that still works (the caller then opens a new one).
+   */
+  async take(key: string, applicationName: string): Promise<TargetSession | null> {
+    const list = this.parked.get(key);
+    while (list && list.length > 0) {
+      const p = list.pop()!;
+      if (list.length === 0) this.parked.delete(key);
+      this.unpark(p);
+      const standard = p.target.parameters.find(([k]) => k === 'standard_conforming_strings')?.[1] !== 'off';
+      try {
+        await simpleQuery(
+          p.target,
+          `SET application_name = ${literal(applicationName, standard)}`,
+          this.timeoutMs,
+        );
+      } catch {
+        p.target.socket.destroy();
+        continue;
+      }
+      this.reused++;
+      p.target.transactionStatus = 'I';
+      p.target.rest = Buffer.alloc(0);
+      return p.target;
+    }
+    return null;
+  }
+
+  /**
+   * Takes back a connection a session has finished with (idle, outside a transaction): resets it
+   * and parks it, or closes it when it cannot be reset or the pool is full or closed.
+   */
+  release(key: string, target: TargetSession, socket: Socket): void {
+    target.socket = socket;
+    if (this.closed || (this.parked.get(key)?.length ?? 0) >= this.opts.maxIdle) {
+      terminate(socket);
+      return;
+    }
+    // RESET ALL brings back the application_name of the session that opened the connection; a
+    // parked one says so instead, so pg_stat_activity never names someone who has left.
+    simpleQuery(target, 'DISCARD ALL', this.timeoutMs)
+      .then(() => simpleQuery(target, "SET application_name = '[warden pool: idle]'", this.timeoutMs))
+      .then(
+        () => this.park(key, target),
+        () => socket.destroy(),
+      );
+  }
+
+  private park(key: string, target: TargetSession): void {
+    const list = this.parked.get(key) ?? [];
+    if (this.closed || list.length >= this.opts.maxIdle) {
+      terminate(target.socket);
+      return;
+    }
+    const socket = target.socket;
+    const p: Parked = {
+      target,
+      // A parked connection the target drops (restart, idle timeout) just leaves the pool.
+      onGone: () => this.drop(key, p),
+      timer: setTimeout(() => this.drop(key, p), this.opts.idleTimeoutMs),
+    };
+    p.timer.unref();
+    socket.on('error', p.onGone);
+    socket.on('close', p.onGone);
+    list.push(p);
+    this.parked.set(key, list);
+    this.resets++;
+  }
+
+  private unpark(p: Parked): void {
+    clearTimeout(p.timer);
+    p.target.socket.removeListener('error', p.onGone);
+    p.target.socket.removeListener('close', p.onGone);
+  }
+
+  private drop(key: string, p: Parked): void {
+    const list = this.parked.get(key);
+    const at = list?.indexOf(p) ?? -1;
+    if (!list || at < 0) return;
+    list.splice(at, 1);
+    if (list.length === 0) this.parked.delete(key);
+    this.unpark(p);
+    terminate(p.target.socket);
+  }
+
+  /** Closes every parked connection; connections released later are closed too. */
+  close(): void {
+    this.closed = true;
+    for (const [key, list] of [...this.parked]) for (const p of [...list]) this.drop(key, p);
+  }
+}
