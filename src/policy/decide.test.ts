@@ -28,6 +28,7 @@ function stmt(over: Partial<SqlStatementFacts>): SqlStatementFacts {
     where_absent: false,
     program: false,
     file_access: false,
+    binary_output: false,
     opaque: false,
     outputs: [],
     flows: [],
@@ -151,6 +152,34 @@ describe('decide()', () => {
     ]);
     const d = decide(limits, ctx(), sql(stmt({ kind: 'select' })));
     assert.deepEqual([d.limits.rows, d.rowLimitRule], [5, 'tight']);
+  });
+
+  it('denies binary COPY output where a row limit or a value-scanning mask applies, and nowhere else', () => {
+    const rules = ruleSet.parse([
+      { name: 'cap', match: { tags: ['capped'] }, effect: 'limit', limit: { rows: 10 } },
+      { name: 'slow', match: { tags: ['capped'] }, effect: 'limit', limit: { duration: '1s' } },
+      { name: 'cards', match: { tags: ['scanned'] }, effect: 'mask', mask: { detectors: ['card'] } },
+      { name: 'ssn-only', match: { tags: ['named'] }, effect: 'mask', mask: { columns: ['users.ssn'] } },
+    ]);
+    const binary = sql(stmt({ kind: 'copy', binary_output: true }));
+    const text = sql(stmt({ kind: 'copy' }));
+    const on = (tag: string) => ctx({}, { tags: [tag] });
+    const capped = decide(rules, on('capped'), binary);
+    assert.equal(capped.action, 'deny');
+    assert.equal(capped.decidedBy, 'cap');
+    assert.match(
+      capped.message ?? '',
+      /binary format carries no types.*cannot count its rows.*FORMAT text or csv/,
+    );
+    const scanned = decide(rules, on('scanned'), binary);
+    assert.deepEqual([scanned.action, scanned.decidedBy], ['deny', 'cards']);
+    assert.match(scanned.message ?? '', /cannot scan its values for masking/);
+    // Column masks follow COPY through lineage (COPY of users.ssn is denied there); a duration
+    // limit needs no reading of rows; text COPY can be scanned and counted.
+    assert.equal(decide(rules, on('named'), binary).action, 'allow');
+    assert.equal(decide(rules, on('capped'), text).action, 'allow');
+    assert.equal(decide(rules, on('scanned'), text).action, 'allow');
+    assert.equal(decide(rules, on('other'), binary).action, 'allow');
   });
 
   it('matches schema-qualified and unqualified table names both ways', () => {

@@ -8,6 +8,7 @@ import type { Rule, RuleMatch, RuleWhen } from '../config/rules.js';
 import type { Facts, SqlFacts, TableRef } from './facts.js';
 import { globMatch } from './glob.js';
 import { type DerivedMask, lineageVerdict } from './lineage.js';
+import { type MaskRuleSpec, maskSpecOf } from './mask/mask-set.js';
 
 export interface DecisionContext {
   connection: { name: string; tags: string[]; protocol: string; default: 'allow' | 'deny' };
@@ -136,6 +137,23 @@ export function holds(when: RuleWhen | undefined, facts: Facts): boolean {
   }
 }
 
+/** Whether the statements send rows in binary COPY format (no types: values cannot be read). */
+const binaryOutput = (facts: Facts): boolean =>
+  facts.protocol_kind === 'sql' && facts.statements.some((s) => s.binary_output);
+
+/** Whether a mask rule looks at values (detectors), not only at named columns. */
+function scansValues(mask: MaskRuleSpec): boolean {
+  const detectors = maskSpecOf(mask).detectors;
+  return detectors === undefined || detectors.length > 0;
+}
+
+function binaryCopyMessage(rule: string, what: string): string {
+  return (
+    `COPY in binary format carries no types, so the gateway ${what} (rule "${rule}"). ` +
+    `Use FORMAT text or csv, or ask for an exception to rule "${rule}".`
+  );
+}
+
 const RANK: Record<Rule['effect'], number> = { allow: 0, mask: 1, limit: 1, review: 2, deny: 3 };
 
 export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decision {
@@ -160,6 +178,9 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
         const verdict = lineageVerdict(r, facts);
         decision.derived.push(...verdict.derived);
         if (verdict.deny !== null) lineageDenials.set(r.name, verdict.deny);
+        if (verdict.deny === null && scansValues(r.mask) && binaryOutput(facts)) {
+          lineageDenials.set(r.name, binaryCopyMessage(r.name, 'cannot scan its values for masking'));
+        }
       }
     }
     if (r.effect === 'limit') {
@@ -167,6 +188,12 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
       if (rows !== undefined && rows < (decision.limits.rows ?? Number.POSITIVE_INFINITY)) {
         decision.limits.rows = rows;
         decision.rowLimitRule = r.name;
+      }
+      if (rows !== undefined && binaryOutput(facts)) {
+        lineageDenials.set(
+          r.name,
+          binaryCopyMessage(r.name, `cannot count its rows for the limit of ${rows}`),
+        );
       }
       if (duration !== undefined)
         decision.limits.durationMs = Math.min(decision.limits.durationMs ?? duration, duration);

@@ -26,6 +26,11 @@ export interface SqlStatementFacts {
   /** COPY … TO/FROM PROGRAM, or COPY/pg_read_file-style server file access. */
   program: boolean;
   file_access: boolean;
+  /**
+   * COPY … TO in binary format: rows leave in PostgreSQL's binary COPY encoding, which carries
+   * no types, so a gateway can neither scan its values for masking nor count its rows.
+   */
+  binary_output: boolean;
   /** Runs SQL the parser cannot see: DO blocks, EXECUTE of dynamic SQL, PREPARE/EXECUTE of a name. */
   opaque: boolean;
   /**
@@ -91,6 +96,7 @@ export function emptyStatementFacts(kind: string, opaque = false): SqlStatementF
     where_absent: false,
     program: false,
     file_access: false,
+    binary_output: false,
     opaque,
     outputs: [],
     flows: [],

@@ -33,15 +33,14 @@ export function isPostgresUrl(url: string | undefined): boolean {
 }
 
 export class Store {
-  /** Statements prepared once on the embedded database, by SQL text. */
-  private readonly prepared = new Map<string, SqliteDatabase.Statement>();
-
   private constructor(
     readonly db: Db,
     readonly dialect: Dialect,
     readonly location: string,
     /** The embedded database's own handle (SQLite only), for the hot write paths. */
     private readonly sqlite?: SqliteDatabase.Database,
+    /** Prepares a statement on the embedded database once per SQL text. */
+    private readonly prepare?: (text: string) => SqliteDatabase.Statement,
   ) {}
 
   static async open(opts: StoreOptions): Promise<Store> {
@@ -91,8 +90,22 @@ export class Store {
     database.pragma('synchronous = NORMAL');
     database.pragma('busy_timeout = 10000');
     database.pragma('foreign_keys = ON');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
-    return new Store(db, 'sqlite', file, database);
+    const prepared = new Map<string, SqliteDatabase.Statement>();
+    // Kysely prepares every query it runs; better-sqlite3 statements are reusable, so the same
+    // text is prepared once (bounded: texts with IN lists of varying length come and go).
+    const prepare = (text: string) => {
+      let statement = prepared.get(text);
+      if (!statement) {
+        if (prepared.size >= 1000) prepared.clear();
+        statement = database.prepare(text);
+        prepared.set(text, statement);
+      }
+      return statement;
+    };
+    const db = new Kysely<Database>({
+      dialect: new SqliteDialect({ database: { prepare, close: () => database.close() } }),
+    });
+    return new Store(db, 'sqlite', file, database, prepare);
   }
 
   async migrate(): Promise<void> {
@@ -146,15 +159,8 @@ export class Store {
    */
   async writeSync<T>(fn: (sql: (text: string) => SqliteDatabase.Statement) => T): Promise<T> {
     const database = this.sqlite;
-    if (!database) throw new Error('writeSync needs the embedded SQLite store');
-    const statement = (text: string) => {
-      let s = this.prepared.get(text);
-      if (!s) {
-        s = database.prepare(text);
-        this.prepared.set(text, s);
-      }
-      return s;
-    };
+    const statement = this.prepare;
+    if (!database || !statement) throw new Error('writeSync needs the embedded SQLite store');
     return this.db.connection().execute(async () => {
       statement('begin immediate').run();
       try {
@@ -169,7 +175,6 @@ export class Store {
   }
 
   async close(): Promise<void> {
-    this.prepared.clear();
     await this.db.destroy();
   }
 }

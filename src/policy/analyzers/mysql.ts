@@ -129,6 +129,7 @@ function statementFacts(ast: Node, tableList: string[]): SqlStatementFacts {
     where_absent: whereAbsent,
     program: false,
     file_access: fileAccess,
+    binary_output: false,
     opaque: false,
     // No column lineage for MySQL yet: outputs unknown, no flows reported.
     outputs: null,

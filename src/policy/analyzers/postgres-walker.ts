@@ -250,6 +250,7 @@ export class StatementWalker {
     skip.add('relation');
     if (body.is_program) this.facts.program = true;
     else if (str(body.filename) !== undefined) this.facts.file_access = true;
+    if (!body.is_from && copyFormat(body) === 'binary') this.facts.binary_output = true;
   }
 
   private doBlock(body: Fields): void {
@@ -345,4 +346,15 @@ export class StatementWalker {
     this.seen.add(key);
     (kind === 'read' ? this.facts.tables_read : this.facts.tables_written).push(ref);
   }
+}
+
+/** A COPY's format option (`FORMAT binary`, or the old `BINARY` keyword, parsed the same way). */
+function copyFormat(body: Fields): string {
+  for (const o of Array.isArray(body.options) ? body.options : []) {
+    const def = isRecord(o) && isRecord(o.DefElem) ? o.DefElem : undefined;
+    if (def?.defname !== 'format') continue;
+    const arg = isRecord(def.arg) && isRecord(def.arg.String) ? str(def.arg.String.sval) : undefined;
+    return (arg ?? 'text').toLowerCase();
+  }
+  return 'text';
 }

@@ -123,6 +123,24 @@ describe('postgres analyzer: risk flags', () => {
     assert.deepEqual([std.program, std.file_access, std.tables_read], [false, false, [t('a')]]);
   });
 
+  it('flags COPY output in binary format, however it is spelled, and nothing else', () => {
+    for (const sql of [
+      'COPY a TO STDOUT (FORMAT binary)',
+      "COPY (SELECT 1) TO STDOUT (FORMAT 'BINARY')",
+      'COPY a TO STDOUT BINARY',
+      'COPY a TO STDOUT WITH BINARY',
+    ]) {
+      assert.equal(one(sql).binary_output, true, sql);
+    }
+    for (const sql of [
+      'COPY a TO STDOUT',
+      'COPY a TO STDOUT (FORMAT csv)',
+      'COPY a FROM STDIN (FORMAT binary)',
+    ]) {
+      assert.equal(one(sql).binary_output, false, sql);
+    }
+  });
+
   it('flags server file functions', () => {
     for (const f of ['pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'lo_import', 'lo_export']) {
       assert.equal(one(`SELECT ${f}('/etc/passwd')`).file_access, true, f);

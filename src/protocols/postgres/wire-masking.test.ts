@@ -189,6 +189,28 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
     }
   });
 
+  it('refuses binary COPY OUT where a detector or a row limit applies (its values cannot be read), text COPY stays', async () => {
+    for (const [database, rule] of [
+      ['scan-db', 'find-cards'],
+      ['limit-db', 'five-rows'],
+    ] as const) {
+      for (const sql of [
+        'copy (select id, card from users) to stdout (format binary)',
+        'copy users to stdout with binary',
+      ]) {
+        const res = await psql(database, sql);
+        assert.notEqual(res.code, 0, `${database}: ${sql} was refused`);
+        assert.equal(res.stdout, '', 'no binary row left the gateway');
+        assert.match(
+          res.stderr,
+          new RegExp(`ERROR: {2}COPY in binary format carries no types.*rule "${rule}"`),
+        );
+      }
+      const text = await psql(database, 'copy (select id from users where id = 1) to stdout (format csv)');
+      assert.equal(text.code, 0, text.stderr);
+    }
+  });
+
   it('keeps pgbench -M prepared working with a table-qualified mask, resolved through the catalog', async () => {
     // Division by zero (and a failed run) unless the prepared statement's abalance comes back masked.
     const script = join(tmpdir(), `warden-wire-${process.pid}.sql`);
