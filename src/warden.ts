@@ -161,10 +161,13 @@ export async function startWarden(
   const sessionEvents = new SessionEvents(store);
   let lastDropLog = 0;
   const recorder = new Recorder(sessionEvents, {
-    onError: (err, queued) =>
-      log.warn({ err: err.message, queued }, 'session recording write failed; retrying'),
+    onError: (err, queued) => {
+      metrics.recorderWriteFailures.inc();
+      log.warn({ err: err.message, queued }, 'session recording write failed; retrying');
+    },
     // Loud but not once per event: new sessions are refused meanwhile (Session.open checks `healthy`).
     onDropped: (dropped) => {
+      metrics.recorderDropped.inc();
       if (Date.now() - lastDropLog < 1000) return;
       lastDropLog = Date.now();
       log.error(
@@ -187,6 +190,7 @@ export async function startWarden(
     tokenizeKey,
     sessions: new Sessions(store),
     sessionEvents,
+    recorder,
     apiKeys,
     tokens,
     authenticator,

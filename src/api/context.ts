@@ -10,6 +10,7 @@ import type { ApiKeys } from '../identity/api-keys.js';
 import type { Authenticator } from '../identity/authenticate.js';
 import type { WardenTokens } from '../identity/warden-tokens.js';
 import type { RulesInForce } from '../policy/in-force.js';
+import type { Recorder } from '../recording/recorder.js';
 import type { Connections } from '../store/connections.js';
 import type { PolicyVersions } from '../store/policy-versions.js';
 import type { SessionEvents } from '../store/session-events.js';
@@ -31,6 +32,8 @@ export interface ApiContext {
   tokenizeKey: Buffer;
   sessions: Sessions;
   sessionEvents: SessionEvents;
+  /** Writes sessions' statement events; its queue and health are reported by /readyz and /metrics. */
+  recorder: Recorder;
   /** Sessions this gateway carries now. */
   live: LiveSessions;
   apiKeys: ApiKeys;

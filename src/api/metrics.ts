@@ -33,6 +33,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly recorderQueue = new Gauge({
+    name: 'warden_recorder_queue',
+    help: 'Session statement events waiting to be written',
+    registers: [this.registry],
+  });
+  readonly recorderDropped = new Counter({
+    name: 'warden_recorder_dropped_total',
+    help: 'Session statement events dropped because the recorder queue was full',
+    registers: [this.registry],
+  });
+  readonly recorderWriteFailures = new Counter({
+    name: 'warden_recorder_write_failures_total',
+    help: 'Session recording writes the store refused (each batch is retried)',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'warden_' });
   }

@@ -71,11 +71,19 @@ for (const dialect of DIALECTS) {
       assert.deepEqual([health.status, health.body], [200, { status: 'ok' }]);
       const ready = await gw.api('GET', '/readyz', { token: null });
       assert.equal(ready.status, 200, ready.text);
-      const body = ready.body as { status: string; store: string; audit_queue: number };
-      assert.deepEqual([body.status, body.store, typeof body.audit_queue], ['ready', dialect, 'number']);
+      const body = ready.body as {
+        status: string;
+        store: string;
+        audit_queue: number;
+        recorder_queue: number;
+      };
+      assert.deepEqual(
+        [body.status, body.store, typeof body.audit_queue, body.recorder_queue],
+        ['ready', dialect, 'number', 0],
+      );
     });
 
-    it('exports Prometheus metrics with warden_http_requests_total', async () => {
+    it('exports Prometheus metrics with warden_http_requests_total and the audit and recorder queues', async () => {
       assert.equal((await gw.api('GET', '/api/whoami')).status, 200);
       const res = await fetch(`${gw.url}/metrics`);
       assert.equal(res.status, 200);
@@ -88,6 +96,11 @@ for (const dialect of DIALECTS) {
       );
       assert.match(text, /^# TYPE warden_http_request_duration_seconds histogram$/m);
       assert.match(text, /^# TYPE warden_audit_records_total counter$/m);
+      assert.match(text, /^warden_audit_queue \d+$/m);
+      assert.match(text, /^warden_recorder_queue 0$/m);
+      assert.match(text, /^# TYPE warden_recorder_dropped_total counter$/m);
+      assert.match(text, /^warden_recorder_dropped_total 0$/m);
+      assert.match(text, /^# TYPE warden_recorder_write_failures_total counter$/m);
     });
 
     it('lets no key reach the process log', async () => {

@@ -80,35 +80,48 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     {
       schema: {
         tags: ['health'],
-        summary: 'The store is reachable and accepting audit events',
+        summary: 'The store is reachable and accepting audit events, and the session recorder keeps up',
         response: {
-          200: z.object({ status: z.literal('ready'), store: z.string(), audit_queue: z.number() }),
-          503: z.object({ status: z.literal('unavailable'), reason: z.string(), audit_queue: z.number() }),
+          200: z.object({
+            status: z.literal('ready'),
+            store: z.string(),
+            audit_queue: z.number(),
+            recorder_queue: z.number(),
+          }),
+          503: z.object({
+            status: z.literal('unavailable'),
+            reason: z.string(),
+            audit_queue: z.number(),
+            recorder_queue: z.number(),
+          }),
         },
       },
     },
     async (_req, reply) => {
+      const queues = { audit_queue: ctx.audit.queued, recorder_queue: ctx.recorder.queued };
+      const unavailable = (reason: string) =>
+        reply.code(503).send({ status: 'unavailable' as const, reason, ...queues });
       try {
         await ctx.store.ping();
       } catch (err) {
-        return reply.code(503).send({
-          status: 'unavailable' as const,
-          reason: `store: ${(err as Error).message}`,
-          audit_queue: ctx.audit.queued,
-        });
+        return unavailable(`store: ${(err as Error).message}`);
       }
       if (ctx.audit.lastError) {
-        return reply.code(503).send({
-          status: 'unavailable' as const,
-          reason: `audit writes failing: ${ctx.audit.lastError.message}`,
-          audit_queue: ctx.audit.queued,
-        });
+        return unavailable(`audit writes failing: ${ctx.audit.lastError.message}`);
       }
-      return { status: 'ready' as const, store: ctx.store.dialect, audit_queue: ctx.audit.queued };
+      // Over its bound the recorder drops statement events and new sessions are refused.
+      if (!ctx.recorder.healthy) {
+        return unavailable(
+          `session recorder queue full: ${ctx.recorder.queued} statement events unwritten, ` +
+            `${ctx.recorder.dropped} dropped; new sessions are refused until the store accepts them`,
+        );
+      }
+      return { status: 'ready' as const, store: ctx.store.dialect, ...queues };
     },
   );
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     ctx.metrics.auditQueue.set(ctx.audit.queued);
+    ctx.metrics.recorderQueue.set(ctx.recorder.queued);
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });

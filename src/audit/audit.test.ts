@@ -190,6 +190,44 @@ for (const dialect of DIALECTS) {
       assertProblem(await trail.verify(), 7, 'edited');
     });
 
+    it('verifies a record whose stored JSON was re-encoded with other whitespace and key order, but not a changed value', async () => {
+      await twelve();
+      const row = await trail.store.db
+        .selectFrom('audit_log')
+        .select(['actor_json', 'payload_json'])
+        .where('seq', '=', 7)
+        .executeTakeFirstOrThrow();
+      /** The same values, keys reversed and indented: not the bytes that were hashed. */
+      const reencode = (json: string, change: Record<string, unknown> = {}) => {
+        const value = { ...JSON.parse(json), ...change } as Record<string, unknown>;
+        return JSON.stringify(Object.fromEntries(Object.entries(value).reverse()), null, 2);
+      };
+      const sameValues = {
+        actor_json: reencode(row.actor_json),
+        payload_json: reencode(row.payload_json),
+      };
+      assert.notEqual(sameValues.payload_json, row.payload_json);
+      assert.notEqual(sameValues.actor_json, row.actor_json);
+      await trail.store.db.updateTable('audit_log').set(sameValues).where('seq', '=', 7).execute();
+      const report = await trail.verify();
+      assert.equal(report.ok, true, report.problem?.message);
+      assert.equal(report.records, 12);
+
+      await trail.store.db
+        .updateTable('audit_log')
+        .set({ payload_json: reencode(row.payload_json, { i: 60 }) })
+        .where('seq', '=', 7)
+        .execute();
+      assertProblem(await trail.verify(), 7, 'edited');
+      // The same value in the canonical bytes fails the same way.
+      await trail.store.db
+        .updateTable('audit_log')
+        .set({ payload_json: row.payload_json.replace('"i":6', '"i":60') })
+        .where('seq', '=', 7)
+        .execute();
+      assertProblem(await trail.verify(), 7, 'edited');
+    });
+
     it('names a record deleted from the middle as missing', async () => {
       await twelve();
       await tamper(sql`delete from audit_log where seq = 7`);

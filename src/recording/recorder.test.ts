@@ -53,6 +53,58 @@ describe('recorder: statement events written in batches off the hot path', () =>
     );
   });
 
+  it('gathers events recorded in one tick into one insert', async () => {
+    const fake = fakeEvents();
+    const rec = new Recorder(fake as unknown as SessionEvents);
+    for (let i = 1; i <= 300; i++) rec.record(event(i));
+    const deadline = Date.now() + 5_000;
+    while (rec.queued > 0 || fake.batches.length === 0) {
+      assert.ok(Date.now() < deadline, 'the batch timer never wrote');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.deepEqual(
+      fake.batches.map((b) => b.length),
+      [300],
+    );
+    assert.equal(await rec.close(5_000), 0);
+  });
+
+  it('starts a full batch at once and gathers what arrives meanwhile into the next', async () => {
+    const fake = fakeEvents();
+    const rec = new Recorder(fake as unknown as SessionEvents, { maxBatch: 50, batchDelayMs: 60_000 });
+    for (let i = 1; i <= 120; i++) rec.record(event(i));
+    await rec.idle();
+    assert.deepEqual(
+      fake.batches.map((b) => b.length),
+      [50, 50, 20],
+    );
+    assert.equal(await rec.close(5_000), 0);
+  });
+
+  it('idle() and close() write events still waiting for their batch without waiting for the timer', async () => {
+    const fake = fakeEvents();
+    // A timer that would outlast the test: only idle() and close() can have written them.
+    const rec = new Recorder(fake as unknown as SessionEvents, { batchDelayMs: 60_000 });
+    for (let i = 1; i <= 3; i++) rec.record(event(i));
+    await rec.idle();
+    assert.deepEqual(
+      fake.batches.map((b) => b.map((e) => e.seq)),
+      [[1, 2, 3]],
+    );
+    rec.record(event(4));
+    rec.record(event(5));
+    assert.equal(await rec.close(5_000), 0);
+    assert.deepEqual(
+      fake.batches.map((b) => b.map((e) => e.seq)),
+      [
+        [1, 2, 3],
+        [4, 5],
+      ],
+    );
+    rec.record(event(6));
+    assert.equal(rec.queued, 0, 'a closed recorder takes nothing more');
+  });
+
   it('retries while the store is down and flushes on close once it is back', async () => {
     const fake = fakeEvents();
     const errors: string[] = [];
@@ -127,6 +179,21 @@ for (const dialect of DIALECTS) {
       await events.insert([a]);
       assert.deepEqual(await events.list('s-1'), [b, a]);
       assert.deepEqual(await events.list('other'), []);
+    });
+
+    it(`writes through ${dialect === 'sqlite' ? 'prepared statements on the embedded store' : 'Kysely'}: a batch retried with new events adds only those, and a failing batch adds nothing`, async () => {
+      assert.equal(store.embedded, dialect === 'sqlite');
+      const events = new StoreSessionEvents(store);
+      const batch = Array.from({ length: 700 }, (_, i) => event(i + 1, { session_id: 's-retried' }));
+      await events.insert(batch.slice(0, 400));
+      // Retried after a lost acknowledgement, with more queued meanwhile; over one INSERT's rows.
+      await events.insert(batch);
+      await events.insert(batch.slice(650));
+      assert.deepEqual(await events.list('s-retried'), batch);
+
+      const broken = { ...event(1, { session_id: 's-broken' }), text: null as unknown as string };
+      await assert.rejects(events.insert([event(2, { session_id: 's-broken' }), broken]));
+      assert.deepEqual(await events.list('s-broken'), [], 'all or none');
     });
   });
 }

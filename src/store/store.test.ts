@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { Keyring } from '../crypto/seal.js';
 import { DIALECTS, type StoreFixture, storeFixture } from '../testing/dialects.js';
 import { ConflictError, Connections, NotFoundError } from './connections.js';
@@ -43,6 +44,89 @@ for (const dialect of DIALECTS) {
       await again.ping();
       await again.close();
     });
+
+    if (dialect === 'postgres') {
+      it('refuses writeSync, which only the embedded store has, with an error saying so', async () => {
+        assert.equal(store.embedded, false);
+        let ran = false;
+        await assert.rejects(
+          store.writeSync(() => {
+            ran = true;
+          }),
+          /writeSync needs the embedded SQLite store/,
+        );
+        assert.equal(ran, false);
+      });
+    } else {
+      const notes = async () =>
+        (await sql<{ note: string }>`select note from scratch order by id`.execute(store.db)).rows.map(
+          (r) => r.note,
+        );
+
+      it('runs writeSync in one transaction: a throw rolls back what it inserted', async () => {
+        assert.equal(store.embedded, true);
+        await sql`create table scratch (id integer primary key autoincrement, note text not null)`.execute(
+          store.db,
+        );
+        const written = await store.writeSync((prepare) => {
+          const insert = prepare('insert into scratch (note) values (?)');
+          assert.equal(prepare('insert into scratch (note) values (?)'), insert, 'prepared once');
+          insert.run('kept-1');
+          insert.run('kept-2');
+          return 'done';
+        });
+        assert.equal(written, 'done');
+        await assert.rejects(
+          store.writeSync((prepare) => {
+            const insert = prepare('insert into scratch (note) values (?)');
+            insert.run('rolled-back-1');
+            insert.run('rolled-back-2');
+            throw new Error('half way');
+          }),
+          /half way/,
+        );
+        // A failing statement rolls back the same way.
+        await assert.rejects(
+          store.writeSync((prepare) => {
+            prepare('insert into scratch (note) values (?)').run('rolled-back-3');
+            prepare('insert into scratch (note) values (?)').run(null);
+          }),
+          /NOT NULL/,
+        );
+        assert.deepEqual(await notes(), ['kept-1', 'kept-2']);
+        // Neither left a transaction open: both ways of writing still work.
+        await store.writeSync((prepare) => prepare('insert into scratch (note) values (?)').run('after'));
+        await store.db.transaction().execute(async (tx) => {
+          await sql`insert into scratch (note) values ('kysely-after')`.execute(tx);
+        });
+        assert.deepEqual(await notes(), ['kept-1', 'kept-2', 'after', 'kysely-after']);
+      });
+
+      it('waits for an open Kysely transaction instead of writing inside it', async () => {
+        await sql`delete from scratch`.execute(store.db);
+        const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+        let releaseSync!: () => void;
+        const syncStarted = new Promise<void>((r) => {
+          releaseSync = r;
+        });
+        const transaction = store.db.transaction().execute(async (tx) => {
+          await sql`insert into scratch (note) values ('tx-1')`.execute(tx);
+          releaseSync();
+          await sleep(50);
+          await sql`insert into scratch (note) values ('tx-2')`.execute(tx);
+        });
+        await syncStarted;
+        const sync = store.writeSync((prepare) => {
+          prepare('insert into scratch (note) values (?)').run('sync');
+        });
+        // A transaction begun after both waits its turn too.
+        const after = store.db.transaction().execute(async (tx) => {
+          await sql`insert into scratch (note) values ('tx-3')`.execute(tx);
+        });
+        await Promise.all([transaction, sync, after]);
+        assert.deepEqual(await notes(), ['tx-1', 'tx-2', 'sync', 'tx-3']);
+      });
+    }
 
     it('stores a connection with its password sealed, never in clear', async () => {
       const view = await connections.create(input('orders-db', 'pg-Secret-1'), 'api');
