@@ -289,8 +289,10 @@ async function waitPort(port, child, what, ms = 30_000) {
 }
 
 const children = [];
+let scratchDir = null;
 function stopChildren() {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  if (scratchDir) rmSync(scratchDir, { recursive: true, force: true });
 }
 process.on('exit', stopChildren);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
@@ -439,6 +441,7 @@ logfile = ${pdir}/pgbouncer.log
 async function main() {
   if (!existsSync(join(REPO, 'dist/cli/main.js'))) throw new Error('dist/ missing: run npm run build first');
   const dir = mkdtempSync(join(tmpdir(), 'warden-pgstream-'));
+  scratchDir = dir;
   const admin = { ...PG, database: 'postgres' };
   const direct = { ...PG, database: DB };
   const report = [];
