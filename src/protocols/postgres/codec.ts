@@ -60,49 +60,118 @@ export class ProtocolError extends Error {
 }
 
 export interface Message {
-  type: number;
+  readonly type: number;
   /** The payload after type and length: a view into the received chunk, not a copy. */
-  body: Buffer;
+  readonly body: Buffer;
   /** The whole message as received (type, length, payload), for forwarding untouched. */
-  raw: Buffer;
+  readonly raw: Buffer;
 }
 
 /**
- * Cuts a stream into typed messages. Only the unfinished tail of a chunk is kept (copied once
- * when more bytes arrive), so memory is bounded by the largest message, which is capped.
+ * A message where it lies in a received chunk. Its views are made on first use only: most
+ * messages a gateway relays (result rows) are never looked into, and a view per row is, at a
+ * million rows, a large share of the relay's time and garbage.
+ */
+export class Frame implements Message {
+  private rawView: Buffer | undefined;
+  private bodyView: Buffer | undefined;
+
+  constructor(
+    readonly type: number,
+    /** The chunk the message lies in, from `start` to `end`. */
+    readonly chunk: Buffer,
+    readonly start: number,
+    readonly end: number,
+  ) {}
+
+  get raw(): Buffer {
+    this.rawView ??= this.chunk.subarray(this.start, this.end);
+    return this.rawView;
+  }
+
+  get body(): Buffer {
+    this.bodyView ??= this.chunk.subarray(this.start + 5, this.end);
+    return this.bodyView;
+  }
+}
+
+/**
+ * Cuts a stream into typed messages. Messages inside a chunk are views of it; only a message
+ * split across chunks is copied, once, when its last byte arrives (its parts are held until
+ * then), so memory is bounded by the largest message, which is capped.
  */
 export class MessageFramer {
-  private tail: Buffer = Buffer.alloc(0);
+  /** Parts of a message split across chunks (copies: the chunks are not ours to keep). */
+  private parts: Buffer[] = [];
+  private held = 0;
 
   constructor(private readonly maxMessage = DEFAULT_MAX_MESSAGE) {}
 
   /** Complete messages in `chunk` (plus what was held back); throws ProtocolError on a bad length. */
-  push(chunk: Buffer): Message[] {
-    const buf = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
-    const out: Message[] = [];
+  push(chunk: Buffer): Frame[] {
+    const out: Frame[] = [];
     let at = 0;
-    while (buf.length - at >= 5) {
-      const len = buf.readInt32BE(at + 1);
-      if (len < 4 || len > this.maxMessage) {
-        throw new ProtocolError(
-          `invalid message length ${len} for message type ${JSON.stringify(String.fromCharCode(buf[at]!))}`,
-        );
-      }
-      if (buf.length - at < len + 1) break;
-      out.push({
-        type: buf[at]!,
-        body: buf.subarray(at + 5, at + 1 + len),
-        raw: buf.subarray(at, at + 1 + len),
-      });
-      at += len + 1;
+    if (this.held > 0) {
+      at = this.finishHeld(chunk, out);
+      if (at < 0) return out;
     }
-    this.tail = at === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
+    while (chunk.length - at >= 5) {
+      const total = this.lengthAt(chunk, at) + 1;
+      if (chunk.length - at < total) break;
+      out.push(new Frame(chunk[at]!, chunk, at, at + total));
+      at += total;
+    }
+    if (at < chunk.length) this.hold(chunk.subarray(at));
     return out;
   }
 
   /** Bytes held for an unfinished message. */
   get pending(): number {
-    return this.tail.length;
+    return this.held;
+  }
+
+  /**
+   * Completes the held message with the start of `chunk`: returns where the rest of the chunk
+   * begins, or -1 when the whole chunk went to the held message and it is still unfinished.
+   */
+  private finishHeld(chunk: Buffer, out: Frame[]): number {
+    let at = 0;
+    if (this.held < 5) {
+      // Not even the length yet: gather the 5-byte header first (a few bytes at most).
+      at = Math.min(5 - this.held, chunk.length);
+      this.hold(chunk.subarray(0, at));
+      if (this.held < 5) return -1;
+    }
+    const head = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.held);
+    this.parts = [head];
+    const total = this.lengthAt(head, 0) + 1;
+    const missing = total - this.held;
+    if (chunk.length - at < missing) {
+      this.hold(chunk.subarray(at));
+      return -1;
+    }
+    this.hold(chunk.subarray(at, at + missing));
+    const whole = Buffer.concat(this.parts, this.held);
+    this.parts = [];
+    this.held = 0;
+    out.push(new Frame(whole[0]!, whole, 0, total));
+    return at + missing;
+  }
+
+  private hold(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.parts.push(Buffer.from(bytes));
+    this.held += bytes.length;
+  }
+
+  private lengthAt(buf: Buffer, at: number): number {
+    const len = buf.readInt32BE(at + 1);
+    if (len < 4 || len > this.maxMessage) {
+      throw new ProtocolError(
+        `invalid message length ${len} for message type ${JSON.stringify(String.fromCharCode(buf[at]!))}`,
+      );
+    }
+    return len;
   }
 }
 
