@@ -24,6 +24,12 @@ const policy = {
       effect: 'mask',
       mask: { columns: ['*.email'], style: 'keep-last-4' },
     },
+    {
+      name: 'report-limits',
+      when: { sql: { tables: ['reports'] } },
+      effect: 'limit',
+      limit: { rows: 500, duration: '30s' },
+    },
     { name: 'no-recursive-rm', when: { shell: { programs: ['rm'], flags: ['-r'] } }, effect: 'deny' },
     { name: 'no-opaque-shell', when: { shell: { opaque: true } }, effect: 'deny' },
     {
@@ -144,6 +150,33 @@ describe('warden policy test (explain)', () => {
       'POST /api/v1/namespaces/default/pods/web-0/exec?command=sh&stdin=true',
     );
     assert.deepEqual([exec.decision.action, exec.facts.subresource], ['review', 'exec']);
+  });
+
+  it('names the rules behind the row and duration limits', async () => {
+    const res = await gw.api('POST', '/api/policy/test', {
+      body: { connection: 'orders-db', command: 'select * from reports', as: { subject: 'alice' } },
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual((res.body as { decision: { limits: unknown } }).decision.limits, {
+      rows: 500,
+      rows_rule: 'report-limits',
+      duration_ms: 30_000,
+      duration_rule: 'report-limits',
+    });
+    const text = await gw.cli([
+      'policy',
+      'test',
+      '--connection',
+      'orders-db',
+      '--as',
+      'alice',
+      'select * from reports',
+    ]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(
+      text.stdout,
+      /^limits: {3}rows 500 \(rule report-limits\), duration 30s \(rule report-limits\)$/m,
+    );
   });
 
   it('prints a readable explanation, and lists the rules', async () => {

@@ -145,6 +145,7 @@ export class Session {
       derived: [],
       limits: { rows: null, durationMs: null },
       rowLimitRule: null,
+      durationLimitRule: null,
     };
     this.commands++;
     this.deps.audit.record({
@@ -156,6 +157,24 @@ export class Session {
     });
     const facts = unparseableSql(this.connection.protocol === 'mysql' ? 'mysql' : 'postgres', message);
     return { text, facts, decision };
+  }
+
+  /** A command a limit stopped while it ran (a duration limit): audited as the rule's doing. */
+  limited(c: Command, message: string): void {
+    const rule = c.decision.durationLimitRule;
+    this.deps.audit.record({
+      type: 'command.limited',
+      actor: this.actor,
+      target: `connection:${this.connection.name}`,
+      outcome: 'denied',
+      payload: {
+        session: this.id,
+        command: c.text.length > 4096 ? `${c.text.slice(0, 4096)}…` : c.text,
+        rules: c.decision.rules,
+        decided_by: rule,
+        message,
+      },
+    });
   }
 
   /** How many result rows a statement event keeps (0: none). */

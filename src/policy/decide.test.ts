@@ -182,6 +182,19 @@ describe('decide()', () => {
     assert.equal(decide(rules, on('other'), binary).action, 'allow');
   });
 
+  it('names the rule that set the tightest duration limit, for the error a stopped statement gets', () => {
+    const limits = ruleSet.parse([
+      { name: 'slow', effect: 'limit', limit: { rows: 10, duration: '30s' } },
+      { name: 'quick', effect: 'limit', limit: { duration: '300ms' } },
+      { name: 'rows-only', effect: 'limit', limit: { rows: 5 } },
+    ]);
+    const d = decide(limits, ctx(), sql(stmt({ kind: 'select' })));
+    assert.deepEqual([d.limits.durationMs, d.durationLimitRule], [300, 'quick']);
+    assert.deepEqual([d.limits.rows, d.rowLimitRule], [5, 'rows-only']);
+    const none = decide([], ctx(), sql(stmt({ kind: 'select' })));
+    assert.deepEqual([none.limits.durationMs, none.durationLimitRule], [null, null]);
+  });
+
   it('matches schema-qualified and unqualified table names both ways', () => {
     const only = ruleSet.parse([{ name: 'r', when: { sql: { tables: ['public.users'] } }, effect: 'deny' }]);
     assert.equal(

@@ -35,6 +35,8 @@ export interface Decision {
   limits: { rows: number | null; durationMs: number | null };
   /** The rule that set `limits.rows` (the tightest), for the notice a stopped result carries. */
   rowLimitRule: string | null;
+  /** The rule that set `limits.durationMs` (the tightest), for the error a stopped statement gets. */
+  durationLimitRule: string | null;
 }
 
 const anyGlob = (patterns: string[] | undefined, values: string[]): boolean =>
@@ -168,6 +170,7 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
     derived: [],
     limits: { rows: null, durationMs: null },
     rowLimitRule: null,
+    durationLimitRule: null,
   };
   // Mask rules that refuse the statement because of where its masked columns would go.
   const lineageDenials = new Map<string, string>();
@@ -195,8 +198,10 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
           binaryCopyMessage(r.name, `cannot count its rows for the limit of ${rows}`),
         );
       }
-      if (duration !== undefined)
-        decision.limits.durationMs = Math.min(decision.limits.durationMs ?? duration, duration);
+      if (duration !== undefined && duration < (decision.limits.durationMs ?? Number.POSITIVE_INFINITY)) {
+        decision.limits.durationMs = duration;
+        decision.durationLimitRule = r.name;
+      }
     }
   }
   const denies = (r: Rule) => r.effect === 'deny' || lineageDenials.has(r.name);

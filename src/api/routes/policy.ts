@@ -27,7 +27,13 @@ const decisionView = z.object({
   masks: z.array(z.record(z.string(), z.unknown())),
   /** SQL result columns computed from masked columns, which the engine masks by position. */
   derived: z.array(z.record(z.string(), z.unknown())),
-  limits: z.object({ rows: z.number().nullable(), duration_ms: z.number().nullable() }),
+  /** The tightest limits, each with the rule that set it (named in the notice or error it causes). */
+  limits: z.object({
+    rows: z.number().nullable(),
+    rows_rule: z.string().nullable(),
+    duration_ms: z.number().nullable(),
+    duration_rule: z.string().nullable(),
+  }),
   review: z.record(z.string(), z.unknown()).nullable(),
 });
 
@@ -318,7 +324,12 @@ export function policyRoutes(app: ZodApp, ctx: ApiContext): void {
           message: d.message,
           masks: d.masks.map((m) => ({ ...m })),
           derived: d.derived.map((m) => ({ ...m })),
-          limits: { rows: d.limits.rows, duration_ms: d.limits.durationMs },
+          limits: {
+            rows: d.limits.rows,
+            rows_rule: d.rowLimitRule,
+            duration_ms: d.limits.durationMs,
+            duration_rule: d.durationLimitRule,
+          },
           review: d.review ? { ...d.review } : null,
         },
       };

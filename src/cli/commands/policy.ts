@@ -1,6 +1,7 @@
 // `warden policy ls|apply|history|show|test`: the rules in force, applying a versioned rule
 // set from a file, its history, and what Warden would decide about a command.
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { formatDuration } from '../../config/duration.js';
 import { loadRulesFile } from '../../config/rules-file.js';
 import { ApiClient } from '../client.js';
 import { commaList } from '../options.js';
@@ -17,7 +18,12 @@ interface Explained {
     message: string | null;
     masks: Array<Record<string, unknown>>;
     derived: Array<{ statement: number; output: number; name: string; rule: string }>;
-    limits: { rows: number | null; duration_ms: number | null };
+    limits: {
+      rows: number | null;
+      rows_rule: string | null;
+      duration_ms: number | null;
+      duration_rule: string | null;
+    };
   };
 }
 
@@ -218,10 +224,11 @@ export function policyCommands(program: Command): void {
           );
           process.stdout.write(`derived:  ${fields.join(', ')}\n`);
         }
-        if (d.limits.rows !== null || d.limits.duration_ms !== null) {
-          process.stdout.write(
-            `limits:   rows ${d.limits.rows ?? '-'}, duration ${d.limits.duration_ms ?? '-'} ms\n`,
-          );
+        const { rows, rows_rule, duration_ms, duration_rule } = d.limits;
+        if (rows !== null || duration_ms !== null) {
+          const r = rows === null ? '-' : `${rows} (rule ${rows_rule})`;
+          const t = duration_ms === null ? '-' : `${formatDuration(duration_ms)} (rule ${duration_rule})`;
+          process.stdout.write(`limits:   rows ${r}, duration ${t}\n`);
         }
         if (res.masked_sample) {
           const { columns, rows } = res.masked_sample;

@@ -16,6 +16,7 @@ import {
   readParse,
   readQuery,
 } from './codec.js';
+import { DurationLimits } from './duration-limit.js';
 import { ResultRewriter, type TableResolver } from './result-rewrite.js';
 import { ResultTracker } from './results.js';
 import { StatementRecording } from './statement-recording.js';
@@ -33,6 +34,11 @@ export interface EngineOptions {
    * handed here, detached and paused, instead of being closed. The Terminate is not forwarded.
    */
   release?: (target: Socket) => void;
+  /**
+   * Sends a CancelRequest to the target backend, `done` once the target took it: duration limits
+   * are enforced only with it.
+   */
+  cancel?: (done: () => void) => void;
 }
 
 export interface EngineHandle {
@@ -96,6 +102,25 @@ export function runEngine(
     warn: (text, fields) => opts.warn?.(text, { session: session.id, ...fields }),
   });
   const recording = session.recording ? new StatementRecording(session) : null;
+  /** While a duration limit's cancel is on its way, the client's next statements wait (DurationLimits). */
+  let held = false;
+  let resumeClient: () => void = () => undefined;
+  const cancel = opts.cancel;
+  const durations = cancel
+    ? new DurationLimits({
+        tracker,
+        cancel,
+        hold: () => {
+          held = true;
+          client.pause();
+        },
+        release: () => {
+          held = false;
+          resumeClient();
+        },
+        stopped: (c, text) => session.limited(c, text),
+      })
+    : null;
   let ended = false;
   /** The client said goodbye (Terminate): whoever's socket closes first, the client ended it. */
   let terminated = false;
@@ -113,11 +138,17 @@ export function runEngine(
 
   /** Whether the target connection can serve another session once reset. */
   const reusable = () =>
-    opts.release !== undefined && outstanding === 0 && txStatus === 0x49 && fromTarget.pending === 0;
+    opts.release !== undefined &&
+    outstanding === 0 &&
+    txStatus === 0x49 &&
+    fromTarget.pending === 0 &&
+    // A late cancel would stop whatever the connection runs next, in someone else's session.
+    !durations?.cancelling;
 
   const end = (reason: 'client' | 'target' | 'error' | 'killed', detail?: string) => {
     if (ended) return;
     ended = true;
+    durations?.close();
     if (terminated && reason !== 'error') reason = 'client';
     client.end();
     if (reason === 'client' && reusable() && !target.destroyed) {
@@ -148,6 +179,7 @@ export function runEngine(
       const c = session.decide(readQuery(m.body));
       tracker.sent(m, c);
       recording?.queried(c);
+      durations?.sent();
       return c.decision.action === 'allow' ? m.raw : refuse(c, (mk) => message(Front.Query, mk));
     }
     if (m.type === Front.Parse) {
@@ -159,6 +191,7 @@ export function runEngine(
     }
     const bound = tracker.sent(m, null);
     if (bound && recording) recording.bound(bound, m.body);
+    if (m.type === Front.Execute) durations?.sent();
     if (m.type === Front.FunctionCall) {
       // A function called by OID names neither function nor arguments the policy could judge:
       // refused (fail closed) rather than let it bypass the rules. SELECT the function instead.
@@ -188,12 +221,14 @@ export function runEngine(
    * The target's message as it goes to the client: our error in place of a marker's syntax error,
    * result rows masked and limited; a promise while the catalog is asked about a result's tables.
    */
-  const inbound = (m: Message): Buffer | Promise<Buffer> => {
-    if (m.type === Back.ReadyForQuery) {
+  const inbound = (received: Message): Buffer | Promise<Buffer> => {
+    if (received.type === Back.ReadyForQuery) {
       outstanding = Math.max(0, outstanding - 1);
-      txStatus = m.body[0] ?? 0;
+      txStatus = received.body[0] ?? 0;
     }
-    const ev = tracker.received(m);
+    const ev = tracker.received(received);
+    // A statement its duration limit stopped: the target's cancel error becomes ours (client, recording).
+    const m = durations?.active ? durations.received(received, ev) : received;
     if (m.type !== Back.ErrorResponse || refusals.length === 0) {
       const out = rewriter.rewrite(m, ev);
       if (!recording || ev.kind === 'other') return out;
@@ -229,7 +264,7 @@ export function runEngine(
     let waiting = false;
     let draining = false;
     const resume = () => {
-      if (!waiting && !draining && !ended) from.resume();
+      if (!waiting && !draining && !ended && !(side === 'client' && held)) from.resume();
     };
     const send = (data: Buffer) => {
       // One 'drain' listener at a time, however many writes came back full meanwhile.
@@ -321,9 +356,10 @@ export function runEngine(
     };
     if (from === target) onTarget('data', onData);
     else from.on('data', onData);
+    return resume;
   };
 
-  relay(client, target, fromClient, outbound, 'client');
+  resumeClient = relay(client, target, fromClient, outbound, 'client');
   relay(target, client, fromTarget, inbound, 'target');
   client.on('close', () => end('client'));
   onTarget('close', () => end('target'));

@@ -3,7 +3,7 @@
 // then hands both sockets to the engine. Cancel requests are mapped to the right backend.
 import { createHash, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../../audit/log.js';
@@ -17,10 +17,10 @@ import type { Connections } from '../../store/connections.js';
 import { isUnavailable } from '../../store/store.js';
 import { openCatalog } from './catalog.js';
 import { acceptClient, type ClientHello, HandshakeError, sendFatal } from './client-handshake.js';
-import { authenticationOk, backendKeyData, CANCEL_REQUEST, parameterStatus, readyForQuery } from './codec.js';
+import { authenticationOk, backendKeyData, parameterStatus, readyForQuery } from './codec.js';
 import { runEngine } from './engine.js';
 import { TargetPool } from './pool.js';
-import { connectTarget, TargetError, type TargetSession } from './target.js';
+import { cancelTarget, connectTarget, TargetError, type TargetSession } from './target.js';
 
 export interface PostgresListenerDeps {
   config: Config;
@@ -92,7 +92,8 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     if (hello.kind === 'cancel') {
       socket.destroy();
       const hit = live.get(`${hello.pid}.${hello.secret}`);
-      if (hit) cancelOnTarget(hit);
+      // The target's own key: the client only ever saw ours.
+      if (hit) cancelTarget(hit.targetAddress, hit.target.backendKey);
       return;
     }
     const client = hello.socket;
@@ -210,6 +211,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       resolveTables: catalog.resolve,
       warn: (text, fields) => deps.log.warn(fields, text),
       ...(poolKey !== null ? { release: (socket: Socket) => pool.release(poolKey, target, socket) } : {}),
+      cancel: (done) => cancelTarget(entry.targetAddress, target.backendKey, done),
       onClose: (reason, detail) => {
         live.delete(`${key.pid}.${key.secret}`);
         deps.live.remove(session.id);
@@ -287,22 +289,4 @@ function poolKeyOf(
     .update(o.password ?? '')
     .digest('base64');
   return JSON.stringify([name, o.host, o.port, o.database, o.user, secret, o.tls, sorted]);
-}
-
-/** A CancelRequest to the target with its own key: the client only ever saw ours. */
-function cancelOnTarget(l: Live): void {
-  const packet = Buffer.concat([
-    int32Buf(16),
-    int32Buf(CANCEL_REQUEST),
-    int32Buf(l.target.backendKey.pid),
-    int32Buf(l.target.backendKey.secret),
-  ]);
-  const s = connect({ host: l.targetAddress.host, port: l.targetAddress.port }, () => s.end(packet));
-  s.on('error', () => undefined);
-}
-
-function int32Buf(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(v);
-  return b;
 }

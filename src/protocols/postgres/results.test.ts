@@ -248,4 +248,24 @@ describe('result tracking: which command each result on the wire belongs to', ()
       'other',
     ]);
   });
+
+  it('follows a sent statement until it is answered: queued behind an earlier one, running, done', () => {
+    const t = new ResultTracker<string>();
+    t.sent(query('select slow()'), 'first');
+    assert.equal(t.lastCommand(), 'first');
+    const first = t.newest()!;
+    t.sent(parse('', 'select $1'), 'second');
+    t.sent(bind('', ''), null);
+    assert.equal(t.lastCommand(), null, 'a Bind is not a statement run');
+    t.sent(execute(''), null);
+    assert.equal(t.lastCommand(), 'second');
+    const second = t.newest()!;
+    t.sent(sync, null);
+    assert.deepEqual([t.progress(first), t.progress(second)], ['running', 'queued']);
+    trace(t, [rowDescription('a'), dataRow, complete(), ready]);
+    // Parse and Bind still unanswered ahead of it take no time worth counting: it runs.
+    assert.deepEqual([t.progress(first), t.progress(second)], ['done', 'running']);
+    trace(t, [back(Back.ParseComplete), back(Back.BindComplete), dataRow, complete()]);
+    assert.equal(t.progress(second), 'done');
+  });
 });

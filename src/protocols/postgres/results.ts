@@ -65,6 +65,35 @@ export class ResultTracker<C> {
     return this.expected.length;
   }
 
+  /**
+   * The command of the Query or Execute sent last, while it is the newest expectation (null: the
+   * last message was something else, or an Execute of a portal this tracker does not know).
+   */
+  lastCommand(): C | null {
+    const e = this.expected[this.expected.length - 1];
+    if (e?.kind === 'simple') return e.command;
+    return e?.kind === 'execute' && e.portal ? e.portal.statement.command : null;
+  }
+
+  /** A handle on the newest expectation, for progress(): take it right after sending a statement. */
+  newest(): object | undefined {
+    return this.expected[this.expected.length - 1];
+  }
+
+  /**
+   * Where the statement behind a handle stands: 'running' when no earlier Query or Execute is
+   * unanswered (the target runs it, or is about to), 'queued' behind one, 'done' once answered.
+   * Scans from the oldest expectation: for a statement being timed, not for every message.
+   */
+  progress(handle: object): 'running' | 'queued' | 'done' {
+    let behind = false;
+    for (const e of this.expected) {
+      if (e === handle) return behind ? 'queued' : 'running';
+      if (e.kind === 'simple' || e.kind === 'execute') behind = true;
+    }
+    return 'done';
+  }
+
   /** For a Bind of a known statement, returns the result its portal will produce (else null). */
   sent(m: Message, command: C | null): Result<C> | null {
     switch (m.type) {

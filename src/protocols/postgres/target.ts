@@ -5,6 +5,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import {
   Back,
+  CANCEL_REQUEST,
   Front,
   int32,
   message,
@@ -369,4 +370,25 @@ function asTargetError(err: unknown, where: string): TargetError {
     `connection to ${where} failed: ${err instanceof Error ? err.message : String(err)}`,
     '08006',
   );
+}
+
+/**
+ * Asks the target to cancel what its backend `key` is running: a CancelRequest on a connection
+ * of its own (the protocol's only way). `done` runs once the target closed that connection, which
+ * PostgreSQL does after it signalled the backend, or once the attempt failed or took over 5 s.
+ */
+export function cancelTarget(
+  address: { host: string; port: number },
+  key: { pid: number; secret: number },
+  done?: () => void,
+): void {
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(CANCEL_REQUEST, 4);
+  packet.writeInt32BE(key.pid, 8);
+  packet.writeInt32BE(key.secret, 12);
+  const s = net.connect({ host: address.host, port: address.port }, () => s.end(packet));
+  s.setTimeout(5_000, () => s.destroy());
+  s.on('error', () => undefined);
+  if (done) s.once('close', done);
 }
