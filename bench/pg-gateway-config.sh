@@ -7,10 +7,12 @@
 # realistic rule set that every statement is evaluated against. pg-baseline.sh exports
 # PG_HOST PG_PORT PG_USER PG_DB LISTEN_PORT before running this.
 #
-# Recording: this Warden build has no separate session-recording switch; every statement's decision
-# (command.allowed / command.denied / command.held) and every session open/close is appended to the
-# hash-chained audit trail in the SQLite store under data_dir, with signed checkpoints. That is
-# always on; the checkpoint settings below are the defaults, written out so the run is explicit.
+# Recording is on, as in production: every statement is a session event (text, masked parameters,
+# decision, timing, rows, bytes, the first recording.result_rows rows masked) and its decision
+# (command.allowed / command.denied / command.held) an event in the hash-chained audit trail, with
+# signed checkpoints, all in the SQLite store under data_dir. The settings below are the defaults,
+# written out so the run is explicit. WARDEN_BENCH_POOL=session turns on server connection reuse
+# (pool: session) for the connection, to compare churn with PgBouncer's.
 set -euo pipefail
 
 : "${WARDEN_BENCH_DIR:?}" "${WARDEN_BENCH_CONNECTION:?}"
@@ -34,6 +36,7 @@ connections:
     target: { host: $PG_HOST, port: $PG_PORT, database: $PG_DB, tls: disable }
     credentials: { user: $PG_USER }
     tags: [bench, pii]
+    pool: ${WARDEN_BENCH_POOL:-none}
     description: throwaway cluster started by pg-baseline.sh
 policy:
   default: allow
@@ -58,6 +61,7 @@ policy:
       effect: limit
       limit: { rows: $LIMIT_ROWS, duration: 15m }
 audit: { checkpoint_every: 1000, checkpoint_interval: 60s }
+recording: { result_rows: 100 }
 EOF
 echo "wrote $WARDEN_BENCH_DIR/warden.yaml"
 cat "$WARDEN_BENCH_DIR/warden.yaml"

@@ -25,7 +25,8 @@
 #   AUTO_INSTALL (default 1 when haproxy or pgbouncer is missing), OUTDIR (bench/results/pg-<stamp>),
 #   BASELINE (../shared/bench/pg-baseline.sh), CUSTOM_DB (connection name, default bench-pg),
 #   WARDEN_SNAPSHOT (1), KEEP_WARDEN_TMP=1 (keep Warden's temp dir and store),
-#   WARDEN_NODE_ARGS (extra node flags for the measured Warden, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+#   WARDEN_NODE_ARGS (extra node flags for the measured Warden, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
+#   WARDEN_BENCH_POOL=session (reuse server connections: compare churn with PgBouncer's).
 # Runs as root like pg-baseline.sh. Stops only processes it started, by PID.
 set -Euo pipefail
 

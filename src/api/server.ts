@@ -32,7 +32,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     loggerInstance: ctx.log.child({ component: 'api' }),
     bodyLimit: ctx.config.api.body_limit,
     // Long enough for a whole token pasted where its id is expected (it is reduced to the id).
-    maxParamLength: 8192,
+    routerOptions: { maxParamLength: 8192 },
     trustProxy: false,
     ...(tls ? { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } } : {}),
     // HTTP and HTTPS instances differ only in their server type, which no route touches.
