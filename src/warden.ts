@@ -108,6 +108,7 @@ export async function startWarden(
     every: config.audit.checkpoint_every,
     intervalMs: config.audit.checkpoint_interval,
     witnessFile: join(dataDir, 'audit-witness.json'),
+    vouch: (from, to) => audit.vouches(from, to),
     onError: (err) => log.warn({ err: err.message }, 'audit checkpoint failed'),
   });
 

@@ -371,6 +371,44 @@ for (const dialect of DIALECTS) {
       assertProblem(await trail.verify({ anchors: [anchor] }), 10, 'checkpoint_mismatch');
     });
 
+    it('vouches without reading back only for records it appended itself, in one unbroken run', async () => {
+      const records = await twelve();
+      const at = (i: number) => ({ seq: records[i - 1]!.seq, hash: records[i - 1]!.hash });
+      assert.equal(trail.log.vouches(at(10), at(12)), true);
+      assert.equal(trail.log.vouches(at(10), { ...at(12), hash: records[0]!.hash }), false, 'another hash');
+      assert.equal(trail.log.vouches(at(12), at(12)), true);
+      assert.equal(
+        trail.log.vouches(at(10), at(12)),
+        false,
+        'the run before the last checkpoint is forgotten',
+      );
+      // Another writer on the store (a second gateway) breaks the run: its records are not ours.
+      const other = new AuditLog(trail.store, { batchDelayMs: 0 });
+      const foreign = await other.append(event(99));
+      await other.close();
+      const mine = await trail.log.append(event(100));
+      assert.equal(
+        trail.log.vouches(at(12), { seq: mine.seq, hash: mine.hash }),
+        false,
+        `seq ${foreign.seq} was written by someone else`,
+      );
+      assert.equal(
+        trail.log.vouches({ seq: foreign.seq, hash: foreign.hash }, { seq: mine.seq, hash: mine.hash }),
+        true,
+      );
+    });
+
+    it('signs what it hashed itself over a row changed in place; verification still names the row', async () => {
+      await twelve();
+      // Content edited, hash column left alone: the tail and every link still look like ours.
+      await tamper(sql`update audit_log set payload_json = '{"i":999}' where seq = 11`);
+      const [more] = await trail.write(1);
+      const signed = await trail.checkpointer.checkpoint();
+      assert.equal(signed?.seq, more!.seq, 'the vouched tail was signed');
+      assert.equal(signed?.hash, more!.hash, 'with the hash the gateway computed');
+      assertProblem(await trail.verify({ anchors: [witness()] }), 11, 'edited');
+    });
+
     it('names a tail cut together with its checkpoints as truncated through the witness', async () => {
       await twelve();
       await trail.checkpointer.checkpoint();

@@ -38,6 +38,16 @@ interface Pending {
   replayed?: boolean;
 }
 
+/** A batch's new links (or records found already written), and the tail they continue. */
+interface Written {
+  links: Array<Link | AuditRecord>;
+  tail: { seq: number; hash: string };
+  replayed: boolean;
+}
+
+/** Most hashes kept for `vouches` (a run this long without a checkpoint starts over). */
+const MAX_OWN = 1_000_000;
+
 /** Where a new record went in the chain. */
 interface Link {
   seq: number;
@@ -81,6 +91,8 @@ export class AuditLog {
   private batchTimer: NodeJS.Timeout | undefined;
   private retryDelay = 100;
   private closed = false;
+  /** seq → hash of the unbroken run of records this log appended (see `vouches`). */
+  private own = new Map<number, string>();
   /** Canonical JSON of actors that cannot change (frozen), so a session's is encoded once. */
   private readonly actorJson = new WeakMap<object, string>();
   /** Set while the last write failed: the store is not accepting audit events. */
@@ -179,9 +191,9 @@ export class AuditLog {
   private async flushLoop(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.slice(0, this.maxBatch);
-      let links: Array<Link | AuditRecord>;
+      let written: Written;
       try {
-        links = this.store.embedded
+        written = this.store.embedded
           ? await this.store.writeSync((sql) => this.writeEmbedded(sql, batch))
           : await this.store.serialized((tx) => this.write(tx, batch));
       } catch (err) {
@@ -203,6 +215,8 @@ export class AuditLog {
       this.queue.splice(0, batch.length);
       this.lastError = undefined;
       this.retryDelay = 100;
+      const { links } = written;
+      this.remember(written);
       let lastSeq = 0;
       for (const [i, p] of batch.entries()) {
         const link = links[i]!;
@@ -237,7 +251,7 @@ export class AuditLog {
   private writeEmbedded(
     sql: Parameters<Parameters<Store['writeSync']>[0]>[0],
     batch: readonly Pending[],
-  ): Array<Link | AuditRecord> {
+  ): Written {
     const done = new Map<string, AuditRecord>();
     if (this.mayBeWritten(batch)) {
       const find = sql('select * from audit_log where event_id = ?');
@@ -249,7 +263,8 @@ export class AuditLog {
     const tail = sql('select seq, hash from audit_log order by seq desc limit 1').get() as
       | { seq: number; hash: string }
       | undefined;
-    const links = chain(batch, done, tail);
+    const from = tail ?? { seq: 0, hash: GENESIS_HASH };
+    const links = chain(batch, done, from);
     const insert = sql(`insert into audit_log (${INSERT_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     for (const [i, p] of batch.entries()) {
       const l = links[i]!;
@@ -267,11 +282,11 @@ export class AuditLog {
         l.hash,
       );
     }
-    return links;
+    return { links, tail: from, replayed: done.size > 0 };
   }
 
   /** A shared (PostgreSQL) store, inside its advisory-locked transaction. */
-  private async write(tx: Tx, batch: readonly Pending[]): Promise<Array<Link | AuditRecord>> {
+  private async write(tx: Tx, batch: readonly Pending[]): Promise<Written> {
     const done = new Map<string, AuditRecord>();
     if (this.mayBeWritten(batch)) {
       const rows = await tx
@@ -291,7 +306,8 @@ export class AuditLog {
       .orderBy('seq', 'desc')
       .limit(1)
       .executeTakeFirst();
-    const links = chain(batch, done, tail && { seq: Number(tail.seq), hash: tail.hash });
+    const from = tail ? { seq: Number(tail.seq), hash: tail.hash } : { seq: 0, hash: GENESIS_HASH };
+    const links = chain(batch, done, from);
     const rows = batch.flatMap((p, i) => {
       const l = links[i]!;
       if ('id' in l) return [];
@@ -316,7 +332,36 @@ export class AuditLog {
         .values(rows.slice(i, i + 100))
         .execute();
     }
-    return links;
+    return { links, tail: from, replayed: done.size > 0 };
+  }
+
+  /**
+   * Keeps the hashes of the unbroken run of records this log appended, starting at the tail it
+   * first linked to: a batch that links to anything else (another gateway wrote in between, or a
+   * row was changed under us) starts a new run.
+   */
+  private remember(w: Written): void {
+    if (this.own.get(w.tail.seq) !== w.tail.hash || this.own.size > MAX_OWN) {
+      this.own = new Map([[w.tail.seq, w.tail.hash]]);
+    }
+    for (const l of w.links) if (!('id' in l)) this.own.set(l.seq, l.hash);
+    // Records a lost acknowledgement left written were hashed by an earlier attempt: not vouched.
+    if (w.replayed) this.own = new Map();
+  }
+
+  /**
+   * Whether every record after `from` up to `to` was appended by this log in one unbroken run,
+   * with exactly these hashes: then a checkpoint from `from` to `to` signs only what this gateway
+   * hashed itself, and the store need not be read back to know the trail extends `from`.
+   * Forgets the run before `from` (checkpoints only move forward).
+   */
+  vouches(from: { seq: number; hash: string }, to: { seq: number; hash: string }): boolean {
+    if (this.own.get(from.seq) !== from.hash || this.own.get(to.seq) !== to.hash) return false;
+    for (const seq of this.own.keys()) {
+      if (seq >= from.seq) break;
+      this.own.delete(seq);
+    }
+    return true;
   }
 
   /** Waits until everything queued so far is written (or the store refuses it). */
