@@ -62,6 +62,8 @@ function qualifiedColumns(d: Decision): QualifiedColumn[] {
 
 export class ResultRewriter {
   private readonly states = new WeakMap<Result<Command>, ResultState>();
+  /** Column patterns of each decision's masks, compiled once (decisions are shared per statement shape). */
+  private readonly qualified = new WeakMap<Decision, QualifiedColumn[]>();
   /** Table OID → `schema.table`, for this session's target. */
   private readonly tables = new Map<number, string>();
 
@@ -147,7 +149,11 @@ export class ResultRewriter {
   ): ResultState | Promise<ResultState> {
     const d = r.command.decision;
     const set = this.maskSet(d);
-    const qualified = set ? qualifiedColumns(d) : [];
+    let qualified = set ? this.qualified.get(d) : [];
+    if (qualified === undefined) {
+      qualified = qualifiedColumns(d);
+      this.qualified.set(d, qualified);
+    }
     const missing = [
       ...new Set(
         fields
