@@ -63,17 +63,19 @@ export class MaskSet {
     });
     for (const d of derived) replacers[d.field] ??= replacerFor(styleOf(d.style), this.tokenKey);
     const scanners = this.maskers.filter((m) => m.detectors.length > 0);
+    const maskAt = (i: number, v: string): string => {
+      const whole = replacers[i];
+      if (whole) return whole(v);
+      let out = v;
+      for (const m of scanners) out = m.maskText(out);
+      return out;
+    };
     const plan: RowPlan = {
       masked: replacers.map((r) => r !== undefined),
-      mask: (values) =>
-        values.map((v, i) => {
-          if (v === null) return null;
-          const whole = replacers[i];
-          if (whole) return whole(v);
-          let out = v;
-          for (const m of scanners) out = m.maskText(out);
-          return out;
-        }),
+      scans: scanners.length > 0,
+      constants: replacers.map((r) => r?.constant),
+      mask: (values) => values.map((v, i) => (v === null ? null : maskAt(i, v))),
+      maskAt,
     };
     if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value as string);
     this.plans.set(key, plan);

@@ -20,7 +20,13 @@ export interface ColumnRef {
 /** Per result shape: which columns are masked whole; the rest go through detectors. */
 export interface RowPlan {
   readonly masked: readonly boolean[];
+  /** Whether values of columns not masked whole may change too (a rule runs detectors). */
+  readonly scans: boolean;
+  /** Per column masked whole: the replacement when it ignores the value (redact), so it is encoded once. */
+  readonly constants: ReadonlyArray<string | undefined>;
   mask(values: ReadonlyArray<string | null>): Array<string | null>;
+  /** One value of column `i`, as `mask` would give it; lets a caller decode only the values it masks. */
+  maskAt(i: number, value: string): string;
 }
 
 interface ColumnGlob {
@@ -105,14 +111,16 @@ export class Masker {
     if (hit) return hit;
     const masked = columns.map((c) => this.matchesColumn(c.table, c.name));
     const runDetectors = this.detectors.length > 0;
+    const maskAt = (i: number, v: string): string => {
+      if (masked[i]) return this.replace(v);
+      return runDetectors ? this.maskText(v) : v;
+    };
     const plan: RowPlan = {
       masked,
-      mask: (values) =>
-        values.map((v, i) => {
-          if (v === null) return null;
-          if (masked[i]) return this.replace(v);
-          return runDetectors ? this.maskText(v) : v;
-        }),
+      scans: runDetectors,
+      constants: masked.map((m) => (m ? this.replace.constant : undefined)),
+      mask: (values) => values.map((v, i) => (v === null ? null : maskAt(i, v))),
+      maskAt,
     };
     if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value as string);
     this.plans.set(key, plan);

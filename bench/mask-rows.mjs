@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// mask-rows.mjs - the per-row cost of masking DataRows, without sockets: maskDataRow over realistic
+// messages (id, name, email, note; ~100 bytes of text per row) for each style, in ns/row.
+//
+//   npm run build && node bench/mask-rows.mjs              # 1M rows per case, 3 rounds, median shown
+//   node bench/mask-rows.mjs --rows 200000 --rounds 5 --dist /tmp/other-dist
+//
+// Cases: `email` masked whole (redact, keep-last-4, tokenize on unique emails, tokenize-1000-distinct: the
+// same emails repeating), and redact+detectors: a rule whose detectors scan the other text fields. Prints
+// the machine load with the numbers, since the machine is shared and the numbers move with it. --cases a,b
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+};
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const DIST = resolve(opt('dist', join(REPO, 'dist')));
+const ROWS = Number(opt('rows', 1_000_000));
+const ROUNDS = Number(opt('rounds', 3));
+const only = opt('cases', '');
+
+const load = async (p) => import(pathToFileURL(join(DIST, p)).href);
+const { MaskSet } = await load('policy/mask/mask-set.js');
+const { dataRow } = await load('protocols/postgres/codec.js');
+const { maskDataRow } = await load('protocols/postgres/row-mask.js');
+
+const KEY = Buffer.alloc(32, 7);
+const field = (name, typeOid) => ({ name, tableOid: 1, column: 0, typeOid, format: 0 });
+const FIELDS = [field('id', 23), field('name', 25), field('email', 25), field('note', 25)];
+const COLUMNS = FIELDS.map((f) => ({ table: 'bench_rows', name: f.name }));
+
+// A pool of distinct messages, cycled; big enough that the CPU caches do not flatter the numbers.
+function rows(distinctEmails) {
+  const out = [];
+  for (let i = 0; i < 65_536; i++) {
+    const e = distinctEmails ? i % distinctEmails : i;
+    const raw = dataRow([
+      Buffer.from(String(i + 1)),
+      Buffer.from(`name-${i.toString(36).padStart(6, '0')}`),
+      Buffer.from(`user${e}@example${e % 97}.com`),
+      Buffer.from(`note ${i} ${'lorem ipsum dolor sit amet '.repeat(2)}`),
+    ]);
+    out.push({ raw, body: raw.subarray(5) });
+  }
+  return out;
+}
+
+const CASES = [
+  { name: 'redact', rule: { columns: ['bench_rows.email'], style: 'redact' }, scans: false },
+  { name: 'keep-last-4', rule: { columns: ['bench_rows.email'], style: 'keep-last-4' }, scans: false },
+  { name: 'tokenize', rule: { columns: ['bench_rows.email'], style: 'tokenize' }, scans: false },
+  {
+    name: 'tokenize-1000-distinct',
+    rule: { columns: ['bench_rows.email'], style: 'tokenize' },
+    scans: false,
+    distinct: 1000,
+  },
+  {
+    name: 'redact+detectors',
+    rule: { columns: ['bench_rows.email'], detectors: ['email', 'card', 'ssn'], style: 'redact' },
+    scans: true,
+  },
+].filter((c) => !only || only.split(',').includes(c.name));
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+console.log(`mask-rows: ${ROWS} rows per round, ${ROUNDS} rounds, dist ${DIST}, load ${loadavg()}`);
+console.log('| case | ns/row (median) | rounds |');
+console.log('|---|---:|---|');
+for (const c of CASES) {
+  const set = new MaskSet([c.rule], KEY);
+  const plan = set.plan(COLUMNS);
+  const pool = rows(c.distinct);
+  let sink = 0;
+  for (let i = 0; i < 50_000; i++)
+    sink += maskDataRow(pool[i & 65535].raw, pool[i & 65535].body, FIELDS, plan, c.scans).length;
+  const times = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < ROWS; i++) {
+      const m = pool[i & 65535];
+      sink += maskDataRow(m.raw, m.body, FIELDS, plan, c.scans).length;
+    }
+    times.push(Number(process.hrtime.bigint() - t0) / ROWS);
+  }
+  if (sink === 0) console.log('(no output?)');
+  console.log(`| ${c.name} | ${median(times).toFixed(0)} | ${times.map((t) => t.toFixed(0)).join(', ')} |`);
+}
+console.log(`load after: ${loadavg()}`);
