@@ -152,9 +152,9 @@ describe('postgres analysis cache', () => {
   });
 
   it('answers a statement that differs only in literals from the normalized level with the same object', () => {
-    const first = analyzePostgres('SELECT * FROM shape_t WHERE a = 1');
+    const first = analyzePostgres('SELECT a, 1 FROM shape_t LIMIT 10');
     const before = postgresCacheStats();
-    const second = analyzePostgres("SELECT * FROM shape_t WHERE a = 'two'");
+    const second = analyzePostgres("SELECT a, 'two' FROM shape_t LIMIT 20");
     const after = postgresCacheStats();
     assert.equal(after.normalizedHits - before.normalizedHits, 1);
     assert.equal(after.misses, before.misses);
@@ -163,11 +163,26 @@ describe('postgres analysis cache', () => {
     // The fingerprint ignores constants, so the shared one is the sibling's own.
     assert.equal(
       second.fingerprint,
-      analyzePostgresUncached("SELECT * FROM shape_t WHERE a = 'two'").fingerprint,
+      analyzePostgresUncached("SELECT a, 'two' FROM shape_t LIMIT 20").fingerprint,
     );
     // Sent again, the exact text is the cheaper level.
-    analyzePostgres("SELECT * FROM shape_t WHERE a = 'two'");
+    analyzePostgres("SELECT a, 'two' FROM shape_t LIMIT 20");
     assert.equal(postgresCacheStats().exactHits - after.exactHits, 1);
+  });
+
+  it('never shares facts whose values are tied to columns: spans differ per text, and $1 shares a key with a constant', () => {
+    for (const [a, b] of [
+      ["SELECT * FROM shape_v WHERE ssn = '1'", "SELECT * FROM shape_v WHERE ssn = '123-45-6789'"],
+      ['SELECT * FROM shape_v WHERE ssn = $1', "SELECT * FROM shape_v WHERE ssn = '123-45-6789'"],
+    ] as const) {
+      const salt = `/* round ${++round} */ `;
+      analyzePostgres(salt + a);
+      const hits = postgresCacheStats().normalizedHits;
+      const facts = assertCachedEqualsFresh(salt + b);
+      assert.equal(postgresCacheStats().normalizedHits, hits, b);
+      const literal = facts.statements[0]?.values[0]?.literal;
+      assert.equal(literal && (salt + b).slice(literal.start, literal.end), "'123-45-6789'");
+    }
   });
 
   it('lets the Decider reuse one decision for statements that differ only in literals', () => {
@@ -176,8 +191,8 @@ describe('postgres analysis cache', () => {
       connection: { name: 'db', tags: [], protocol: 'postgres', default: 'allow' },
       caller: { subject: 'alice', groups: [], kind: 'human', chain: [] },
     };
-    const one = decider.decide(ctx, analyzePostgres('UPDATE shape_u SET x = 1 WHERE id = 10'));
-    const two = decider.decide(ctx, analyzePostgres('UPDATE shape_u SET x = 2 WHERE id = 20'));
+    const one = decider.decide(ctx, analyzePostgres('SELECT x + 1 FROM shape_u OFFSET 10'));
+    const two = decider.decide(ctx, analyzePostgres('SELECT x + 2 FROM shape_u OFFSET 20'));
     assert.equal(two, one);
   });
 });

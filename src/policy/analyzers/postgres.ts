@@ -5,6 +5,8 @@ import { loadModule, normalizeSync, parseSync } from 'libpg-query';
 import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts, unparseableSql } from '../facts.js';
 import { FactsCache, type FactsCacheStats } from './facts-cache.js';
 import { routineFlows, statementLineage } from './postgres-lineage.js';
+import type { TracedValue } from './postgres-lineage-query.js';
+import { constantSpans } from './postgres-literals.js';
 import { isRecord, kindOf, objectOf, StatementWalker } from './postgres-walker.js';
 
 let loading: Promise<void> | undefined;
@@ -19,9 +21,14 @@ const CONSTANT_READERS = new Set(['do', 'create_function', 'copy']);
 const cache = new FactsCache({
   analyze: (sql, normalized) => analyzePostgresUncached(sql, normalized),
   normalize: normalizedText,
+  // Values tied to columns are never shared: a constant's span differs from text to text, and a
+  // `$1` in one text has the normalized key of a constant in another (`a = $1`, `a = 5`).
   shareable: (facts) =>
     facts.unparseable === null &&
-    facts.statements.every((s) => !CONSTANT_READERS.has(s.kind) && !s.opaque && !s.program && !s.file_access),
+    facts.statements.every(
+      (s) =>
+        !CONSTANT_READERS.has(s.kind) && !s.opaque && !s.program && !s.file_access && s.values.length === 0,
+    ),
 });
 
 /** Loads the parser's WASM module; call once at start-up before `analyzePostgres`. */
@@ -76,7 +83,14 @@ export function analyzePostgresUncached(sql: string, normalized?: string | null)
     return unparseable(err instanceof Error ? err.message : String(err));
   }
   const raw = isRecord(tree) && Array.isArray(tree.stmts) ? tree.stmts : [];
-  const statements = raw.flatMap((s) => (isRecord(s) ? [statementFacts(s.stmt)] : []));
+  const traced: TracedValue[][] = [];
+  const statements = raw.flatMap((s) => {
+    if (!isRecord(s)) return [];
+    const [facts, values] = statementFacts(s.stmt);
+    traced.push(values);
+    return [facts];
+  });
+  placeValues(sql, statements, traced);
   return {
     protocol_kind: 'sql',
     dialect: 'postgres',
@@ -89,7 +103,22 @@ export function analyzePostgresUncached(sql: string, normalized?: string | null)
 
 const unparseable = (message: string): SqlFacts => unparseableSql('postgres', message);
 
-function statementFacts(stmt: unknown): SqlStatementFacts {
+/** Turns traced values into facts: a constant's parser location becomes its span in `sql`. */
+function placeValues(sql: string, statements: SqlStatementFacts[], traced: TracedValue[][]): void {
+  const locations = traced.flatMap((values) =>
+    values.flatMap((v) => (v.location === null ? [] : [v.location])),
+  );
+  const spans = constantSpans(sql, locations);
+  statements.forEach((facts, i) => {
+    for (const v of traced[i] ?? []) {
+      const literal = v.location === null ? null : spans.get(v.location);
+      // A constant the scanner does not place is not reported (detectors still read the text).
+      if (literal !== undefined) facts.values.push({ column: v.column, param: v.param, literal });
+    }
+  });
+}
+
+function statementFacts(stmt: unknown): [SqlStatementFacts, TracedValue[]] {
   const [name, body] = isRecord(stmt) ? (Object.entries(stmt)[0] ?? ['', {}]) : ['', {}];
   const facts = emptyStatementFacts(kindOf(name));
   if (isRecord(body)) {
@@ -101,5 +130,5 @@ function statementFacts(stmt: unknown): SqlStatementFacts {
   const lineage = statementLineage(stmt);
   facts.outputs = lineage.outputs;
   facts.flows.push(...lineage.flows);
-  return facts;
+  return [facts, lineage.values];
 }
