@@ -2,13 +2,7 @@
 // persists or exports column values (new tables, views, COPY, DML, routines), for mask rules.
 
 import type { ColumnSource, DataFlow, OutputColumn, TableRef } from '../facts.js';
-import {
-  type Ctes,
-  LineageBudgetExceeded,
-  NO_CTES,
-  QueryTracer,
-  type TracedValue,
-} from './postgres-lineage-query.js';
+import { type Ctes, LineageBudgetExceeded, NO_CTES, QueryTracer } from './postgres-lineage-query.js';
 import {
   allSources,
   type Fields,
@@ -20,6 +14,7 @@ import {
   targetLevel,
   unwrap,
 } from './postgres-scope.js';
+import type { TracedValue } from './postgres-values.js';
 import { isRecord } from './postgres-walker.js';
 
 export interface StatementLineage {

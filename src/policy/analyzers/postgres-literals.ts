@@ -38,7 +38,7 @@ export function constantSpans(sql: string, locations: readonly number[]): Map<nu
 }
 
 /** Byte offset → UTF-16 offset; the identity for ASCII text, the common case. */
-function charOffsets(sql: string): (byte: number) => number {
+export function charOffsets(sql: string): (byte: number) => number {
   if (Buffer.byteLength(sql) === sql.length) return (byte) => byte;
   const bytes = Buffer.from(sql);
   return (byte) => bytes.subarray(0, byte).toString('utf8').length;

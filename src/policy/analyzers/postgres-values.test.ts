@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
+import { normalizeSync } from 'libpg-query';
 import { analyzePostgresUncached, loadPostgresAnalyzer } from './postgres.js';
 import { constantValue } from './postgres-literals.js';
+import { constantsOf, shapeOf } from './postgres-shapes.js';
 
 before(loadPostgresAnalyzer);
 
@@ -108,5 +110,30 @@ describe('values the statement ties to columns', () => {
     assert.equal(constantValue('- 5'), '-5');
     assert.equal(constantValue('42'), '42');
     assert.equal(constantValue("X'ff'"), null);
+  });
+});
+
+describe('statement shapes', () => {
+  it('finds the constants of a sibling text, and refuses a text of another shape', () => {
+    const sql =
+      "SELECT 1 FROM t WHERE a = 'x''y' AND b = E'\\'' AND c = $$q$$ AND d = -1.5e-3 AND e = $1 AND f = true";
+    const key = normalizeSync(sql);
+    const found = shapeOf(sql, key);
+    assert.ok(found);
+    assert.deepEqual(
+      found.constants.map((c) => sql.slice(c.start, c.end)),
+      ['1', "'x''y'", "E'\\''", '$$q$$', '-1.5e-3', 'true'],
+    );
+    const sibling =
+      "SELECT 22 FROM t WHERE a = '' AND b = e'\\\\' AND c = $t$ $$ $t$ AND d = 7 AND e = $1 AND f = FALSE";
+    assert.equal(normalizeSync(sibling), key);
+    assert.deepEqual(
+      constantsOf(sibling, found.shape)?.map((c) => sibling.slice(c.start, c.end)),
+      ['22', "''", "e'\\\\'", '$t$ $$ $t$', '7', 'FALSE'],
+    );
+    // Same normalized key, but a parameter where the shape has a constant.
+    const param = 'SELECT $2 FROM t WHERE a = $3 AND b = $4 AND c = $5 AND d = $6 AND e = $1 AND f = $7';
+    assert.equal(normalizeSync(param), key);
+    assert.equal(constantsOf(param, found.shape), null);
   });
 });
