@@ -22,7 +22,7 @@ import {
   uniqueSources,
   unwrap,
 } from './postgres-scope.js';
-import { compares, type TracedValue, valueNodes } from './postgres-values.js';
+import { compares, type TracedValue, valueNodes, writtenValues } from './postgres-values.js';
 import { isRecord } from './postgres-walker.js';
 
 export type Ctes = ReadonlyMap<string, OutputColumn[]>;
@@ -80,9 +80,14 @@ export abstract class QueryTracer {
   }
 
   /** Ties the values `operand` is made of to each of `columns`. */
-  protected bind(columns: readonly ColumnSource[], operand: unknown): void {
+  protected bind(
+    columns: readonly ColumnSource[],
+    operand: unknown,
+    written = false,
+    skip?: Set<unknown>,
+  ): void {
     if (columns.length === 0) return;
-    const found = valueNodes(operand);
+    const found = written ? writtenValues(operand, skip) : valueNodes(operand);
     for (const column of uniqueSources(columns)) for (const v of found) this.bound.push({ column, ...v });
   }
 

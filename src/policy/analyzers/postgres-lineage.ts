@@ -165,7 +165,13 @@ class Tracer extends QueryTracer {
     );
     if (body.selectStmt !== undefined) {
       this.assign('insert', table, cols, this.statement(body.selectStmt, outer, scope));
-      this.bindRows(table, cols, insertedRows(body.selectStmt));
+      const cells = this.bindRows(table, cols, insertedRows(body.selectStmt));
+      // Anything else in the query or its WITH may land in the rows too (`WITH v AS (VALUES ($1))
+      // INSERT … SELECT s FROM v`): tied to every column written, erring towards masking.
+      if (table) {
+        const all = (cols.length > 0 ? cols : ['*']).map((column) => ({ ...inTable(table), column }));
+        this.bind(all, [body.withClause, body.selectStmt], true, cells);
+      }
     }
     const level = targetLevel(body.relation);
     const conflict = fieldsOf(body.onConflictClause);
@@ -232,14 +238,18 @@ class Tracer extends QueryTracer {
    * Values of inserted rows tied to the columns they land in, by position; without a column list
    * the table's columns are unknown, so each value may land in any of them (`table.*`).
    */
-  private bindRows(table: TableRef | null, cols: string[], rows: unknown[][]): void {
-    if (!table) return;
+  private bindRows(table: TableRef | null, cols: string[], rows: unknown[][]): Set<unknown> {
+    const cells = new Set<unknown>();
+    if (!table) return cells;
     for (const row of rows) {
       row.forEach((cell, i) => {
         const column = cols.length === 0 ? '*' : cols[i];
-        if (column !== undefined) this.bind([{ schema: table.schema, table: table.name, column }], cell);
+        if (column === undefined) return;
+        this.bind([{ ...inTable(table), column }], cell, true);
+        cells.add(cell);
       });
     }
+    return cells;
   }
 
   /** `SET col = expr` and `SET (a, b) = (SELECT …)`. */
@@ -256,11 +266,11 @@ class Tracer extends QueryTracer {
       } else sources = this.expr(multi ? multi.source : target.val, levels, ctes);
       const column = typeof target.name === 'string' ? target.name : null;
       this.flow(kind, table, column, sources);
-      // `SET (a, b) = ($1, $2)`: the row's colno-th item goes to this column.
+      // `SET (a, b) = ($1, $2)`: the row's colno-th item goes to this column; from a subquery, any of its values may.
       const row =
         multi && isRecord(multi.source) && isRecord(multi.source.RowExpr) ? multi.source.RowExpr : undefined;
-      const value = multi ? (row ? items(row.args)[Number(multi.colno) - 1] : undefined) : target.val;
-      if (table && column !== null) this.bind([{ schema: table.schema, table: table.name, column }], value);
+      const value = multi ? (row ? items(row.args)[Number(multi.colno) - 1] : multi.source) : target.val;
+      if (table && column !== null) this.bind([{ ...inTable(table), column }], value, true);
     }
   }
 
@@ -311,6 +321,9 @@ class Tracer extends QueryTracer {
     }
   }
 }
+
+/** A column of `table`, named later. */
+const inTable = (table: TableRef) => ({ schema: table.schema, table: table.name });
 
 /** The rows an INSERT's query supplies, cell by cell: VALUES rows, or a plain SELECT's target list. */
 function insertedRows(query: unknown): unknown[][] {

@@ -40,7 +40,23 @@ describe('values the statement ties to columns', () => {
       '0:app.users.* = 7 @30-31',
       "0:app.users.* = 'x' @33-36",
     ]);
-    assert.deepEqual(values('INSERT INTO users (ssn, name) SELECT $1, upper($2)'), ['0:users.ssn = $1']);
+    assert.deepEqual(values('INSERT INTO users (ssn, name) SELECT $1, upper($2)'), [
+      '0:users.ssn = $1',
+      '0:users.name = $2',
+    ]);
+  });
+
+  it('ties values inside a written expression, and values feeding an INSERT from elsewhere, to the columns written', () => {
+    assert.deepEqual(values("INSERT INTO users (ssn) VALUES (trim('1 '::varchar(10)))"), [
+      "0:users.ssn = '1 ' @37-41",
+    ]);
+    assert.deepEqual(values('WITH v(s) AS (VALUES ($1)) INSERT INTO users (ssn) SELECT s FROM v'), [
+      '0:users.ssn = $1',
+    ]);
+    assert.deepEqual(values('UPDATE users SET ssn = lower($1) WHERE id = $2'), [
+      '0:users.ssn = $1',
+      '0:users.id = $2',
+    ]);
   });
 
   it('ties UPDATE SET values, also in a row assignment and ON CONFLICT DO UPDATE', () => {

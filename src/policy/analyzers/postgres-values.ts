@@ -81,3 +81,22 @@ export function valueNodes(v: unknown): Array<{ param: number | null; location: 
       return [];
   }
 }
+
+/**
+ * Every parameter and constant inside an expression written to a column (`trim($1)`, a scalar
+ * subquery, the query feeding an INSERT), since any of them may end up in the written value;
+ * type modifiers (`varchar(10)`) and the subtrees in `skip` are left out.
+ */
+export function writtenValues(
+  v: unknown,
+  skip: ReadonlySet<unknown> = new Set(),
+): Array<{ param: number | null; location: number | null }> {
+  if (skip.has(v)) return [];
+  if (Array.isArray(v)) return v.flatMap((x) => writtenValues(x, skip));
+  if (!isRecord(v)) return [];
+  const own = isRecord(v.ParamRef) || isRecord(v.A_Const) ? valueNodes(v) : [];
+  const inner = Object.entries(v).flatMap(([key, x]) =>
+    key === 'typeName' || key === 'ParamRef' || key === 'A_Const' ? [] : writtenValues(x, skip),
+  );
+  return [...own, ...inner];
+}
