@@ -11,6 +11,7 @@ import type { Decision, DecisionContext } from '../policy/decide.js';
 import { type Facts, unparseableSql } from '../policy/facts.js';
 import type { RulesInForce } from '../policy/in-force.js';
 import { MaskSet } from '../policy/mask/mask-set.js';
+import { maskLiterals } from '../recording/params.js';
 import type { Recorder } from '../recording/recorder.js';
 import type { SessionEvent } from '../store/session-events.js';
 import type { Sessions } from '../store/sessions.js';
@@ -124,7 +125,7 @@ export class Session {
       outcome: decision.action === 'allow' ? 'success' : 'denied',
       payload: {
         session: this.id,
-        command: text.length > 4096 ? `${text.slice(0, 4096)}…` : text,
+        command: clip(this.auditText(text, decision)),
         rules: decision.rules,
         decided_by: decision.decidedBy,
         ...(decision.message ? { message: decision.message } : {}),
@@ -143,6 +144,8 @@ export class Session {
       review: null,
       masks: [],
       derived: [],
+      values: [],
+      valuesUntraceable: false,
       limits: { rows: null, durationMs: null },
       rowLimitRule: null,
       durationLimitRule: null,
@@ -169,12 +172,22 @@ export class Session {
       outcome: 'denied',
       payload: {
         session: this.id,
-        command: c.text.length > 4096 ? `${c.text.slice(0, 4096)}…` : c.text,
+        command: clip(this.auditText(c.text, c.decision)),
         rules: c.decision.rules,
         decided_by: rule,
         message,
       },
     });
+  }
+
+  /**
+   * The text as the audit chain keeps it: constants that stand for a masked column's value masked,
+   * as the recording masks them. Decisions without such values (nearly all) cost one length check.
+   */
+  private auditText(text: string, decision: Decision): string {
+    if (decision.values.length === 0) return text;
+    const set = this.masksFor(decision);
+    return set ? maskLiterals(text, decision, set) : text;
   }
 
   /** How many result rows a statement event keeps (0: none). */
@@ -230,3 +243,6 @@ export class Session {
     await this.deps.sessions.end(this.id, status, endedAt.toISOString()).catch(() => undefined);
   }
 }
+
+/** Audit payloads keep the first 4096 characters of a command. */
+const clip = (text: string): string => (text.length > 4096 ? `${text.slice(0, 4096)}…` : text);

@@ -32,6 +32,7 @@ function stmt(over: Partial<SqlStatementFacts>): SqlStatementFacts {
     opaque: false,
     outputs: [],
     flows: [],
+    values: [],
     ...over,
   };
 }

@@ -7,7 +7,7 @@
 import type { Rule, RuleMatch, RuleWhen } from '../config/rules.js';
 import type { Facts, SqlFacts, TableRef } from './facts.js';
 import { globMatch } from './glob.js';
-import { type DerivedMask, lineageVerdict } from './lineage.js';
+import { type DerivedMask, lineageVerdict, type MaskedValue, valuesUntraceable } from './lineage.js';
 import { type MaskRuleSpec, maskSpecOf } from './mask/mask-set.js';
 
 export interface DecisionContext {
@@ -32,6 +32,17 @@ export interface Decision {
    * cannot name; the engine masks them by position. Direct columns stay with `masks`.
    */
   derived: DerivedMask[];
+  /**
+   * Bind parameters and text constants that stand for a masked column's value (`WHERE ssn = $1`,
+   * `VALUES ('123-45-6789')`), one per parameter or span, the first matching rule's style: the
+   * recording and the audit trail keep them masked. Empty without column masks.
+   */
+  values: MaskedValue[];
+  /**
+   * A column mask applies but the analyzer cannot tell which values the statement ties to columns
+   * (unparsed, opaque or untraceable SQL): every parameter is masked (fail closed).
+   */
+  valuesUntraceable: boolean;
   limits: { rows: number | null; durationMs: number | null };
   /** The rule that set `limits.rows` (the tightest), for the notice a stopped result carries. */
   rowLimitRule: string | null;
@@ -156,6 +167,20 @@ function binaryCopyMessage(rule: string, what: string): string {
   );
 }
 
+/** One entry per parameter and per span: an earlier rule's style wins, as for result columns. */
+function addValues(into: MaskedValue[], found: readonly MaskedValue[]): void {
+  if (found.length === 0) return;
+  const key = (v: MaskedValue) => (v.param !== null ? `${v.statement}$${v.param}` : `@${v.literal?.start}`);
+  const taken = new Set(into.map(key));
+  for (const v of found) {
+    const k = key(v);
+    if (!taken.has(k)) {
+      taken.add(k);
+      into.push(v);
+    }
+  }
+}
+
 const RANK: Record<Rule['effect'], number> = { allow: 0, mask: 1, limit: 1, review: 2, deny: 3 };
 
 export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decision {
@@ -168,6 +193,8 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
     review: null,
     masks: [],
     derived: [],
+    values: [],
+    valuesUntraceable: false,
     limits: { rows: null, durationMs: null },
     rowLimitRule: null,
     durationLimitRule: null,
@@ -180,6 +207,8 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
       if (facts.protocol_kind === 'sql') {
         const verdict = lineageVerdict(r, facts);
         decision.derived.push(...verdict.derived);
+        addValues(decision.values, verdict.values);
+        if ((r.mask.columns ?? []).length > 0 && valuesUntraceable(facts)) decision.valuesUntraceable = true;
         if (verdict.deny !== null) lineageDenials.set(r.name, verdict.deny);
         if (verdict.deny === null && scansValues(r.mask) && binaryOutput(facts)) {
           lineageDenials.set(r.name, binaryCopyMessage(r.name, 'cannot scan its values for masking'));

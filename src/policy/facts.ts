@@ -41,6 +41,24 @@ export interface SqlStatementFacts {
   outputs: OutputColumn[] | null;
   /** Where column values go without passing through the result: new tables, views, COPY, … */
   flows: DataFlow[];
+  /**
+   * Values the statement itself writes to or compares with a column (INSERT … VALUES, SET, WHERE,
+   * ON, HAVING), so a masked column's value in a parameter or literal can be masked where it is kept.
+   * What the analyzer cannot tie to a column is not listed.
+   */
+  values: StatementValue[];
+}
+
+/** A bind parameter or a constant of the text, tied to the column it is written to or compared with. */
+export interface StatementValue {
+  column: ColumnSource;
+  /** `$n`'s n, or null for a constant. */
+  param: number | null;
+  /**
+   * A constant's span in the analyzed text, in UTF-16 units (`text.slice(start, end)`), offsets of
+   * the whole text for multi-statement strings; null for a parameter.
+   */
+  literal: { start: number; end: number } | null;
 }
 
 /** A column a value was computed from, as far as the statement text shows. */
@@ -100,6 +118,7 @@ export function emptyStatementFacts(kind: string, opaque = false): SqlStatementF
     opaque,
     outputs: [],
     flows: [],
+    values: [],
   };
 }
 

@@ -193,3 +193,57 @@ describe('fieldPositions', () => {
     ]);
   });
 });
+
+describe('mask rules name the parameters and constants that stand for masked values', () => {
+  before(() => loadPostgresAnalyzer());
+  const styled = ruleSet.parse([
+    {
+      name: 'pii',
+      when: { sql: { tables: ['users'] } },
+      effect: 'mask',
+      mask: { columns: ['users.ssn'], style: 'tokenize' },
+    },
+    { name: 'late', effect: 'mask', mask: { columns: ['ssn'] } },
+  ]);
+  const bound = (sql: string, over = styled) =>
+    check(sql, over).values.map((v) => [
+      v.statement,
+      v.param,
+      v.literal && sql.slice(v.literal.start, v.literal.end),
+      v.rule,
+      v.style,
+    ]);
+
+  it('binds parameters and literals of masked columns only, once, in the first rule’s style', () => {
+    assert.deepEqual(bound("INSERT INTO users (name, ssn) VALUES ($1, $2), ('bob', '123-45-6789')"), [
+      [0, 2, null, 'pii', 'tokenize'],
+      [0, null, "'123-45-6789'", 'pii', 'tokenize'],
+    ]);
+    assert.deepEqual(bound("UPDATE users SET ssn = '1' WHERE id = $1"), [
+      [0, null, "'1'", 'pii', 'tokenize'],
+    ]);
+    const d = check('SELECT * FROM orders WHERE id = $1');
+    assert.deepEqual([d.values, d.valuesUntraceable], [[], false]);
+  });
+
+  it('names the statement of a literal in a multi-statement string', () => {
+    assert.deepEqual(bound("SELECT 1; SELECT * FROM users WHERE ssn = '9'"), [
+      [1, null, "'9'", 'pii', 'tokenize'],
+    ]);
+  });
+
+  it('marks opaque, unparsed and untraceable statements so their parameters are all masked', () => {
+    for (const sql of [
+      'EXECUTE p($1)',
+      'CALL store_ssn($1)',
+      'SELECT * FROM users WHERE',
+      'DO $$ BEGIN PERFORM 1; END $$',
+    ]) {
+      assert.equal(check(sql, styled).valuesUntraceable, true, sql);
+    }
+    assert.equal(check('SELECT * FROM users WHERE ssn = $1', styled).valuesUntraceable, false);
+    // Without a column mask nothing is marked: there is nothing to fail closed for.
+    const detectorsOnly = ruleSet.parse([{ name: 'scan', effect: 'mask', mask: { detectors: ['ssn'] } }]);
+    assert.equal(check('EXECUTE p($1)', detectorsOnly).valuesUntraceable, false);
+  });
+});

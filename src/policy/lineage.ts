@@ -21,8 +21,24 @@ export interface DerivedMask {
   columns: string[];
 }
 
+/** A bind parameter or a constant of the statement text written to or compared with a masked column. */
+export interface MaskedValue {
+  /** Index in `facts.statements`. */
+  statement: number;
+  /** `$n`'s n, or null for a constant. */
+  param: number | null;
+  /** The constant's span in the analyzed text; null for a parameter. */
+  literal: { start: number; end: number } | null;
+  rule: string;
+  style: MaskRule['mask']['style'];
+  /** The masked column (`users.ssn`). */
+  column: string;
+}
+
 export interface LineageVerdict {
   derived: DerivedMask[];
+  /** Parameters and constants the rule masks, because they stand for a masked column's value. */
+  values: MaskedValue[];
   /** Why the rule refuses the statement, or null. */
   deny: string | null;
 }
@@ -135,7 +151,7 @@ function positionMessage(o: OutputColumn, index: number, hits: ColumnSource[], r
 
 /** What one matched mask rule means for these statements' derived columns and data flows. */
 export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict {
-  const verdict: LineageVerdict = { derived: [], deny: null };
+  const verdict: LineageVerdict = { derived: [], values: [], deny: null };
   const globs = (rule.mask.columns ?? []).map(compile);
   if (globs.length === 0) return verdict;
   const masked = (sources: readonly ColumnSource[]) =>
@@ -143,6 +159,21 @@ export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict 
   const patterns = (hits: ColumnSource[]) =>
     globs.filter((g) => hits.some((s) => sourceMatches(g, s))).map((g) => `"${g.pattern}"`);
   facts.statements.forEach((statement, si) => {
+    for (const v of statement.values) {
+      const hit = globs.some((g) => sourceMatches(g, v.column));
+      if (hit) {
+        const { param, literal } = v;
+        const column = label(v.column);
+        verdict.values.push({
+          statement: si,
+          param,
+          literal,
+          rule: rule.name,
+          style: rule.mask.style,
+          column,
+        });
+      }
+    }
     for (const flow of statement.flows) {
       const hits = masked(flow.sources);
       if (hits.length > 0) verdict.deny ??= flowMessage(flow, hits, rule, patterns(hits));
@@ -169,6 +200,20 @@ export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict 
     });
   });
   return verdict;
+}
+
+/**
+ * Whether the statements may carry values the analyzer cannot tie to columns: unparsed text,
+ * hidden SQL (DO, EXECUTE, PREPARE), calls whose rows and arguments are not traced, and statements
+ * too complex to trace. Their parameters are all masked (fail closed).
+ */
+export function valuesUntraceable(facts: SqlFacts): boolean {
+  return (
+    facts.unparseable !== null ||
+    facts.statements.some(
+      (s) => s.opaque || s.outputs === null || s.flows.some((f) => f.kind === 'untraceable'),
+    )
+  );
 }
 
 /**

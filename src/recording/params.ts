@@ -1,5 +1,6 @@
 // Masking of what a statement event keeps besides result rows: bind parameters, statement text
 // and error messages, under the masks the statement's decision carries. Fails closed.
+import { constantValue } from '../policy/analyzers/postgres-literals.js';
 import type { Decision } from '../policy/decide.js';
 import type { MaskSet } from '../policy/mask/mask-set.js';
 import { REDACTED } from '../policy/mask/styles.js';
@@ -8,9 +9,10 @@ import { REDACTED } from '../policy/mask/styles.js';
 export const masksColumns = (d: Decision): boolean => d.masks.some((m) => (m.columns ?? []).length > 0);
 
 /**
- * Parameters as recorded. Which parameter is assigned to which column is not traced yet, so
- * under a column mask every parameter is redacted (an `INSERT … (ssn) VALUES ($1)` must not keep
- * the SSN); under detector masks only, each value is scanned like a result value.
+ * Parameters as recorded. A parameter written to or compared with a masked column is masked in
+ * that rule's style (a tokenized one gets the token results show); the others pass, through the
+ * detectors if any. Where the analyzer cannot tie parameters to columns (opaque, unparsed or
+ * untraceable SQL) under a column mask, every parameter is redacted.
  */
 export function maskParams(
   values: Array<string | null>,
@@ -18,13 +20,42 @@ export function maskParams(
   set: MaskSet | null,
 ): Array<string | null> {
   if (!set) return values;
-  if (masksColumns(d)) return values.map((v) => (v === null ? null : REDACTED));
-  return values.map((v) => (v === null ? null : set.maskText(v)));
+  if (d.valuesUntraceable) return values.map((v) => (v === null ? null : REDACTED));
+  const styles = new Map<number, Decision['values'][number]['style']>();
+  for (const b of d.values) if (b.param !== null && !styles.has(b.param)) styles.set(b.param, b.style);
+  return values.map((v, i) => {
+    if (v === null) return null;
+    const style = styles.get(i + 1);
+    if (style !== undefined) return set.replacer(style)(v);
+    return set.scans ? set.maskText(v) : v;
+  });
 }
 
-/** Statement text: detectors run on it; column values written as literals are not traced (yet). */
-export function maskStatementText(text: string, set: MaskSet | null): string {
-  return set?.scans ? set.maskText(text) : text;
+/**
+ * Constants that stand for a masked column's value replaced by their masked value, quoted so the
+ * text still reads as SQL (`WHERE ssn = '[masked]'`). Nothing to do, nothing copied.
+ */
+export function maskLiterals(text: string, d: Decision, set: MaskSet): string {
+  const spans = d.values.flatMap((v) => (v.literal === null ? [] : [{ ...v.literal, style: v.style }]));
+  if (spans.length === 0) return text;
+  spans.sort((a, b) => a.start - b.start);
+  let out = '';
+  let at = 0;
+  for (const s of spans) {
+    if (s.start < at || s.end > text.length) continue;
+    const value = constantValue(text.slice(s.start, s.end));
+    const masked = value === null ? REDACTED : set.replacer(s.style)(value);
+    out += `${text.slice(at, s.start)}'${masked.replaceAll("'", "''")}'`;
+    at = s.end;
+  }
+  return out + text.slice(at);
+}
+
+/** Statement text: constants bound to masked columns are masked, then detectors run on it. */
+export function maskStatementText(text: string, d: Decision, set: MaskSet | null): string {
+  if (!set) return text;
+  const out = maskLiterals(text, d, set);
+  return set.scans ? set.maskText(out) : out;
 }
 
 /**

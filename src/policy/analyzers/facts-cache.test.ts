@@ -34,6 +34,23 @@ describe('facts cache', () => {
     assert.ok(Object.isFrozen(a) && Object.isFrozen(a.statements[0]?.tables_read));
   });
 
+  it('hands a sibling text the rebased facts, frozen, or analyzes it afresh when they cannot be rebased', () => {
+    const fake = fakeAnalyzer();
+    const cache = new FactsCache({
+      analyze: fake.analyze,
+      normalize: digitsToQ,
+      shareable: () => true,
+      rebase: (shared, sql) => (sql.endsWith('0') ? null : { ...shared, fingerprint: sql }),
+    });
+    cache.get('select 1');
+    const two = cache.get('select 2');
+    assert.deepEqual([two.fingerprint, Object.isFrozen(two), fake.calls()], ['select 2', true, 1]);
+    assert.equal(cache.get('select 2'), two);
+    assert.equal(cache.get('select 10').fingerprint, 'select ?');
+    assert.equal(fake.calls(), 2);
+    assert.deepEqual([cache.stats().normalizedHits, cache.stats().misses], [1, 2]);
+  });
+
   it('shares facts between texts with one normalized key only when they are shareable', () => {
     const fake = fakeAnalyzer();
     const cache = new FactsCache({

@@ -49,8 +49,14 @@ export interface FactsCacheOptions {
    * the same key must differ only in constants; `shareable` then says whether facts ignore them.
    */
   normalize?: (sql: string) => string | null;
-  /** Whether these facts hold for every text with the same normalized key. */
+  /** Whether these facts hold for every text with the same normalized key (after `rebase`). */
   shareable?: (facts: SqlFacts) => boolean;
+  /**
+   * The shared facts made right for `sql`, a text with the same normalized key (the same object
+   * when nothing in them depends on where the text's constants sit), or null when they cannot
+   * be: `sql` is then analyzed afresh.
+   */
+  rebase?: (shared: SqlFacts, sql: string) => SqlFacts | null;
   /** Per level. */
   maxEntries?: number;
   /** Per level, summed key length in UTF-16 units: statement texts can be megabytes. */
@@ -90,10 +96,12 @@ export class FactsCache {
     }
     const key = this.options.normalize?.(sql) ?? null;
     const shared = key === null ? undefined : this.shapes.get(key);
-    if (shared) {
+    const rebased = shared && (this.options.rebase ? this.options.rebase(shared, sql) : shared);
+    if (rebased) {
       this.counts.normalizedHits++;
-      this.exact.set(sql, shared);
-      return shared;
+      const facts = rebased === shared ? shared : deepFreeze(rebased);
+      this.exact.set(sql, facts);
+      return facts;
     }
     this.counts.misses++;
     const facts = deepFreeze(this.options.analyze(sql, key));

@@ -134,6 +134,7 @@ function statementFacts(ast: Node, tableList: string[]): SqlStatementFacts {
     // No column lineage for MySQL yet: outputs unknown, no flows reported.
     outputs: null,
     flows: [],
+    values: [],
   };
   const object = objectOf(ast);
   if (object !== undefined && /^(create|drop|alter|grant|revoke|truncate|rename)/.test(facts.kind)) {

@@ -152,9 +152,9 @@ describe('postgres analysis cache', () => {
   });
 
   it('answers a statement that differs only in literals from the normalized level with the same object', () => {
-    const first = analyzePostgres('SELECT * FROM shape_t WHERE a = 1');
+    const first = analyzePostgres('SELECT a, 1 FROM shape_t LIMIT 10');
     const before = postgresCacheStats();
-    const second = analyzePostgres("SELECT * FROM shape_t WHERE a = 'two'");
+    const second = analyzePostgres("SELECT a, 'two' FROM shape_t LIMIT 20");
     const after = postgresCacheStats();
     assert.equal(after.normalizedHits - before.normalizedHits, 1);
     assert.equal(after.misses, before.misses);
@@ -163,11 +163,39 @@ describe('postgres analysis cache', () => {
     // The fingerprint ignores constants, so the shared one is the sibling's own.
     assert.equal(
       second.fingerprint,
-      analyzePostgresUncached("SELECT * FROM shape_t WHERE a = 'two'").fingerprint,
+      analyzePostgresUncached("SELECT a, 'two' FROM shape_t LIMIT 20").fingerprint,
     );
     // Sent again, the exact text is the cheaper level.
-    analyzePostgres("SELECT * FROM shape_t WHERE a = 'two'");
+    analyzePostgres("SELECT a, 'two' FROM shape_t LIMIT 20");
     assert.equal(postgresCacheStats().exactHits - after.exactHits, 1);
+  });
+
+  it('shares facts whose values are tied to columns, each text with the spans of its own constants', () => {
+    const salt = `/* round ${++round} */ `;
+    const a = `${salt}SELECT * FROM shape_v WHERE ssn = '1' AND id = 2`;
+    const b = `${salt}SELECT * FROM shape_v WHERE ssn = 'O''Hara-12' AND id = -30`;
+    analyzePostgres(a);
+    const hits = postgresCacheStats().normalizedHits;
+    const facts = assertCachedEqualsFresh(b);
+    assert.equal(postgresCacheStats().normalizedHits, hits + 1);
+    assert.deepEqual(
+      facts.statements[0]?.values.map((v) => v.literal && b.slice(v.literal.start, v.literal.end)),
+      ["'O''Hara-12'", '-30'],
+    );
+  });
+
+  it('does not share between a parameter and a constant, whose normalized keys are equal', () => {
+    for (const [a, b] of [
+      ['SELECT * FROM shape_v WHERE ssn = $1', "SELECT * FROM shape_v WHERE ssn = '123-45-6789'"],
+      ["SELECT * FROM shape_v WHERE ssn = '123-45-6789'", 'SELECT * FROM shape_v WHERE ssn = $1'],
+      ['SELECT * FROM shape_v WHERE ssn = $1 LIMIT 5', 'SELECT * FROM shape_v WHERE ssn = 7 LIMIT 5'],
+    ] as const) {
+      const salt = `/* round ${++round} */ `;
+      analyzePostgres(salt + a);
+      const hits = postgresCacheStats().normalizedHits;
+      assertCachedEqualsFresh(salt + b);
+      assert.equal(postgresCacheStats().normalizedHits, hits, b);
+    }
   });
 
   it('lets the Decider reuse one decision for statements that differ only in literals', () => {
@@ -176,8 +204,8 @@ describe('postgres analysis cache', () => {
       connection: { name: 'db', tags: [], protocol: 'postgres', default: 'allow' },
       caller: { subject: 'alice', groups: [], kind: 'human', chain: [] },
     };
-    const one = decider.decide(ctx, analyzePostgres('UPDATE shape_u SET x = 1 WHERE id = 10'));
-    const two = decider.decide(ctx, analyzePostgres('UPDATE shape_u SET x = 2 WHERE id = 20'));
+    const one = decider.decide(ctx, analyzePostgres('SELECT x + 1 FROM shape_u OFFSET 10'));
+    const two = decider.decide(ctx, analyzePostgres('SELECT x + 2 FROM shape_u OFFSET 20'));
     assert.equal(two, one);
   });
 });

@@ -22,6 +22,7 @@ import {
   uniqueSources,
   unwrap,
 } from './postgres-scope.js';
+import { compares, type TracedValue, valueNodes, writtenValues } from './postgres-values.js';
 import { isRecord } from './postgres-walker.js';
 
 export type Ctes = ReadonlyMap<string, OutputColumn[]>;
@@ -63,7 +64,32 @@ export class LineageBudgetExceeded extends Error {}
 /** Traces queries; statements that write (INSERT, UPDATE, DELETE, MERGE) are left to the subclass. */
 export abstract class QueryTracer {
   protected readonly flows: DataFlow[] = [];
+  private readonly bound: TracedValue[] = [];
   private traced = 0;
+
+  uniqueValues(): TracedValue[] {
+    const seen = new Map<string, TracedValue>();
+    for (const v of this.bound) {
+      const c = v.column;
+      seen.set(
+        `${c.schema ?? ''}\u0000${c.table ?? ''}\u0000${c.column}\u0000${v.param}\u0000${v.location}`,
+        v,
+      );
+    }
+    return [...seen.values()];
+  }
+
+  /** Ties the values `operand` is made of to each of `columns`. */
+  protected bind(
+    columns: readonly ColumnSource[],
+    operand: unknown,
+    written = false,
+    skip?: Set<unknown>,
+  ): void {
+    if (columns.length === 0) return;
+    const found = written ? writtenValues(operand, skip) : valueNodes(operand);
+    for (const column of uniqueSources(columns)) for (const v of found) this.bound.push({ column, ...v });
+  }
 
   uniqueFlows(): DataFlow[] {
     const seen = new Map<string, DataFlow>();
@@ -282,6 +308,14 @@ export abstract class QueryTracer {
         out.push(...allSources(this.statement({ [key]: val }, levels, ctes)));
       } else if (key === 'A_Indirection') {
         out.push(...this.indirection(val, levels, ctes));
+      } else if (key === 'A_Expr') {
+        const left = this.expr(val.lexpr, levels, ctes);
+        const right = this.expr(val.rexpr, levels, ctes);
+        if (compares(val)) {
+          this.bind(left, val.rexpr);
+          this.bind(right, val.lexpr);
+        }
+        out.push(...left, ...right);
       } else {
         const inner = this.expr(val, levels, ctes);
         const fn = key === 'FuncCall' ? strings(val.funcname).at(-1)?.toLowerCase() : undefined;

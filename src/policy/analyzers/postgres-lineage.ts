@@ -14,11 +14,13 @@ import {
   targetLevel,
   unwrap,
 } from './postgres-scope.js';
+import type { TracedValue } from './postgres-values.js';
 import { isRecord } from './postgres-walker.js';
 
 export interface StatementLineage {
   outputs: OutputColumn[] | null;
   flows: DataFlow[];
+  values: TracedValue[];
 }
 
 /** Statements nested in a BEGIN ATOMIC body (lists of lists) or a RETURN. */
@@ -43,9 +45,9 @@ export function statementLineage(stmt: unknown): StatementLineage {
   const tracer = new Tracer();
   try {
     const outputs = tracer.top(stmt);
-    return { outputs, flows: tracer.uniqueFlows() };
+    return { outputs, flows: tracer.uniqueFlows(), values: tracer.uniqueValues() };
   } catch (err) {
-    if (err instanceof LineageBudgetExceeded) return { outputs: null, flows: [UNTRACEABLE] };
+    if (err instanceof LineageBudgetExceeded) return { outputs: null, flows: [UNTRACEABLE], values: [] };
     throw err;
   }
 }
@@ -161,8 +163,16 @@ class Tracer extends QueryTracer {
     const cols = items(body.cols).map((c) =>
       String(isRecord(c) && isRecord(c.ResTarget) ? c.ResTarget.name : ''),
     );
-    if (body.selectStmt !== undefined)
+    if (body.selectStmt !== undefined) {
       this.assign('insert', table, cols, this.statement(body.selectStmt, outer, scope));
+      const cells = this.bindRows(table, cols, insertedRows(body.selectStmt));
+      // Anything else in the query or its WITH may land in the rows too (`WITH v AS (VALUES ($1))
+      // INSERT … SELECT s FROM v`): tied to every column written, erring towards masking.
+      if (table) {
+        const all = (cols.length > 0 ? cols : ['*']).map((column) => ({ ...inTable(table), column }));
+        this.bind(all, [body.withClause, body.selectStmt], true, cells);
+      }
+    }
     const level = targetLevel(body.relation);
     const conflict = fieldsOf(body.onConflictClause);
     const target = level.items[0];
@@ -209,6 +219,7 @@ class Tracer extends QueryTracer {
           sources: this.expr(e, levels, scope),
         }));
         this.assign('merge', table, cols, values);
+        this.bindRows(table, cols, [items(when.values)]);
       }
       this.expr(when.condition, levels, scope);
     }
@@ -223,6 +234,24 @@ class Tracer extends QueryTracer {
     } else this.flow(kind, table, null, allSources(outputs));
   }
 
+  /**
+   * Values of inserted rows tied to the columns they land in, by position; without a column list
+   * the table's columns are unknown, so each value may land in any of them (`table.*`).
+   */
+  private bindRows(table: TableRef | null, cols: string[], rows: unknown[][]): Set<unknown> {
+    const cells = new Set<unknown>();
+    if (!table) return cells;
+    for (const row of rows) {
+      row.forEach((cell, i) => {
+        const column = cols.length === 0 ? '*' : cols[i];
+        if (column === undefined) return;
+        this.bind([{ ...inTable(table), column }], cell, true);
+        cells.add(cell);
+      });
+    }
+    return cells;
+  }
+
   /** `SET col = expr` and `SET (a, b) = (SELECT …)`. */
   private sets(kind: string, table: TableRef | null, list: unknown, levels: Level[], ctes: Ctes): void {
     for (const t of items(list)) {
@@ -235,7 +264,13 @@ class Tracer extends QueryTracer {
         const picked = outputs.some((o) => o.star) ? undefined : outputs[Number(multi.colno) - 1];
         sources = picked ? picked.sources : allSources(outputs);
       } else sources = this.expr(multi ? multi.source : target.val, levels, ctes);
-      this.flow(kind, table, typeof target.name === 'string' ? target.name : null, sources);
+      const column = typeof target.name === 'string' ? target.name : null;
+      this.flow(kind, table, column, sources);
+      // `SET (a, b) = ($1, $2)`: the row's colno-th item goes to this column; from a subquery, any of its values may.
+      const row =
+        multi && isRecord(multi.source) && isRecord(multi.source.RowExpr) ? multi.source.RowExpr : undefined;
+      const value = multi ? (row ? items(row.args)[Number(multi.colno) - 1] : multi.source) : target.val;
+      if (table && column !== null) this.bind([{ ...inTable(table), column }], value, true);
     }
   }
 
@@ -285,6 +320,21 @@ class Tracer extends QueryTracer {
       }
     }
   }
+}
+
+/** A column of `table`, named later. */
+const inTable = (table: TableRef) => ({ schema: table.schema, table: table.name });
+
+/** The rows an INSERT's query supplies, cell by cell: VALUES rows, or a plain SELECT's target list. */
+function insertedRows(query: unknown): unknown[][] {
+  const node = unwrap(query);
+  if (node?.[0] !== 'SelectStmt') return [];
+  const select = node[1];
+  if (Array.isArray(select.valuesLists)) return select.valuesLists.map((row) => items(row));
+  if (select.op !== undefined && select.op !== 'SETOP_NONE') return [];
+  return [
+    items(select.targetList).map((t) => (isRecord(t) && isRecord(t.ResTarget) ? t.ResTarget.val : undefined)),
+  ];
 }
 
 function returning(body: Fields): unknown {

@@ -5,6 +5,9 @@ import { loadModule, normalizeSync, parseSync } from 'libpg-query';
 import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts, unparseableSql } from '../facts.js';
 import { FactsCache, type FactsCacheStats } from './facts-cache.js';
 import { routineFlows, statementLineage } from './postgres-lineage.js';
+import { constantSpans, type Span } from './postgres-literals.js';
+import { constantsOf, type Shape, shapeOf } from './postgres-shapes.js';
+import type { TracedValue } from './postgres-values.js';
 import { isRecord, kindOf, objectOf, StatementWalker } from './postgres-walker.js';
 
 let loading: Promise<void> | undefined;
@@ -16,13 +19,77 @@ let loaded = false;
  */
 const CONSTANT_READERS = new Set(['do', 'create_function', 'copy']);
 
+/**
+ * Facts with values tied to columns, and their text's shape: a sibling text of the same shape gets
+ * its own constants' spans from it. Each literal value names its constant by ordinal.
+ */
+interface Template {
+  shape: Shape;
+  /** Per statement, per value: the ordinal of its constant, or null for a parameter. */
+  ordinals: Array<Array<number | null>>;
+}
+
+const templates = new WeakMap<SqlFacts, Template>();
+
 const cache = new FactsCache({
-  analyze: (sql, normalized) => analyzePostgresUncached(sql, normalized),
+  analyze: (sql, normalized) => {
+    const facts = analyzePostgresUncached(sql, normalized);
+    if (normalized !== null && facts.statements.some((s) => s.values.length > 0)) {
+      const template = templateOf(sql, normalized, facts);
+      if (template) templates.set(facts, template);
+    }
+    return facts;
+  },
   normalize: normalizedText,
+  // Values tied to columns are shared only with their text's shape: a constant's span differs
+  // from text to text, and `a = $1` has the normalized key of `a = 5`, whose shape it has not.
   shareable: (facts) =>
     facts.unparseable === null &&
-    facts.statements.every((s) => !CONSTANT_READERS.has(s.kind) && !s.opaque && !s.program && !s.file_access),
+    facts.statements.every(
+      (s) => !CONSTANT_READERS.has(s.kind) && !s.opaque && !s.program && !s.file_access,
+    ) &&
+    (templates.has(facts) || facts.statements.every((s) => s.values.length === 0)),
+  rebase,
 });
+
+function templateOf(sql: string, key: string, facts: SqlFacts): Template | null {
+  const found = shapeOf(sql, key);
+  if (!found) return null;
+  const byStart = new Map(found.constants.map((c, k) => [c.start, k]));
+  const ordinals: Array<Array<number | null>> = [];
+  for (const s of facts.statements) {
+    const row: Array<number | null> = [];
+    for (const v of s.values) {
+      if (v.literal === null) {
+        row.push(null);
+        continue;
+      }
+      const k = byStart.get(v.literal.start);
+      // A literal the shape does not account for: these facts stay with their own text.
+      if (k === undefined || found.constants[k]?.end !== v.literal.end) return null;
+      row.push(k);
+    }
+    ordinals.push(row);
+  }
+  return { shape: found.shape, ordinals };
+}
+
+/** Shared facts for `sql`: as they are without values, else checked against the shape and re-placed. */
+function rebase(shared: SqlFacts, sql: string): SqlFacts | null {
+  const template = templates.get(shared);
+  if (!template) return shared;
+  const spans = constantsOf(sql, template.shape);
+  if (!spans) return null;
+  if (template.ordinals.every((row) => row.every((k) => k === null))) return shared;
+  const place = (k: number | null): Span | null => (k === null ? null : (spans[k] ?? null));
+  return {
+    ...shared,
+    statements: shared.statements.map((s, si) => ({
+      ...s,
+      values: s.values.map((v, vi) => ({ ...v, literal: place(template.ordinals[si]?.[vi] ?? null) })),
+    })),
+  };
+}
 
 /** Loads the parser's WASM module; call once at start-up before `analyzePostgres`. */
 export async function loadPostgresAnalyzer(): Promise<void> {
@@ -36,7 +103,8 @@ export async function loadPostgresAnalyzer(): Promise<void> {
  * Facts for `sql` from a two-level cache: the last 10,000 exact texts, then the last 10,000
  * normalized statements (PostgreSQL's own normalization: literals become `$n`, identifiers and
  * comments stay), so `… WHERE id = 1` and `… WHERE id = 2` share one parse and one frozen facts
- * object. Statements whose facts read a constant are never shared. Never throws on bad SQL.
+ * object (or, when facts place constants in the text, a copy with this text's spans). Statements
+ * whose facts read a constant are never shared. Never throws on bad SQL.
  */
 export function analyzePostgres(sql: string): SqlFacts {
   return cache.get(sql);
@@ -76,7 +144,14 @@ export function analyzePostgresUncached(sql: string, normalized?: string | null)
     return unparseable(err instanceof Error ? err.message : String(err));
   }
   const raw = isRecord(tree) && Array.isArray(tree.stmts) ? tree.stmts : [];
-  const statements = raw.flatMap((s) => (isRecord(s) ? [statementFacts(s.stmt)] : []));
+  const traced: TracedValue[][] = [];
+  const statements = raw.flatMap((s) => {
+    if (!isRecord(s)) return [];
+    const [facts, values] = statementFacts(s.stmt);
+    traced.push(values);
+    return [facts];
+  });
+  placeValues(sql, statements, traced);
   return {
     protocol_kind: 'sql',
     dialect: 'postgres',
@@ -89,7 +164,22 @@ export function analyzePostgresUncached(sql: string, normalized?: string | null)
 
 const unparseable = (message: string): SqlFacts => unparseableSql('postgres', message);
 
-function statementFacts(stmt: unknown): SqlStatementFacts {
+/** Turns traced values into facts: a constant's parser location becomes its span in `sql`. */
+function placeValues(sql: string, statements: SqlStatementFacts[], traced: TracedValue[][]): void {
+  const locations = traced.flatMap((values) =>
+    values.flatMap((v) => (v.location === null ? [] : [v.location])),
+  );
+  const spans = constantSpans(sql, locations);
+  statements.forEach((facts, i) => {
+    for (const v of traced[i] ?? []) {
+      const literal = v.location === null ? null : spans.get(v.location);
+      // A constant the scanner does not place is not reported (detectors still read the text).
+      if (literal !== undefined) facts.values.push({ column: v.column, param: v.param, literal });
+    }
+  });
+}
+
+function statementFacts(stmt: unknown): [SqlStatementFacts, TracedValue[]] {
   const [name, body] = isRecord(stmt) ? (Object.entries(stmt)[0] ?? ['', {}]) : ['', {}];
   const facts = emptyStatementFacts(kindOf(name));
   if (isRecord(body)) {
@@ -101,5 +191,5 @@ function statementFacts(stmt: unknown): SqlStatementFacts {
   const lineage = statementLineage(stmt);
   facts.outputs = lineage.outputs;
   facts.flows.push(...lineage.flows);
-  return facts;
+  return [facts, lineage.values];
 }

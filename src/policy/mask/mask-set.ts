@@ -28,6 +28,7 @@ const PLAN_CACHE_LIMIT = 256;
 export class MaskSet {
   private readonly maskers: Masker[];
   private readonly plans = new Map<string, RowPlan>();
+  private readonly styles = new Map<string, Replacer>();
 
   /** `tokenKey` is the deployment's tokenization key; required when a rule uses `style: tokenize`. */
   constructor(
@@ -80,6 +81,20 @@ export class MaskSet {
     if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value as string);
     this.plans.set(key, plan);
     return plan;
+  }
+
+  /**
+   * The replacer of a rule's style, as result columns masked in that style use it: a tokenized
+   * parameter or literal gets the token its value gets in results.
+   */
+  replacer(style: MaskRuleSpec['style']): Replacer {
+    const key = JSON.stringify(style);
+    let hit = this.styles.get(key);
+    if (!hit) {
+      hit = replacerFor(styleOf(style), this.tokenKey);
+      this.styles.set(key, hit);
+    }
+    return hit;
   }
 
   maskText(text: string): string {
