@@ -125,7 +125,7 @@ export class Session {
       outcome: decision.action === 'allow' ? 'success' : 'denied',
       payload: {
         session: this.id,
-        command: clip(this.auditText(text, decision)),
+        command: clip(this.auditText(text, decision, facts)),
         rules: decision.rules,
         decided_by: decision.decidedBy,
         ...(decision.message ? { message: decision.message } : {}),
@@ -172,7 +172,7 @@ export class Session {
       outcome: 'denied',
       payload: {
         session: this.id,
-        command: clip(this.auditText(c.text, c.decision)),
+        command: clip(this.auditText(c.text, c.decision, c.facts)),
         rules: c.decision.rules,
         decided_by: rule,
         message,
@@ -184,10 +184,10 @@ export class Session {
    * The text as the audit chain keeps it: constants that stand for a masked column's value masked,
    * as the recording masks them. Decisions without such values (nearly all) cost one length check.
    */
-  private auditText(text: string, decision: Decision): string {
+  private auditText(text: string, decision: Decision, facts: Facts): string {
     if (decision.values.length === 0) return text;
     const set = this.masksFor(decision);
-    return set ? maskLiterals(text, decision, set) : text;
+    return set ? maskLiterals(text, decision, set, facts) : text;
   }
 
   /** How many result rows a statement event keeps (0: none). */

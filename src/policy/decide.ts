@@ -170,7 +170,8 @@ function binaryCopyMessage(rule: string, what: string): string {
 /** One entry per parameter and per span: an earlier rule's style wins, as for result columns. */
 function addValues(into: MaskedValue[], found: readonly MaskedValue[]): void {
   if (found.length === 0) return;
-  const key = (v: MaskedValue) => (v.param !== null ? `${v.statement}$${v.param}` : `@${v.literal?.start}`);
+  const key = (v: MaskedValue) =>
+    v.param !== null ? `${v.statement}$${v.param}` : `${v.statement}@${v.value}`;
   const taken = new Set(into.map(key));
   for (const v of found) {
     const k = key(v);

@@ -27,8 +27,10 @@ export interface MaskedValue {
   statement: number;
   /** `$n`'s n, or null for a constant. */
   param: number | null;
-  /** The constant's span in the analyzed text; null for a parameter. */
+  /** The constant's span in the text first analyzed (see `value`); null for a parameter. */
   literal: { start: number; end: number } | null;
+  /** Index in the statement's `values`: where a text sharing these facts places its own constant. */
+  value: number;
   rule: string;
   style: MaskRule['mask']['style'];
   /** The masked column (`users.ssn`). */
@@ -159,7 +161,7 @@ export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict 
   const patterns = (hits: ColumnSource[]) =>
     globs.filter((g) => hits.some((s) => sourceMatches(g, s))).map((g) => `"${g.pattern}"`);
   facts.statements.forEach((statement, si) => {
-    for (const v of statement.values) {
+    statement.values.forEach((v, vi) => {
       const hit = globs.some((g) => sourceMatches(g, v.column));
       if (hit) {
         const { param, literal } = v;
@@ -168,12 +170,13 @@ export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict 
           statement: si,
           param,
           literal,
+          value: vi,
           rule: rule.name,
           style: rule.mask.style,
           column,
         });
       }
-    }
+    });
     for (const flow of statement.flows) {
       const hits = masked(flow.sources);
       if (hits.length > 0) verdict.deny ??= flowMessage(flow, hits, rule, patterns(hits));

@@ -14,8 +14,9 @@ const ctx: DecisionContext = {
 };
 
 function under(rules: unknown[], sql: string) {
-  const decision = decide(ruleSet.parse(rules), ctx, analyzePostgres(sql));
-  return { decision, set: new MaskSet(decision.masks, KEY) };
+  const facts = analyzePostgres(sql);
+  const decision = decide(ruleSet.parse(rules), ctx, facts);
+  return { decision, facts, set: new MaskSet(decision.masks, KEY) };
 }
 
 const redactSsn = [{ name: 'pii', effect: 'mask', mask: { columns: ['users.ssn'] } }];
@@ -81,20 +82,38 @@ describe('recorded parameters and statement text under column masks', () => {
       ],
     ];
     for (const [sql, want] of cases) {
-      const { decision, set } = under(redactSsn, sql);
-      assert.equal(maskStatementText(sql, decision, set), want);
+      const { decision, set, facts } = under(redactSsn, sql);
+      assert.equal(maskStatementText(sql, decision, set, facts), want);
     }
   });
 
   it('tokenizes a literal to the token of its value, quotes doubled, and leaves texts without one alone', () => {
     const sql = "SELECT 1; UPDATE users SET ssn = 'O''Hara' WHERE name = 'x'";
-    const { decision, set } = under(tokenizeSsn, sql);
+    const { decision, set, facts } = under(tokenizeSsn, sql);
     assert.equal(
-      maskLiterals(sql, decision, set),
+      maskLiterals(sql, decision, set, facts),
       `SELECT 1; UPDATE users SET ssn = '${tokenize("O'Hara", KEY)}' WHERE name = 'x'`,
     );
     const plain = "SELECT * FROM orders WHERE note = 'x'";
     const other = under(tokenizeSsn, plain);
-    assert.equal(maskLiterals(plain, other.decision, other.set), plain);
+    assert.equal(maskLiterals(plain, other.decision, other.set, other.facts), plain);
+  });
+
+  it('shares facts between texts that differ only in constants and masks the constants of each', () => {
+    const rules = ruleSet.parse(redactSsn);
+    const first = "UPDATE users SET ssn = '111-11-1111' WHERE id = 3";
+    const second = "UPDATE users SET ssn = '222-22-22222222' WHERE id = 44";
+    const facts = analyzePostgres(first);
+    assert.equal(analyzePostgres(second), facts, 'one facts object (and so one cached decision) for both');
+    const decision = decide(rules, ctx, facts);
+    const set = new MaskSet(decision.masks, KEY);
+    assert.equal(
+      maskStatementText(first, decision, set, facts),
+      `UPDATE users SET ssn = '${REDACTED}' WHERE id = 3`,
+    );
+    assert.equal(
+      maskStatementText(second, decision, set, facts),
+      `UPDATE users SET ssn = '${REDACTED}' WHERE id = 44`,
+    );
   });
 });

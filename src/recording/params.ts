@@ -1,7 +1,9 @@
 // Masking of what a statement event keeps besides result rows: bind parameters, statement text
 // and error messages, under the masks the statement's decision carries. Fails closed.
+import { literalSpansFor } from '../policy/analyzers/postgres.js';
 import { constantValue } from '../policy/analyzers/postgres-literals.js';
 import type { Decision } from '../policy/decide.js';
+import type { Facts } from '../policy/facts.js';
 import type { MaskSet } from '../policy/mask/mask-set.js';
 import { REDACTED } from '../policy/mask/styles.js';
 
@@ -35,8 +37,15 @@ export function maskParams(
  * Constants that stand for a masked column's value replaced by their masked value, quoted so the
  * text still reads as SQL (`WHERE ssn = '[masked]'`). Nothing to do, nothing copied.
  */
-export function maskLiterals(text: string, d: Decision, set: MaskSet): string {
-  const spans = d.values.flatMap((v) => (v.literal === null ? [] : [{ ...v.literal, style: v.style }]));
+export function maskLiterals(text: string, d: Decision, set: MaskSet, facts: Facts): string {
+  if (!d.values.some((v) => v.literal !== null)) return text;
+  // Facts (and so decisions) are shared by texts that differ only in constants: place this text's.
+  const placed =
+    facts.protocol_kind === 'sql' && facts.dialect === 'postgres' ? literalSpansFor(facts, text) : null;
+  const spans = d.values.flatMap((v) => {
+    const span = placed ? placed[v.statement]?.[v.value] : v.literal;
+    return span ? [{ ...span, style: v.style }] : [];
+  });
   if (spans.length === 0) return text;
   spans.sort((a, b) => a.start - b.start);
   let out = '';
@@ -52,9 +61,9 @@ export function maskLiterals(text: string, d: Decision, set: MaskSet): string {
 }
 
 /** Statement text: constants bound to masked columns are masked, then detectors run on it. */
-export function maskStatementText(text: string, d: Decision, set: MaskSet | null): string {
+export function maskStatementText(text: string, d: Decision, set: MaskSet | null, facts: Facts): string {
   if (!set) return text;
-  const out = maskLiterals(text, d, set);
+  const out = maskLiterals(text, d, set, facts);
   return set.scans ? set.maskText(out) : out;
 }
 

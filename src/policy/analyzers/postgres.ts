@@ -74,21 +74,28 @@ function templateOf(sql: string, key: string, facts: SqlFacts): Template | null 
   return { shape: found.shape, ordinals };
 }
 
-/** Shared facts for `sql`: as they are without values, else checked against the shape and re-placed. */
+/**
+ * Shared facts for `sql`: the same object when `sql` has their text's shape (so the decision and
+ * everything cached per decision are shared too), else null (`sql` is analyzed afresh). The spans
+ * of its own constants are placed only when something needs them: see `literalSpansFor`.
+ */
 function rebase(shared: SqlFacts, sql: string): SqlFacts | null {
   const template = templates.get(shared);
   if (!template) return shared;
+  return constantsOf(sql, template.shape) ? shared : null;
+}
+
+/**
+ * Where each value's constant sits in `sql`, per statement and value, for facts shared by texts of
+ * one shape (a value's `literal` is its span in the text first analyzed); null for facts that
+ * belong to one text only, whose `literal` spans are that text's.
+ */
+export function literalSpansFor(facts: SqlFacts, sql: string): Array<Array<Span | null>> | null {
+  const template = templates.get(facts);
+  if (!template) return null;
   const spans = constantsOf(sql, template.shape);
   if (!spans) return null;
-  if (template.ordinals.every((row) => row.every((k) => k === null))) return shared;
-  const place = (k: number | null): Span | null => (k === null ? null : (spans[k] ?? null));
-  return {
-    ...shared,
-    statements: shared.statements.map((s, si) => ({
-      ...s,
-      values: s.values.map((v, vi) => ({ ...v, literal: place(template.ordinals[si]?.[vi] ?? null) })),
-    })),
-  };
+  return template.ordinals.map((row) => row.map((k) => (k === null ? null : (spans[k] ?? null))));
 }
 
 /** Loads the parser's WASM module; call once at start-up before `analyzePostgres`. */

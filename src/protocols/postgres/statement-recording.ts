@@ -168,7 +168,7 @@ export class StatementRecording {
     this.session.record({
       time: new Date(performance.timeOrigin + start).toISOString(),
       duration_ms: Math.max(0, Math.round((end - start) * 1000) / 1000),
-      text: maskStatementText(c.text, d, this.maskSet(d)),
+      text: maskStatementText(c.text, d, this.maskSet(d), c.facts),
       params,
       decision: d.action,
       rules: d.rules,
