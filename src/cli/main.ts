@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The `warden` command. Local commands act on this machine's config and store; the rest talk
 // to a running gateway's API with WARDEN_URL and WARDEN_TOKEN.
+// First: V8 flags must be set before any other module loads.
+import './memory-flags.js';
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { CliError } from './client.js';
