@@ -45,6 +45,7 @@ export enum Back {
   NoData = 0x6e, // 'n'
   PortalSuspended = 0x73, // 's'
   CloseComplete = 0x33, // '3'
+  FunctionCallResponse = 0x56, // 'V'
 }
 
 /** Startup-phase request codes (the int32 after the length of a packet with no type byte). */
@@ -365,6 +366,26 @@ export function readBindParams(body: Buffer): Array<{ format: number; value: Buf
     out.push({ format, value: len < 0 ? null : r.bytes(len) });
   }
   return out;
+}
+
+/** A fast-path FunctionCall: the function's OID and its arguments with the format of each. */
+export function readFunctionCall(body: Buffer): {
+  oid: number;
+  args: Array<{ format: number; value: Buffer | null }>;
+} {
+  const r = new Reader(body);
+  const oid = r.int32() >>> 0;
+  const formats: number[] = [];
+  const nf = r.int16();
+  for (let i = 0; i < nf; i++) formats.push(r.int16());
+  const na = r.int16();
+  const args: Array<{ format: number; value: Buffer | null }> = [];
+  for (let i = 0; i < na; i++) {
+    const len = r.int32();
+    const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
+    args.push({ format, value: len < 0 ? null : r.bytes(len) });
+  }
+  return { oid, args };
 }
 
 /** Describe or Close: `S` for a prepared statement or `P` for a portal, and its name. */

@@ -19,7 +19,7 @@ export interface DurationLimitDeps {
   stopped(c: Command, message: string): void;
 }
 
-/** A duration-limited Query or Execute the target has not answered yet. */
+/** A duration-limited Query, Execute or FunctionCall the target has not answered yet. */
 interface Timed {
   command: Command;
   limitMs: number;
@@ -58,7 +58,7 @@ export class DurationLimits {
     return this.timed.length > 0;
   }
 
-  /** After the tracker saw a Query or Execute sent: times it when its decision has a duration limit. */
+  /** After the tracker saw a Query, Execute or FunctionCall sent: times it when its decision has a duration limit. */
   sent(): void {
     const command = this.deps.tracker.lastCommand();
     const limitMs = command?.decision.limits.durationMs ?? null;
@@ -75,6 +75,7 @@ export class DurationLimits {
       case Back.CommandComplete:
       case Back.EmptyQueryResponse:
       case Back.PortalSuspended:
+      case Back.FunctionCallResponse:
       case Back.ErrorResponse:
       case Back.ReadyForQuery:
         break;

@@ -1,9 +1,11 @@
 // Drives one PostgreSQL session after both handshakes: relays messages both ways with
 // backpressure, asks the session about every statement (simple Query and extended Parse), and
 // answers a refused one with PostgreSQL's own error flow so the connection stays usable.
+// A fast-path FunctionCall is judged as the SELECT of the function its OID names.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Command, Session } from '../../gateway/session.js';
+import type { FunctionResolver } from './catalog.js';
 import {
   Back,
   errorResponse,
@@ -12,11 +14,13 @@ import {
   MessageFramer,
   message,
   ProtocolError,
+  readFunctionCall,
   readNoticeFields,
   readParse,
   readQuery,
 } from './codec.js';
 import { DurationLimits } from './duration-limit.js';
+import { judgeFunctionCall } from './function-call.js';
 import { ResultRewriter, type TableResolver } from './result-rewrite.js';
 import { ResultTracker } from './results.js';
 import { StatementRecording } from './statement-recording.js';
@@ -26,6 +30,8 @@ export interface EngineOptions {
   onClose?: (reason: 'client' | 'target' | 'error' | 'killed', detail?: string) => void;
   /** Table OIDs → `schema.table`, for mask rules that name tables; without it such rules fail closed. */
   resolveTables?: TableResolver;
+  /** Function OIDs → `schema.name`, for FunctionCall messages; without it they are refused (fail closed). */
+  resolveFunction?: FunctionResolver;
   /** Where masking problems are reported (they never reach the client). */
   warn?: (message: string, fields: Record<string, unknown>) => void;
   /**
@@ -124,7 +130,7 @@ export function runEngine(
   let ended = false;
   /** The client said goodbye (Terminate): whoever's socket closes first, the client ended it. */
   let terminated = false;
-  /** Queries and Syncs sent that no ReadyForQuery has answered yet, and the last one's status. */
+  /** Queries, Syncs and FunctionCalls sent that no ReadyForQuery has answered yet, and the last one's status. */
   let outstanding = 0;
   let txStatus = 0x49; // 'I': idle, as the handshake left it
   /** The engine's own listeners on the target socket, removed when it is handed back to a pool. */
@@ -172,8 +178,32 @@ export function runEngine(
     return rewrite(m);
   };
 
+  /**
+   * A FunctionCall, judged once the catalog named its function: a promise, so the client's later
+   * messages wait in order. Allowed, it goes out unchanged; refused, as a marker Query (its error
+   * and ReadyForQuery are what the client expects for a FunctionCall).
+   */
+  const callFunction = (m: Message): Promise<Buffer> => {
+    // Held across the lookup: a copy, the socket's chunk is not ours to keep.
+    const raw = Buffer.from(m.raw);
+    const call = readFunctionCall(raw.subarray(5));
+    const judged = (name: string | null, failure?: string): Buffer => {
+      const c = judgeFunctionCall(session, call.oid, call.args.length, name, failure);
+      const result = tracker.sent(m, c);
+      if (c.decision.action !== 'allow') return refuse(c, (mk) => message(Front.Query, mk));
+      if (result && recording) recording.called(result, call.args);
+      durations?.sent();
+      return raw;
+    };
+    if (!opts.resolveFunction) return Promise.resolve(judged(null, 'no catalog connection'));
+    return opts.resolveFunction(call.oid).then(
+      (name) => judged(name),
+      (err: Error) => judged(null, err.message),
+    );
+  };
+
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
-  const judge = (m: Message): Buffer => {
+  const judge = (m: Message): Buffer | Promise<Buffer> => {
     if (m.type === Front.Query || m.type === Front.Sync || m.type === Front.FunctionCall) outstanding++;
     if (m.type === Front.Query) {
       const c = session.decide(readQuery(m.body));
@@ -189,23 +219,15 @@ export function runEngine(
       if (c.decision.action === 'allow') return m.raw;
       return refuse(c, (mk) => message(Front.Parse, p.name, mk, Buffer.from([0, 0])));
     }
+    if (m.type === Front.FunctionCall) return callFunction(m);
     const bound = tracker.sent(m, null);
     if (bound && recording) recording.bound(bound, m.body);
     if (m.type === Front.Execute) durations?.sent();
-    if (m.type === Front.FunctionCall) {
-      // A function called by OID names neither function nor arguments the policy could judge:
-      // refused (fail closed) rather than let it bypass the rules. SELECT the function instead.
-      const c = session.refuse(
-        '(FunctionCall message)',
-        'the FunctionCall message is not supported through Warden; call the function with SELECT',
-      );
-      return refuse(c, (mk) => message(Front.Query, mk));
-    }
     return m.raw;
   };
 
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
-  const outbound = (m: Message): Buffer => {
+  const outbound = (m: Message): Buffer | Promise<Buffer> => {
     try {
       return judge(m);
     } catch (err) {

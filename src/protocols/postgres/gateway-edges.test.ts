@@ -118,16 +118,20 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
     await gw.waitForAudit('session.closed', (r) => (r.payload as { reason?: string }).reason === 'error');
   });
 
-  it('refuses a FunctionCall message (it would bypass the rules) and keeps the session usable', async () => {
+  it('judges a FunctionCall message as the function its OID names, and keeps the session usable', async () => {
     const { socket, until, send } = await rawSessionOnLoopbackGateway();
-    // FunctionCall: function OID, no argument formats, no arguments, text result.
+    // FunctionCall of an OID no function has: refused (fail closed), naming the OID.
     send(message(Front.FunctionCall, int32(2619), int16(0), int16(0), int16(0)));
     const replies = await until(Back.ReadyForQuery);
     const error = replies.find((m) => m.type === Back.ErrorResponse);
     assert.ok(error, 'an ErrorResponse');
     const fields = readNoticeFields(error.body);
     assert.equal(fields.get('C'), '42501');
-    assert.match(fields.get('M') ?? '', /FunctionCall message is not supported through Warden/);
+    assert.match(fields.get('M') ?? '', /FunctionCall of function OID 2619 refused/);
+    // pg_catalog.pg_backend_pid() by its OID (2026): allowed, answered with a FunctionCallResponse.
+    send(message(Front.FunctionCall, int32(2026), int16(0), int16(0), int16(0)));
+    const called = await until(Back.ReadyForQuery);
+    assert.ok(called.some((m) => m.type === Back.FunctionCallResponse));
     send(message(Front.Query, 'select 7'));
     const rows = await until(Back.ReadyForQuery);
     assert.ok(rows.some((m) => m.type === Back.DataRow));

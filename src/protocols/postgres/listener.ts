@@ -209,6 +209,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       clientRest: hello.rest,
       targetRest: target.rest,
       resolveTables: catalog.resolve,
+      resolveFunction: catalog.resolveFunction,
       warn: (text, fields) => deps.log.warn(fields, text),
       ...(poolKey !== null ? { release: (socket: Socket) => pool.release(poolKey, target, socket) } : {}),
       cancel: (done) => cancelTarget(entry.targetAddress, target.backendKey, done),

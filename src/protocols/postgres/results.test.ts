@@ -235,6 +235,23 @@ describe('result tracking: which command each result on the wire belongs to', ()
     ]);
   });
 
+  it('ends a judged function call at its FunctionCallResponse or error, and only its own ReadyForQuery', () => {
+    const t = new ResultTracker<string>();
+    const call = framed(message(Front.FunctionCall, int32(952), int16(0), int16(0), int16(0)));
+    assert.ok(t.sent(call, 'f'), 'the call’s result, for the recording');
+    t.sent(call, 'g');
+    t.sent(query('select a'), 'q');
+    const value = framed(message(Back.FunctionCallResponse, int32(1), Buffer.from('0')));
+    assert.deepEqual(trace(t, [value, ready, error, ready, rowDescription('a')]), [
+      'end:f#0[?]',
+      'other',
+      'error:g#0[?]',
+      'other',
+      'fields:q#0[a/0]',
+    ]);
+    assert.equal(t.pending, 1);
+  });
+
   it('reports COPY OUT messages as part of the simple query’s result', () => {
     const t = new ResultTracker<string>();
     t.sent(query('copy t to stdout'), 'c');

@@ -41,6 +41,8 @@ interface Portal<C> {
 type Expectation<C> =
   | { kind: 'simple'; command: C; statement: number; result: Result<C> | null }
   | { kind: 'close' | 'sync' }
+  // A fast-path FunctionCall: FunctionCallResponse or ErrorResponse, then ReadyForQuery.
+  | { kind: 'function'; result: Result<C> }
   // The statement a Parse or Bind error fails (recorded as that statement's outcome).
   | { kind: 'parse' | 'bind'; result: Result<C> | null }
   | { kind: 'describe'; statement: Statement<C> | null; portal: Portal<C> | null }
@@ -66,12 +68,13 @@ export class ResultTracker<C> {
   }
 
   /**
-   * The command of the Query or Execute sent last, while it is the newest expectation (null: the
+   * The command of the Query, Execute or FunctionCall sent last, while it is the newest expectation (null: the
    * last message was something else, or an Execute of a portal this tracker does not know).
    */
   lastCommand(): C | null {
     const e = this.expected[this.expected.length - 1];
     if (e?.kind === 'simple') return e.command;
+    if (e?.kind === 'function') return e.result.command;
     return e?.kind === 'execute' && e.portal ? e.portal.statement.command : null;
   }
 
@@ -89,12 +92,15 @@ export class ResultTracker<C> {
     let behind = false;
     for (const e of this.expected) {
       if (e === handle) return behind ? 'queued' : 'running';
-      if (e.kind === 'simple' || e.kind === 'execute') behind = true;
+      if (e.kind === 'simple' || e.kind === 'execute' || e.kind === 'function') behind = true;
     }
     return 'done';
   }
 
-  /** For a Bind of a known statement, returns the result its portal will produce (else null). */
+  /**
+   * For a Bind of a known statement, returns the result its portal will produce, and for a
+   * FunctionCall with its command, the call's (else null).
+   */
   sent(m: Message, command: C | null): Result<C> | null {
     switch (m.type) {
       case Front.Query:
@@ -139,10 +145,18 @@ export class ResultTracker<C> {
         return null;
       }
       case Front.Sync:
-      // A fast-path function call ends with a ReadyForQuery of its own, like a Sync.
-      case Front.FunctionCall:
         this.expected.push({ kind: 'sync' });
         return null;
+      case Front.FunctionCall: {
+        // Ends with a ReadyForQuery of its own, like a Sync; without a command, only that is tracked.
+        if (command === null) {
+          this.expected.push({ kind: 'sync' });
+          return null;
+        }
+        const result: Result<C> = { command, statement: 0, fields: null };
+        this.expected.push({ kind: 'function', result });
+        return result;
+      }
       default:
         return null;
     }
@@ -179,6 +193,8 @@ export class ResultTracker<C> {
         } else if (head.kind === 'execute') this.expected.shift();
         return ev;
       }
+      case Back.FunctionCallResponse:
+        return head.kind === 'function' ? { kind: 'end', result: head.result } : { kind: 'other' };
       case Back.PortalSuspended: {
         const ev = this.event('suspended', head);
         if (head.kind === 'execute') this.expected.shift();
@@ -187,13 +203,15 @@ export class ResultTracker<C> {
       case Back.ErrorResponse: {
         const failed = this.failed(head);
         // The target skips the rest of an extended batch up to Sync; a simple query just ends.
-        if (head.kind !== 'simple') {
+        if (head.kind !== 'simple' && head.kind !== 'function') {
           while (this.expected[0] && this.expected[0].kind !== 'sync') this.expected.shift();
         }
         return failed ? { kind: 'error', result: failed } : { kind: 'other' };
       }
       case Back.ReadyForQuery: {
-        const i = this.expected.findIndex((e) => e.kind === 'simple' || e.kind === 'sync');
+        const i = this.expected.findIndex(
+          (e) => e.kind === 'simple' || e.kind === 'sync' || e.kind === 'function',
+        );
         this.expected.splice(0, i + 1);
         return { kind: 'other' };
       }
@@ -208,6 +226,7 @@ export class ResultTracker<C> {
       return head.result ?? { command: head.command, statement: head.statement, fields: null };
     }
     if (head.kind === 'parse' || head.kind === 'bind') return head.result;
+    if (head.kind === 'function') return head.result;
     if (head.kind === 'execute') return head.portal?.result ?? null;
     return null;
   }

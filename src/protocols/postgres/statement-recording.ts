@@ -64,8 +64,20 @@ export class StatementRecording {
 
   /** A Bind of a known statement: its portal's result starts now, with these parameters. */
   bound(result: Result<Command>, body: Buffer): void {
+    this.started(result, readBindParams(body));
+  }
+
+  /** An allowed FunctionCall: its result starts now, with its arguments as parameters. */
+  called(result: Result<Command>, args: ReadonlyArray<{ format: number; value: Buffer | null }>): void {
+    this.started(result, args);
+  }
+
+  private started(
+    result: Result<Command>,
+    args: ReadonlyArray<{ format: number; value: Buffer | null }>,
+  ): void {
     const d = result.command.decision;
-    const values = readBindParams(body).map((p) => (p.value === null ? null : asText(p.value, p.format)));
+    const values = args.map((p) => (p.value === null ? null : asText(p.value, p.format)));
     this.running.set(result, {
       start: performance.now(),
       params: maskParams(values, d, this.maskSet(d)),
@@ -108,6 +120,8 @@ export class StatementRecording {
         return;
       }
       case 'end':
+        // A function's value is its result: its bytes count like a row's.
+        if (m.type === Back.FunctionCallResponse) this.run(r).bytes += out.length;
         this.finish(r, { rows: this.rowsOf(r, m), error: null });
         return;
       case 'error': {
