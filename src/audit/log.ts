@@ -13,6 +13,7 @@ import { canonicalJson } from '../crypto/canonical.js';
 import { timeOrderedId } from '../crypto/ids.js';
 import { isUnavailable, type Store, StoreUnavailableError, type Tx } from '../store/store.js';
 import type { AuditLogTable } from '../store/tables.js';
+import { WriteScheduler } from '../store/write-scheduler.js';
 import {
   type AuditActor,
   type AuditEvent,
@@ -86,10 +87,9 @@ const INSERT_COLUMNS =
 
 export class AuditLog {
   private queue: Pending[] = [];
-  private flushing: Promise<void> | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private batchTimer: NodeJS.Timeout | undefined;
-  private retryDelay = 100;
+  // Deliberately keeping the process up during a retry: while events wait to be written it stays
+  // (close() gives up after its drain timeout and says which events were not written).
+  private readonly writes: WriteScheduler;
   private closed = false;
   /** seq → hash of the unbroken run of records this log appended (see `vouches`). */
   private own = new Map<number, string>();
@@ -101,7 +101,16 @@ export class AuditLog {
   constructor(
     private readonly store: Store,
     private readonly opts: AuditLogOptions = {},
-  ) {}
+  ) {
+    this.writes = new WriteScheduler({
+      write: () => this.flushLoop(),
+      queued: () => this.queue.length,
+      maxBatch: this.maxBatch,
+      delayMs: opts.batchDelayMs ?? 10,
+      urgent: () => this.queue.some((p) => p.waiter),
+      unrefRetry: false,
+    });
+  }
 
   get queued(): number {
     return this.queue.length;
@@ -154,7 +163,7 @@ export class AuditLog {
       payloadJson,
       ...(waiter ? { waiter } : {}),
     });
-    this.kick(waiter !== undefined);
+    this.writes.kick(waiter !== undefined);
     return undefined;
   }
 
@@ -167,28 +176,8 @@ export class AuditLog {
     return json;
   }
 
-  /** Starts a write now (`urgent`, or a full batch) or after the batch delay. */
-  private kick(urgent: boolean): void {
-    if (this.flushing || this.retryTimer) return;
-    const delay = this.opts.batchDelayMs ?? 10;
-    if (!urgent && delay > 0 && this.queue.length < this.maxBatch) {
-      this.batchTimer ??= setTimeout(() => {
-        this.batchTimer = undefined;
-        this.kick(true);
-      }, delay);
-      return;
-    }
-    if (this.batchTimer) {
-      clearTimeout(this.batchTimer);
-      this.batchTimer = undefined;
-    }
-    this.flushing = this.flushLoop().finally(() => {
-      this.flushing = undefined;
-      if (this.queue.length > 0 && !this.retryTimer) this.kick(this.queue.some((p) => p.waiter));
-    });
-  }
-
-  private async flushLoop(): Promise<void> {
+  /** Writes batches until the queue is empty (true) or the store refuses one (false: retried). */
+  private async flushLoop(): Promise<boolean> {
     while (this.queue.length > 0) {
       const batch = this.queue.slice(0, this.maxBatch);
       let written: Written;
@@ -209,12 +198,10 @@ export class AuditLog {
             delete p.waiter;
           }
         }
-        this.scheduleRetry();
-        return;
+        return false;
       }
       this.queue.splice(0, batch.length);
       this.lastError = undefined;
-      this.retryDelay = 100;
       const { links } = written;
       this.remember(written);
       let lastSeq = 0;
@@ -226,17 +213,7 @@ export class AuditLog {
       }
       this.opts.onWritten?.({ count: batch.length, lastSeq });
     }
-  }
-
-  // Deliberately not unref'd: while events wait to be written the process stays up
-  // (close() gives up after its drain timeout and says which events were not written).
-  private scheduleRetry(): void {
-    if (this.closed) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.kick(true);
-    }, this.retryDelay);
-    this.retryDelay = Math.min(this.retryDelay * 2, 5_000);
+    return true;
   }
 
   /**
@@ -368,12 +345,7 @@ export class AuditLog {
   async drain(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.queue.length > 0 && Date.now() < deadline) {
-      if (this.retryTimer) {
-        clearTimeout(this.retryTimer);
-        this.retryTimer = undefined;
-      }
-      this.kick(true);
-      await (this.flushing ?? Promise.resolve());
+      await this.writes.flush();
       if (this.queue.length > 0) await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -385,8 +357,7 @@ export class AuditLog {
   async close(drainMs = 10_000): Promise<{ spooled: number; lost: number }> {
     await this.drain(drainMs);
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.writes.stop();
     const left = this.queue;
     this.queue = [];
     if (left.length === 0) return { spooled: 0, lost: 0 };
@@ -440,7 +411,7 @@ export class AuditLog {
           });
         }),
     );
-    this.kick(true);
+    this.writes.kick(true);
     await Promise.all(written);
     rmSync(file, { force: true });
     return spooled.length;

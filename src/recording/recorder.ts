@@ -1,6 +1,7 @@
 // The session recorder: statement events are queued in memory and written in batches by one
 // writer loop, off the hot path, retried while the store refuses them. The queue is bounded.
 import type { SessionEvent, SessionEvents } from '../store/session-events.js';
+import { WriteScheduler } from '../store/write-scheduler.js';
 
 export interface RecorderOptions {
   /** Most events held in memory while the store is slow or unreachable. */
@@ -15,10 +16,7 @@ export interface RecorderOptions {
 
 export class Recorder {
   private queue: SessionEvent[] = [];
-  private writing: Promise<void> | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private batchTimer: NodeJS.Timeout | undefined;
-  private retryDelay = 100;
+  private readonly writes: WriteScheduler;
   private closed = false;
   /** Events lost since start because the queue was full. */
   dropped = 0;
@@ -26,7 +24,16 @@ export class Recorder {
   constructor(
     private readonly events: SessionEvents,
     private readonly opts: RecorderOptions = {},
-  ) {}
+  ) {
+    this.writes = new WriteScheduler({
+      write: () => this.writeLoop(),
+      queued: () => this.queue.length,
+      maxBatch: this.maxBatch,
+      delayMs: opts.batchDelayMs ?? 10,
+      urgent: () => false,
+      unrefRetry: true,
+    });
+  }
 
   get queued(): number {
     return this.queue.length;
@@ -34,6 +41,10 @@ export class Recorder {
 
   private get maxQueue(): number {
     return this.opts.maxQueue ?? 50_000;
+  }
+
+  private get maxBatch(): number {
+    return this.opts.maxBatch ?? 500;
   }
 
   /**
@@ -53,56 +64,28 @@ export class Recorder {
       return;
     }
     this.queue.push(event);
-    this.kick(false);
+    this.writes.kick(false);
   }
 
-  /** Starts a write now (`urgent`, or a full batch) or after the batch delay. */
-  private kick(urgent: boolean): void {
-    if (this.writing || this.retryTimer) return;
-    const delay = this.opts.batchDelayMs ?? 10;
-    if (!urgent && delay > 0 && this.queue.length < (this.opts.maxBatch ?? 500)) {
-      this.batchTimer ??= setTimeout(() => {
-        this.batchTimer = undefined;
-        this.kick(true);
-      }, delay);
-      return;
-    }
-    if (this.batchTimer) {
-      clearTimeout(this.batchTimer);
-      this.batchTimer = undefined;
-    }
-    this.writing = this.writeLoop().finally(() => {
-      this.writing = undefined;
-      if (this.queue.length > 0 && !this.retryTimer && !this.closed) this.kick(false);
-    });
-  }
-
-  private async writeLoop(): Promise<void> {
+  /** Writes batches until the queue is empty (true) or the store refuses one (false: retried). */
+  private async writeLoop(): Promise<boolean> {
     while (this.queue.length > 0) {
-      const batch = this.queue.slice(0, this.opts.maxBatch ?? 500);
+      const batch = this.queue.slice(0, this.maxBatch);
       try {
         await this.events.insert(batch);
       } catch (err) {
         this.opts.onError?.(err as Error, this.queue.length);
-        if (!this.closed) {
-          this.retryTimer = setTimeout(() => {
-            this.retryTimer = undefined;
-            this.kick(true);
-          }, this.retryDelay);
-          this.retryTimer.unref();
-          this.retryDelay = Math.min(this.retryDelay * 2, 5_000);
-        }
-        return;
+        return false;
       }
-      this.retryDelay = 100;
       this.queue.splice(0, batch.length);
     }
+    return true;
   }
 
   /** Resolves when everything queued so far is written (or a write failed and awaits its retry). */
   async idle(): Promise<void> {
-    if (this.queue.length > 0 && !this.retryTimer) this.kick(true);
-    while (this.writing) await this.writing;
+    if (!this.writes.retrying) this.writes.kick(true);
+    await this.writes.settled();
   }
 
   /**
@@ -112,18 +95,12 @@ export class Recorder {
   async close(timeoutMs: number): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     while (this.queue.length > 0 && Date.now() < deadline) {
-      if (this.retryTimer) {
-        clearTimeout(this.retryTimer);
-        this.retryTimer = undefined;
-      }
-      this.kick(true);
-      await this.idle();
+      await this.writes.flush();
       if (this.queue.length > 0) await new Promise((r) => setTimeout(r, 100));
     }
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.batchTimer) clearTimeout(this.batchTimer);
-    await this.idle();
+    this.writes.stop();
+    await this.writes.settled();
     return this.queue.length;
   }
 }
