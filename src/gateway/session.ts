@@ -7,7 +7,7 @@ import type { ConnectionView } from '../config/connection.js';
 import { timeOrderedId } from '../crypto/ids.js';
 import type { Identity } from '../identity/identity.js';
 import { analyzeCommand } from '../policy/analyze.js';
-import type { Decision, DecisionContext } from '../policy/decide.js';
+import { type Decision, type DecisionContext, plainDecision } from '../policy/decide.js';
 import { type Facts, unparseableSql } from '../policy/facts.js';
 import type { RulesInForce } from '../policy/in-force.js';
 import { MaskSet } from '../policy/mask/mask-set.js';
@@ -136,20 +136,7 @@ export class Session {
 
   /** A command refused by the gateway itself (nothing a rule could judge), audited like a rule's denial. */
   refuse(text: string, message: string): Command {
-    const decision: Decision = {
-      action: 'deny',
-      rules: [],
-      decidedBy: null,
-      message,
-      review: null,
-      masks: [],
-      derived: [],
-      values: [],
-      valuesUntraceable: false,
-      limits: { rows: null, durationMs: null },
-      rowLimitRule: null,
-      durationLimitRule: null,
-    };
+    const decision = plainDecision('deny', [], message);
     this.commands++;
     this.deps.audit.record({
       type: 'command.denied',

@@ -184,13 +184,17 @@ function addValues(into: MaskedValue[], found: readonly MaskedValue[]): void {
 
 const RANK: Record<Rule['effect'], number> = { allow: 0, mask: 1, limit: 1, review: 2, deny: 3 };
 
-export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decision {
-  const matched = rules.filter((r) => matches(r.match, ctx) && holds(r.when, facts));
-  const decision: Decision = {
-    action: 'allow',
-    rules: matched.map((r) => r.name),
+/** A decision with nothing but its action: no rule, mask or limit behind it. */
+export function plainDecision(
+  action: Decision['action'],
+  rules: string[] = [],
+  message: string | null = null,
+): Decision {
+  return {
+    action,
+    rules,
     decidedBy: null,
-    message: null,
+    message,
     review: null,
     masks: [],
     derived: [],
@@ -200,6 +204,14 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
     rowLimitRule: null,
     durationLimitRule: null,
   };
+}
+
+export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decision {
+  const matched = rules.filter((r) => matches(r.match, ctx) && holds(r.when, facts));
+  const decision = plainDecision(
+    'allow',
+    matched.map((r) => r.name),
+  );
   // Mask rules that refuse the statement because of where its masked columns would go.
   const lineageDenials = new Map<string, string>();
   for (const r of matched) {

@@ -43,3 +43,21 @@ export function runProgram(
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/**
+ * psql through a Warden PostgreSQL listener on loopback: no psqlrc, unaligned tuples only, the
+ * credential as the password; `args` follow the connection string (`-c`, `-v`, …).
+ */
+export function psqlVia(
+  l: { port: number; password: string; database: string; user?: string },
+  args: string[],
+  opts: RunOptions = {},
+): Promise<RunResult> {
+  const conninfo = `host=127.0.0.1 port=${l.port} dbname=${l.database} user=${l.user ?? 'alice'} sslmode=disable`;
+  return runProgram(
+    'psql',
+    [conninfo, '-X', '-At', ...args],
+    { PGPASSWORD: l.password, PGCONNECT_TIMEOUT: '10' },
+    opts,
+  );
+}

@@ -6,7 +6,7 @@ import type { SessionView } from '../../store/sessions.js';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
 import { rawSession } from '../../testing/pg-wire.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
-import { runProgram as run } from '../../testing/run.js';
+import { psqlVia } from '../../testing/run.js';
 import { Back, Front, int16, int32, type Message, message, readNoticeFields } from './codec.js';
 
 const STOPPED = 'statement stopped after 300ms by rule "limit-results" (warden)';
@@ -158,10 +158,7 @@ describe('PostgreSQL gateway: limit.duration stops a statement on the target, li
   });
 
   it('times a multi-statement query as a whole, and tells psql which rule stopped it', async () => {
-    const psql = (sql: string) =>
-      run('psql', [`host=127.0.0.1 port=${port} dbname=slow-db user=alice sslmode=disable`, '-XAtc', sql], {
-        PGPASSWORD: key,
-      });
+    const psql = (sql: string) => psqlVia({ port, password: key, database: 'slow-db' }, ['-c', sql]);
     const quick = await psql('select pg_sleep(0.05); select pg_sleep(0.05); select 7');
     assert.equal(quick.code, 0, quick.stderr);
     assert.match(quick.stdout, /^7$/m);

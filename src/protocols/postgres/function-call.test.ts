@@ -10,7 +10,7 @@ import type { SessionView } from '../../store/sessions.js';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
 import { rawSession } from '../../testing/pg-wire.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
-import { runProgram as run } from '../../testing/run.js';
+import { psqlVia } from '../../testing/run.js';
 import { Back, Front, int16, int32, message, readNoticeFields } from './codec.js';
 import { functionCallText } from './function-call.js';
 
@@ -64,17 +64,11 @@ describe('PostgreSQL gateway: fast-path FunctionCall (large objects) judged as t
   });
 
   const psql = (database: string, ...commands: string[]) =>
-    run(
-      'psql',
-      [
-        `host=127.0.0.1 port=${port} dbname=${database} user=erin sslmode=disable`,
-        '-XAt',
-        '-v',
-        'ON_ERROR_STOP=1',
-        ...commands.flatMap((c) => ['-c', c]),
-      ],
-      { PGPASSWORD: key },
-    );
+    psqlVia({ port, password: key, database, user: 'erin' }, [
+      '-v',
+      'ON_ERROR_STOP=1',
+      ...commands.flatMap((c) => ['-c', c]),
+    ]);
 
   async function largeObjects(): Promise<number> {
     const c = new pg.Client({ connectionString: db.url });
@@ -164,20 +158,14 @@ describe('PostgreSQL gateway: fast-path FunctionCall (large objects) judged as t
     const source = join(dir, 'denied.bin');
     writeFileSync(source, randomBytes(3000));
     const before = await largeObjects();
-    const res = await run(
-      'psql',
-      [
-        `host=127.0.0.1 port=${port} dbname=locked-db user=erin sslmode=disable`,
-        '-XAt',
-        '-v',
-        'VERBOSITY=verbose',
-        '-c',
-        `\\lo_import ${source}`,
-        '-c',
-        'select 1',
-      ],
-      { PGPASSWORD: key },
-    );
+    const res = await psqlVia({ port, password: key, database: 'locked-db', user: 'erin' }, [
+      '-v',
+      'VERBOSITY=verbose',
+      '-c',
+      `\\lo_import ${source}`,
+      '-c',
+      'select 1',
+    ]);
     assert.match(res.stderr, /ERROR: {2}42501: Large objects are not allowed here\. \(warden\)/);
     assert.match(res.stdout, /^1$/m, 'select 1 still works after the refusal');
     assert.equal(await largeObjects(), before, 'nothing was created');

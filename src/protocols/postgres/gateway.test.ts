@@ -4,15 +4,11 @@ import pg from 'pg';
 import type { AuditRecord } from '../../audit/record.js';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
-import { runProgram as run } from '../../testing/run.js';
+import { psqlVia, runProgram as run } from '../../testing/run.js';
 
 /** Runs psql against the gateway; resolves with its exit code and output. */
 function psql(port: number, password: string, args: string[], database = 'app-db') {
-  return run(
-    'psql',
-    [`host=127.0.0.1 port=${port} dbname=${database} user=alice sslmode=disable`, '-X', '-At', ...args],
-    { PGPASSWORD: password, PGCONNECT_TIMEOUT: '10' },
-  );
+  return psqlVia({ port, password, database }, args);
 }
 
 describe('PostgreSQL gateway: stock clients through Warden to a real database', () => {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { REDACTED } from '../../policy/mask/styles.js';
@@ -7,6 +6,7 @@ import type { SessionEvent } from '../../store/session-events.js';
 import type { SessionView } from '../../store/sessions.js';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
+import { psqlVia } from '../../testing/run.js';
 
 const CARD = '4111 1111 1111 1111';
 const SSN = (i: number) => `123-45-${String(i).padStart(4, '0')}`;
@@ -14,22 +14,7 @@ const NEW_SSN = '987-65-4321';
 const EMAIL = 'secret.person@example.org';
 
 function psql(port: number, key: string, database: string, sql: string) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(
-      'psql',
-      [`host=127.0.0.1 port=${port} dbname=${database} user=alice sslmode=disable`, '-X', '-At', '-c', sql],
-      { env: { ...process.env, PGPASSWORD: key } },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return psqlVia({ port, password: key, database }, ['-c', sql]);
 }
 
 /** A gateway in front of a throwaway database with a users table, and alice's key. */

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,21 +7,7 @@ import pg from 'pg';
 import { keepLast, REDACTED } from '../../policy/mask/styles.js';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
-
-function run(cmd: string, args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+import { psqlVia, runProgram as run } from '../../testing/run.js';
 
 const CARD = '4111 1111 1111 1111';
 const email = (i: number) => `user${i}@example.com`;
@@ -37,14 +22,7 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
   const client = (database = 'app-db', binary = false) =>
     pgClient({ host: '127.0.0.1', port, database, user: 'alice', password: key, binary });
   const direct = (binary = false) => pgClient({ connectionString: db.url, binary });
-  const psql = (database: string, sql: string) =>
-    run(
-      'psql',
-      [`host=127.0.0.1 port=${port} dbname=${database} user=alice sslmode=disable`, '-X', '-At', '-c', sql],
-      {
-        PGPASSWORD: key,
-      },
-    );
+  const psql = (database: string, sql: string) => psqlVia({ port, password: key, database }, ['-c', sql]);
   const withClient = async <T>(c: pg.Client, f: (c: pg.Client) => Promise<T>): Promise<T> => {
     await c.connect();
     try {
