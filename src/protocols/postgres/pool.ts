@@ -4,7 +4,8 @@
 // The next session on the same connection with the same startup parameters takes it, re-labelled
 // with its own application_name, instead of paying for a new backend and a new login.
 import type { Socket } from 'node:net';
-import { Back, Front, MessageFramer, message, readNoticeFields } from './codec.js';
+import { Back, Front, message, Reader, readNoticeFields } from './codec.js';
+import { MessageQueue } from './message-queue.js';
 import type { TargetSession } from './target.js';
 
 export interface PoolOptions {
@@ -31,56 +32,39 @@ function literal(value: string, standardStrings: boolean): string {
 /**
  * Runs one simple query on an idle, detached target socket and waits for its ReadyForQuery.
  * ParameterStatus updates are applied to `target.parameters`; anything else than success
- * (an error, a transaction left open, a timeout, a closed socket) rejects.
+ * (an error, a transaction left open, a timeout, a closed socket) rejects. The socket is left
+ * paused, with no listeners of ours.
  */
-function simpleQuery(target: TargetSession, sql: string, timeoutMs: number): Promise<void> {
-  const socket = target.socket;
-  return new Promise<void>((resolve, reject) => {
-    const framer = new MessageFramer();
+async function simpleQuery(target: TargetSession, sql: string, timeoutMs: number): Promise<void> {
+  const inbox = new MessageQueue(
+    target.socket,
+    (err) => new Error(err?.message ?? 'the target closed the connection'),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer to "${sql}" within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    target.socket.write(message(Front.Query, sql));
+    target.socket.resume();
     let failure: string | null = null;
-    const finish = (err: Error | null) => {
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('error', onError);
-      socket.removeListener('close', onClose);
-      socket.pause();
-      if (err) reject(err);
-      else resolve();
-    };
-    const onData = (chunk: Buffer) => {
-      let messages: ReturnType<MessageFramer['push']>;
-      try {
-        messages = framer.push(chunk);
-      } catch (err) {
-        finish(err as Error);
+    for (;;) {
+      const m = await Promise.race([inbox.next(), deadline]);
+      const r = new Reader(m.body);
+      if (m.type === Back.ParameterStatus) setParameter(target, r.cstring(), r.cstring());
+      else if (m.type === Back.ErrorResponse) failure = readNoticeFields(m.body).get('M') ?? 'error';
+      else if (m.type === Back.ReadyForQuery) {
+        const status = String.fromCharCode(r.bytes(1)[0]!);
+        if (failure !== null) throw new Error(failure);
+        if (status !== 'I') throw new Error(`the connection was left in transaction state ${status}`);
+        if (inbox.detach().length > 0) throw new Error('the target sent more than asked for');
         return;
       }
-      for (const m of messages) {
-        if (m.type === Back.ParameterStatus) {
-          const [name, value] = m.body.toString('utf8').split('\u0000');
-          setParameter(target, name ?? '', value ?? '');
-        } else if (m.type === Back.ErrorResponse) {
-          failure = readNoticeFields(m.body).get('M') ?? 'error';
-        } else if (m.type === Back.ReadyForQuery) {
-          const status = String.fromCharCode(m.body[0] ?? 0);
-          if (failure === null && status === 'I' && framer.pending === 0) finish(null);
-          else finish(new Error(failure ?? `the connection was left in transaction state ${status}`));
-          return;
-        }
-      }
-    };
-    const onError = (err: Error) => finish(err);
-    const onClose = () => finish(new Error('the target closed the connection'));
-    const timer = setTimeout(
-      () => finish(new Error(`no answer to "${sql}" within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    socket.on('data', onData);
-    socket.on('error', onError);
-    socket.on('close', onClose);
-    socket.write(message(Front.Query, sql));
-    socket.resume();
-  });
+    }
+  } finally {
+    clearTimeout(timer);
+    inbox.detach();
+  }
 }
 
 /** Ends a server connection as a client should, so the server logs no unexpected EOF. */
