@@ -88,6 +88,34 @@ for (const dialect of DIALECTS) {
       );
     });
 
+    it('adds a connection with pool: session, stored in both dialects and shown', async () => {
+      const add = await gw.cli([
+        ...['connections', 'add', 'pooled', '--protocol', 'postgres', '--host', 'db-2.internal'],
+        ...['--port', '5432', '--pool', 'session'],
+      ]);
+      assert.equal(add.code, 0, add.stderr);
+      const text = await gw.cli(['connections', 'show', 'pooled']);
+      assert.match(text.stdout, /^pool:\s+session$/m);
+      const json = await gw.cli(['connections', 'show', 'orders', '--json']);
+      assert.equal((JSON.parse(json.stdout) as ConnectionView).pool, 'none', 'the default');
+      const bad = await gw.cli([
+        'connections',
+        'add',
+        'x',
+        '--protocol',
+        'postgres',
+        '--host',
+        'h',
+        '--port',
+        '1',
+        '--pool',
+        'transaction',
+      ]);
+      assert.notEqual(bad.code, 0);
+      const rm = await gw.cli(['connections', 'rm', 'pooled']);
+      assert.equal(rm.code, 0, rm.stderr);
+    });
+
     it('refuses a bad name and a duplicate with one line on stderr', async () => {
       const bad = await gw.cli([
         'connections',
