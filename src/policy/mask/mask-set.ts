@@ -75,6 +75,7 @@ export class MaskSet {
       masked: replacers.map((r) => r !== undefined),
       scans: scanners.length > 0,
       constants: replacers.map((r) => r?.constant),
+      fromBytes: replacers.map((r) => r?.fromBytes),
       mask: (values) => values.map((v, i) => (v === null ? null : maskAt(i, v))),
       maskAt,
     };

@@ -24,6 +24,8 @@ export interface RowPlan {
   readonly scans: boolean;
   /** Per column masked whole: the replacement when it ignores the value (redact), so it is encoded once. */
   readonly constants: ReadonlyArray<string | undefined>;
+  /** Per column masked whole: its replacer's reading of UTF-8 bytes in place, where the style has one. */
+  readonly fromBytes: ReadonlyArray<Replacer['fromBytes']>;
   mask(values: ReadonlyArray<string | null>): Array<string | null>;
   /** One value of column `i`, as `mask` would give it; lets a caller decode only the values it masks. */
   maskAt(i: number, value: string): string;
@@ -119,6 +121,7 @@ export class Masker {
       masked,
       scans: runDetectors,
       constants: masked.map((m) => (m ? this.replace.constant : undefined)),
+      fromBytes: masked.map((m) => (m ? this.replace.fromBytes : undefined)),
       mask: (values) => values.map((v, i) => (v === null ? null : maskAt(i, v))),
       maskAt,
     };
