@@ -9,6 +9,7 @@ import type { RowPlan } from '../../policy/mask/values.js';
 import {
   Back,
   type FieldDescription,
+  Frame,
   type Message,
   noticeResponse,
   readCommandTag,
@@ -16,7 +17,7 @@ import {
   readDataRow,
 } from './codec.js';
 import type { Result, ResultEvent } from './results.js';
-import { commandCompleteWithRows, maskCopyRow, maskDataRow } from './row-mask.js';
+import { commandCompleteWithRows, maskCopyRow, RowMasker } from './row-mask.js';
 
 /** `schema.table` for each table OID it knows; OIDs it does not know are left out. */
 export type TableResolver = (oids: number[]) => Promise<Map<number, string>>;
@@ -29,9 +30,7 @@ export interface RewriteDeps {
 
 interface ResultState {
   /** Null when no value of this result can change: rows pass as received. */
-  plan: RowPlan | null;
-  scans: boolean;
-  fields: FieldDescription[];
+  masker: RowMasker | null;
   copyPlan: RowPlan | null;
   /** A text-format COPY OUT: one row per CopyData, so rows can be counted and masked. */
   copyText: boolean;
@@ -103,7 +102,10 @@ export class ResultRewriter {
 
   private row(m: Message, r: Result<Command>, s: ResultState): Buffer {
     if (this.overLimit(r, s)) return EMPTY;
-    return s.plan ? maskDataRow(m.raw, m.body, s.fields, s.plan, s.scans) : m.raw;
+    if (!s.masker) return m.raw;
+    // From the received chunk where the framer left the row: no view of it is made to read it.
+    const out = m instanceof Frame ? s.masker.mask(m.chunk, m.start, m.end) : s.masker.mask(m.raw);
+    return out ?? m.raw;
   }
 
   /** Counts a row; true when it is past the limit and must be dropped. */
@@ -190,10 +192,10 @@ export class ResultRewriter {
     failClosed: QualifiedColumn[],
     unknown: boolean,
   ): ResultState {
-    const base = { fields, copyPlan: null, copyText: false, rows: 0, dropped: 0 };
+    const base = { copyPlan: null, copyText: false, rows: 0, dropped: 0 };
     const d = r.command.decision;
     const set = this.maskSet(d);
-    if (!set) return { ...base, plan: null, scans: false };
+    if (!set) return { ...base, masker: null };
     const columns = fields.map((f) => ({ table: this.tables.get(f.tableOid) || null, name: f.name }));
     const derived: DerivedField[] = [];
     fields.forEach((f, i) => {
@@ -203,7 +205,10 @@ export class ResultRewriter {
     derived.push(...this.derivedFields(r, fields));
     const plan = set.plan(columns, derived);
     const scans = set.scans;
-    return { ...base, plan: scans || plan.masked.some(Boolean) ? plan : null, scans };
+    return {
+      ...base,
+      masker: scans || plan.masked.some(Boolean) ? new RowMasker(fields, plan, scans) : null,
+    };
   }
 
   /** Fields computed from a masked column (`upper(ssn)`), placed by the statement's outputs. */

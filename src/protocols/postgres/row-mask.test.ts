@@ -1,9 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MaskSet } from '../../policy/mask/mask-set.js';
-import { REDACTED } from '../../policy/mask/styles.js';
-import { Back, dataRow, type FieldDescription, MessageFramer, message, readDataRow } from './codec.js';
-import { commandCompleteWithRows, maskCopyRow, maskDataRow } from './row-mask.js';
+import { REDACTED, tokenize } from '../../policy/mask/styles.js';
+import type { RowPlan } from '../../policy/mask/values.js';
+import {
+  Back,
+  dataRow,
+  type FieldDescription,
+  type Message,
+  MessageFramer,
+  message,
+  ProtocolError,
+  readDataRow,
+} from './codec.js';
+import { commandCompleteWithRows, maskCopyRow, RowMasker } from './row-mask.js';
+
+/** One DataRow through a masker built for its shape, as the rewriter does: the same bytes when unchanged. */
+const maskRow = (m: Message, fields: readonly FieldDescription[], plan: RowPlan, scans: boolean): Buffer =>
+  new RowMasker(fields, plan, scans).mask(m.raw) ?? m.raw;
 
 const field = (name: string, typeOid: number, format: number): FieldDescription => ({
   name,
@@ -26,7 +40,7 @@ describe('masking result bytes', () => {
   it('rewrites masked text-format values and fixes the message length', () => {
     const fields = [field('id', 23, 0), field('ssn', 25, 0)];
     const m = framed(dataRow([Buffer.from('1'), Buffer.from('123-45-6789')]));
-    const out = maskDataRow(m.raw, m.body, fields, masks.plan(cols(fields)), false);
+    const out = maskRow(m, fields, masks.plan(cols(fields)), false);
     assert.equal(out.readInt32BE(1), out.length - 1);
     assert.deepEqual(
       readDataRow(out.subarray(5)).map((v) => v?.toString()),
@@ -38,9 +52,7 @@ describe('masking result bytes', () => {
     const fields = [field('ssn', 1043, 1), field('doc', 3802, 1), field('pin', 23, 1), field('id', 23, 1)];
     const jsonb = Buffer.concat([Buffer.from([1]), Buffer.from('{"a":1}')]);
     const m = framed(dataRow([Buffer.from('123-45-6789'), jsonb, int4(1234), int4(7)]));
-    const cells = readDataRow(
-      maskDataRow(m.raw, m.body, fields, masks.plan(cols(fields)), false).subarray(5),
-    );
+    const cells = readDataRow(maskRow(m, fields, masks.plan(cols(fields)), false).subarray(5));
     assert.equal(cells[0]?.toString(), REDACTED);
     assert.equal(cells[1]?.[0], 1);
     assert.equal(cells[1]?.subarray(1).toString(), JSON.stringify(REDACTED));
@@ -52,7 +64,50 @@ describe('masking result bytes', () => {
     const scanning = new MaskSet([{ detectors: ['card'], style: 'redact' }]);
     const fields = [field('name', 25, 0), field('ssn', 25, 0)];
     const m = framed(dataRow([Buffer.from('Ada'), null]));
-    assert.equal(maskDataRow(m.raw, m.body, fields, scanning.plan(cols(fields)), true), m.raw);
+    assert.equal(maskRow(m, fields, scanning.plan(cols(fields)), true), m.raw);
+  });
+
+  it('masks a row where it lies in a received chunk, as from its own buffer', () => {
+    const fields = [field('id', 23, 0), field('ssn', 25, 0)];
+    const rows = [dataRow([Buffer.from('1'), Buffer.from('111-22-3333')]), dataRow([Buffer.from('2'), null])];
+    const chunk = Buffer.concat([Buffer.from('xyz'), ...rows, Buffer.from('tail')]);
+    const masker = new RowMasker(fields, masks.plan(cols(fields)), false);
+    const first = masker.mask(chunk, 3, 3 + rows[0]!.length);
+    assert.deepEqual(first, masker.mask(rows[0]!));
+    assert.deepEqual(
+      readDataRow(first!.subarray(5)).map((v) => v?.toString()),
+      ['1', REDACTED],
+    );
+    const at = 3 + rows[0]!.length;
+    assert.equal(masker.mask(chunk, at, at + rows[1]!.length), null, 'a NULL stays NULL: nothing to rewrite');
+  });
+
+  it('tokenizes ASCII in place and other text through decoding, to the same tokens as the text', () => {
+    const key = Buffer.alloc(32, 3);
+    const tokens = new MaskSet([{ columns: ['email'], style: 'tokenize' }], key);
+    const fields = [field('email', 25, 0), field('email', 1043, 1)];
+    const values = ['ada@example.com', 'zoë@exämple.com'];
+    for (const v of values) {
+      const m = framed(dataRow([Buffer.from(v), Buffer.from(v)]));
+      const cells = readDataRow(maskRow(m, fields, tokens.plan(cols(fields)), false).subarray(5));
+      assert.deepEqual(
+        cells.map((c) => c?.toString()),
+        [tokenize(v, key), tokenize(v, key)],
+      );
+    }
+  });
+
+  it('refuses a row whose field lengths do not fit the message (the session then ends)', () => {
+    const fields = [field('id', 23, 0), field('ssn', 25, 0)];
+    const masker = new RowMasker(fields, masks.plan(cols(fields)), false);
+    const good = dataRow([Buffer.from('1'), Buffer.from('123-45-6789')]);
+    const longField = Buffer.from(good);
+    longField.writeInt32BE(500, 5 + 2 + 4 + 1); // the ssn's length word
+    const extraField = Buffer.from(good);
+    extraField.writeInt16BE(3, 5);
+    assert.throws(() => masker.mask(longField), ProtocolError);
+    assert.throws(() => masker.mask(extraField), ProtocolError);
+    assert.throws(() => masker.mask(good.subarray(0, 6)), ProtocolError);
   });
 
   it('masks COPY text rows through their escapes and NULLs', () => {

@@ -1,7 +1,7 @@
 // Masking applied to result bytes: DataRow values (text format, and binary format of text-like
 // types) and text COPY rows, rebuilt only when a value changes; everything else keeps its bytes.
 import type { RowPlan } from '../../policy/mask/values.js';
-import { Back, type FieldDescription, message } from './codec.js';
+import { Back, type FieldDescription, message, ProtocolError } from './codec.js';
 
 /** Types whose binary format is their UTF-8 text (jsonb after a one-byte version). */
 const TEXT_LIKE = new Set([25, 1043, 1042, 19, 114, 3802, 705]);
@@ -21,31 +21,11 @@ const JSONB_TEXT = 1;
 const OPAQUE = 2;
 const KIND = 3;
 const AS_JSON = 4;
-const codesByFields = new WeakMap<readonly FieldDescription[], Uint8Array>();
 
-function codesOf(fields: readonly FieldDescription[]): Uint8Array {
-  let codes = codesByFields.get(fields);
-  if (!codes) {
-    codes = Uint8Array.from(fields, (f) => {
-      const e = encodingOf(f);
-      const kind = e === 'opaque' ? OPAQUE : e === 'jsonb' ? JSONB_TEXT : TEXT;
-      return kind | (JSON_TYPES.has(f.typeOid) ? AS_JSON : 0);
-    });
-    codesByFields.set(fields, codes);
-  }
-  return codes;
-}
-
-/** A constant replacement (redact) encoded once: as is, and as a JSON string for json/jsonb columns. */
-const constantBytes = new Map<string, { text: Buffer; quoted: Buffer }>();
-
-function bytesOf(constant: string): { text: Buffer; quoted: Buffer } {
-  let b = constantBytes.get(constant);
-  if (!b) {
-    b = { text: Buffer.from(constant, 'utf8'), quoted: Buffer.from(JSON.stringify(constant), 'utf8') };
-    if (constantBytes.size < 64) constantBytes.set(constant, b);
-  }
-  return b;
+function codeOf(f: FieldDescription | undefined): number {
+  const e = encodingOf(f);
+  const kind = e === 'opaque' ? OPAQUE : e === 'jsonb' ? JSONB_TEXT : TEXT;
+  return kind | (f && JSON_TYPES.has(f.typeOid) ? AS_JSON : 0);
 }
 
 /**
@@ -83,15 +63,25 @@ function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at: numbe
   return to - from;
 }
 
-/** The message `type` with `body` whose edits are applied, written into one buffer of its final size. */
-function rebuild(type: number, body: Buffer, growth: number, withLengths: boolean): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length + growth);
+/**
+ * The message `type` whose body is `src[from, to)` with the edits applied (edit positions are
+ * positions in `src`), written into one buffer of its final size.
+ */
+function rebuild(
+  type: number,
+  src: Buffer,
+  from: number,
+  to: number,
+  growth: number,
+  withLengths: boolean,
+): Buffer {
+  const size = to - from + growth;
+  const out = Buffer.allocUnsafe(5 + size);
   out[0] = type;
-  out.writeInt32BE(4 + body.length + growth, 1);
+  out.writeInt32BE(4 + size, 1);
   let o = 5;
-  let from = 0;
   for (let k = 0; k < edit.count; k++) {
-    o += copyRange(body, from, edit.at[k]!, out, o);
+    o += copyRange(src, from, edit.at[k]!, out, o);
     const value = edit.value[k]!;
     if (withLengths) o = out.writeInt32BE(edit.size[k]!, o);
     if (value !== null) {
@@ -101,63 +91,107 @@ function rebuild(type: number, body: Buffer, growth: number, withLengths: boolea
     }
     from = edit.end[k]!;
   }
-  copyRange(body, from, body.length, out, o);
+  copyRange(src, from, to, out, o);
   edit.value.fill(null, 0, edit.count); // drop references to the row's strings
   edit.count = 0;
   return out;
 }
 
+/** A big-endian int32 at `at` (callers check the bounds). */
+const int32At = (b: Buffer, at: number): number =>
+  (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+
 /**
- * The DataRow with masked values, or `raw` itself when nothing changed. A masked value of a
- * binary-format type that is not text (an int4, a timestamp) becomes NULL: its binary encoding
- * cannot say "[masked]", and any number would be a lie the client cannot tell from data.
- * A json/jsonb value masked whole is sent as a JSON string, so the client still parses it.
+ * Masks the DataRows of one result shape. What each field needs is worked out once, when the
+ * result's RowDescription arrives (how its bytes read, the constant a redacted value becomes, whether
+ * its style reads bytes in place), so a row costs only the walk over its fields and the rewrite.
+ *
+ * A masked value of a binary-format type that is not text (an int4, a timestamp) becomes NULL: its
+ * binary encoding cannot say "[masked]", and any number would be a lie the client cannot tell from
+ * data. A json/jsonb value masked whole is sent as a JSON string, so the client still parses it.
  * Only masked or scanned values are decoded; the rest are copied as byte ranges of the original.
  */
-export function maskDataRow(
-  raw: Buffer,
-  body: Buffer,
-  fields: readonly FieldDescription[],
-  plan: RowPlan,
-  scans: boolean,
-): Buffer {
-  const codes = codesOf(fields);
-  const masked = plan.masked;
-  const n = body.readInt16BE(0);
-  let growth = 0;
-  let pos = 2;
-  edit.count = 0;
-  for (let i = 0; i < n; i++) {
-    const at = pos;
-    const len = body.readInt32BE(at);
-    const start = at + 4;
-    pos = len < 0 ? start : start + len;
-    const whole = masked[i] === true;
-    if (len < 0 || !(whole || scans)) continue;
-    const code = i < codes.length ? codes[i]! : TEXT;
-    if ((code & KIND) === OPAQUE) {
-      if (whole) {
-        addEdit(at, pos, null, false);
-        growth -= len;
-      }
-      continue;
-    }
-    const versionByte = (code & KIND) === JSONB_TEXT;
-    const from = versionByte ? start + 1 : start;
-    const constant = whole ? plan.constants[i] : undefined;
-    if (constant !== undefined) {
-      const b = bytesOf(constant);
-      const same = pos - from === b.text.length && body.compare(b.text, 0, b.text.length, from, pos) === 0;
-      if (!same) growth += addEdit(at, pos, code & AS_JSON ? b.quoted : b.text, versionByte) - len;
-      continue;
-    }
-    const before = body.toString('utf8', from, pos);
-    const after = plan.maskAt(i, before);
-    if (after === before) continue;
-    growth += addEdit(at, pos, whole && code & AS_JSON ? JSON.stringify(after) : after, versionByte) - len;
+export class RowMasker {
+  private readonly codes: Uint8Array;
+  private readonly masked: boolean[];
+  /** Per field masked whole by a constant (redact): its bytes, as is or as a JSON string. */
+  private readonly constants: Array<Buffer | undefined>;
+  /** The constant's own bytes: a value that already holds them is left as it is (whatever the type). */
+  private readonly constantText: Array<Buffer | undefined>;
+  private readonly inPlace: RowPlan['fromBytes'];
+
+  constructor(
+    fields: readonly FieldDescription[],
+    private readonly plan: RowPlan,
+    private readonly scans: boolean,
+  ) {
+    this.codes = Uint8Array.from(fields, codeOf);
+    this.masked = fields.map((_, i) => plan.masked[i] === true);
+    this.constantText = fields.map((_, i) => {
+      const c = plan.constants[i];
+      return c === undefined ? undefined : Buffer.from(c, 'utf8');
+    });
+    this.constants = this.constantText.map((text, i) =>
+      text && (this.codes[i]! & AS_JSON) !== 0
+        ? Buffer.from(JSON.stringify(plan.constants[i]), 'utf8')
+        : text,
+    );
+    this.inPlace = fields.map((_, i) => ((this.codes[i]! & AS_JSON) === 0 ? plan.fromBytes[i] : undefined));
   }
-  if (edit.count === 0) return raw;
-  return rebuild(Back.DataRow, body, growth, true);
+
+  /**
+   * The DataRow `src[start, end)` with masked values, or null when nothing changed. Throws
+   * ProtocolError when the row's field lengths do not fit the message.
+   */
+  mask(src: Buffer, start = 0, end = src.length): Buffer | null {
+    const bodyStart = start + 5;
+    if (end - bodyStart < 2) throw new ProtocolError('malformed DataRow: no field count');
+    const n = (src[bodyStart]! << 8) | src[bodyStart + 1]!;
+    let growth = 0;
+    let pos = bodyStart + 2;
+    edit.count = 0;
+    for (let i = 0; i < n; i++) {
+      const at = pos;
+      if (at + 4 > end) throw new ProtocolError('malformed DataRow: more fields than bytes');
+      const len = int32At(src, at);
+      const from0 = at + 4;
+      pos = len < 0 ? from0 : from0 + len;
+      if (pos > end) throw new ProtocolError('malformed DataRow: a field runs past the message');
+      const whole = i < this.masked.length ? this.masked[i]! : false;
+      if (len < 0 || !(whole || this.scans)) continue;
+      const code = i < this.codes.length ? this.codes[i]! : TEXT;
+      if ((code & KIND) === OPAQUE) {
+        if (whole) {
+          addEdit(at, pos, null, false);
+          growth -= len;
+        }
+        continue;
+      }
+      const versionByte = (code & KIND) === JSONB_TEXT;
+      const from = versionByte ? from0 + 1 : from0;
+      if (whole) {
+        const constant = this.constants[i];
+        if (constant !== undefined) {
+          const text = this.constantText[i]!;
+          const same = pos - from === text.length && src.compare(text, 0, text.length, from, pos) === 0;
+          if (!same) growth += addEdit(at, pos, constant, versionByte) - len;
+          continue;
+        }
+        // A style that reads bytes in place (tokenize) skips decoding the value and encoding it back.
+        const token = this.inPlace[i]?.(src, from, pos);
+        if (token !== undefined) {
+          growth += addEdit(at, pos, token, versionByte) - len;
+          continue;
+        }
+      }
+      const before = src.toString('utf8', from, pos);
+      const after = this.plan.maskAt(i, before);
+      if (after === before) continue;
+      growth += addEdit(at, pos, whole && code & AS_JSON ? JSON.stringify(after) : after, versionByte) - len;
+    }
+    if (edit.count === 0) return null;
+    return rebuild(Back.DataRow, src, bodyStart, end, growth, true);
+  }
 }
 
 const UNESCAPE: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
@@ -203,7 +237,7 @@ export function maskCopyRow(raw: Buffer, body: Buffer, plan: RowPlan): Buffer {
     start = end + 1;
   }
   if (edit.count === 0) return raw;
-  return rebuild(Back.CopyData, body, growth, false);
+  return rebuild(Back.CopyData, body, 0, body.length, growth, false);
 }
 
 /** A CommandComplete whose row count says `rows` (`SELECT 20` → `SELECT 5`). */
