@@ -25,9 +25,11 @@ import { RulesInForce } from './policy/in-force.js';
 import { preflight } from './preflight.js';
 import { type PostgresListener, startPostgresListener } from './protocols/postgres/listener.js';
 import { Recorder } from './recording/recorder.js';
+import { Approvals } from './reviews/approvals.js';
 import { Connections } from './store/connections.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
+import { Reviews } from './store/reviews.js';
 import { SessionEvents } from './store/session-events.js';
 import { Sessions } from './store/sessions.js';
 import { Store } from './store/store.js';
@@ -159,6 +161,10 @@ export async function startWarden(
   );
 
   const live = new LiveSessions();
+  const reviews = new Reviews(store);
+  const approvals = new Approvals(reviews, audit, {
+    onError: (err) => log.warn({ err: err.message }, 'cannot read review decisions from the store'),
+  });
   const sessionEvents = new SessionEvents(store);
   let lastDropLog = 0;
   const recorder = new Recorder(sessionEvents, {
@@ -191,6 +197,8 @@ export async function startWarden(
     tokenizeKey,
     sessions: new Sessions(store),
     sessionEvents,
+    reviews,
+    approvals,
     recorder,
     apiKeys,
     tokens,
@@ -218,6 +226,7 @@ export async function startWarden(
         policyDefault: config.policy.default,
         recorder,
         resultRows: config.recording.result_rows,
+        approvals,
       },
     });
     log.info({ host: postgres.host, port: postgres.port }, 'postgres listening');
@@ -242,6 +251,7 @@ export async function startWarden(
       policy.stop();
       live.stop();
       await postgres?.close();
+      approvals.stop();
       await api.close();
       const lost = await recorder.close(5_000);
       if (lost > 0) log.error({ lost }, 'store unreachable at shutdown: statement events not recorded');

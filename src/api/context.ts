@@ -11,8 +11,10 @@ import type { Authenticator } from '../identity/authenticate.js';
 import type { WardenTokens } from '../identity/warden-tokens.js';
 import type { RulesInForce } from '../policy/in-force.js';
 import type { Recorder } from '../recording/recorder.js';
+import type { Approvals } from '../reviews/approvals.js';
 import type { Connections } from '../store/connections.js';
 import type { PolicyVersions } from '../store/policy-versions.js';
+import type { Reviews } from '../store/reviews.js';
 import type { SessionEvents } from '../store/session-events.js';
 import type { Sessions } from '../store/sessions.js';
 import type { Store } from '../store/store.js';
@@ -32,6 +34,9 @@ export interface ApiContext {
   tokenizeKey: Buffer;
   sessions: Sessions;
   sessionEvents: SessionEvents;
+  reviews: Reviews;
+  /** Commands held for review on this gateway, and the decisions approvers make through the API. */
+  approvals: Approvals;
   /** Writes sessions' statement events; its queue and health are reported by /readyz and /metrics. */
   recorder: Recorder;
   /** Sessions this gateway carries now. */

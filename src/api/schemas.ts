@@ -2,6 +2,7 @@
 // responses and generate the OpenAPI document, so the three cannot drift apart.
 import { z } from 'zod';
 import { KINDS, ROLES } from '../identity/identity.js';
+import { REVIEW_STATUSES } from '../store/reviews.js';
 
 export const errorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
@@ -61,6 +62,35 @@ export const sessionView = z.object({
   status: z.string(),
   started_at: z.string(),
   ended_at: z.string().nullable(),
+});
+
+export const reviewView = z.object({
+  id: z.string(),
+  status: z.enum(REVIEW_STATUSES),
+  version: z.number(),
+  created_at: z.string(),
+  expires_at: z.string(),
+  decided_at: z.string().nullable(),
+  session_id: z.string(),
+  connection: z.string(),
+  command: z.string(),
+  rule: z.string(),
+  rules: z.array(z.string()),
+  message: z.string().nullable(),
+  requester: z.object({
+    subject: z.string(),
+    kind: z.string(),
+    root: z.string(),
+    chain: z.array(z.string()),
+    token_id: z.string().nullable(),
+  }),
+  approver_groups: z.array(z.string()),
+  approvals_required: z.number(),
+  approvals: z.array(
+    z.object({ subject: z.string(), root: z.string(), at: z.string(), reason: z.string().nullable() }),
+  ),
+  decided_by: z.string().nullable(),
+  reason: z.string().nullable(),
 });
 
 export const sessionEventView = z.object({

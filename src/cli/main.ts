@@ -11,6 +11,7 @@ import { connectionCommands } from './commands/connections.js';
 import { identityCommands } from './commands/identity.js';
 import { localCommands } from './commands/local.js';
 import { policyCommands } from './commands/policy.js';
+import { reviewCommands } from './commands/reviews.js';
 import { sessionCommands } from './commands/sessions.js';
 
 const program = new Command('warden')
@@ -23,6 +24,7 @@ localCommands(program);
 connectionCommands(program);
 identityCommands(program);
 auditCommands(program);
+reviewCommands(program);
 sessionCommands(program);
 policyCommands(program);
 

@@ -13,6 +13,7 @@ import type { RulesInForce } from '../policy/in-force.js';
 import { MaskSet } from '../policy/mask/mask-set.js';
 import { maskLiterals } from '../recording/params.js';
 import type { Recorder } from '../recording/recorder.js';
+import type { Approvals } from '../reviews/approvals.js';
 import type { SessionEvent } from '../store/session-events.js';
 import type { Sessions } from '../store/sessions.js';
 
@@ -27,6 +28,8 @@ export interface SessionDeps {
   recorder?: Recorder;
   /** How many result rows each statement event keeps as a (masked) sample. */
   resultRows?: number;
+  /** Holds commands a `review` rule catches until approvers decide; without it they are refused. */
+  approvals?: Approvals;
 }
 
 /** A statement event as an engine reports it; the session adds who, where and the order. */
@@ -134,6 +137,60 @@ export class Session {
     return { text, facts, decision };
   }
 
+  /** Whether `c` waits for approvers (a review decision whose rule holds, and an approvals desk to ask). */
+  holds(c: Command): boolean {
+    return (
+      c.decision.action === 'review' && this.deps.approvals !== undefined && c.decision.review?.hold !== false
+    );
+  }
+
+  /**
+   * Holds `c` until its review is decided: the command to run (approved: its decision now allows
+   * it, masks and limits kept) or to refuse (denied, expired, cancelled, or no review could be
+   * written), with a message naming the review and who decided.
+   */
+  async hold(c: Command): Promise<Command> {
+    const approvals = this.deps.approvals;
+    if (!approvals) throw new Error('this session has no approvals desk to hold commands');
+    const refuse = (message: string): Command => ({
+      ...c,
+      decision: { ...c.decision, action: 'deny', message },
+    });
+    try {
+      const { status, review } = await approvals.hold({
+        session: {
+          id: this.id,
+          actor: this.actor,
+          identity: this.identity,
+          connection: this.connection.name,
+        },
+        command: clip(this.auditText(c.text, c.decision, c.facts)),
+        decision: c.decision,
+      });
+      if (status === 'approved') return { ...c, decision: { ...c.decision, action: 'allow' } };
+      if (status === 'denied') {
+        const why = review.reason ? `: ${review.reason}` : '';
+        return refuse(`denied by ${review.decided_by ?? 'an approver'} in review ${review.id}${why}`);
+      }
+      if (status === 'expired') {
+        const approvals = review.approvals.length;
+        return refuse(
+          `not approved in time: review ${review.id} expired with ${approvals} of ${review.approvals_required} approvals`,
+        );
+      }
+      return refuse(`review ${review.id} was cancelled: the statement was withdrawn before a decision`);
+    } catch (err) {
+      return refuse(
+        `this statement needs approval, but no review could be opened: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /** Withdraws the commands this session holds for review (the client cancelled); false when none is held. */
+  withdraw(): boolean {
+    return this.deps.approvals?.cancelSession(this.id) ?? false;
+  }
+
   /** A command refused by the gateway itself (nothing a rule could judge), audited like a rule's denial. */
   refuse(text: string, message: string): Command {
     const decision = plainDecision('deny', [], message);
@@ -212,6 +269,8 @@ export class Session {
   async close(reason: CloseReason, detail?: string): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Its held commands will never run: their reviews are cancelled.
+    this.deps.approvals?.cancelSession(this.id);
     const endedAt = new Date();
     const status = reason === 'error' ? 'failed' : reason === 'killed' ? 'killed' : 'closed';
     this.deps.audit.record({

@@ -181,6 +181,40 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0006_reviews': {
+      async up(db: AnyDb) {
+        // Commands held for human approval. `version` grows with every change, so two gateways
+        // (or two approvers) recording a decision at once cannot overwrite each other's.
+        await db.schema
+          .createTable('reviews')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('decided_at', 'text')
+          .addColumn('session_id', 'text', (c) => c.notNull())
+          .addColumn('connection_name', 'text', (c) => c.notNull())
+          .addColumn('command', 'text', (c) => c.notNull())
+          .addColumn('rule', 'text', (c) => c.notNull())
+          .addColumn('rules_json', 'text', (c) => c.notNull())
+          .addColumn('message', 'text')
+          .addColumn('requester_json', 'text', (c) => c.notNull())
+          .addColumn('requester_root', 'text', (c) => c.notNull())
+          .addColumn('approver_groups_json', 'text', (c) => c.notNull())
+          .addColumn('approvals_required', 'integer', (c) => c.notNull())
+          .addColumn('approvals_json', 'text', (c) => c.notNull())
+          .addColumn('decided_by', 'text')
+          .addColumn('reason', 'text')
+          .execute();
+        await db.schema
+          .createIndex('reviews_status')
+          .on('reviews')
+          .columns(['status', 'created_at'])
+          .execute();
+        await db.schema.createIndex('reviews_session').on('reviews').column('session_id').execute();
+      },
+    },
   };
 }
 

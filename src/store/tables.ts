@@ -102,6 +102,30 @@ export interface Database {
   warden_meta: { key: string; value: string };
   policy_versions: PolicyVersionsTable;
   session_events: SessionEventsTable;
+  reviews: ReviewsTable;
+}
+
+/** A command held for approval, and what approvers did with it. */
+export interface ReviewsTable {
+  id: string;
+  status: string;
+  version: number;
+  created_at: string;
+  expires_at: string;
+  decided_at: string | null;
+  session_id: string;
+  connection_name: string;
+  command: string;
+  rule: string;
+  rules_json: string;
+  message: string | null;
+  requester_json: string;
+  requester_root: string;
+  approver_groups_json: string;
+  approvals_required: number;
+  approvals_json: string;
+  decided_by: string | null;
+  reason: string | null;
 }
 
 /** One recorded statement of a session; every value in it was masked before it was queued. */

@@ -68,9 +68,10 @@ function marker(): string {
 function refusalText(c: Command): { message: string; hint?: string } {
   const d = c.decision;
   if (d.action === 'review') {
+    // Only a rule with `hold: false` (or a gateway without an approvals desk) gets here.
     return {
       message: `${d.message ?? 'this statement needs approval'} (warden)`,
-      hint: 'Approval of single statements is not available yet; ask an approver for an exception.',
+      hint: `Rule "${d.decidedBy ?? 'review'}" does not hold statements for approval; ask an approver for an exception.`,
     };
   }
   return { message: `${d.message ?? 'refused by policy'} (warden)` };
@@ -202,22 +203,37 @@ export function runEngine(
     );
   };
 
+  /**
+   * A statement held for review: the client's later messages wait behind it (the relay pauses on a
+   * promise), and once approvers decide it goes on as approved or refused by `send`.
+   */
+  const awaitReview = (m: Message, c: Command, send: (m: Message, c: Command) => Buffer): Promise<Buffer> => {
+    const kept = copyMessage(m); // held across the wait: the socket's chunk is not ours to keep
+    return session.hold(c).then((decided) => send(kept, decided));
+  };
+
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
   const judge = (m: Message): Buffer | Promise<Buffer> => {
     if (m.type === Front.Query || m.type === Front.Sync || m.type === Front.FunctionCall) outstanding++;
     if (m.type === Front.Query) {
+      const query = (m: Message, c: Command): Buffer => {
+        tracker.sent(m, c);
+        recording?.queried(c);
+        durations?.sent();
+        return c.decision.action === 'allow' ? m.raw : refuse(c, (mk) => message(Front.Query, mk));
+      };
       const c = session.decide(readQuery(m.body));
-      tracker.sent(m, c);
-      recording?.queried(c);
-      durations?.sent();
-      return c.decision.action === 'allow' ? m.raw : refuse(c, (mk) => message(Front.Query, mk));
+      return session.holds(c) ? awaitReview(m, c, query) : query(m, c);
     }
     if (m.type === Front.Parse) {
       const p = readParse(m.body);
+      const parse = (m: Message, c: Command): Buffer => {
+        tracker.sent(m, c);
+        if (c.decision.action === 'allow') return m.raw;
+        return refuse(c, (mk) => message(Front.Parse, p.name, mk, Buffer.from([0, 0])));
+      };
       const c = session.decide(p.text);
-      tracker.sent(m, c);
-      if (c.decision.action === 'allow') return m.raw;
-      return refuse(c, (mk) => message(Front.Parse, p.name, mk, Buffer.from([0, 0])));
+      return session.holds(c) ? awaitReview(m, c, parse) : parse(m, c);
     }
     if (m.type === Front.FunctionCall) return callFunction(m);
     const bound = tracker.sent(m, null);

@@ -42,7 +42,7 @@ describe('PostgreSQL gateway: stock clients through Warden to a real database', 
               name: 'review-unbounded-writes',
               when: { sql: { statements: ['update', 'delete'], where: 'absent' } },
               effect: 'review',
-              review: { approvers: ['dba'] },
+              review: { approvers: ['dba'], hold: '300ms' },
             },
           ],
         },
@@ -94,10 +94,15 @@ describe('PostgreSQL gateway: stock clients through Warden to a real database', 
       assert.equal(r.rows[0].status, 'open');
       await c.query('begin');
       await c.query({ text: 'update orders set status = $1 where id = 1', values: ['refunded'] });
-      await assert.rejects(
-        c.query({ text: 'delete from orders', values: [] }),
-        /needs approval|held for approval/,
-      );
+      // Held for review (Parse), nobody approves within the rule's 300 ms: refused, 42501.
+      await assert.rejects(c.query({ text: 'delete from orders', values: [] }), (err: pg.DatabaseError) => {
+        assert.equal(err.code, '42501');
+        assert.match(
+          err.message,
+          /^not approved in time: review \S+ expired with 0 of 1 approvals \(warden\)$/,
+        );
+        return true;
+      });
       // As on a direct connection after an error: the block is aborted until ROLLBACK.
       await assert.rejects(c.query('select 1'), (err: pg.DatabaseError) => err.code === '25P02');
       await c.query('rollback');

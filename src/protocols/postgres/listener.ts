@@ -92,8 +92,9 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     if (hello.kind === 'cancel') {
       socket.destroy();
       const hit = live.get(`${hello.pid}.${hello.secret}`);
-      // The target's own key: the client only ever saw ours.
-      if (hit) cancelTarget(hit.targetAddress, hit.target.backendKey);
+      // A statement held for review never reached the target: cancelling withdraws it (its review
+      // is cancelled). Otherwise the target's own key: the client only ever saw ours.
+      if (hit && !hit.session.withdraw()) cancelTarget(hit.targetAddress, hit.target.backendKey);
       return;
     }
     const client = hello.socket;

@@ -123,7 +123,8 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
             name: 'review-unbounded-deletes',
             when: { sql: { statements: ['delete'], where: 'absent' } },
             effect: 'review',
-            review: { approvers: ['dba'] },
+            // Not held: refused at once, and recorded with the review decision.
+            review: { approvers: ['dba'], hold: false },
           },
         ],
       },

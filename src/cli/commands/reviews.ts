@@ -1,0 +1,64 @@
+// `warden reviews ls|show|approve|deny`: commands held for approval, and deciding on them.
+import type { Command } from 'commander';
+import type { ReviewView } from '../../store/reviews.js';
+import { ApiClient, query } from '../client.js';
+import { printJson, printTable } from '../output.js';
+
+const approvalsOf = (r: ReviewView): string => `${r.approvals.length}/${r.approvals_required}`;
+
+export function reviewCommands(program: Command): void {
+  const reviews = program.command('reviews').description('commands held for approval');
+  reviews
+    .command('ls')
+    .description('list reviews, newest first')
+    .option('--pending', 'only those still waiting for a decision')
+    .option('--status <status>', 'pending, approved, denied, expired or cancelled')
+    .option('--limit <n>', 'how many', '50')
+    .option('--json', 'print JSON')
+    .action(async (o: { pending?: boolean; status?: string; limit: string; json?: boolean }) => {
+      const status = o.pending ? 'pending' : o.status;
+      const { reviews: rows } = await new ApiClient().get<{ reviews: ReviewView[] }>(
+        `/api/reviews${query({ status, limit: o.limit })}`,
+      );
+      if (o.json) return printJson(rows);
+      printTable(
+        ['ID', 'STATUS', 'APPROVALS', 'REQUESTER', 'ROOT', 'CONNECTION', 'RULE', 'CREATED', 'COMMAND'],
+        rows.map((r) => [
+          r.id,
+          r.status,
+          approvalsOf(r),
+          r.requester.subject,
+          r.requester.root,
+          r.connection,
+          r.rule,
+          r.created_at,
+          r.command.replace(/\s+/g, ' ').slice(0, 80),
+        ]),
+      );
+    });
+  reviews
+    .command('show <id>')
+    .description('show one review: the command, who asked, the rule, approvals so far')
+    .action(async (id: string) => {
+      printJson(await new ApiClient().get<ReviewView>(`/api/reviews/${encodeURIComponent(id)}`));
+    });
+  for (const verdict of ['approve', 'deny'] as const) {
+    reviews
+      .command(`${verdict} <id>`)
+      .description(
+        verdict === 'approve'
+          ? 'approve a held command: it runs once the rule has its number of approvals'
+          : 'deny a held command: its client gets an error naming you and your reason',
+      )
+      .option('--reason <text>', 'kept in the review and the audit trail; shown to the client on deny')
+      .action(async (id: string, o: { reason?: string }) => {
+        const r = await new ApiClient().request<ReviewView>(
+          'POST',
+          `/api/reviews/${encodeURIComponent(id)}/${verdict}`,
+          o.reason ? { reason: o.reason } : {},
+        );
+        const state = r.status === 'pending' ? `pending, ${approvalsOf(r)} approvals` : r.status;
+        process.stdout.write(`review ${r.id}: ${state}\n`);
+      });
+  }
+}

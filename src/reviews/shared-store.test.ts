@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { ReviewView } from '../store/reviews.js';
+import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
+import { psqlVia } from '../testing/run.js';
+import { api, startWarden, type WardenProcess } from '../testing/warden-process.js';
+
+/** Poll interval of a gateway for decisions taken elsewhere is 500 ms; this only bounds a stuck release. */
+const RELEASED_WITHIN_MS = 5_000;
+
+describe('approvals across two gateways sharing one PostgreSQL store', () => {
+  let store: ThrowawayDb;
+  let target: ThrowawayDb;
+  let root: string;
+  const gateways: WardenProcess[] = [];
+  const keys = { alice: '', bob: '' };
+
+  before(async () => {
+    store = await createThrowawayDb();
+    target = await createThrowawayDb();
+    root = mkdtempSync(join(tmpdir(), 'warden-reviews-'));
+    mkdirSync(join(root, 'keys'));
+    // Key files as an operator provisions them for every replica.
+    const seal = join(root, 'keys', 'seal.key');
+    const signing = join(root, 'keys', 'signing.key');
+    writeFileSync(seal, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+    const { privateKey } = generateKeyPairSync('ed25519');
+    writeFileSync(signing, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    for (const name of ['a', 'b']) {
+      const dir = join(root, name);
+      mkdirSync(dir);
+      gateways.push(
+        await startWarden({
+          dir,
+          config: {
+            data_dir: join(dir, 'data'),
+            store: { url: store.url },
+            keys: { seal_key_file: seal, signing_key_file: signing },
+            connections: [pgConnection(target.name, 'shop')],
+            policy: {
+              rules: [
+                {
+                  name: 'hold-deletes',
+                  when: { sql: { statements: ['delete'], where: 'absent' } },
+                  effect: 'review',
+                  review: { approvers: ['dba'], hold: '60s' },
+                },
+              ],
+            },
+          },
+        }),
+      );
+    }
+    const admin = readFileSync(join(root, 'a', 'data', 'admin.key'), 'utf8').trim();
+    for (const [name, group] of [
+      ['alice', 'dev'],
+      ['bob', 'dba'],
+    ] as const) {
+      const res = await api(gateways[0]!.url, 'POST', '/api/keys', {
+        token: admin,
+        body: { name, groups: [group] },
+      });
+      assert.equal(res.status, 201, res.text);
+      keys[name] = (res.body as { key: string }).key;
+    }
+  });
+  after(async () => {
+    for (const g of gateways) await g.stop();
+    await target?.drop();
+    await store?.drop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('releases a statement held on gateway A when an approver approves it through gateway B', async () => {
+    const [a, b] = gateways as [WardenProcess, WardenProcess];
+    assert.ok(a.postgres);
+    const psql = psqlVia(
+      { port: a.postgres.port, password: keys.alice, database: 'shop' },
+      ['-c', 'CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2); DELETE FROM t'],
+      { timeoutMs: 60_000 },
+    );
+    let pending: ReviewView | undefined;
+    for (let i = 0; i < 200 && !pending; i++) {
+      // bob has no approver role: he sees the review because his group may decide on it.
+      const res = await api(b.url, 'GET', '/api/reviews?status=pending', { token: keys.bob });
+      assert.equal(res.status, 200, res.text);
+      pending = (res.body as { reviews: ReviewView[] }).reviews[0];
+      if (!pending) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(pending, 'the review held on A is listed through B');
+    assert.equal(pending.requester.subject, 'alice');
+
+    const approvedAt = Date.now();
+    const res = await api(b.url, 'POST', `/api/reviews/${pending.id}/approve`, { token: keys.bob, body: {} });
+    assert.equal(res.status, 200, res.text);
+    const done = await psql;
+    const waited = Date.now() - approvedAt;
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout.trim().split('\n').pop(), 'DELETE 2');
+    assert.ok(waited < RELEASED_WITHIN_MS, `released ${waited} ms after the approval on the other gateway`);
+  });
+});
