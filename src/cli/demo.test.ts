@@ -70,6 +70,33 @@ describe('warden demo (what npm start runs)', () => {
     assert.match(res.stderr, /ERROR: {2}Dropping or truncating tables needs a change request\. \(warden\)/);
   });
 
+  it('holds an unbounded DELETE until the demo approver (dba.key) approves it', async () => {
+    const key = readFileSync(join(dir, 'data', 'admin.key'), 'utf8').trim();
+    const dba = readFileSync(join(dir, 'data', 'dba.key'), 'utf8').trim();
+    const url = /WARDEN_URL=(\S+) WARDEN_TOKEN=/.exec(output)?.[1];
+    assert.ok(url, output);
+    const env = { WARDEN_URL: url, WARDEN_TOKEN: dba };
+    const held = runProgram(
+      'psql',
+      [`host=127.0.0.1 port=${port} dbname=demo user=me sslmode=disable`, '-XAt', '-c', 'delete from orders'],
+      { PGPASSWORD: key },
+      { timeoutMs: 60_000 },
+    );
+    let id: string | undefined;
+    for (let i = 0; i < 200 && !id; i++) {
+      const ls = await runProgram(process.execPath, [CLI, 'reviews', 'ls', '--pending', '--json'], env);
+      assert.equal(ls.code, 0, ls.stderr);
+      id = (JSON.parse(ls.stdout) as Array<{ id: string }>)[0]?.id;
+      if (!id) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(id, 'the held DELETE is listed for the approver');
+    const approved = await runProgram(process.execPath, [CLI, 'reviews', 'approve', id], env);
+    assert.equal(approved.code, 0, approved.stderr);
+    const done = await held;
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout, 'DELETE 3\n');
+  });
+
   it('stops cleanly on SIGTERM, its PostgreSQL with it', async () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');

@@ -1,9 +1,12 @@
 // `warden demo`: a throwaway PostgreSQL (PGlite, in memory, on a loopback socket) seeded with a
 // little personal data, registered as connection "demo" with rules that show what Warden does.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { type Config, configSchema } from '../config/schema.js';
+import type { ApiKeys } from '../identity/api-keys.js';
 
 export interface DemoTarget {
   host: string;
@@ -92,4 +95,31 @@ export function demoConfig(o: {
       ],
     },
   });
+}
+
+/**
+ * The demo's approver: an API key in group `dba` (the demo's review rule names it), written to
+ * `<data_dir>/dba.key` (0600) so a newcomer can approve a held statement as someone other than
+ * themselves. Kept across restarts while it still works; else replaced.
+ */
+export async function demoApproverKey(keys: ApiKeys, dataDir: string): Promise<string> {
+  const file = join(dataDir, 'dba.key');
+  if (existsSync(file)) {
+    const ok = await keys.authenticate(readFileSync(file, 'utf8').trim()).then(
+      () => true,
+      () => false,
+    );
+    if (ok) return file;
+  }
+  const old = await keys.get('demo-dba');
+  if (old && !old.revoked_at) await keys.revoke(old.id);
+  const { key } = await keys.create({
+    name: 'demo-dba',
+    kind: 'service',
+    groups: ['dba'],
+    createdBy: 'warden demo',
+    expiresAt: null,
+  });
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return file;
 }

@@ -40,7 +40,7 @@ export function localCommands(program: Command): void {
     .option('--api-port <port>', 'API port', '8080')
     .option('--data-dir <dir>', 'where the SQLite store and keys go', './.warden')
     .action(async (opts: { port: string; apiPort: string; dataDir: string }) => {
-      const { startDemoTarget, demoConfig } = await import('../demo.js');
+      const { startDemoTarget, demoConfig, demoApproverKey } = await import('../demo.js');
       const target = await startDemoTarget();
       const loaded = {
         file: undefined,
@@ -52,12 +52,15 @@ export function localCommands(program: Command): void {
         }),
       };
       await serve(loaded, {
-        started: (w) => {
+        started: async (w) => {
           const key = `${resolve(opts.dataDir)}/admin.key`;
+          const dba = await demoApproverKey(w.ctx.apiKeys, resolve(opts.dataDir));
           process.stderr.write(
             `\nwarden demo: connection "demo" is a throwaway PostgreSQL (PGlite) with customers and orders.\n` +
               `  PGPASSWORD=$(cat ${key}) psql "host=${w.postgres?.host} port=${w.postgres?.port} dbname=demo user=me sslmode=disable"\n` +
               '  select name, email, card_number from customers;   -- email and card masked\n' +
+              '  delete from orders;                                -- held until someone in "dba" approves it:\n' +
+              `     WARDEN_URL=${w.url} WARDEN_TOKEN=$(cat ${dba}) npx warden reviews ls --pending   (then: reviews approve <id>)\n` +
               '  drop table orders;                                 -- blocked by rule "no-drop"\n\n',
           );
         },
@@ -152,7 +155,7 @@ type RunningWarden = Awaited<ReturnType<Awaited<ReturnType<typeof loadGateway>>[
 /** Runs the gateway until SIGINT/SIGTERM, printing where it listens. */
 async function serve(
   loaded: Loaded,
-  hooks: { started?: (w: RunningWarden) => void; stopped?: () => Promise<void> } = {},
+  hooks: { started?: (w: RunningWarden) => void | Promise<void>; stopped?: () => Promise<void> } = {},
 ): Promise<void> {
   const [{ createLogger }, { startWarden }] = await Promise.all([import('../../logging.js'), loadGateway()]);
   const log = createLogger(loaded.config.log.level);
@@ -169,7 +172,7 @@ async function serve(
     process.stderr.write(`warden: PostgreSQL listening on ${warden.postgres.host}:${warden.postgres.port}\n`);
   }
   process.stderr.write(`warden: API listening on ${warden.url}\n`);
-  hooks.started?.(warden);
+  await hooks.started?.(warden);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
