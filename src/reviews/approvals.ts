@@ -42,8 +42,12 @@ interface Waiter {
   review: ReviewView;
 }
 
+/** Told of every review this gateway created or changed (the new state), for streams and notifications. */
+export type ReviewListener = (review: ReviewView) => void;
+
 export class Approvals {
   private readonly waiting = new Map<string, Waiter>();
+  private readonly listeners = new Set<ReviewListener>();
   private readonly poller: NodeJS.Timeout;
   private polling = false;
 
@@ -54,6 +58,22 @@ export class Approvals {
   ) {
     this.poller = setInterval(() => void this.poll(), opts.pollMs ?? 500);
     this.poller.unref();
+  }
+
+  /** Calls `listener` with each review this gateway creates or changes; returns the unsubscribe. */
+  onChange(listener: ReviewListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(r: ReviewView): void {
+    for (const l of this.listeners) {
+      try {
+        l(r);
+      } catch (err) {
+        this.opts.onError?.(err as Error);
+      }
+    }
   }
 
   /** How many commands this gateway holds now. */
@@ -104,6 +124,7 @@ export class Approvals {
       reason: null,
     };
     await this.reviews.insert(review);
+    this.changed(review);
     const outcome = new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => void this.expire(id), holdMs);
       this.waiting.set(id, { resolve, timer, review });
@@ -204,6 +225,7 @@ export class Approvals {
           ...(next.reason ? { reason: next.reason } : {}),
         }),
       });
+      this.changed(next);
       if (next.status !== 'pending') this.release(next);
       return next;
     }
@@ -245,6 +267,7 @@ export class Approvals {
         outcome: 'denied',
         payload: this.payload(next, {}),
       });
+      this.changed(next);
       return this.release(next);
     }
     return this.settleLocally(id, 'expired');
@@ -270,6 +293,7 @@ export class Approvals {
         outcome: 'info',
         payload: this.payload(next, {}),
       });
+      this.changed(next);
       return this.release(next);
     }
     // The store could not say: the command is not run (fail closed).
