@@ -29,6 +29,7 @@ import { Approvals } from './reviews/approvals.js';
 import { Connections } from './store/connections.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
+import { Preapprovals } from './store/preapprovals.js';
 import { Reviews } from './store/reviews.js';
 import { SessionEvents } from './store/session-events.js';
 import { Sessions } from './store/sessions.js';
@@ -162,8 +163,14 @@ export async function startWarden(
 
   const live = new LiveSessions();
   const reviews = new Reviews(store);
-  const approvals = new Approvals(reviews, audit, {
+  const preapprovals = new Preapprovals(store);
+  const approvals = new Approvals(reviews, preapprovals, audit, {
     onError: (err) => log.warn({ err: err.message }, 'cannot read review decisions from the store'),
+    onAlert: (r) =>
+      log.error(
+        { review: r.id, requester: r.requester.subject, connection: r.connection, reason: r.reason },
+        'break-glass: a command ran before anyone approved it; approvers must review it after the fact',
+      ),
   });
   const sessionEvents = new SessionEvents(store);
   let lastDropLog = 0;
@@ -198,6 +205,7 @@ export async function startWarden(
     sessions: new Sessions(store),
     sessionEvents,
     reviews,
+    preapprovals,
     approvals,
     recorder,
     apiKeys,

@@ -14,6 +14,7 @@ import type { Recorder } from '../recording/recorder.js';
 import type { Approvals } from '../reviews/approvals.js';
 import type { Connections } from '../store/connections.js';
 import type { PolicyVersions } from '../store/policy-versions.js';
+import type { Preapprovals } from '../store/preapprovals.js';
 import type { Reviews } from '../store/reviews.js';
 import type { SessionEvents } from '../store/session-events.js';
 import type { Sessions } from '../store/sessions.js';
@@ -35,6 +36,7 @@ export interface ApiContext {
   sessions: Sessions;
   sessionEvents: SessionEvents;
   reviews: Reviews;
+  preapprovals: Preapprovals;
   /** Commands held for review on this gateway, and the decisions approvers make through the API. */
   approvals: Approvals;
   /** Writes sessions' statement events; its queue and health are reported by /readyz and /metrics. */

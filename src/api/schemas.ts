@@ -91,6 +91,24 @@ export const reviewView = z.object({
   ),
   decided_by: z.string().nullable(),
   reason: z.string().nullable(),
+  fingerprint: z.string().nullable(),
+  break_glass: z.boolean(),
+  reuse_until: z.string().nullable(),
+  options: z.object({ held: z.boolean(), reuse_ms: z.number().nullable(), break_glass: z.boolean() }),
+});
+
+export const preapprovalView = z.object({
+  id: z.string(),
+  connection: z.string(),
+  fingerprint: z.string(),
+  subject: z.string().nullable(),
+  group: z.string().nullable(),
+  review_id: z.string().nullable(),
+  created_by: z.string(),
+  created_at: z.string(),
+  expires_at: z.string(),
+  reason: z.string().nullable(),
+  revoked_at: z.string().nullable(),
 });
 
 export const sessionEventView = z.object({

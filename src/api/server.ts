@@ -18,6 +18,7 @@ import { auditRoutes } from './routes/audit.js';
 import { connectionRoutes } from './routes/connections.js';
 import { identityRoutes } from './routes/identity.js';
 import { policyRoutes } from './routes/policy.js';
+import { preapprovalRoutes } from './routes/preapprovals.js';
 import { reviewRoutes } from './routes/reviews.js';
 import { sessionRoutes } from './routes/sessions.js';
 
@@ -135,6 +136,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   connectionRoutes(zapp, ctx);
   sessionRoutes(zapp, ctx);
   reviewRoutes(zapp, ctx);
+  preapprovalRoutes(zapp, ctx);
   auditRoutes(zapp, ctx);
   policyRoutes(zapp, ctx);
   return app;

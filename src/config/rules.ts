@@ -107,6 +107,13 @@ export const rule = z.discriminatedUnion('effect', [
         approvals: z.number().int().min(1).default(1),
         /** How long the command is held on the wire; `false`: refuse now, allow once approved. */
         hold: z.union([duration, z.literal(false)]).prefault('5m'),
+        /**
+         * With `hold: false`: how long an approval lets the caller run the same statement again,
+         * and how long a review waits for approvers.
+         */
+        ttl: duration.prefault('15m'),
+        /** Whether the requester may run the command at once with a reason (audited as an alert). */
+        break_glass: z.boolean().default(true),
       })
       .prefault({ approvers: ['approver'] }),
   }),

@@ -137,17 +137,15 @@ export class Session {
     return { text, facts, decision };
   }
 
-  /** Whether `c` waits for approvers (a review decision whose rule holds, and an approvals desk to ask). */
+  /** Whether `c` goes to the approvals desk (a review decision, and a desk to ask). */
   holds(c: Command): boolean {
-    return (
-      c.decision.action === 'review' && this.deps.approvals !== undefined && c.decision.review?.hold !== false
-    );
+    return c.decision.action === 'review' && this.deps.approvals !== undefined;
   }
 
   /**
-   * Holds `c` until its review is decided: the command to run (approved: its decision now allows
-   * it, masks and limits kept) or to refuse (denied, expired, cancelled, or no review could be
-   * written), with a message naming the review and who decided.
+   * Asks the approvals desk about `c` (a held command waits here until its review is decided):
+   * the command to run (approved, pre-approved, or the requester broke the glass: its decision now
+   * allows it, masks and limits kept) or to refuse, with a message naming the review and who decided.
    */
   async hold(c: Command): Promise<Command> {
     const approvals = this.deps.approvals;
@@ -156,8 +154,9 @@ export class Session {
       ...c,
       decision: { ...c.decision, action: 'deny', message },
     });
+    const allow = (): Command => ({ ...c, decision: { ...c.decision, action: 'allow' } });
     try {
-      const { status, review } = await approvals.hold({
+      const o = await approvals.decide({
         session: {
           id: this.id,
           actor: this.actor,
@@ -165,20 +164,27 @@ export class Session {
           connection: this.connection.name,
         },
         command: clip(this.auditText(c.text, c.decision, c.facts)),
+        fingerprint: c.facts.protocol_kind === 'sql' ? c.facts.fingerprint : null,
         decision: c.decision,
       });
-      if (status === 'approved') return { ...c, decision: { ...c.decision, action: 'allow' } };
-      if (status === 'denied') {
-        const why = review.reason ? `: ${review.reason}` : '';
-        return refuse(`denied by ${review.decided_by ?? 'an approver'} in review ${review.id}${why}`);
+      if (o.status === 'preapproved' || o.status === 'approved') return allow();
+      const review = o.review;
+      switch (o.status) {
+        case 'pending':
+          return refuse(
+            `this statement needs approval (rule "${review.rule}"): review ${review.id} is waiting for ${review.approver_groups.join(' or ')}; run the same statement again once it is approved`,
+          );
+        case 'denied':
+          return refuse(
+            `denied by ${review.decided_by ?? 'an approver'} in review ${review.id}${review.reason ? `: ${review.reason}` : ''}`,
+          );
+        case 'expired':
+          return refuse(
+            `not approved in time: review ${review.id} expired with ${review.approvals.length} of ${review.approvals_required} approvals`,
+          );
+        case 'cancelled':
+          return refuse(`review ${review.id} was cancelled: the statement was withdrawn before a decision`);
       }
-      if (status === 'expired') {
-        const approvals = review.approvals.length;
-        return refuse(
-          `not approved in time: review ${review.id} expired with ${approvals} of ${review.approvals_required} approvals`,
-        );
-      }
-      return refuse(`review ${review.id} was cancelled: the statement was withdrawn before a decision`);
     } catch (err) {
       return refuse(
         `this statement needs approval, but no review could be opened: ${(err as Error).message}`,

@@ -68,18 +68,21 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
     db = await createThrowawayDb();
     direct = new pg.Client({ connectionString: db.url });
     await direct.connect();
-    for (const t of ['orders', 'drafts', 'logs', 'carts', 'jobs']) {
+    for (const t of ['orders', 'drafts', 'logs', 'carts', 'jobs', 'later', 'shapes', 'others', 'incidents']) {
       await direct.query(`create table ${t} (id int primary key, note text)`);
       await direct.query(`insert into ${t} select g, 'row ' || g from generate_series(1, 5) g`);
     }
     gw = await startGateway('sqlite', {
       config: {
-        connections: ['shop', 'shop-quick', 'shop-two'].map((name) => pgConnection(db.name, name)),
+        connections: ['shop', 'shop-quick', 'shop-two', 'shop-later'].map((name) =>
+          pgConnection(db.name, name),
+        ),
         policy: {
           rules: [
             holdDeletes('shop', '60s'),
             holdDeletes('shop-quick', '1500ms'),
             holdDeletes('shop-two', '60s', 2),
+            { ...holdDeletes('shop-later', '60s'), review: { approvers: ['dba'], hold: false, ttl: '10m' } },
           ],
         },
       },
@@ -271,6 +274,134 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
     } finally {
       await c.end();
     }
+  });
+
+  it('with hold: false refuses at once naming the review, and lets the same caller run it again once approved', async () => {
+    const c = await client('shop-later');
+    try {
+      const first = (await settled(c.query('delete from later'))) as pg.DatabaseError;
+      assert.equal(first.code, '42501');
+      const m =
+        /: review (\S+) is waiting for dba; run the same statement again once it is approved \(warden\)$/.exec(
+          first.message,
+        );
+      assert.ok(m, first.message);
+      const id = m[1]!;
+      // Asking again before anyone decided opens no second review.
+      const again = (await settled(c.query('delete from later'))) as pg.DatabaseError;
+      assert.match(again.message, new RegExp(`review ${id} is waiting`));
+      const r = await review(id);
+      assert.equal(r.options.held, false);
+      assert.equal((await decide('bob', 'approve', id)).code, 0);
+      const approved = await review(id);
+      assert.ok(approved.reuse_until && Date.parse(approved.reuse_until) > Date.now() + 9 * 60_000);
+      assert.equal((await c.query('delete from later')).rowCount, 5);
+      await gw.waitForAudit('command.approved', (a) => a.payload.review === id);
+      // The approval is for this caller and this text: another caller, or other text, asks anew.
+      const other = await gw.api('GET', '/api/reviews?status=pending', { token: keys.bob });
+      assert.equal((other.body as { reviews: ReviewView[] }).reviews.filter((x) => x.id === id).length, 0);
+      const d = new pg.Client({
+        host: '127.0.0.1',
+        port,
+        database: 'shop-later',
+        user: 'dave',
+        password: keys.dave,
+      });
+      await d.connect();
+      try {
+        const byDave = (await settled(d.query('delete from later'))) as pg.DatabaseError;
+        assert.doesNotMatch(byDave.message, new RegExp(id));
+      } finally {
+        await d.end();
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('lets an approver pre-approve a statement shape: later runs go through at once until revoked', async () => {
+    const c = await client('shop');
+    try {
+      const held = c.query('delete from shapes').then(
+        (res) => res,
+        (err: Error) => err,
+      );
+      const r = await pendingReview('shop');
+      assert.equal(r.fingerprint, 'delete from shapes');
+      const self = await gw.cli(['reviews', 'preapprove', r.id], { token: keys.alice });
+      assert.notEqual(self.code, 0, 'the requester cannot pre-approve her own statement');
+      const pre = await gw.cli(
+        ['reviews', 'preapprove', r.id, '--for', '1h', '--reason', 'nightly cleanup'],
+        {
+          token: keys.bob,
+        },
+      );
+      assert.equal(pre.code, 0, pre.stderr);
+      const preId = /^pre-approval (\S+): alice may run this on shop until /.exec(pre.stdout)?.[1];
+      assert.ok(preId, pre.stdout);
+      // The statement that asked still needs its own decision.
+      assert.equal((await decide('bob', 'approve', r.id)).code, 0);
+      assert.equal(((await held) as pg.QueryResult).rowCount, 5);
+      // The same statement runs at once now: no review.
+      await direct.query(`insert into shapes select g, 'x' from generate_series(1, 2) g`);
+      assert.equal((await c.query('delete from shapes')).rowCount, 2);
+      await gw.waitForAudit('command.preapproved', (a) => a.payload.preapproval === preId);
+      const listed = await gw.cli(['preapprovals', 'ls'], { token: keys.bob });
+      assert.match(listed.stdout, new RegExp(`${preId}\\s+shop\\s+alice\\s+bob`));
+      // Another shape still asks.
+      const other = settled(c.query('delete from others'));
+      const otherReview = await pendingReview('shop');
+      assert.equal(otherReview.command, 'delete from others');
+      assert.equal((await decide('bob', 'deny', otherReview.id)).code, 0);
+      assert.match(String(await other), /denied by bob/);
+      // Revoked: the shape asks again.
+      assert.equal((await gw.cli(['preapprovals', 'revoke', preId], { token: keys.bob })).code, 0);
+      const asks = settled(c.query('delete from shapes'));
+      const again = await pendingReview('shop');
+      assert.equal(again.command, 'delete from shapes');
+      assert.equal((await decide('bob', 'deny', again.id)).code, 0);
+      assert.match(String(await asks), /denied by bob/);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('lets the requester break the glass with a reason: it runs now, alerts, and waits for review after the fact', async () => {
+    const psql = psqlVia({ port, password: keys.alice, database: 'shop' }, ['-c', 'DELETE FROM incidents'], {
+      timeoutMs: 60_000,
+    });
+    const r = await pendingReview('shop');
+    const noReason = await gw.cli(['reviews', 'approve', r.id, '--break-glass'], { token: keys.alice });
+    assert.notEqual(noReason.code, 0);
+    assert.match(noReason.stderr, /--break-glass needs --reason/);
+    const notHers = await gw.cli(['reviews', 'approve', r.id, '--break-glass', '--reason', 'x'], {
+      token: keys.bob,
+    });
+    assert.notEqual(notHers.code, 0, 'only the requester may break the glass');
+    const broke = await gw.cli(
+      ['reviews', 'approve', r.id, '--break-glass', '--reason', 'incident 42: disk full'],
+      {
+        token: keys.alice,
+      },
+    );
+    assert.equal(broke.code, 0, broke.stderr);
+    assert.equal(broke.stdout.trim(), `review ${r.id}: break-glass`);
+    const done = await psql;
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout.trim(), 'DELETE 5');
+    const alert = await gw.waitForAudit('review.break_glass', (a) => a.payload.review === r.id);
+    assert.equal(alert.payload.alert, true);
+    assert.equal(alert.actor.subject, 'alice');
+    const awaiting = await gw.cli(['reviews', 'ls', '--pending'], { token: keys.bob });
+    assert.match(awaiting.stdout, new RegExp(`${r.id}\\s+break-glass`));
+    assert.equal((await decide('bob', 'approve', r.id, 'confirmed with on-call')).code, 0);
+    const after = await review(r.id);
+    assert.equal(after.status, 'approved');
+    assert.equal(after.break_glass, true);
+    await gw.waitForAudit(
+      'review.approved',
+      (a) => a.payload.review === r.id && a.payload.after_the_fact === true,
+    );
   });
 
   it('keeps every review decision in the verified audit chain', async () => {

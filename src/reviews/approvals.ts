@@ -9,18 +9,25 @@ import { timeOrderedId } from '../crypto/ids.js';
 import { actorOf, type Identity } from '../identity/identity.js';
 import type { Decision } from '../policy/decide.js';
 import { ConflictError, NotFoundError } from '../store/connections.js';
-import type { Approval, Requester, Reviews, ReviewView } from '../store/reviews.js';
+import type { Preapprovals, PreapprovalView } from '../store/preapprovals.js';
+import type { Approval, Reviews, ReviewView } from '../store/reviews.js';
 
-/** What happened to a held command; `cancelled`: its session ended while it waited. */
-export interface Outcome {
-  status: 'approved' | 'denied' | 'expired' | 'cancelled';
-  review: ReviewView;
-}
+/**
+ * What became of a command a review rule caught. `approved`: it runs (approvers agreed, an open
+ * approval of the same statement was reused, or the requester broke the glass); `preapproved`: a
+ * pre-approval covers it; `pending`: not held (`hold: false`), its review waits for approvers;
+ * the rest refuse it (`cancelled`: its session withdrew it or ended while it waited).
+ */
+export type Outcome =
+  | { status: 'approved' | 'denied' | 'expired' | 'cancelled' | 'pending'; review: ReviewView }
+  | { status: 'preapproved'; preapproval: PreapprovalView };
 
 export interface HoldRequest {
   session: { id: string; actor: Readonly<AuditActor>; identity: Identity; connection: string };
   /** The command as the audit trail keeps it (values of masked columns masked). */
   command: string;
+  /** The statement's shape (constants replaced), for pre-approvals; null when it did not parse. */
+  fingerprint: string | null;
   decision: Decision;
 }
 
@@ -33,10 +40,12 @@ export interface ApprovalsOptions {
   /** How often held reviews are looked up in the store for decisions taken by other gateways. */
   pollMs?: number;
   onError?: (err: Error) => void;
+  /** A requester broke the glass: said loudly (log, metrics) besides the audit record. */
+  onAlert?: (review: ReviewView) => void;
 }
 
 interface Waiter {
-  resolve: (o: Outcome) => void;
+  resolve: (o: Extract<Outcome, { review: ReviewView }>) => void;
   timer: NodeJS.Timeout;
   /** The review as it was created: what the outcome carries when the store cannot be read. */
   review: ReviewView;
@@ -53,6 +62,7 @@ export class Approvals {
 
   constructor(
     private readonly reviews: Reviews,
+    private readonly preapprovals: Preapprovals,
     private readonly audit: AuditLog,
     private readonly opts: ApprovalsOptions = {},
   ) {
@@ -82,33 +92,63 @@ export class Approvals {
   }
 
   /**
-   * Creates the review for a held command and resolves once it is decided, expires (the rule's
-   * hold), or is cancelled. Rejects only when the review cannot be written (the command is then
-   * refused: nobody could ever approve it).
+   * Decides a command a review rule caught: a pre-approval that covers it lets it run; else a
+   * held command waits here until its review is decided, expires (the rule's hold) or is
+   * cancelled; a command that is not held reuses the requester's open review of the same
+   * statement (approved: it runs; pending: still refused) or opens one. Rejects only when the
+   * store cannot be read or written (the command is then refused).
    */
-  async hold(req: HoldRequest): Promise<Outcome> {
+  async decide(req: HoldRequest): Promise<Outcome> {
     const d = req.decision;
     const spec = d.review;
-    if (d.action !== 'review' || !spec || spec.hold === false) {
-      throw new Error('hold() needs a review decision whose rule holds commands');
-    }
-    const holdMs = spec.hold;
+    if (d.action !== 'review' || !spec) throw new Error('decide() needs a review decision');
     const now = new Date();
-    const id = timeOrderedId(now.getTime());
     const identity = req.session.identity;
-    const requester: Requester = {
-      subject: identity.subject,
-      kind: identity.kind,
-      root: identity.rootSubject,
-      chain: identity.chain,
-      token_id: identity.tokenId,
-    };
+    if (req.fingerprint !== null) {
+      const pre = await this.preapprovals.find(
+        req.session.connection,
+        req.fingerprint,
+        { subject: identity.subject, root: identity.rootSubject, groups: identity.groups },
+        now,
+      );
+      if (pre) {
+        this.audit.record({
+          type: 'command.preapproved',
+          actor: req.session.actor,
+          target: `connection:${req.session.connection}`,
+          outcome: 'success',
+          payload: { session: req.session.id, command: req.command, preapproval: pre.id, rule: d.decidedBy },
+        });
+        return { status: 'preapproved', preapproval: pre };
+      }
+    }
+    if (spec.hold === false) {
+      const open = await this.reviews.reusable(identity.subject, req.session.connection, req.command, now);
+      if (open?.status === 'approved') {
+        this.audit.record({
+          type: 'command.approved',
+          actor: req.session.actor,
+          target: `connection:${req.session.connection}`,
+          outcome: 'success',
+          payload: {
+            session: req.session.id,
+            command: req.command,
+            review: open.id,
+            reuse_until: open.reuse_until,
+          },
+        });
+        return { status: 'approved', review: open };
+      }
+      if (open) return { status: 'pending', review: open };
+    }
+    const held = spec.hold !== false;
+    const waitMs = spec.hold === false ? spec.ttl : spec.hold;
     const review: ReviewView = {
-      id,
+      id: timeOrderedId(now.getTime()),
       status: 'pending',
       version: 1,
       created_at: now.toISOString(),
-      expires_at: new Date(now.getTime() + holdMs).toISOString(),
+      expires_at: new Date(now.getTime() + waitMs).toISOString(),
       decided_at: null,
       session_id: req.session.id,
       connection: req.session.connection,
@@ -116,55 +156,73 @@ export class Approvals {
       rule: d.decidedBy ?? d.rules[0] ?? 'review',
       rules: d.rules,
       message: d.message ?? null,
-      requester,
+      requester: {
+        subject: identity.subject,
+        kind: identity.kind,
+        root: identity.rootSubject,
+        chain: identity.chain,
+        token_id: identity.tokenId,
+      },
       approver_groups: spec.approvers,
       approvals_required: spec.approvals,
       approvals: [],
       decided_by: null,
       reason: null,
+      fingerprint: req.fingerprint,
+      break_glass: false,
+      reuse_until: null,
+      options: { held, reuse_ms: held ? null : spec.ttl, break_glass: spec.break_glass },
     };
     await this.reviews.insert(review);
     this.changed(review);
-    const outcome = new Promise<Outcome>((resolve) => {
-      const timer = setTimeout(() => void this.expire(id), holdMs);
-      this.waiting.set(id, { resolve, timer, review });
-    });
+    const outcome = held
+      ? new Promise<Extract<Outcome, { review: ReviewView }>>((resolve) => {
+          const timer = setTimeout(() => void this.expire(review.id), waitMs);
+          this.waiting.set(review.id, { resolve, timer, review });
+        })
+      : Promise.resolve({ status: 'pending' as const, review });
     await this.audit.append({
       type: 'review.requested',
       actor: req.session.actor,
       target: `connection:${review.connection}`,
       outcome: 'info',
-      payload: this.payload(review, { hold_ms: holdMs }),
+      payload: this.payload(review, { held, wait_ms: waitMs }),
     });
     return outcome;
   }
 
-  /** One approval; the review is approved once it has the number its rule asks for. */
+  /**
+   * One approval; the review is approved once it has the number its rule asks for. A review the
+   * requester broke the glass on is approved (ratified) after the fact the same way.
+   */
   async approve(id: string, who: Identity, reason?: string, address?: string | null): Promise<ReviewView> {
     return this.act(id, who, address, (r) => {
       if (r.approvals.some((a) => a.root === who.rootSubject)) {
         throw new ConflictError(`review ${id}: ${who.rootSubject} has already approved it`);
       }
+      const at = new Date();
       const approval: Approval = {
         subject: who.subject,
         root: who.rootSubject,
-        at: new Date().toISOString(),
+        at: at.toISOString(),
         reason: reason ?? null,
       };
       const approvals = [...r.approvals, approval];
-      const done = approvals.length >= r.approvals_required;
+      if (approvals.length < r.approvals_required) return { ...r, approvals };
+      const reuse = r.status === 'pending' && r.options.reuse_ms !== null;
       return {
         ...r,
         approvals,
-        status: done ? 'approved' : 'pending',
-        decided_at: done ? approval.at : null,
-        decided_by: done ? who.subject : null,
-        reason: done ? (reason ?? null) : null,
+        status: 'approved',
+        decided_at: approval.at,
+        decided_by: who.subject,
+        reason: reason ?? null,
+        reuse_until: reuse ? new Date(at.getTime() + (r.options.reuse_ms ?? 0)).toISOString() : r.reuse_until,
       };
     });
   }
 
-  /** A denial: one approver is enough to refuse the command. */
+  /** A denial: one approver is enough to refuse the command (after the fact: to flag a broken glass). */
   async deny(id: string, who: Identity, reason?: string, address?: string | null): Promise<ReviewView> {
     return this.act(id, who, address, (r) => ({
       ...r,
@@ -172,7 +230,110 @@ export class Approvals {
       decided_at: new Date().toISOString(),
       decided_by: who.subject,
       reason: reason ?? null,
+      reuse_until: null,
     }));
+  }
+
+  /**
+   * Break-glass: the requester runs their own pending command at once, with a reason. The review
+   * stays open for approvers to approve or deny after the fact, and the audit trail gets an alert.
+   */
+  async breakGlass(id: string, who: Identity, reason: string, address?: string | null): Promise<ReviewView> {
+    if (reason.trim() === '')
+      throw new ReviewForbiddenError(`review ${id}: breaking the glass needs a reason`);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = await this.reviews.get(id);
+      if (!r || !isRequester(r, who)) throw new NotFoundError(`review ${id} does not exist`);
+      if (!r.options.break_glass) {
+        throw new ReviewForbiddenError(`review ${id}: rule "${r.rule}" does not allow breaking the glass`);
+      }
+      if (r.status !== 'pending') throw new ConflictError(`review ${id} is already ${r.status}`);
+      const at = new Date();
+      const next: ReviewView = {
+        ...r,
+        status: 'break-glass',
+        version: r.version + 1,
+        break_glass: true,
+        decided_at: at.toISOString(),
+        decided_by: who.subject,
+        reason,
+        reuse_until:
+          r.options.reuse_ms === null ? null : new Date(at.getTime() + r.options.reuse_ms).toISOString(),
+      };
+      if (!(await this.reviews.update(next))) continue;
+      await this.audit.append({
+        type: 'review.break_glass',
+        actor: actorOf(who, address),
+        target: `review:${id}`,
+        outcome: 'success',
+        payload: this.payload(next, {
+          alert: true,
+          reason,
+          needs: 'an approver to approve or deny it after the fact',
+        }),
+      });
+      this.opts.onAlert?.(next);
+      this.changed(next);
+      this.release(next);
+      return next;
+    }
+    throw new ConflictError(`review ${id} keeps changing; try again`);
+  }
+
+  /**
+   * Pre-approves the statement shape of review `reviewId` on its connection for `scope` (its
+   * requester by default, or a group) for `forMs`: later runs of that shape there stop asking.
+   * Only an approver of that review may, never its requester.
+   */
+  async preapprove(
+    reviewId: string,
+    who: Identity,
+    o: { forMs: number; group?: string; reason?: string; address?: string | null },
+  ): Promise<PreapprovalView> {
+    const r = await this.reviews.get(reviewId);
+    if (!r) throw new NotFoundError(`review ${reviewId} does not exist`);
+    this.mayAct(r, who);
+    if (r.fingerprint === null) {
+      throw new ConflictError(
+        `review ${reviewId}: its statement did not parse, so it has no shape to pre-approve`,
+      );
+    }
+    const now = new Date();
+    const p: PreapprovalView = {
+      id: timeOrderedId(now.getTime()),
+      connection: r.connection,
+      fingerprint: r.fingerprint,
+      subject: o.group ? null : r.requester.root,
+      group: o.group ?? null,
+      review_id: r.id,
+      created_by: who.subject,
+      created_at: now.toISOString(),
+      expires_at: new Date(now.getTime() + o.forMs).toISOString(),
+      reason: o.reason ?? null,
+      revoked_at: null,
+    };
+    await this.preapprovals.insert(p);
+    await this.audit.append({
+      type: 'preapproval.created',
+      actor: actorOf(who, o.address),
+      target: `connection:${p.connection}`,
+      outcome: 'success',
+      payload: { ...p },
+    });
+    return p;
+  }
+
+  async revokePreapproval(id: string, who: Identity, address?: string | null): Promise<PreapprovalView> {
+    const p = await this.preapprovals.revoke(id, new Date());
+    if (!p) throw new NotFoundError(`pre-approval ${id} does not exist`);
+    await this.audit.append({
+      type: 'preapproval.revoked',
+      actor: actorOf(who, address),
+      target: `connection:${p.connection}`,
+      outcome: 'success',
+      payload: { id: p.id, fingerprint: p.fingerprint, subject: p.subject, group: p.group },
+    });
+    return p;
   }
 
   /**
@@ -208,13 +369,20 @@ export class Approvals {
       const r = await this.reviews.get(id);
       if (!r) throw new NotFoundError(`review ${id} does not exist`);
       this.mayAct(r, who);
-      if (r.status !== 'pending') throw new ConflictError(`review ${id} is already ${r.status}`);
-      if (Date.parse(r.expires_at) <= Date.now()) throw new ConflictError(`review ${id} has expired`);
+      const afterTheFact = r.status === 'break-glass';
+      if (r.status !== 'pending' && !afterTheFact)
+        throw new ConflictError(`review ${id} is already ${r.status}`);
+      if (!afterTheFact && Date.parse(r.expires_at) <= Date.now()) {
+        throw new ConflictError(`review ${id} has expired`);
+      }
       const next = { ...change(r), version: r.version + 1 };
       if (!(await this.reviews.update(next))) continue;
-      const approved = next.status === 'approved';
       const type =
-        next.status === 'denied' ? 'review.denied' : approved ? 'review.approved' : 'review.approval';
+        next.status === 'denied'
+          ? 'review.denied'
+          : next.status === 'approved'
+            ? 'review.approved'
+            : 'review.approval';
       await this.audit.append({
         type,
         actor: actorOf(who, address),
@@ -222,11 +390,12 @@ export class Approvals {
         outcome: 'success',
         payload: this.payload(next, {
           approvals: next.approvals.length,
+          ...(afterTheFact ? { after_the_fact: true } : {}),
           ...(next.reason ? { reason: next.reason } : {}),
         }),
       });
       this.changed(next);
-      if (next.status !== 'pending') this.release(next);
+      if (!afterTheFact && next.status !== 'pending') this.release(next);
       return next;
     }
     throw new ConflictError(`review ${id} keeps changing; try again`);
@@ -234,8 +403,7 @@ export class Approvals {
 
   /** Approvers are members of one of the rule's groups, and never the requester or anyone in its chain. */
   private mayAct(r: ReviewView, who: Identity): void {
-    const mine = new Set([r.requester.subject, r.requester.root, ...r.requester.chain]);
-    if (mine.has(who.subject) || mine.has(who.rootSubject)) {
+    if (isRequester(r, who)) {
       throw new ReviewForbiddenError(
         `review ${r.id}: you cannot decide on a command you (or an agent acting for you) ran`,
       );
@@ -303,10 +471,11 @@ export class Approvals {
   /** Resolves the waiter of a decided review, if this gateway holds its command. */
   private release(r: ReviewView): void {
     if (r.status === 'pending') return;
-    this.finish(r.id, { status: r.status, review: r });
+    // A broken glass runs the command as an approval would.
+    this.finish(r.id, { status: r.status === 'break-glass' ? 'approved' : r.status, review: r });
   }
 
-  private finish(reviewId: string, o: Outcome): void {
+  private finish(reviewId: string, o: Extract<Outcome, { review: ReviewView }>): void {
     const w = this.waiting.get(reviewId);
     if (!w) return;
     this.waiting.delete(reviewId);
@@ -339,4 +508,10 @@ export class Approvals {
       ...extra,
     };
   }
+}
+
+/** Whether `who` is the requester, its root, or anyone in its chain (an agent acting for them). */
+function isRequester(r: ReviewView, who: Identity): boolean {
+  const mine = new Set([r.requester.subject, r.requester.root, ...r.requester.chain]);
+  return mine.has(who.subject) || mine.has(who.rootSubject);
 }

@@ -215,6 +215,45 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('reviews_session').on('reviews').column('session_id').execute();
       },
     },
+    '0007_review_reuse': {
+      async up(db: AnyDb) {
+        // The statement's shape (constants replaced), for pre-approvals; and whether the requester
+        // broke the glass (ran it before anyone approved, to be reviewed after the fact).
+        await db.schema.alterTable('reviews').addColumn('fingerprint', 'text').execute();
+        await db.schema
+          .alterTable('reviews')
+          .addColumn('break_glass', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        // A review of a statement that was not held (`hold: false`): once approved, the requester
+        // may run the same statement again until then.
+        await db.schema.alterTable('reviews').addColumn('reuse_until', 'text').execute();
+        // What the rule said when the review was opened: held or not, the reuse window, break-glass.
+        await db.schema
+          .alterTable('reviews')
+          .addColumn('options_json', 'text', (c) => c.notNull().defaultTo('{}'))
+          .execute();
+        // Approvals given ahead of time: a statement shape on a connection, for a subject or a group.
+        await db.schema
+          .createTable('preapprovals')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('connection_name', 'text', (c) => c.notNull())
+          .addColumn('fingerprint', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text')
+          .addColumn('group_name', 'text')
+          .addColumn('review_id', 'text')
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('revoked_at', 'text')
+          .execute();
+        await db.schema
+          .createIndex('preapprovals_lookup')
+          .on('preapprovals')
+          .columns(['connection_name', 'fingerprint'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -5,7 +5,18 @@ import { type Selectable, sql } from 'kysely';
 import type { Store } from './store.js';
 import type { ReviewsTable } from './tables.js';
 
-export const REVIEW_STATUSES = ['pending', 'approved', 'denied', 'expired', 'cancelled'] as const;
+/**
+ * `break-glass`: the requester ran the command before anyone approved it; it waits for approvers
+ * after the fact (approved: ratified; denied: a violation on record).
+ */
+export const REVIEW_STATUSES = [
+  'pending',
+  'approved',
+  'denied',
+  'expired',
+  'cancelled',
+  'break-glass',
+] as const;
 export type ReviewStatus = (typeof REVIEW_STATUSES)[number];
 
 /** Who asked: the caller of the session the command ran in, with its delegation chain. */
@@ -23,6 +34,16 @@ export interface Approval {
   root: string;
   at: string;
   reason: string | null;
+}
+
+/** What the rule said when the review was opened. */
+export interface ReviewOptions {
+  /** The statement waits on the wire (else it was refused, to be run again once approved). */
+  held: boolean;
+  /** Not held: how long an approval lets the requester run it again. */
+  reuse_ms: number | null;
+  /** The requester may run it at once with a reason, to be reviewed after the fact. */
+  break_glass: boolean;
 }
 
 export interface ReviewView {
@@ -48,10 +69,20 @@ export interface ReviewView {
   /** Who denied it, or the last approver; null while pending and for expired or cancelled. */
   decided_by: string | null;
   reason: string | null;
+  /** The statement's shape (constants replaced), when it parsed: what a pre-approval names. */
+  fingerprint: string | null;
+  /** The requester ran the command before any approval, with a reason. */
+  break_glass: boolean;
+  /**
+   * A statement that was not held (`hold: false`): once approved, the requester may run the same
+   * text again until this time.
+   */
+  reuse_until: string | null;
+  options: ReviewOptions;
 }
 
 export interface ReviewFilter {
-  status?: ReviewStatus;
+  status?: ReviewStatus[];
   /**
    * Only reviews of commands `root` ran (itself or through agents), or that one of `groups`
    * may decide on.
@@ -80,6 +111,10 @@ function view(row: Selectable<ReviewsTable>): ReviewView {
     approvals: JSON.parse(row.approvals_json),
     decided_by: row.decided_by,
     reason: row.reason,
+    fingerprint: row.fingerprint,
+    break_glass: Number(row.break_glass) === 1,
+    reuse_until: row.reuse_until,
+    options: { held: true, reuse_ms: null, break_glass: false, ...JSON.parse(row.options_json) },
   };
 }
 
@@ -109,6 +144,10 @@ export class Reviews {
         approvals_json: JSON.stringify(r.approvals),
         decided_by: r.decided_by,
         reason: r.reason,
+        fingerprint: r.fingerprint,
+        break_glass: r.break_glass ? 1 : 0,
+        reuse_until: r.reuse_until,
+        options_json: JSON.stringify(r.options),
       })
       .execute();
   }
@@ -121,7 +160,7 @@ export class Reviews {
   /** Newest first. */
   async list(f: ReviewFilter): Promise<ReviewView[]> {
     let q = this.store.db.selectFrom('reviews').selectAll();
-    if (f.status) q = q.where('status', '=', f.status);
+    if (f.status?.length) q = q.where('status', 'in', f.status);
     const who = f.visibleTo;
     if (who) {
       // Groups are stored as a JSON array of strings: `"name"` with its quotes is one element.
@@ -151,11 +190,41 @@ export class Reviews {
         approvals_json: JSON.stringify(next.approvals),
         decided_by: next.decided_by,
         reason: next.reason,
+        break_glass: next.break_glass ? 1 : 0,
+        reuse_until: next.reuse_until,
       })
       .where('id', '=', next.id)
       .where('version', '=', next.version - 1)
       .executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
+  }
+
+  /**
+   * The newest review of `text` that `subject` asked for on `connection` and that still counts: a
+   * pending one (no second review is opened), or an approved one whose reuse window is open.
+   */
+  async reusable(
+    subject: string,
+    connection: string,
+    text: string,
+    now: Date,
+  ): Promise<ReviewView | undefined> {
+    const at = now.toISOString();
+    const rows = await this.store.db
+      .selectFrom('reviews')
+      .selectAll()
+      .where('connection_name', '=', connection)
+      .where('command', '=', text)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('status', '=', 'pending'), eb('expires_at', '>', at)]),
+          eb.and([eb('status', '=', 'approved'), eb('reuse_until', '>', at)]),
+        ]),
+      )
+      .orderBy('created_at', 'desc')
+      .limit(50)
+      .execute();
+    return rows.map(view).find((r) => r.requester.subject === subject);
   }
 
   /** The status of each of these reviews that is no longer pending. */

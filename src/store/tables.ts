@@ -103,6 +103,7 @@ export interface Database {
   policy_versions: PolicyVersionsTable;
   session_events: SessionEventsTable;
   reviews: ReviewsTable;
+  preapprovals: PreapprovalsTable;
 }
 
 /** A command held for approval, and what approvers did with it. */
@@ -126,6 +127,26 @@ export interface ReviewsTable {
   approvals_json: string;
   decided_by: string | null;
   reason: string | null;
+  fingerprint: string | null;
+  /** 1 when the requester ran the command before any approval (break-glass). */
+  break_glass: number;
+  reuse_until: string | null;
+  options_json: string;
+}
+
+/** An approval given ahead of time for one statement shape on one connection. */
+export interface PreapprovalsTable {
+  id: string;
+  connection_name: string;
+  fingerprint: string;
+  subject: string | null;
+  group_name: string | null;
+  review_id: string | null;
+  created_by: string;
+  created_at: string;
+  expires_at: string;
+  reason: string | null;
+  revoked_at: string | null;
 }
 
 /** One recorded statement of a session; every value in it was masked before it was queued. */
