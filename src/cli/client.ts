@@ -1,5 +1,7 @@
 // The CLI's API client: WARDEN_URL + WARDEN_TOKEN, JSON in and out, and one clear line for
 // every failure (unreachable server, refused credential, validation error).
+import { type ServerEvent, serverEvents } from './server-events.js';
+
 export class CliError extends Error {
   override name = 'CliError';
   constructor(
@@ -67,6 +69,13 @@ export class ApiClient {
 
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
+  }
+
+  /** The events of a server-sent-events GET, as they come; ends when the server ends the stream. */
+  async *events(path: string): AsyncGenerator<ServerEvent> {
+    const res = await this.raw('GET', path);
+    if (!res.body) return;
+    yield* serverEvents(res.body);
   }
 }
 

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { ReviewView } from '../store/reviews.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { psqlVia } from '../testing/run.js';
+import { openEventStream } from '../testing/server-events.js';
 import { api, startWarden, type WardenProcess } from '../testing/warden-process.js';
 
 /** Poll interval of a gateway for decisions taken elsewhere is 500 ms; this only bounds a stuck release. */
@@ -78,6 +79,9 @@ describe('approvals across two gateways sharing one PostgreSQL store', () => {
   it('releases a statement held on gateway A when an approver approves it through gateway B', async () => {
     const [a, b] = gateways as [WardenProcess, WardenProcess];
     assert.ok(a.postgres);
+    // A stream on B learns of the review held on A by polling the store.
+    const live = await openEventStream(`${b.url}/api/reviews/stream`, keys.bob);
+    await live.waitFor((e) => e.event === 'snapshot');
     const psql = psqlVia(
       { port: a.postgres.port, password: keys.alice, database: 'shop' },
       ['-c', 'CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2); DELETE FROM t'],
@@ -93,6 +97,9 @@ describe('approvals across two gateways sharing one PostgreSQL store', () => {
     }
     assert.ok(pending, 'the review held on A is listed through B');
     assert.equal(pending.requester.subject, 'alice');
+    const streamed = await live.waitFor((e) => e.event === 'review');
+    assert.equal(streamed.id, `${pending.id}:1`);
+    assert.equal((JSON.parse(streamed.data) as ReviewView).status, 'pending');
 
     const approvedAt = Date.now();
     const res = await api(b.url, 'POST', `/api/reviews/${pending.id}/approve`, { token: keys.bob, body: {} });
@@ -102,5 +109,16 @@ describe('approvals across two gateways sharing one PostgreSQL store', () => {
     assert.equal(done.code, 0, done.stderr);
     assert.equal(done.stdout.trim().split('\n').pop(), 'DELETE 2');
     assert.ok(waited < RELEASED_WITHIN_MS, `released ${waited} ms after the approval on the other gateway`);
+    await live.waitFor((e) => e.id === `${pending.id}:2`);
+
+    // A gateway that stops ends its open streams rather than waiting for the clients to leave.
+    const stopping = Date.now();
+    await b.stop();
+    await assert.rejects(
+      live.waitFor(() => false),
+      /stream ended/,
+    );
+    assert.ok(Date.now() - stopping < 10_000, `stopped in ${Date.now() - stopping} ms with a stream open`);
+    assert.equal(b.child.exitCode, 0);
   });
 });

@@ -1,19 +1,37 @@
 // /api/reviews: commands held for approval. Approvers, auditors and admins see every review;
 // anyone else sees the reviews their groups may decide on and those of commands they (or agents
-// acting for them) ran. Deciding is
-// checked by the approvals desk: an approver group of the rule, never the requester's own chain.
+// acting for them) ran. Deciding is checked by the approvals desk: an approver group of the rule,
+// never the requester's own chain.
+// /api/reviews/stream is the same view live, as server-sent events.
 import { z } from 'zod';
 import { durationAtLeast } from '../../config/duration.js';
 import { hasRole, type Identity } from '../../identity/identity.js';
 import { ReviewForbiddenError } from '../../reviews/approvals.js';
-import { REVIEW_STATUSES, type ReviewView } from '../../store/reviews.js';
+import { ReviewFeed } from '../../reviews/feed.js';
+import { REVIEW_STATUSES, type ReviewStatus, type ReviewView } from '../../store/reviews.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { forbidden, notFound } from '../errors.js';
+import { EventStream } from '../event-stream.js';
 import { preapprovalView, reviewView } from '../schemas.js';
 import type { ZodApp } from '../server.js';
 
+/** Reviews waiting for approvers: pending, and broken glass to review after the fact. */
+const AWAITING: ReviewStatus[] = ['pending', 'break-glass'];
+
 const seesAll = (who: Identity): boolean => hasRole(who, 'approver') || hasRole(who, 'auditor');
+
+/** Whether `who` may see `r`: everything for approvers and auditors, else their groups' and their own. */
+function mayView(who: Identity, r: ReviewView): boolean {
+  return (
+    seesAll(who) ||
+    r.approver_groups.some((g) => who.groups.includes(g)) ||
+    r.requester.root === who.rootSubject
+  );
+}
+
+/** How many reviews a stream's snapshot holds (the newest). */
+const SNAPSHOT_LIMIT = 200;
 
 export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
   app.get(
@@ -44,6 +62,8 @@ export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
       return { reviews };
     },
   );
+
+  streamRoute(app, ctx);
 
   app.get(
     '/api/reviews/:id',
@@ -162,9 +182,90 @@ async function refusedAsForbidden<T>(
 /** The review when the caller may see it; someone else's answers exactly like a missing one. */
 async function visibleReview(ctx: ApiContext, who: Identity, id: string): Promise<ReviewView> {
   const r = await ctx.reviews.get(id);
-  const mayDecide = r?.approver_groups.some((g) => who.groups.includes(g));
-  if (!r || !(seesAll(who) || mayDecide || r.requester.root === who.rootSubject)) {
+  if (!r || !mayView(who, r)) {
     throw notFound(`review ${id} does not exist`);
   }
   return r;
+}
+
+/**
+ * GET /api/reviews/stream: an `event: snapshot` with the caller's reviews (pending ones unless
+ * `status=all`), then an `event: review` (id `<review>:<version>`) for every later change to a
+ * review the caller may see, made through this gateway or any other on the store (polled each
+ * second). Events are not numbered across reviews, so Last-Event-ID is ignored: a reconnecting
+ * client gets a fresh snapshot.
+ */
+function streamRoute(app: ZodApp, ctx: ApiContext): void {
+  const feed = new ReviewFeed(ctx.reviews, ctx.approvals, {
+    onError: (err) => ctx.log.warn({ err }, 'review stream: reading the store failed; retrying'),
+  });
+  const open = new Set<EventStream>();
+  // A stream never ends by itself: without this the server's close would wait for every client.
+  app.addHook('preClose', async () => {
+    feed.close();
+    for (const s of open) s.end();
+  });
+
+  app.get(
+    '/api/reviews/stream',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['reviews'],
+        summary: 'Reviews live (server-sent events): a snapshot, then every change you may see',
+        description:
+          '`event: snapshot` with `{"reviews": [...]}` (newest first, at most 200; pending ones unless ' +
+          '`status=all`), then `event: review` with a review each time one you may see is created, ' +
+          'approved, denied, expires or is cancelled, on any gateway sharing the store. A `: ping` ' +
+          'comment every 15 s. A reconnecting client gets a fresh snapshot (Last-Event-ID is ignored).',
+        querystring: z.strictObject({ status: z.enum(['pending', 'all']).default('pending') }),
+        response: {
+          200: {
+            description: 'An event stream',
+            content: { 'text/event-stream': { schema: z.string() } },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const who = caller(req);
+      const sent = new Map<string, number>();
+      let stream: EventStream | undefined;
+      // Changes that come while the snapshot is read wait for it; those it already holds are dropped.
+      const early: ReviewView[] = [];
+      const pass = (r: ReviewView) => {
+        if (!mayView(who, r)) return;
+        if (!stream) return void early.push(r);
+        if ((sent.get(r.id) ?? 0) >= r.version) return;
+        sent.set(r.id, r.version);
+        stream.send('review', r, `${r.id}:${r.version}`);
+      };
+      const unsubscribe = feed.subscribe(pass);
+      let snapshot: ReviewView[];
+      try {
+        snapshot = await ctx.reviews.list({
+          // Default: what awaits approvers (pending, and break-glass ones to review after the fact).
+          ...(req.query.status === 'all' ? {} : { status: AWAITING }),
+          ...(seesAll(who) ? {} : { visibleTo: { root: who.rootSubject, groups: who.groups } }),
+          limit: SNAPSHOT_LIMIT,
+        });
+      } catch (err) {
+        unsubscribe();
+        throw err;
+      }
+      // From here on fastify neither serializes nor ends the reply: the stream owns the socket.
+      reply.hijack();
+      const s = new EventStream(reply.raw);
+      open.add(s);
+      s.whenClosed(() => {
+        unsubscribe();
+        open.delete(s);
+      });
+      for (const r of snapshot) sent.set(r.id, r.version);
+      s.send('snapshot', { reviews: snapshot });
+      stream = s;
+      for (const r of early.splice(0)) pass(r);
+      return reply;
+    },
+  );
 }

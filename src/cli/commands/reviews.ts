@@ -1,4 +1,5 @@
-// `warden reviews ls|show|approve|deny`: commands held for approval, and deciding on them.
+// `warden reviews ls|show|approve|deny|watch`: commands held for approval, deciding on them, and
+// following them live.
 import type { Command } from 'commander';
 import type { PreapprovalView } from '../../store/preapprovals.js';
 import type { ReviewView } from '../../store/reviews.js';
@@ -6,6 +7,15 @@ import { ApiClient, CliError, query } from '../client.js';
 import { printJson, printTable } from '../output.js';
 
 const approvalsOf = (r: ReviewView): string => `${r.approvals.length}/${r.approvals_required}`;
+
+/** When the review last changed: its decision, else its latest approval, else its creation. */
+const changedAt = (r: ReviewView): string => r.decided_at ?? r.approvals.at(-1)?.at ?? r.created_at;
+
+/** One line per review state: time, id, status, approvals, requester, command. */
+function watchLine(r: ReviewView): string {
+  const command = r.command.replace(/\s+/g, ' ').slice(0, 120);
+  return `${changedAt(r)}  ${r.id}  ${r.status.padEnd(9)}  ${approvalsOf(r)}  ${r.requester.subject}  ${command}\n`;
+}
 
 export function reviewCommands(program: Command): void {
   const reviews = program.command('reviews').description('commands held for approval');
@@ -73,6 +83,23 @@ export function reviewCommands(program: Command): void {
       process.stdout.write(`review ${r.id}: ${state}\n`);
     });
   }
+  reviews
+    .command('watch')
+    .description('print a line each time a review you may see is created or changes, until Ctrl-C')
+    .option('--all', 'start with every review (newest 200), not only the pending ones')
+    .action(async (o: { all?: boolean }) => {
+      const path = `/api/reviews/stream${query({ status: o.all ? 'all' : undefined })}`;
+      for await (const e of new ApiClient().events(path)) {
+        if (e.event === 'snapshot') {
+          // Newest first from the API; printed oldest first, as the changes that follow.
+          const { reviews: rows } = JSON.parse(e.data) as { reviews: ReviewView[] };
+          for (const r of rows.reverse()) process.stdout.write(watchLine(r));
+        } else if (e.event === 'review') {
+          process.stdout.write(watchLine(JSON.parse(e.data) as ReviewView));
+        }
+      }
+      throw new CliError('the review stream ended (the gateway stopped?): run `warden reviews watch` again');
+    });
   reviews
     .command('preapprove <id>')
     .description("pre-approve a review's statement shape on its connection: later runs stop asking")
