@@ -78,7 +78,7 @@ describe('review notification retries', () => {
 });
 
 describe('review notifications at shutdown', () => {
-  it('gives a delivery in flight a short grace, then records it as failed and drops what was never tried', async () => {
+  it('drops the oldest when the queue is full; at close gives a delivery in flight a short grace, then records it as failed', async () => {
     const server = createServer(() => undefined); // takes every request and never answers
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
@@ -98,19 +98,25 @@ describe('review notifications at shutdown', () => {
       ['k'],
       undefined,
       { record: (e: AuditEvent) => audited.push(e) } as unknown as AuditLog,
-      { onOutcome: (o) => outcomes.push(`${o.review}:${o.outcome}`) },
+      { onOutcome: (o) => outcomes.push(`${o.review}:${o.outcome}:${o.error}`), maxQueue: 1 },
     );
     try {
       n.notify(review({ id: 'a' }));
       n.notify(review({ id: 'b' }));
-      assert.equal(n.pending, 2);
+      assert.equal(n.pending, 2, 'a in flight, b queued');
+      n.notify(review({ id: 'c' }));
+      assert.deepEqual(outcomes, ['b:dropped:queue full']);
       const started = Date.now();
-      assert.equal(await n.close(200), 1, 'b was never tried');
+      assert.equal(await n.close(200), 1, 'c was never tried');
       assert.ok(Date.now() - started < 5_000, 'close does not wait for the 60 s timeout');
-      assert.deepEqual(outcomes, ['a:failed', 'b:dropped']);
+      assert.deepEqual(outcomes, [
+        'b:dropped:queue full',
+        'a:failed:gateway stopped during the attempt',
+        'c:dropped:gateway stopped',
+      ]);
       assert.equal(audited[0]?.type, 'review.notification.failed');
       assert.equal(audited[0]?.payload?.error, 'gateway stopped during the attempt');
-      n.notify(review({ id: 'c' }));
+      n.notify(review({ id: 'd' }));
       assert.equal(n.pending, 0, 'nothing is queued once closed');
     } finally {
       server.closeAllConnections();

@@ -64,7 +64,6 @@ class Notifier {
   private readonly queue: Delivery[] = [];
   private worker: Promise<void> = Promise.resolve();
   private running = false;
-  readonly host: string;
 
   constructor(
     private readonly config: NotifierConfig,
@@ -78,13 +77,7 @@ class Notifier {
       error?: string,
     ) => void,
     private readonly maxQueue: number,
-  ) {
-    this.host = new URL(config.url).host;
-  }
-
-  get kind(): NotifierKind {
-    return this.config.kind;
-  }
+  ) {}
 
   get pending(): number {
     return this.queue.length + (this.running ? 1 : 0);
@@ -190,7 +183,7 @@ class Notifier {
   private describe(err: Error): string {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const text = cause?.code ?? cause?.message ?? err.message;
-    return text.split(this.config.url).join(this.host);
+    return text.split(this.config.url).join(new URL(this.config.url).host);
   }
 }
 
