@@ -12,6 +12,8 @@ import { isExposed } from './crypto/secret-file.js';
 export interface Preflight {
   /** Config-file connections with their secrets resolved, ready to sync into the store. */
   connections: ConnectionInput[];
+  /** The HMAC key of each `reviews.notify` entry, by position (undefined for those not signed). */
+  notifySecrets: Array<string | undefined>;
 }
 
 export function preflight(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Preflight {
@@ -42,6 +44,20 @@ export function preflight(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Preflig
         ...(password ? { password } : {}),
       },
     };
+  });
+
+  const notifySecrets = config.reviews.notify.map((n, i) => {
+    if (n.kind !== 'webhook') return undefined;
+    const where = `reviews.notify[${i}].${n.secret_file !== undefined ? 'secret_file' : 'secret_env'}`;
+    const secret = attempt(() =>
+      resolveSecret(
+        n.secret_file !== undefined ? { file: n.secret_file } : { env: n.secret_env! },
+        where,
+        env,
+      ),
+    );
+    if (secret === '') problems.push({ source, path: where, message: 'the webhook secret is empty' });
+    return secret;
   });
 
   for (const [label, tls] of [
@@ -101,5 +117,5 @@ export function preflight(loaded: LoadedConfig, env: NodeJS.ProcessEnv): Preflig
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return { connections };
+  return { connections, notifySecrets };
 }

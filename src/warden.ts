@@ -26,6 +26,7 @@ import { preflight } from './preflight.js';
 import { type PostgresListener, startPostgresListener } from './protocols/postgres/listener.js';
 import { Recorder } from './recording/recorder.js';
 import { Approvals } from './reviews/approvals.js';
+import { Notifications } from './reviews/notify.js';
 import { Connections } from './store/connections.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
@@ -79,7 +80,7 @@ export async function startWarden(
   const { config } = loaded;
   const { log, env } = opts;
   // Everything checkable without the store fails here, before anything is created or written.
-  const { connections: entries } = preflight(loaded, env);
+  const { connections: entries, notifySecrets } = preflight(loaded, env);
   const { dataDir, keyring, store } = await openRuntime(loaded, env, log);
   let signingKey: SigningKey;
   let tokenizeKey: Buffer;
@@ -172,6 +173,32 @@ export async function startWarden(
         'break-glass: a command ran before anyone approved it; approvers must review it after the fact',
       ),
   });
+  let lastNotifyDropLog = 0;
+  const notifications = new Notifications(
+    config.reviews.notify,
+    notifySecrets,
+    config.reviews.console_url,
+    audit,
+    {
+      onOutcome: (o) => {
+        metrics.reviewNotifications.inc({ kind: o.kind, outcome: o.outcome });
+        metrics.reviewNotificationAttempts.inc({ kind: o.kind }, o.attempts);
+        // The receiver's host only: a Slack webhook URL is itself a credential.
+        const about = { notifier: o.kind, host: o.host, review: o.review, event: o.event };
+        if (o.outcome === 'failed') {
+          log.warn({ ...about, attempts: o.attempts, err: o.error }, 'review notification failed');
+        } else if (o.outcome === 'dropped') {
+          // Thousands may go at once (a receiver down for long): one line a second says enough.
+          if (Date.now() - lastNotifyDropLog < 1000) return;
+          lastNotifyDropLog = Date.now();
+          log.warn({ ...about, err: o.error }, 'review notifications dropped unsent');
+        } else if (o.attempts > 1) {
+          log.info({ ...about, attempts: o.attempts }, 'review notification sent after retries');
+        }
+      },
+    },
+  );
+  if (config.reviews.notify.length > 0) approvals.onChange((r) => notifications.notify(r));
   const sessionEvents = new SessionEvents(store);
   let lastDropLog = 0;
   const recorder = new Recorder(sessionEvents, {
@@ -261,6 +288,8 @@ export async function startWarden(
       await postgres?.close();
       approvals.stop();
       await api.close();
+      // After approvals.stop(): the reviews it cancels are announced too.
+      await notifications.close(2_000);
       const lost = await recorder.close(5_000);
       if (lost > 0) log.error({ lost }, 'store unreachable at shutdown: statement events not recorded');
       audit.record({

@@ -48,6 +48,18 @@ export class Metrics {
     help: 'Session recording writes the store refused (each batch is retried)',
     registers: [this.registry],
   });
+  readonly reviewNotifications = new Counter({
+    name: 'warden_review_notifications_total',
+    help: 'Review notifications by notifier kind and outcome (sent, failed after retries, dropped unsent)',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly reviewNotificationAttempts = new Counter({
+    name: 'warden_review_notification_attempts_total',
+    help: 'HTTP requests made to deliver review notifications, retries included',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'warden_' });

@@ -155,6 +155,41 @@ describe('configuration', () => {
     assert.throws(() => loadConfig(dup, {}), /duplicate connection name "orders"/);
   });
 
+  it('reads review notifiers with their defaults and refuses a webhook whose secret is in the file', () => {
+    assert.deepEqual(loadConfig(undefined, {}).config.reviews, { notify: [] });
+    const ok = file(
+      'notify.yaml',
+      [
+        'reviews:',
+        '  console_url: https://warden.example.com',
+        '  notify:',
+        '    - { kind: webhook, url: https://hooks.example.com/warden, secret_env: HOOK_KEY, events: [requested] }',
+        '    - { kind: slack, url: https://hooks.slack.com/services/T/B/x, retry: { attempts: 2 } }',
+        '',
+      ].join('\n'),
+    );
+    const [hook, slack] = loadConfig(ok, {}).config.reviews.notify;
+    assert.deepEqual(hook?.events, ['requested']);
+    assert.deepEqual(
+      [hook?.timeout, hook?.retry],
+      [5_000, { attempts: 5, initial_backoff: 500, max_backoff: 30_000 }],
+    );
+    assert.deepEqual(slack?.events, ['requested', 'approval', 'approved', 'denied', 'expired', 'cancelled']);
+    assert.equal(slack?.retry.attempts, 2);
+
+    const inline = file(
+      'inline-secret.yaml',
+      'reviews:\n  notify:\n    - { kind: webhook, url: https://h.example.com/, secret: hunter2 }\n',
+    );
+    assert.throws(() => loadConfig(inline, {}), /unknown key "secret"/);
+    assert.throws(() => loadConfig(inline, {}), /exactly one of secret_file or secret_env/);
+    const ftp = file('ftp.yaml', 'reviews:\n  notify:\n    - { kind: slack, url: "ftp://h.example.com/" }\n');
+    assert.throws(
+      () => loadConfig(ftp, {}),
+      /reviews\.notify\[0\]\.url: expected an http:\/\/ or https:\/\/ URL/,
+    );
+  });
+
   it('reports YAML syntax errors with their position', () => {
     const f = file('syntax.yaml', 'api:\n  port: [1, 2\n');
     assert.throws(() => loadConfig(f, {}), new RegExp(`${f.replaceAll('/', '\\/')}:\\d+:\\d+`));
@@ -184,6 +219,9 @@ describe('configuration', () => {
         '    protocol: postgres',
         '    target: { host: db, port: 5432 }',
         '    credentials: { user: app, password: { env: WARDEN_TEST_UNSET_PW } }',
+        'reviews:',
+        '  notify:',
+        '    - { kind: webhook, url: https://h.example.com/, secret_file: /nonexistent/webhook.secret }',
         '',
       ].join('\n'),
     );
@@ -196,6 +234,7 @@ describe('configuration', () => {
     assert.match(res.stderr, /api\.tls\.cert: cannot read \/nonexistent\/tls\.crt/);
     assert.match(res.stderr, /api\.tls\.key: cannot read \/nonexistent\/tls\.key/);
     assert.match(res.stderr, /keys\.seal_key_file: \/nonexistent\/seal\.key does not exist/);
+    assert.match(res.stderr, /reviews\.notify\[0\]\.secret_file: cannot read secret file/);
 
     const served = await runCli(['serve', '--config', f], { env: { WARDEN_TEST_UNSET_PW: '' } });
     assert.equal(served.code, 2, 'serve refuses the same config the same way');

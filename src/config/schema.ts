@@ -53,6 +53,47 @@ const configConnection = z.strictObject({
 });
 export type ConfigConnection = z.infer<typeof configConnection>;
 
+/** What a review notifier may be told of: `requested`, then `approval` (one of several), then the outcome. */
+export const REVIEW_EVENTS = ['requested', 'approval', 'approved', 'denied', 'expired', 'cancelled'] as const;
+export type ReviewEvent = (typeof REVIEW_EVENTS)[number];
+
+const notifierFields = {
+  url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+  events: z
+    .array(z.enum(REVIEW_EVENTS))
+    .min(1)
+    .default([...REVIEW_EVENTS]),
+  /** One HTTP request, from connecting to the end of the response headers. */
+  timeout: durationAtLeast(100, '100ms').prefault('5s'),
+  /** Network errors, 5xx and 429 are retried, waiting initial_backoff, then twice as long each time. */
+  retry: z
+    .strictObject({
+      attempts: z.number().int().min(1).max(20).default(5),
+      initial_backoff: durationAtLeast(1, '1ms').prefault('500ms'),
+      max_backoff: durationAtLeast(1, '1ms').prefault('30s'),
+    })
+    .prefault({}),
+};
+
+const webhookNotifier = z
+  .strictObject({
+    kind: z.literal('webhook'),
+    ...notifierFields,
+    /** The HMAC key, read from this file or environment variable: never written in the config file. */
+    secret_file: z.string().min(1).optional(),
+    secret_env: z.string().min(1).optional(),
+  })
+  .refine((n) => (n.secret_file === undefined) !== (n.secret_env === undefined), {
+    message:
+      'a webhook needs exactly one of secret_file or secret_env (the key its deliveries are signed with)',
+    path: ['secret_file'],
+  });
+export type WebhookNotifierConfig = z.infer<typeof webhookNotifier>;
+
+const slackNotifier = z.strictObject({ kind: z.literal('slack'), ...notifierFields });
+export type SlackNotifierConfig = z.infer<typeof slackNotifier>;
+export type NotifierConfig = WebhookNotifierConfig | SlackNotifierConfig;
+
 export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./.warden'),
   log: z
@@ -173,6 +214,14 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Result rows kept per recorded statement, masked exactly as the client got them; 0: none. */
       result_rows: z.number().int().min(0).max(10_000).default(100),
+    })
+    .prefault({}),
+  reviews: z
+    .strictObject({
+      /** Base of the approve and deny links in notifications (`<console_url>/reviews/<id>?action=…`). */
+      console_url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+      /** Where every review this gateway opens or changes is announced. */
+      notify: z.array(z.discriminatedUnion('kind', [webhookNotifier, slackNotifier])).default([]),
     })
     .prefault({}),
 });
