@@ -54,7 +54,15 @@ const configConnection = z.strictObject({
 export type ConfigConnection = z.infer<typeof configConnection>;
 
 /** What a review notifier may be told of: `requested`, then `approval` (one of several), then the outcome. */
-export const REVIEW_EVENTS = ['requested', 'approval', 'approved', 'denied', 'expired', 'cancelled'] as const;
+export const REVIEW_EVENTS = [
+  'requested',
+  'approval',
+  'approved',
+  'denied',
+  'expired',
+  'cancelled',
+  'break_glass',
+] as const;
 export type ReviewEvent = (typeof REVIEW_EVENTS)[number];
 
 const notifierFields = {

@@ -28,6 +28,10 @@ const review = (over: Partial<ReviewView> = {}): ReviewView => ({
   approvals: [],
   decided_by: null,
   reason: null,
+  fingerprint: null,
+  break_glass: false,
+  reuse_until: null,
+  options: { held: true, reuse_ms: null, break_glass: true },
   ...over,
 });
 
@@ -37,6 +41,16 @@ describe('review notification messages', () => {
     const one = { subject: 'bob', root: 'bob', at: '2026-01-01T00:01:00.000Z', reason: null };
     assert.equal(reviewEvent(review({ approvals: [one] })), 'approval');
     assert.equal(reviewEvent(review({ status: 'expired' })), 'expired');
+    // Broken glass is announced once; approvals after the fact then follow as approvals.
+    const broken = review({
+      status: 'break-glass',
+      break_glass: true,
+      decided_by: 'agent-7',
+      reason: 'outage',
+    });
+    assert.equal(reviewEvent(broken), 'break_glass');
+    assert.equal(reviewEvent({ ...broken, approvals: [one] }), 'approval');
+    assert.match(slackMessage(broken, undefined).text, /was run before approval \(break-glass\)/);
   });
 
   it('signs "<timestamp>.<body>" with HMAC-SHA256, so a changed body or timestamp does not verify', () => {

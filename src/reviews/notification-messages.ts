@@ -6,8 +6,10 @@ import type { ReviewView } from '../store/reviews.js';
 
 /** The event a review's new state announces; the names are those of the audit trail without `review.`. */
 export function reviewEvent(r: ReviewView): ReviewEvent {
-  if (r.status !== 'pending') return r.status;
-  return r.approvals.length === 0 ? 'requested' : 'approval';
+  if (r.status === 'pending') return r.approvals.length === 0 ? 'requested' : 'approval';
+  // Broken glass: announced once, then approvals after the fact until one ratifies or denies it.
+  if (r.status === 'break-glass') return r.approvals.length === 0 ? 'break_glass' : 'approval';
+  return r.status;
 }
 
 /** The body of a webhook delivery. */
@@ -65,6 +67,8 @@ function outcomeLine(r: ReviewView): string {
       return `Expired with ${count}. The command was refused.`;
     case 'cancelled':
       return 'Cancelled: the client withdrew the command or went away.';
+    case 'break-glass':
+      return `Run before any approval by ${esc(r.decided_by ?? '?')} (break-glass)${why}. Approvers must approve or deny it after the fact (${count}).`;
   }
 }
 
@@ -75,6 +79,7 @@ const HEADLINES: Record<ReviewEvent, string> = {
   denied: 'was denied',
   expired: 'expired',
   cancelled: 'was cancelled',
+  break_glass: 'was run before approval (break-glass)',
 };
 
 export function slackMessage(r: ReviewView, consoleUrl: string | undefined): SlackMessage {
