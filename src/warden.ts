@@ -27,6 +27,7 @@ import { type PostgresListener, startPostgresListener } from './protocols/postgr
 import { Recorder } from './recording/recorder.js';
 import { Approvals } from './reviews/approvals.js';
 import { Notifications } from './reviews/notify.js';
+import { PreapprovalDesk } from './reviews/preapproval-desk.js';
 import { Connections } from './store/connections.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
@@ -165,7 +166,8 @@ export async function startWarden(
   const live = new LiveSessions();
   const reviews = new Reviews(store);
   const preapprovals = new Preapprovals(store);
-  const approvals = new Approvals(reviews, preapprovals, audit, {
+  const preapprovalDesk = new PreapprovalDesk(preapprovals, reviews, audit);
+  const approvals = new Approvals(reviews, preapprovalDesk, audit, {
     onError: (err) => log.warn({ err: err.message }, 'cannot read review decisions from the store'),
     onAlert: (r) =>
       log.error(
@@ -233,6 +235,7 @@ export async function startWarden(
     sessionEvents,
     reviews,
     preapprovals,
+    preapprovalDesk,
     approvals,
     recorder,
     apiKeys,

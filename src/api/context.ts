@@ -12,6 +12,7 @@ import type { WardenTokens } from '../identity/warden-tokens.js';
 import type { RulesInForce } from '../policy/in-force.js';
 import type { Recorder } from '../recording/recorder.js';
 import type { Approvals } from '../reviews/approvals.js';
+import type { PreapprovalDesk } from '../reviews/preapproval-desk.js';
 import type { Connections } from '../store/connections.js';
 import type { PolicyVersions } from '../store/policy-versions.js';
 import type { Preapprovals } from '../store/preapprovals.js';
@@ -37,6 +38,8 @@ export interface ApiContext {
   sessionEvents: SessionEvents;
   reviews: Reviews;
   preapprovals: Preapprovals;
+  /** Creates and revokes pre-approvals (from a review, by one of its approvers). */
+  preapprovalDesk: PreapprovalDesk;
   /** Commands held for review on this gateway, and the decisions approvers make through the API. */
   approvals: Approvals;
   /** Writes sessions' statement events; its queue and health are reported by /readyz and /metrics. */

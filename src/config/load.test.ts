@@ -174,7 +174,15 @@ describe('configuration', () => {
       [hook?.timeout, hook?.retry],
       [5_000, { attempts: 5, initial_backoff: 500, max_backoff: 30_000 }],
     );
-    assert.deepEqual(slack?.events, ['requested', 'approval', 'approved', 'denied', 'expired', 'cancelled']);
+    assert.deepEqual(slack?.events, [
+      'requested',
+      'approval',
+      'approved',
+      'denied',
+      'expired',
+      'cancelled',
+      'break_glass',
+    ]);
     assert.equal(slack?.retry.attempts, 2);
 
     const inline = file(

@@ -150,9 +150,9 @@ export class Session {
   async hold(c: Command): Promise<Command> {
     const approvals = this.deps.approvals;
     if (!approvals) throw new Error('this session has no approvals desk to hold commands');
-    const refuse = (message: string): Command => ({
+    const refuse = (message: string, action: 'deny' | 'review' = 'deny'): Command => ({
       ...c,
-      decision: { ...c.decision, action: 'deny', message },
+      decision: { ...c.decision, action, message },
     });
     const allow = (): Command => ({ ...c, decision: { ...c.decision, action: 'allow' } });
     try {
@@ -171,8 +171,10 @@ export class Session {
       const review = o.review;
       switch (o.status) {
         case 'pending':
+          // Not held: refused, but recorded as awaiting review rather than denied.
           return refuse(
             `this statement needs approval (rule "${review.rule}"): review ${review.id} is waiting for ${review.approver_groups.join(' or ')}; run the same statement again once it is approved`,
+            'review',
           );
         case 'denied':
           return refuse(

@@ -9,8 +9,9 @@ import { timeOrderedId } from '../crypto/ids.js';
 import { actorOf, type Identity } from '../identity/identity.js';
 import type { Decision } from '../policy/decide.js';
 import { ConflictError, NotFoundError } from '../store/connections.js';
-import type { Preapprovals, PreapprovalView } from '../store/preapprovals.js';
+import type { PreapprovalView } from '../store/preapprovals.js';
 import type { Approval, Reviews, ReviewView } from '../store/reviews.js';
+import type { PreapprovalDesk } from './preapproval-desk.js';
 
 /**
  * What became of a command a review rule caught. `approved`: it runs (approvers agreed, an open
@@ -62,7 +63,7 @@ export class Approvals {
 
   constructor(
     private readonly reviews: Reviews,
-    private readonly preapprovals: Preapprovals,
+    private readonly preapprovals: PreapprovalDesk,
     private readonly audit: AuditLog,
     private readonly opts: ApprovalsOptions = {},
   ) {
@@ -104,24 +105,8 @@ export class Approvals {
     if (d.action !== 'review' || !spec) throw new Error('decide() needs a review decision');
     const now = new Date();
     const identity = req.session.identity;
-    if (req.fingerprint !== null) {
-      const pre = await this.preapprovals.find(
-        req.session.connection,
-        req.fingerprint,
-        { subject: identity.subject, root: identity.rootSubject, groups: identity.groups },
-        now,
-      );
-      if (pre) {
-        this.audit.record({
-          type: 'command.preapproved',
-          actor: req.session.actor,
-          target: `connection:${req.session.connection}`,
-          outcome: 'success',
-          payload: { session: req.session.id, command: req.command, preapproval: pre.id, rule: d.decidedBy },
-        });
-        return { status: 'preapproved', preapproval: pre };
-      }
-    }
+    const pre = await this.preapprovals.covering(req, now);
+    if (pre) return { status: 'preapproved', preapproval: pre };
     if (spec.hold === false) {
       const open = await this.reviews.reusable(identity.subject, req.session.connection, req.command, now);
       if (open?.status === 'approved') {
@@ -281,62 +266,6 @@ export class Approvals {
   }
 
   /**
-   * Pre-approves the statement shape of review `reviewId` on its connection for `scope` (its
-   * requester by default, or a group) for `forMs`: later runs of that shape there stop asking.
-   * Only an approver of that review may, never its requester.
-   */
-  async preapprove(
-    reviewId: string,
-    who: Identity,
-    o: { forMs: number; group?: string; reason?: string; address?: string | null },
-  ): Promise<PreapprovalView> {
-    const r = await this.reviews.get(reviewId);
-    if (!r) throw new NotFoundError(`review ${reviewId} does not exist`);
-    this.mayAct(r, who);
-    if (r.fingerprint === null) {
-      throw new ConflictError(
-        `review ${reviewId}: its statement did not parse, so it has no shape to pre-approve`,
-      );
-    }
-    const now = new Date();
-    const p: PreapprovalView = {
-      id: timeOrderedId(now.getTime()),
-      connection: r.connection,
-      fingerprint: r.fingerprint,
-      subject: o.group ? null : r.requester.root,
-      group: o.group ?? null,
-      review_id: r.id,
-      created_by: who.subject,
-      created_at: now.toISOString(),
-      expires_at: new Date(now.getTime() + o.forMs).toISOString(),
-      reason: o.reason ?? null,
-      revoked_at: null,
-    };
-    await this.preapprovals.insert(p);
-    await this.audit.append({
-      type: 'preapproval.created',
-      actor: actorOf(who, o.address),
-      target: `connection:${p.connection}`,
-      outcome: 'success',
-      payload: { ...p },
-    });
-    return p;
-  }
-
-  async revokePreapproval(id: string, who: Identity, address?: string | null): Promise<PreapprovalView> {
-    const p = await this.preapprovals.revoke(id, new Date());
-    if (!p) throw new NotFoundError(`pre-approval ${id} does not exist`);
-    await this.audit.append({
-      type: 'preapproval.revoked',
-      actor: actorOf(who, address),
-      target: `connection:${p.connection}`,
-      outcome: 'success',
-      payload: { id: p.id, fingerprint: p.fingerprint, subject: p.subject, group: p.group },
-    });
-    return p;
-  }
-
-  /**
    * Cancels the reviews of the commands a session holds (its client cancelled them or left, the
    * session was killed): nobody waits for them any more. False when it held none.
    */
@@ -368,7 +297,7 @@ export class Approvals {
     for (let attempt = 0; attempt < 5; attempt++) {
       const r = await this.reviews.get(id);
       if (!r) throw new NotFoundError(`review ${id} does not exist`);
-      this.mayAct(r, who);
+      mayDecide(r, who);
       const afterTheFact = r.status === 'break-glass';
       if (r.status !== 'pending' && !afterTheFact)
         throw new ConflictError(`review ${id} is already ${r.status}`);
@@ -399,20 +328,6 @@ export class Approvals {
       return next;
     }
     throw new ConflictError(`review ${id} keeps changing; try again`);
-  }
-
-  /** Approvers are members of one of the rule's groups, and never the requester or anyone in its chain. */
-  private mayAct(r: ReviewView, who: Identity): void {
-    if (isRequester(r, who)) {
-      throw new ReviewForbiddenError(
-        `review ${r.id}: you cannot decide on a command you (or an agent acting for you) ran`,
-      );
-    }
-    if (!who.groups.some((g) => r.approver_groups.includes(g))) {
-      throw new ReviewForbiddenError(
-        `review ${r.id} needs an approver from ${r.approver_groups.join(', ')}; you are in ${who.groups.join(', ') || 'no group'}`,
-      );
-    }
   }
 
   /** The hold is over: expired in the store (unless decided meanwhile), then released. */
@@ -514,4 +429,21 @@ export class Approvals {
 function isRequester(r: ReviewView, who: Identity): boolean {
   const mine = new Set([r.requester.subject, r.requester.root, ...r.requester.chain]);
   return mine.has(who.subject) || mine.has(who.rootSubject);
+}
+
+/**
+ * Throws ReviewForbiddenError unless `who` may decide on `r`: a member of one of its rule's
+ * approver groups, and never the requester or anyone in its chain.
+ */
+export function mayDecide(r: ReviewView, who: Identity): void {
+  if (isRequester(r, who)) {
+    throw new ReviewForbiddenError(
+      `review ${r.id}: you cannot decide on a command you (or an agent acting for you) ran`,
+    );
+  }
+  if (!who.groups.some((g) => r.approver_groups.includes(g))) {
+    throw new ReviewForbiddenError(
+      `review ${r.id} needs an approver from ${r.approver_groups.join(', ')}; you are in ${who.groups.join(', ') || 'no group'}`,
+    );
+  }
 }

@@ -51,7 +51,7 @@ export function preapprovalRoutes(app: ZodApp, ctx: ApiContext): void {
       if (p && p.created_by !== who.subject && !hasRole(who, 'approver')) {
         throw forbidden('revoking a pre-approval needs the approver role, or to have made it');
       }
-      return ctx.approvals.revokePreapproval(req.params.id, who, req.ip);
+      return ctx.preapprovalDesk.revoke(req.params.id, who, req.ip);
     },
   );
 }

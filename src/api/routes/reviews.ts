@@ -144,7 +144,7 @@ export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
       const who = caller(req);
       await visibleReview(ctx, who, req.params.id);
       const p = await refusedAsForbidden(ctx, who, 'review.preapprove', req.params.id, () =>
-        ctx.approvals.preapprove(req.params.id, who, {
+        ctx.preapprovalDesk.create(req.params.id, who, {
           forMs: req.body.for,
           ...(req.body.group ? { group: req.body.group } : {}),
           ...(req.body.reason ? { reason: req.body.reason } : {}),

@@ -65,16 +65,10 @@ function marker(): string {
   return `warden_refused_${randomBytes(8).toString('hex')}`;
 }
 
-function refusalText(c: Command): { message: string; hint?: string } {
+function refusalText(c: Command): string {
   const d = c.decision;
-  if (d.action === 'review') {
-    // Only a rule with `hold: false` (or a gateway without an approvals desk) gets here.
-    return {
-      message: `${d.message ?? 'this statement needs approval'} (warden)`,
-      hint: `Rule "${d.decidedBy ?? 'review'}" does not hold statements for approval; ask an approver for an exception.`,
-    };
-  }
-  return { message: `${d.message ?? 'refused by policy'} (warden)` };
+  const fallback = d.action === 'review' ? 'this statement needs approval' : 'refused by policy';
+  return `${d.message ?? fallback} (warden)`;
 }
 
 function copyMessage(m: Message): Message {
@@ -170,11 +164,11 @@ export function runEngine(
 
   const refuse = (c: Command, rewrite: (text: string) => Buffer): Buffer => {
     const m = marker();
-    const { message: text, hint } = refusalText(c);
+    const text = refusalText(c);
     recording?.refused(c, REFUSED, text);
     refusals.push({
       marker: m,
-      error: errorResponse({ severity: 'ERROR', code: REFUSED, message: text, ...(hint ? { hint } : {}) }),
+      error: errorResponse({ severity: 'ERROR', code: REFUSED, message: text }),
     });
     return rewrite(m);
   };
