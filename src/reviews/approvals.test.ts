@@ -246,6 +246,29 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
     }
   });
 
+  it('refuses an approver deciding on a statement they ran with another credential of theirs', async () => {
+    // bob (an approver) runs the statement with a Warden token minted from his key, then tries to
+    // approve it with the key itself: the same person, so refused.
+    const minted = await gw.cli(['token', 'create', '--ttl', '5m'], { token: keys.bob });
+    assert.equal(minted.code, 0, minted.stderr);
+    const token = gw.credential(minted.stdout.trim());
+    const c = new pg.Client({ host: '127.0.0.1', port, database: 'shop', user: 'bob', password: token });
+    await c.connect();
+    try {
+      await direct.query('create table mine (id int)');
+      const held = settled(c.query('delete from mine'));
+      const r = await pendingReview('shop');
+      assert.equal(r.requester.subject, 'bob');
+      const own = await decide('bob', 'approve', r.id);
+      assert.notEqual(own.code, 0);
+      assert.match(own.stderr, /cannot decide on a command you \(or an agent acting for you\) ran/);
+      assert.equal((await decide('carol', 'deny', r.id, 'ask someone else')).code, 0);
+      assert.match(String(await held), /denied by carol/);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('runs a statement whose rule needs two approvals only after two different approvers', async () => {
     await direct.query(`insert into orders select g, 'again ' || g from generate_series(1, 3) g`);
     const c = await client('shop-two');
