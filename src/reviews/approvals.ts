@@ -162,7 +162,7 @@ export class Approvals {
     this.changed(review);
     const outcome = held
       ? new Promise<Extract<Outcome, { review: ReviewView }>>((resolve) => {
-          const timer = setTimeout(() => void this.expire(review.id), waitMs);
+          const timer = setTimeout(() => void this.settle(review.id, 'expired'), waitMs);
           this.waiting.set(review.id, { resolve, timer, review });
         })
       : Promise.resolve({ status: 'pending' as const, review });
@@ -274,14 +274,14 @@ export class Approvals {
     for (const [id, w] of this.waiting) {
       if (w.review.session_id !== sessionId) continue;
       any = true;
-      void this.settleLocally(id, 'cancelled');
+      void this.settle(id, 'cancelled');
     }
     return any;
   }
 
   stop(): void {
     clearInterval(this.poller);
-    for (const id of [...this.waiting.keys()]) void this.settleLocally(id, 'cancelled');
+    for (const id of [...this.waiting.keys()]) void this.settle(id, 'cancelled');
   }
 
   /**
@@ -330,57 +330,30 @@ export class Approvals {
     throw new ConflictError(`review ${id} keeps changing; try again`);
   }
 
-  /** The hold is over: expired in the store (unless decided meanwhile), then released. */
-  private async expire(id: string): Promise<void> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const r = await this.reviews.get(id).catch(() => undefined);
-      if (!r) return this.settleLocally(id, 'expired');
-      if (r.status !== 'pending') return this.release(r);
-      const next: ReviewView = {
-        ...r,
-        status: 'expired',
-        version: r.version + 1,
-        decided_at: new Date().toISOString(),
-      };
-      if (!(await this.reviews.update(next).catch(() => false))) continue;
-      this.audit.record({
-        type: 'review.expired',
-        actor: SYSTEM_ACTOR,
-        target: `review:${id}`,
-        outcome: 'denied',
-        payload: this.payload(next, {}),
-      });
-      this.changed(next);
-      return this.release(next);
-    }
-    return this.settleLocally(id, 'expired');
-  }
-
-  /** Ends the wait of a review without a decision in the store that says so (store unreachable, session gone). */
-  private async settleLocally(id: string, status: 'expired' | 'cancelled'): Promise<void> {
+  /**
+   * Ends the wait of a held review with `status` (its hold ran out; its session withdrew it or
+   * ended) unless a decision got there first. When the store cannot say, the command is not run.
+   */
+  private async settle(id: string, status: 'expired' | 'cancelled'): Promise<void> {
     const w = this.waiting.get(id);
     if (!w) return;
-    const r = await this.reviews.get(id).catch(() => undefined);
-    if (r && r.status !== 'pending') return this.release(r);
-    const next: ReviewView | undefined = r && {
-      ...r,
-      status,
-      version: r.version + 1,
-      decided_at: new Date().toISOString(),
-    };
-    if (next && (await this.reviews.update(next).catch(() => false))) {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = await this.reviews.get(id).catch(() => undefined);
+      if (!r) break;
+      if (r.status !== 'pending') return this.release(r);
+      const next: ReviewView = { ...r, status, version: r.version + 1, decided_at: new Date().toISOString() };
+      if (!(await this.reviews.update(next).catch(() => false))) continue;
       this.audit.record({
         type: `review.${status}`,
         actor: SYSTEM_ACTOR,
         target: `review:${id}`,
-        outcome: 'info',
+        outcome: status === 'expired' ? 'denied' : 'info',
         payload: this.payload(next, {}),
       });
       this.changed(next);
       return this.release(next);
     }
-    // The store could not say: the command is not run (fail closed).
-    this.finish(id, { status, review: { ...(next ?? w.review), status } });
+    this.finish(id, { status, review: { ...w.review, status } });
   }
 
   /** Resolves the waiter of a decided review, if this gateway holds its command. */
