@@ -289,7 +289,7 @@ export async function startWarden(
       policy.stop();
       live.stop();
       await postgres?.close();
-      approvals.stop();
+      await approvals.stop();
       await api.close();
       // After approvals.stop(): the reviews it cancels are announced too.
       await notifications.close(2_000);

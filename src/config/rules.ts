@@ -5,6 +5,9 @@ import { z } from 'zod';
 import { ALL_DETECTORS, type DetectorName } from '../policy/mask/detectors.js';
 import { duration } from './duration.js';
 
+/** Review waits: a timer longer than about 24.8 days would fire at once, and a day is plenty. */
+const atMostADay = duration.refine((ms) => ms <= 86_400_000, { message: 'at most 24h' });
+
 const names = z.array(z.string().min(1)).min(1);
 
 export const ruleMatch = z.strictObject({
@@ -106,12 +109,12 @@ export const rule = z.discriminatedUnion('effect', [
         approvers: names,
         approvals: z.number().int().min(1).default(1),
         /** How long the command is held on the wire; `false`: refuse now, allow once approved. */
-        hold: z.union([duration, z.literal(false)]).prefault('5m'),
+        hold: z.union([atMostADay, z.literal(false)]).prefault('5m'),
         /**
          * With `hold: false`: how long an approval lets the caller run the same statement again,
          * and how long a review waits for approvers.
          */
-        ttl: duration.prefault('15m'),
+        ttl: atMostADay.prefault('15m'),
         /** Whether the requester may run the command at once with a reason (audited as an alert). */
         break_glass: z.boolean().default(true),
       })

@@ -1,6 +1,7 @@
 // One caller's session on one connection, whatever the protocol: the identity it runs under,
 // the decision for every command (analyzer facts + the rules in force), and its audit trail.
 // Protocol engines turn bytes into commands and ask this; it never sees a socket.
+import { createHash } from 'node:crypto';
 import type { AuditLog } from '../audit/log.js';
 import type { AuditActor } from '../audit/record.js';
 import type { ConnectionView } from '../config/connection.js';
@@ -155,6 +156,13 @@ export class Session {
       decision: { ...c.decision, action, message },
     });
     const allow = (): Command => ({ ...c, decision: { ...c.decision, action: 'allow' } });
+    // Approvers see the whole statement (masked values aside): one too long to show is not reviewed.
+    const shown = this.auditText(c.text, c.decision, c.facts);
+    if (shown.length > MAX_REVIEWED_TEXT) {
+      return refuse(
+        `this statement needs approval, but at ${shown.length} characters it is too long to review (at most ${MAX_REVIEWED_TEXT})`,
+      );
+    }
     try {
       const o = await approvals.decide({
         session: {
@@ -162,8 +170,10 @@ export class Session {
           actor: this.actor,
           identity: this.identity,
           connection: this.connection.name,
+          alive: () => !this.closed,
         },
-        command: clip(this.auditText(c.text, c.decision, c.facts)),
+        command: shown,
+        textHash: createHash('sha256').update(c.text).digest('hex'),
         fingerprint: c.facts.protocol_kind === 'sql' ? c.facts.fingerprint : null,
         decision: c.decision,
       });
@@ -297,6 +307,9 @@ export class Session {
     await this.deps.sessions.end(this.id, status, endedAt.toISOString()).catch(() => undefined);
   }
 }
+
+/** The longest statement (as approvers see it) that can be held for review. */
+const MAX_REVIEWED_TEXT = 64 * 1024;
 
 /** Audit payloads keep the first 4096 characters of a command. */
 const clip = (text: string): string => (text.length > 4096 ? `${text.slice(0, 4096)}…` : text);

@@ -222,6 +222,32 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
     assert.equal(await rowCount('carts'), 5);
   });
 
+  it('withdraws a held statement when its client closes politely (Terminate) while it waits', async () => {
+    await direct.query(`create table polite (id int); insert into polite select generate_series(1, 4)`);
+    const c = await client('shop');
+    c.on('error', () => undefined);
+    const held = c.query('delete from polite').catch((err: Error) => err);
+    const r = await pendingReview('shop');
+    await c.end(); // sends Terminate, then closes the socket
+    await held;
+    await gw.waitForAudit('review.cancelled', (a) => a.payload.review === r.id);
+    const late = await decide('bob', 'approve', r.id);
+    assert.match(late.stderr, /already cancelled/);
+    assert.equal(await rowCount('polite'), 4, 'the statement never ran');
+  });
+
+  it('refuses to hold a statement too long for approvers to read', async () => {
+    const c = await client('shop');
+    try {
+      const long = `delete from jobs /* ${'x'.repeat(70_000)} */`;
+      const err = (await settled(c.query(long))) as pg.DatabaseError;
+      assert.equal(err.code, '42501');
+      assert.match(err.message, /too long to review \(at most 65536\)/);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('never lets the requester, or anyone outside the approver groups, decide', async () => {
     const c = await client('shop');
     try {
@@ -351,8 +377,20 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
       );
       const r = await pendingReview('shop');
       assert.equal(r.fingerprint, 'delete from shapes');
+      // Not before it is approved, not by its requester, not by anyone who did not approve it.
+      const early = await gw.cli(['reviews', 'preapprove', r.id], { token: keys.bob });
+      assert.notEqual(early.code, 0);
+      assert.match(early.stderr, /only one of its approvers may pre-approve it, once it is approved/);
+      assert.equal((await decide('bob', 'approve', r.id)).code, 0);
       const self = await gw.cli(['reviews', 'preapprove', r.id], { token: keys.alice });
       assert.notEqual(self.code, 0, 'the requester cannot pre-approve her own statement');
+      const other = await gw.cli(['reviews', 'preapprove', r.id], { token: keys.carol });
+      assert.notEqual(other.code, 0, 'carol did not approve it');
+      const forOwnGroup = await gw.cli(['reviews', 'preapprove', r.id, '--group', 'dba'], {
+        token: keys.bob,
+      });
+      assert.notEqual(forOwnGroup.code, 0);
+      assert.match(forOwnGroup.stderr, /cannot pre-approve for a group you are in \(dba\)/);
       const pre = await gw.cli(
         ['reviews', 'preapprove', r.id, '--for', '1h', '--reason', 'nightly cleanup'],
         {
@@ -362,8 +400,6 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
       assert.equal(pre.code, 0, pre.stderr);
       const preId = /^pre-approval (\S+): alice may run this on shop until /.exec(pre.stdout)?.[1];
       assert.ok(preId, pre.stdout);
-      // The statement that asked still needs its own decision.
-      assert.equal((await decide('bob', 'approve', r.id)).code, 0);
       assert.equal(((await held) as pg.QueryResult).rowCount, 5);
       // The same statement runs at once now: no review.
       await direct.query(`insert into shapes select g, 'x' from generate_series(1, 2) g`);
@@ -372,11 +408,11 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
       const listed = await gw.cli(['preapprovals', 'ls'], { token: keys.bob });
       assert.match(listed.stdout, new RegExp(`${preId}\\s+shop\\s+alice\\s+bob`));
       // Another shape still asks.
-      const other = settled(c.query('delete from others'));
+      const otherShape = settled(c.query('delete from others'));
       const otherReview = await pendingReview('shop');
       assert.equal(otherReview.command, 'delete from others');
       assert.equal((await decide('bob', 'deny', otherReview.id)).code, 0);
-      assert.match(String(await other), /denied by bob/);
+      assert.match(String(await otherShape), /denied by bob/);
       // Revoked: the shape asks again.
       assert.equal((await gw.cli(['preapprovals', 'revoke', preId], { token: keys.bob })).code, 0);
       const asks = settled(c.query('delete from shapes'));
@@ -425,6 +461,23 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
       'review.approved',
       (a) => a.payload.review === r.id && a.payload.after_the_fact === true,
     );
+  });
+
+  it('lets a requester break the glass on a statement that was not held, then run it', async () => {
+    await direct.query(`create table urgent (id int); insert into urgent select generate_series(1, 3)`);
+    const c = await client('shop-later');
+    try {
+      const first = (await settled(c.query('delete from urgent'))) as pg.DatabaseError;
+      const id = /review (\S+) is waiting/.exec(first.message)?.[1];
+      assert.ok(id, first.message);
+      const broke = await gw.cli(['reviews', 'approve', id, '--break-glass', '--reason', 'hotfix'], {
+        token: keys.alice,
+      });
+      assert.equal(broke.code, 0, broke.stderr);
+      assert.equal((await c.query('delete from urgent')).rowCount, 3);
+    } finally {
+      await c.end();
+    }
   });
 
   it('keeps every review decision in the verified audit chain', async () => {

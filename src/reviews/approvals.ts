@@ -24,9 +24,18 @@ export type Outcome =
   | { status: 'preapproved'; preapproval: PreapprovalView };
 
 export interface HoldRequest {
-  session: { id: string; actor: Readonly<AuditActor>; identity: Identity; connection: string };
+  session: {
+    id: string;
+    actor: Readonly<AuditActor>;
+    identity: Identity;
+    connection: string;
+    /** False once the session ended: a review opened meanwhile is cancelled at once. */
+    alive: () => boolean;
+  };
   /** The command as the audit trail keeps it (values of masked columns masked). */
   command: string;
+  /** SHA-256 (hex) of the raw text: what an approval of a statement not held lets run again. */
+  textHash: string;
   /** The statement's shape (constants replaced), for pre-approvals; null when it did not parse. */
   fingerprint: string | null;
   decision: Decision;
@@ -55,11 +64,16 @@ interface Waiter {
 /** Told of every review this gateway created or changed (the new state), for streams and notifications. */
 export type ReviewListener = (review: ReviewView) => void;
 
+/** How often a gateway looks for overdue pending reviews, and how late they must be. */
+const SWEEP_MS = 10_000;
+const SWEEP_GRACE_MS = 5_000;
+
 export class Approvals {
   private readonly waiting = new Map<string, Waiter>();
   private readonly listeners = new Set<ReviewListener>();
   private readonly poller: NodeJS.Timeout;
   private polling = false;
+  private nextSweep = 0;
 
   constructor(
     private readonly reviews: Reviews,
@@ -108,8 +122,8 @@ export class Approvals {
     const pre = await this.preapprovals.covering(req, now);
     if (pre) return { status: 'preapproved', preapproval: pre };
     if (spec.hold === false) {
-      const open = await this.reviews.reusable(identity.subject, req.session.connection, req.command, now);
-      if (open?.status === 'approved') {
+      const open = await this.reviews.reusable(identity.subject, req.session.connection, req.textHash, now);
+      if (open && open.status !== 'pending') {
         this.audit.record({
           type: 'command.approved',
           actor: req.session.actor,
@@ -157,6 +171,7 @@ export class Approvals {
       break_glass: false,
       reuse_until: null,
       options: { held, reuse_ms: held ? null : spec.ttl, break_glass: spec.break_glass },
+      text_hash: req.textHash,
     };
     await this.reviews.insert(review);
     this.changed(review);
@@ -166,13 +181,21 @@ export class Approvals {
           this.waiting.set(review.id, { resolve, timer, review });
         })
       : Promise.resolve({ status: 'pending' as const, review });
-    await this.audit.append({
-      type: 'review.requested',
-      actor: req.session.actor,
-      target: `connection:${review.connection}`,
-      outcome: 'info',
-      payload: this.payload(review, { held, wait_ms: waitMs }),
-    });
+    try {
+      await this.audit.append({
+        type: 'review.requested',
+        actor: req.session.actor,
+        target: `connection:${review.connection}`,
+        outcome: 'info',
+        payload: this.payload(review, { held, wait_ms: waitMs }),
+      });
+    } catch (err) {
+      // Unaudited, it must not run: the command is refused, and its wait ends with it.
+      await this.settle(review.id, 'cancelled');
+      throw err;
+    }
+    // The session may have ended while the review was written: nobody waits for it any more.
+    if (!req.session.alive()) void this.settle(review.id, 'cancelled');
     return outcome;
   }
 
@@ -279,9 +302,10 @@ export class Approvals {
     return any;
   }
 
-  stop(): void {
+  /** Stops polling and cancels the reviews of the commands still held here (their sessions end). */
+  async stop(): Promise<void> {
     clearInterval(this.poller);
-    for (const id of [...this.waiting.keys()]) void this.settle(id, 'cancelled');
+    await Promise.all([...this.waiting.keys()].map((id) => this.settle(id, 'cancelled')));
   }
 
   /**
@@ -373,14 +397,43 @@ export class Approvals {
 
   /** Decisions other gateways wrote for the commands held here. */
   private async poll(): Promise<void> {
-    if (this.waiting.size === 0 || this.polling) return;
+    if (this.polling) return;
     this.polling = true;
     try {
       for (const r of await this.reviews.decided([...this.waiting.keys()])) this.release(r);
+      if (Date.now() >= this.nextSweep) {
+        this.nextSweep = Date.now() + SWEEP_MS;
+        await this.expireOverdue();
+      }
     } catch (err) {
       this.opts.onError?.(err as Error);
     } finally {
       this.polling = false;
+    }
+  }
+
+  /**
+   * Expires pending reviews whose time ran out with nobody holding them: not held (`hold: false`),
+   * or held by a gateway that is gone. A grace lets the holding gateway's own timer go first.
+   */
+  private async expireOverdue(): Promise<void> {
+    for (const r of await this.reviews.overdue(new Date(Date.now() - SWEEP_GRACE_MS))) {
+      if (this.waiting.has(r.id)) continue;
+      const next: ReviewView = {
+        ...r,
+        status: 'expired',
+        version: r.version + 1,
+        decided_at: new Date().toISOString(),
+      };
+      if (!(await this.reviews.update(next))) continue;
+      this.audit.record({
+        type: 'review.expired',
+        actor: SYSTEM_ACTOR,
+        target: `review:${r.id}`,
+        outcome: 'denied',
+        payload: this.payload(next, {}),
+      });
+      this.changed(next);
     }
   }
 

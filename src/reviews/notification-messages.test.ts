@@ -32,6 +32,7 @@ const review = (over: Partial<ReviewView> = {}): ReviewView => ({
   break_glass: false,
   reuse_until: null,
   options: { held: true, reuse_ms: null, break_glass: true },
+  text_hash: null,
   ...over,
 });
 

@@ -7,7 +7,7 @@ import { actorOf, type Identity } from '../identity/identity.js';
 import { ConflictError, NotFoundError } from '../store/connections.js';
 import type { Preapprovals, PreapprovalView } from '../store/preapprovals.js';
 import type { Reviews } from '../store/reviews.js';
-import { type HoldRequest, mayDecide } from './approvals.js';
+import { type HoldRequest, mayDecide, ReviewForbiddenError } from './approvals.js';
 
 export class PreapprovalDesk {
   constructor(
@@ -43,9 +43,10 @@ export class PreapprovalDesk {
   }
 
   /**
-   * Pre-approves the statement shape of review `reviewId` on its connection for the review's
-   * requester (and agents acting for them), or for `group`, for `forMs`. Only an approver of that
-   * review may, never its requester.
+   * Pre-approves the statement shape of review `reviewId` under its rule on its connection, for the
+   * review's requester (and agents acting for them) or for `group`, for `forMs`. Only one who
+   * approved that review may, once it is approved, for a rule that needs a single approval, and
+   * not for a group they are in.
    */
   async create(
     reviewId: string,
@@ -55,6 +56,23 @@ export class PreapprovalDesk {
     const r = await this.reviews.get(reviewId);
     if (!r) throw new NotFoundError(`review ${reviewId} does not exist`);
     mayDecide(r, who);
+    // Only what went through its rule's own review, by one who approved it; never a shortcut
+    // around a rule that wants several people, nor a pass for the one who gives it.
+    if (r.status !== 'approved' || !r.approvals.some((a) => a.root === who.rootSubject)) {
+      throw new ReviewForbiddenError(
+        `review ${reviewId}: only one of its approvers may pre-approve it, once it is approved`,
+      );
+    }
+    if (r.approvals_required > 1) {
+      throw new ReviewForbiddenError(
+        `review ${reviewId}: rule "${r.rule}" needs ${r.approvals_required} approvals each time; it cannot be pre-approved`,
+      );
+    }
+    if (o.group !== undefined && who.groups.includes(o.group)) {
+      throw new ReviewForbiddenError(
+        `review ${reviewId}: you cannot pre-approve for a group you are in (${o.group})`,
+      );
+    }
     if (r.fingerprint === null) {
       throw new ConflictError(
         `review ${reviewId}: its statement did not parse, so it has no shape to pre-approve`,
@@ -65,6 +83,7 @@ export class PreapprovalDesk {
       id: timeOrderedId(now.getTime()),
       connection: r.connection,
       fingerprint: r.fingerprint,
+      rule: r.rule,
       subject: o.group ? null : r.requester.root,
       group: o.group ?? null,
       review_id: r.id,

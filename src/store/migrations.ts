@@ -227,6 +227,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // A review of a statement that was not held (`hold: false`): once approved, the requester
         // may run the same statement again until then.
         await db.schema.alterTable('reviews').addColumn('reuse_until', 'text').execute();
+        // SHA-256 of the statement's whole raw text: what an approval of a statement not held
+        // lets run again (the stored text is masked, so it cannot tell two values apart).
+        await db.schema.alterTable('reviews').addColumn('text_hash', 'text').execute();
         // What the rule said when the review was opened: held or not, the reuse window, break-glass.
         await db.schema
           .alterTable('reviews')
@@ -238,6 +241,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('id', 'text', (c) => c.primaryKey())
           .addColumn('connection_name', 'text', (c) => c.notNull())
           .addColumn('fingerprint', 'text', (c) => c.notNull())
+          .addColumn('rule', 'text', (c) => c.notNull())
           .addColumn('subject', 'text')
           .addColumn('group_name', 'text')
           .addColumn('review_id', 'text')

@@ -9,6 +9,8 @@ export interface PreapprovalView {
   id: string;
   connection: string;
   fingerprint: string;
+  /** The review rule it stands in for: only statements that rule catches are covered. */
+  rule: string;
   /** Who it covers: a subject (and the chains rooted at it) or a group; exactly one is set. */
   subject: string | null;
   group: string | null;
@@ -33,6 +35,7 @@ function view(row: Selectable<PreapprovalsTable>): PreapprovalView {
     id: row.id,
     connection: row.connection_name,
     fingerprint: row.fingerprint,
+    rule: row.rule,
     subject: row.subject,
     group: row.group_name,
     review_id: row.review_id,
@@ -54,6 +57,7 @@ export class Preapprovals {
         id: p.id,
         connection_name: p.connection,
         fingerprint: p.fingerprint,
+        rule: p.rule,
         subject: p.subject,
         group_name: p.group,
         review_id: p.review_id,

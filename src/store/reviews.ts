@@ -79,6 +79,8 @@ export interface ReviewView {
    */
   reuse_until: string | null;
   options: ReviewOptions;
+  /** SHA-256 (hex) of the statement's whole raw text, which `command` shows masked. */
+  text_hash: string | null;
 }
 
 export interface ReviewFilter {
@@ -115,6 +117,7 @@ function view(row: Selectable<ReviewsTable>): ReviewView {
     break_glass: Number(row.break_glass) === 1,
     reuse_until: row.reuse_until,
     options: { held: true, reuse_ms: null, break_glass: false, ...JSON.parse(row.options_json) },
+    text_hash: row.text_hash,
   };
 }
 
@@ -148,6 +151,7 @@ export class Reviews {
         break_glass: r.break_glass ? 1 : 0,
         reuse_until: r.reuse_until,
         options_json: JSON.stringify(r.options),
+        text_hash: r.text_hash,
       })
       .execute();
   }
@@ -200,13 +204,14 @@ export class Reviews {
   }
 
   /**
-   * The newest review of `text` that `subject` asked for on `connection` and that still counts: a
-   * pending one (no second review is opened), or an approved one whose reuse window is open.
+   * The newest review of the statement whose raw text hashes to `textHash` that `subject` asked
+   * for on `connection` and that still counts: a pending one (no second review is opened), or an
+   * approved (or broken-glass) one whose reuse window is open.
    */
   async reusable(
     subject: string,
     connection: string,
-    text: string,
+    textHash: string,
     now: Date,
   ): Promise<ReviewView | undefined> {
     const at = now.toISOString();
@@ -214,17 +219,29 @@ export class Reviews {
       .selectFrom('reviews')
       .selectAll()
       .where('connection_name', '=', connection)
-      .where('command', '=', text)
+      .where('text_hash', '=', textHash)
       .where((eb) =>
         eb.or([
           eb.and([eb('status', '=', 'pending'), eb('expires_at', '>', at)]),
-          eb.and([eb('status', '=', 'approved'), eb('reuse_until', '>', at)]),
+          eb.and([eb('status', 'in', ['approved', 'break-glass']), eb('reuse_until', '>', at)]),
         ]),
       )
       .orderBy('created_at', 'desc')
       .limit(50)
       .execute();
     return rows.map(view).find((r) => r.requester.subject === subject);
+  }
+
+  /** Pending reviews whose time ran out before `before` (their gateway is gone, or nobody held them). */
+  async overdue(before: Date, limit = 100): Promise<ReviewView[]> {
+    const rows = await this.store.db
+      .selectFrom('reviews')
+      .selectAll()
+      .where('status', '=', 'pending')
+      .where('expires_at', '<', before.toISOString())
+      .limit(limit)
+      .execute();
+    return rows.map(view);
   }
 
   /** The status of each of these reviews that is no longer pending. */

@@ -132,6 +132,7 @@ export interface ReviewsTable {
   break_glass: number;
   reuse_until: string | null;
   options_json: string;
+  text_hash: string | null;
 }
 
 /** An approval given ahead of time for one statement shape on one connection. */
@@ -139,6 +140,8 @@ export interface PreapprovalsTable {
   id: string;
   connection_name: string;
   fingerprint: string;
+  /** The review rule it stands in for: a stricter rule catching the same shape still asks. */
+  rule: string;
   subject: string | null;
   group_name: string | null;
   review_id: string | null;

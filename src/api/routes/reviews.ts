@@ -59,7 +59,8 @@ export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
         ...req.query,
         ...(seesAll(who) ? {} : { visibleTo: { root: who.rootSubject, groups: who.groups } }),
       });
-      return { reviews };
+      // The store's group match is a coarse text match (case-blind on SQLite): decided exactly here.
+      return { reviews: reviews.filter((r) => mayView(who, r)) };
     },
   );
 
@@ -243,12 +244,14 @@ function streamRoute(app: ZodApp, ctx: ApiContext): void {
       const unsubscribe = feed.subscribe(pass);
       let snapshot: ReviewView[];
       try {
-        snapshot = await ctx.reviews.list({
-          // Default: what awaits approvers (pending, and break-glass ones to review after the fact).
-          ...(req.query.status === 'all' ? {} : { status: AWAITING }),
-          ...(seesAll(who) ? {} : { visibleTo: { root: who.rootSubject, groups: who.groups } }),
-          limit: SNAPSHOT_LIMIT,
-        });
+        snapshot = await ctx.reviews
+          .list({
+            // Default: what awaits approvers (pending, and break-glass ones to review after the fact).
+            ...(req.query.status === 'all' ? {} : { status: AWAITING }),
+            ...(seesAll(who) ? {} : { visibleTo: { root: who.rootSubject, groups: who.groups } }),
+            limit: SNAPSHOT_LIMIT,
+          })
+          .then((rows) => rows.filter((r) => mayView(who, r)));
       } catch (err) {
         unsubscribe();
         throw err;

@@ -71,6 +71,12 @@ function refusalText(c: Command): string {
   return `${d.message ?? fallback} (warden)`;
 }
 
+/** Promises of statements held for review: the relay keeps reading the client while one waits. */
+const reviewHolds = new WeakSet<Promise<Buffer>>();
+
+/** What a client may send behind a statement held for review before it is no longer read. */
+const MAX_HELD_INPUT = 1024 * 1024;
+
 function copyMessage(m: Message): Message {
   const raw = Buffer.from(m.raw);
   return { type: m.type, raw, body: raw.subarray(5) };
@@ -203,7 +209,9 @@ export function runEngine(
    */
   const awaitReview = (m: Message, c: Command, send: (m: Message, c: Command) => Buffer): Promise<Buffer> => {
     const kept = copyMessage(m); // held across the wait: the socket's chunk is not ours to keep
-    return session.hold(c).then((decided) => send(kept, decided));
+    const decided = session.hold(c).then((decided) => send(kept, decided));
+    reviewHolds.add(decided);
+    return decided;
   };
 
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
@@ -294,6 +302,8 @@ export function runEngine(
     /** Messages not yet mapped: left over while a mapping waits (a catalog lookup), in order. */
     let backlog: Message[] = [];
     let waiting = false;
+    /** Bytes read from the client while a statement waits for review. */
+    let heldInput = 0;
     let draining = false;
     const resume = () => {
       if (!waiting && !draining && !ended && !(side === 'client' && held)) from.resume();
@@ -328,7 +338,10 @@ export function runEngine(
           }
           if (b instanceof Promise) {
             waiting = true;
-            from.pause();
+            // A statement held for review may wait minutes: the client is still read (up to a bound),
+            // so a client that leaves is noticed and its statement withdrawn, never run later.
+            if (reviewHolds.has(b)) heldInput = 0;
+            else from.pause();
             // Held across an await: keep copies, the socket's chunk is not ours to keep.
             backlog = messages.slice(i + 1).map(copyMessage);
             b.then(
@@ -382,9 +395,18 @@ export function runEngine(
         return;
       }
       if (messages.length === 0) return;
-      if (waiting) backlog.push(...messages.map(copyMessage));
-      else backlog = messages;
-      pump();
+      if (!waiting) {
+        backlog = messages;
+        pump();
+        return;
+      }
+      backlog.push(...messages.map(copyMessage));
+      if (side === 'client' && messages.some((m) => m.type === Front.Terminate)) {
+        end('client', 'the client left while a statement waited');
+        return;
+      }
+      heldInput += chunk.length;
+      if (heldInput > MAX_HELD_INPUT) from.pause();
     };
     if (from === target) onTarget('data', onData);
     else from.on('data', onData);
