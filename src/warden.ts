@@ -4,6 +4,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { GrantedSessions } from './access/granted-sessions.js';
+import { AccessGrants } from './access/grants.js';
 import type { ApiContext } from './api/context.js';
 import { Metrics } from './api/metrics.js';
 import { buildApi } from './api/server.js';
@@ -28,6 +30,7 @@ import { Recorder } from './recording/recorder.js';
 import { Approvals } from './reviews/approvals.js';
 import { Notifications } from './reviews/notify.js';
 import { Connections } from './store/connections.js';
+import { Grants } from './store/grants.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
 import { Preapprovals } from './store/preapprovals.js';
@@ -163,6 +166,14 @@ export async function startWarden(
   );
 
   const live = new LiveSessions();
+  const grants = new Grants(store);
+  const access = new AccessGrants(grants, connections, audit, { approvers: config.access.approvers });
+  const grantedSessions = new GrantedSessions(access, grants, live, audit, {
+    graceMs: config.access.grace,
+    pollMs: config.access.poll_interval,
+    onError: (err) => log.warn({ err: err.message }, 'cannot check access grants in the store'),
+  });
+  grantedSessions.start();
   const reviews = new Reviews(store);
   const preapprovals = new Preapprovals(store);
   const approvals = new Approvals(reviews, preapprovals, audit, {
@@ -234,6 +245,8 @@ export async function startWarden(
     reviews,
     preapprovals,
     approvals,
+    grants,
+    access,
     recorder,
     apiKeys,
     tokens,
@@ -253,6 +266,7 @@ export async function startWarden(
       audit,
       log,
       live,
+      access: { grants: access, sessions: grantedSessions },
       session: {
         policy,
         audit,
@@ -285,6 +299,7 @@ export async function startWarden(
     async close() {
       policy.stop();
       live.stop();
+      grantedSessions.stop();
       await postgres?.close();
       approvals.stop();
       await api.close();
