@@ -53,7 +53,12 @@ export function accessRoutes(app: ZodApp, ctx: ApiContext): void {
   };
 
   /** Runs a decision; a refusal (not an approver, one's own request) is audited and a 403. */
-  const refusedAsForbidden = async <T>(who: Identity, action: string, id: string, f: () => Promise<T>) => {
+  const refusedAsForbidden = async <T>(
+    who: Identity,
+    action: string,
+    on: { grant: string } | { connection: string },
+    f: () => Promise<T>,
+  ) => {
     try {
       return await f();
     } catch (err) {
@@ -61,9 +66,9 @@ export function accessRoutes(app: ZodApp, ctx: ApiContext): void {
       ctx.audit.record({
         type: `access.${action}.refused`,
         actor: { subject: who.subject, kind: who.kind, chain: who.chain, root: who.rootSubject },
-        target: `access_grant:${id}`,
+        target: 'grant' in on ? `access_grant:${on.grant}` : `connection:${on.connection}`,
         outcome: 'denied',
-        payload: { grant: id, message: err.message },
+        payload: { ...on, message: err.message },
       });
       throw forbidden(err.message);
     }
@@ -87,7 +92,7 @@ export function accessRoutes(app: ZodApp, ctx: ApiContext): void {
     async (req, reply) => {
       const who = caller(req);
       withinMax(req.body.for);
-      const g = await refusedAsForbidden(who, 'request', req.body.connection, () =>
+      const g = await refusedAsForbidden(who, 'request', { connection: req.body.connection }, () =>
         ctx.access.request(
           who,
           { connection: req.body.connection, forMs: req.body.for, reason: req.body.reason },
@@ -168,7 +173,7 @@ export function accessRoutes(app: ZodApp, ctx: ApiContext): void {
           `body.for: a grant may shorten the ${formatDuration(g.duration_ms)} asked for, not lengthen it`,
         );
       }
-      return refusedAsForbidden(who, 'grant', g.id, () =>
+      return refusedAsForbidden(who, 'grant', { grant: g.id }, () =>
         ctx.access.grant(
           g.id,
           who,
@@ -215,7 +220,9 @@ export function accessRoutes(app: ZodApp, ctx: ApiContext): void {
       async (req) => {
         const who = caller(req);
         const g = await visible(who, req.params.id);
-        return refusedAsForbidden(who, verdict, g.id, () => v.act(g.id, who, req.body.reason, req.ip));
+        return refusedAsForbidden(who, verdict, { grant: g.id }, () =>
+          v.act(g.id, who, req.body.reason, req.ip),
+        );
       },
     );
   }
