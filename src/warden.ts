@@ -4,6 +4,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { GrantedSessions } from './access/granted-sessions.js';
+import { AccessGrants } from './access/grants.js';
 import type { ApiContext } from './api/context.js';
 import { Metrics } from './api/metrics.js';
 import { buildApi } from './api/server.js';
@@ -29,6 +31,7 @@ import { Approvals } from './reviews/approvals.js';
 import { Notifications } from './reviews/notify.js';
 import { PreapprovalDesk } from './reviews/preapproval-desk.js';
 import { Connections } from './store/connections.js';
+import { Grants } from './store/grants.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
 import { Preapprovals } from './store/preapprovals.js';
@@ -164,6 +167,14 @@ export async function startWarden(
   );
 
   const live = new LiveSessions();
+  const grants = new Grants(store);
+  const access = new AccessGrants(grants, connections, audit, { approvers: config.access.approvers });
+  const grantedSessions = new GrantedSessions(access, grants, live, audit, {
+    graceMs: config.access.grace,
+    pollMs: config.access.poll_interval,
+    onError: (err) => log.warn({ err: err.message }, 'cannot check access grants in the store'),
+  });
+  grantedSessions.start();
   const reviews = new Reviews(store);
   const preapprovals = new Preapprovals(store);
   const preapprovalDesk = new PreapprovalDesk(preapprovals, reviews, audit);
@@ -237,6 +248,8 @@ export async function startWarden(
     preapprovals,
     preapprovalDesk,
     approvals,
+    grants,
+    access,
     recorder,
     apiKeys,
     tokens,
@@ -256,6 +269,7 @@ export async function startWarden(
       audit,
       log,
       live,
+      access: { grants: access, sessions: grantedSessions },
       session: {
         policy,
         audit,
@@ -288,6 +302,7 @@ export async function startWarden(
     async close() {
       policy.stop();
       live.stop();
+      grantedSessions.stop();
       await postgres?.close();
       await approvals.stop();
       await api.close();

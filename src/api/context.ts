@@ -1,5 +1,6 @@
 // Everything a route handler may use, built once by the composition root (warden.ts).
 import type { Logger } from 'pino';
+import type { AccessGrants } from '../access/grants.js';
 import type { Checkpointer } from '../audit/checkpoints.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/schema.js';
@@ -14,6 +15,7 @@ import type { Recorder } from '../recording/recorder.js';
 import type { Approvals } from '../reviews/approvals.js';
 import type { PreapprovalDesk } from '../reviews/preapproval-desk.js';
 import type { Connections } from '../store/connections.js';
+import type { Grants } from '../store/grants.js';
 import type { PolicyVersions } from '../store/policy-versions.js';
 import type { Preapprovals } from '../store/preapprovals.js';
 import type { Reviews } from '../store/reviews.js';
@@ -42,6 +44,9 @@ export interface ApiContext {
   preapprovalDesk: PreapprovalDesk;
   /** Commands held for review on this gateway, and the decisions approvers make through the API. */
   approvals: Approvals;
+  grants: Grants;
+  /** Just-in-time access requests and the decisions approvers make on them. */
+  access: AccessGrants;
   /** Writes sessions' statement events; its queue and health are reported by /readyz and /metrics. */
   recorder: Recorder;
   /** Sessions this gateway carries now. */

@@ -14,6 +14,7 @@ import { VERSION } from '../version.js';
 import { installAuth } from './auth.js';
 import type { ApiContext } from './context.js';
 import { installErrorHandler } from './errors.js';
+import { accessRoutes } from './routes/access.js';
 import { auditRoutes } from './routes/audit.js';
 import { connectionRoutes } from './routes/connections.js';
 import { identityRoutes } from './routes/identity.js';
@@ -137,6 +138,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   sessionRoutes(zapp, ctx);
   reviewRoutes(zapp, ctx);
   preapprovalRoutes(zapp, ctx);
+  accessRoutes(zapp, ctx);
   auditRoutes(zapp, ctx);
   policyRoutes(zapp, ctx);
   return app;

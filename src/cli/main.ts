@@ -6,6 +6,7 @@ import './memory-flags.js';
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { CliError } from './client.js';
+import { accessCommands } from './commands/access.js';
 import { auditCommands } from './commands/audit.js';
 import { connectionCommands } from './commands/connections.js';
 import { identityCommands } from './commands/identity.js';
@@ -25,6 +26,7 @@ connectionCommands(program);
 identityCommands(program);
 auditCommands(program);
 reviewCommands(program);
+accessCommands(program);
 sessionCommands(program);
 policyCommands(program);
 

@@ -232,6 +232,22 @@ export const configSchema = z.strictObject({
       notify: z.array(z.discriminatedUnion('kind', [webhookNotifier, slackNotifier])).default([]),
     })
     .prefault({}),
+  /** Just-in-time access to connections with `access: jit`. */
+  access: z
+    .strictObject({
+      /**
+       * Groups whose members may grant, deny and revoke access requests, besides everyone with the
+       * approver role (admins included). Never the requester nor an agent acting for them.
+       */
+      approvers: z.array(z.string().min(1)).default([]),
+      /** How long live sessions under a grant that expired or was revoked go on before they are ended. */
+      grace: duration.prefault('30s'),
+      /** The longest access anyone may ask for or be granted. */
+      max_duration: durationAtLeast(1000, '1s').prefault('8h'),
+      /** How often each gateway looks for grants that ran out or were revoked through another gateway. */
+      poll_interval: durationAtLeast(100, '100ms').prefault('1s'),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

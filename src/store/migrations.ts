@@ -258,6 +258,43 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0008_access_grants': {
+      async up(db: AnyDb) {
+        // Just-in-time access to a connection: a request, then a grant with an expiry (or a
+        // denial). `version` grows with every change, like reviews, so concurrent deciders and
+        // gateways expiring it cannot overwrite each other.
+        await db.schema
+          .createTable('access_grants')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('connection_name', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('requested_by', 'text', (c) => c.notNull())
+          .addColumn('requester_chain_json', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('duration_ms', 'integer', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('decided_at', 'text')
+          .addColumn('decided_by', 'text')
+          .addColumn('decision_reason', 'text')
+          .addColumn('starts_at', 'text')
+          .addColumn('expires_at', 'text')
+          .addColumn('revoked_at', 'text')
+          .addColumn('revoked_by', 'text')
+          .execute();
+        await db.schema
+          .createIndex('access_grants_lookup')
+          .on('access_grants')
+          .columns(['connection_name', 'subject', 'status'])
+          .execute();
+        await db.schema
+          .createIndex('access_grants_status')
+          .on('access_grants')
+          .columns(['status', 'expires_at'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -104,6 +104,7 @@ export interface Database {
   session_events: SessionEventsTable;
   reviews: ReviewsTable;
   preapprovals: PreapprovalsTable;
+  access_grants: AccessGrantsTable;
 }
 
 /** A command held for approval, and what approvers did with it. */
@@ -150,6 +151,28 @@ export interface PreapprovalsTable {
   expires_at: string;
   reason: string | null;
   revoked_at: string | null;
+}
+
+/** A request for just-in-time access to a connection, and the grant (or denial) it got. */
+export interface AccessGrantsTable {
+  id: string;
+  connection_name: string;
+  /** The root subject of the requester: the grant covers the person and agents acting for them. */
+  subject: string;
+  requested_by: string;
+  requester_chain_json: string;
+  reason: string;
+  duration_ms: number;
+  status: string;
+  version: number;
+  created_at: string;
+  decided_at: string | null;
+  decided_by: string | null;
+  decision_reason: string | null;
+  starts_at: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+  revoked_by: string | null;
 }
 
 /** One recorded statement of a session; every value in it was masked before it was queued. */

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
+import type { GrantedSessions } from '../../access/granted-sessions.js';
+import type { AccessGrants } from '../../access/grants.js';
 import type { AuditLog } from '../../audit/log.js';
 import type { Config } from '../../config/schema.js';
 import type { LiveSessions } from '../../gateway/live-sessions.js';
@@ -30,6 +32,8 @@ export interface PostgresListenerDeps {
   session: SessionDeps;
   /** Where live sessions register, so an admin can kill them. */
   live: LiveSessions;
+  /** Just-in-time access: who may open a connection with `access: jit`, and the sessions under each grant. */
+  access?: { grants: AccessGrants; sessions: GrantedSessions };
   log: Logger;
 }
 
@@ -135,6 +139,16 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         subject: identity.subject,
       });
     }
+    const admission =
+      conn.access === 'jit' && deps.access
+        ? await deps.access.grants.admit(identity, name, client.remoteAddress ?? null)
+        : undefined;
+    if (admission && 'refusal' in admission) {
+      return refused(client, '28000', `${admission.refusal} (warden)`, {
+        connection: name,
+        subject: identity.subject,
+      });
+    }
     const session = new Session(deps.session, identity, conn, {
       address: client.remoteAddress ?? null,
       application: hello.params.application_name ?? null,
@@ -217,11 +231,13 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       onClose: (reason, detail) => {
         live.delete(`${key.pid}.${key.secret}`);
         deps.live.remove(session.id);
+        deps.access?.sessions.release(session.id);
         void catalog.close();
         void session.close(reason, detail);
       },
     });
     deps.live.add(session.id, (text) => engine.kill(text));
+    if (admission) deps.access?.sessions.hold(session.id, admission.grant);
   };
 
   const server: Server = createServer((socket) => {
