@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ReviewView } from '../store/reviews.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
+import { type Replicas, startReplicas } from '../testing/replicas.js';
 import { psqlVia } from '../testing/run.js';
 import { openEventStream } from '../testing/server-events.js';
-import { api, startWarden, type WardenProcess } from '../testing/warden-process.js';
+import { api, type WardenProcess } from '../testing/warden-process.js';
 
 /** Poll interval of a gateway for decisions taken elsewhere is 500 ms; this only bounds a stuck release. */
 const RELEASED_WITHIN_MS = 5_000;
@@ -16,64 +13,34 @@ const RELEASED_WITHIN_MS = 5_000;
 describe('approvals across two gateways sharing one PostgreSQL store', () => {
   let store: ThrowawayDb;
   let target: ThrowawayDb;
-  let root: string;
-  const gateways: WardenProcess[] = [];
+  let replicas: Replicas;
+  let gateways: WardenProcess[] = [];
   const keys = { alice: '', bob: '' };
 
   before(async () => {
     store = await createThrowawayDb();
     target = await createThrowawayDb();
-    root = mkdtempSync(join(tmpdir(), 'warden-reviews-'));
-    mkdirSync(join(root, 'keys'));
-    // Key files as an operator provisions them for every replica.
-    const seal = join(root, 'keys', 'seal.key');
-    const signing = join(root, 'keys', 'signing.key');
-    writeFileSync(seal, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-    const { privateKey } = generateKeyPairSync('ed25519');
-    writeFileSync(signing, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-    for (const name of ['a', 'b']) {
-      const dir = join(root, name);
-      mkdirSync(dir);
-      gateways.push(
-        await startWarden({
-          dir,
-          config: {
-            data_dir: join(dir, 'data'),
-            store: { url: store.url },
-            keys: { seal_key_file: seal, signing_key_file: signing },
-            connections: [pgConnection(target.name, 'shop')],
-            policy: {
-              rules: [
-                {
-                  name: 'hold-deletes',
-                  when: { sql: { statements: ['delete'], where: 'absent' } },
-                  effect: 'review',
-                  review: { approvers: ['dba'], hold: '60s' },
-                },
-              ],
-            },
+    replicas = await startReplicas(store.url, {
+      connections: [pgConnection(target.name, 'shop')],
+      policy: {
+        rules: [
+          {
+            name: 'hold-deletes',
+            when: { sql: { statements: ['delete'], where: 'absent' } },
+            effect: 'review',
+            review: { approvers: ['dba'], hold: '60s' },
           },
-        }),
-      );
-    }
-    const admin = readFileSync(join(root, 'a', 'data', 'admin.key'), 'utf8').trim();
-    for (const [name, group] of [
-      ['alice', 'dev'],
-      ['bob', 'dba'],
-    ] as const) {
-      const res = await api(gateways[0]!.url, 'POST', '/api/keys', {
-        token: admin,
-        body: { name, groups: [group] },
-      });
-      assert.equal(res.status, 201, res.text);
-      keys[name] = (res.body as { key: string }).key;
-    }
+        ],
+      },
+    });
+    gateways = replicas.gateways;
+    keys.alice = await replicas.key('alice', ['dev']);
+    keys.bob = await replicas.key('bob', ['dba']);
   });
   after(async () => {
-    for (const g of gateways) await g.stop();
+    await replicas?.stop();
     await target?.drop();
     await store?.drop();
-    rmSync(root, { recursive: true, force: true });
   });
 
   it('releases a statement held on gateway A when an approver approves it through gateway B', async () => {
