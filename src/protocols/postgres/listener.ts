@@ -139,10 +139,21 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         subject: identity.subject,
       });
     }
-    const admission =
-      conn.access === 'jit' && deps.access
-        ? await deps.access.grants.admit(identity, name, client.remoteAddress ?? null)
-        : undefined;
+    // A connection with `access: jit` needs a grant in force; without a way to check, nobody gets in.
+    let admission: Awaited<ReturnType<AccessGrants['admit']>> | undefined;
+    if (conn.access === 'jit') {
+      try {
+        if (!deps.access) throw new Error('this gateway cannot check access grants');
+        admission = await deps.access.grants.admit(identity, name, client.remoteAddress ?? null);
+      } catch (err) {
+        deps.log.error({ err: (err as Error).message }, 'cannot check access grants; refusing the session');
+        return sendFatal(
+          client,
+          '57P03',
+          'Warden cannot check access grants right now; try again shortly (warden)',
+        );
+      }
+    }
     if (admission && 'refusal' in admission) {
       return refused(client, '28000', `${admission.refusal} (warden)`, {
         connection: name,

@@ -61,4 +61,54 @@ describe('PostgreSQL gateway while its store is down', () => {
     }
     await gw.waitForAudit('gateway.refused', (r) => (r.payload as { code?: string }).code === '57P03');
   });
+
+  it('refuses a login to a just-in-time connection with 57P03 when its grants cannot be read', async () => {
+    const created = await gw.api('POST', '/api/connections', {
+      body: {
+        name: 'vault',
+        protocol: 'postgres',
+        target: { host: '127.0.0.1', port: 5432, database: db.name },
+        credentials: { user: 'postgres' },
+        access: 'jit',
+      },
+    });
+    assert.equal(created.status, 201, created.text);
+    const asked = await gw.cli(
+      ['access', 'request', 'vault', '--for', '10m', '--reason', 'store-down test'],
+      {
+        token: key,
+      },
+    );
+    assert.equal(asked.code, 0, asked.stderr);
+    const id = /\b([0-9a-f-]{36})\b/.exec(asked.stdout)?.[1];
+    assert.ok(id, asked.stdout);
+    assert.equal((await gw.cli(['access', 'grant', id])).code, 0);
+    const login = () =>
+      new pg.Client({
+        host: '127.0.0.1',
+        port: gw.proc.postgres?.port,
+        database: 'vault',
+        user: 'dora',
+        password: key,
+      });
+    const c = login();
+    await c.connect();
+    await c.end();
+    await proxy.cut();
+    try {
+      await assert.rejects(
+        (async () => {
+          const d = login();
+          d.on('error', () => undefined);
+          await d.connect();
+        })(),
+        (err: pg.DatabaseError) => {
+          assert.equal(err.code, '57P03', err.message);
+          return true;
+        },
+      );
+    } finally {
+      await proxy.restore();
+    }
+  });
 });
