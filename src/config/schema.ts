@@ -151,6 +151,8 @@ export const configSchema = z.strictObject({
       token_ttl: durationAtLeast(1000, '1s').prefault('15m'),
       token_max_ttl: durationAtLeast(1000, '1s').prefault('12h'),
       clock_skew: duration.prefault('30s'),
+      /** How many delegates a chain may hold (RFC 8693 token exchange, `POST /oauth/token`). */
+      max_delegation_depth: z.number().int().min(1).max(32).default(5),
       oidc: z.array(oidcIssuer).default([]),
       roles: z
         .strictObject({

@@ -16,7 +16,12 @@ export interface Identity {
   groups: string[];
   /** The identity at the root of a delegation chain (the subject itself for a direct caller). */
   rootSubject: string;
-  /** Actors between the root and this caller, outermost first; empty for a direct caller. */
+  /**
+   * Actors between the root and this caller, outermost first; empty for a direct caller.
+   * Ordered from the root outward: the root's first delegate first, this caller last
+   * (root alice → agent-a → agent-b: chain [agent-a, agent-b] for agent-b). Its length is the
+   * delegation depth.
+   */
   chain: string[];
   via: CredentialKind;
   /** jti of a Warden token, id of an API key, or the OIDC token's jti when it has one. */

@@ -47,6 +47,33 @@ export interface TokenView {
   issued_via: string;
 }
 
+/** Who a delegated token is for: the next actor in its chain (the last entry of `chain`). */
+export interface DelegatedHolder {
+  subject: string;
+  kind: IdentityKind;
+  groups: string[];
+  chain: string[];
+}
+
+/** RFC 8693 `act` for a chain ordered from the root outward: the current actor outermost. */
+export function actClaim(chain: string[]): ActClaim | undefined {
+  let act: ActClaim | undefined;
+  for (const sub of chain) act = act ? { sub, act } : { sub };
+  return act;
+}
+
+export interface ActClaim {
+  sub: string;
+  act?: ActClaim;
+}
+
+/** The current actor named by an `act` claim (its outermost `sub`), if it has one. */
+function actorOfAct(act: unknown): string | undefined {
+  if (typeof act !== 'object' || act === null) return undefined;
+  const sub = (act as { sub?: unknown }).sub;
+  return typeof sub === 'string' && sub.length > 0 ? sub : undefined;
+}
+
 export class WardenTokens {
   constructor(
     private readonly store: Store,
@@ -71,36 +98,74 @@ export class WardenTokens {
     let expiresAt = new Date(now + ttl);
     if (caller.expiresAt && caller.expiresAt < expiresAt) expiresAt = caller.expiresAt;
     if (expiresAt.getTime() <= now) throw new RangeError('the presented credential has already expired');
-    const scope = req.scope ?? caller.scope;
+    return this.issue(caller, {
+      holder: caller,
+      scope: req.scope ?? caller.scope,
+      expiresAt,
+      parentJti: caller.via === 'warden_token' ? caller.tokenId : null,
+    });
+  }
+
+  /**
+   * Mints a token for a delegate of `parent` (RFC 8693 token exchange): `sub` stays the root,
+   * `act` nests the chain. The caller has already checked scope, lifetime and depth.
+   */
+  async mintDelegated(
+    parent: Identity,
+    delegate: DelegatedHolder,
+    req: { scope: string[]; expiresAt: Date },
+  ): Promise<MintedToken> {
+    return this.issue(parent, {
+      holder: { ...delegate, rootSubject: parent.rootSubject },
+      scope: req.scope,
+      expiresAt: req.expiresAt,
+      parentJti: parent.via === 'warden_token' ? parent.tokenId : null,
+    });
+  }
+
+  private async issue(
+    from: Identity,
+    t: {
+      holder: Pick<Identity, 'subject' | 'kind' | 'groups' | 'rootSubject' | 'chain'>;
+      scope: string[];
+      expiresAt: Date;
+      parentJti: string | null;
+    },
+  ): Promise<MintedToken> {
+    const now = Date.now();
+    const { holder } = t;
     const jti = randomUUID();
-    const claims: JWTPayload = { kind: caller.kind, groups: caller.groups, scope: scope.join(' ') };
-    if (caller.rootSubject !== caller.subject) claims.root = caller.rootSubject;
+    const claims: JWTPayload = { kind: holder.kind, groups: holder.groups, scope: t.scope.join(' ') };
+    // A delegated holder is named by `act`, the root by `sub` (RFC 8693 §4.1).
+    const act = actClaim(holder.chain);
+    if (act) claims.act = act;
+    const exp = Math.floor(t.expiresAt.getTime() / 1000);
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'EdDSA', kid: this.key.kid, typ: 'JWT' })
       .setIssuer(this.cfg.issuer)
       .setAudience(WARDEN_AUDIENCE)
-      .setSubject(caller.subject)
+      .setSubject(act ? holder.rootSubject : holder.subject)
       .setJti(jti)
       .setIssuedAt(Math.floor(now / 1000))
-      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .setExpirationTime(exp)
       .sign(this.key.privateKey);
     await this.store.db
       .insertInto('tokens')
       .values({
         jti,
-        parent_jti: caller.via === 'warden_token' ? caller.tokenId : null,
-        subject: caller.subject,
-        kind: caller.kind,
-        groups_json: JSON.stringify(caller.groups),
-        scope_json: JSON.stringify(scope),
-        chain_json: JSON.stringify(caller.chain),
+        parent_jti: t.parentJti,
+        subject: holder.subject,
+        kind: holder.kind,
+        groups_json: JSON.stringify(holder.groups),
+        scope_json: JSON.stringify(t.scope),
+        chain_json: JSON.stringify(holder.chain),
         issued_at: new Date(now).toISOString(),
-        expires_at: new Date(Math.floor(expiresAt.getTime() / 1000) * 1000).toISOString(),
+        expires_at: new Date(exp * 1000).toISOString(),
         revoked_at: null,
-        issued_via: `${caller.via}:${caller.via === 'oidc' ? caller.issuer : (caller.tokenId ?? '')}`,
+        issued_via: `${from.via}:${from.via === 'oidc' ? from.issuer : (from.tokenId ?? '')}`,
       })
       .execute();
-    return { token, jti, expiresAt: new Date(Math.floor(expiresAt.getTime() / 1000) * 1000) };
+    return { token, jti, expiresAt: new Date(exp * 1000) };
   }
 
   async verify(token: string): Promise<Identity> {
@@ -130,21 +195,42 @@ export class WardenTokens {
     const groups = Array.isArray(payload.groups)
       ? payload.groups.filter((g): g is string => typeof g === 'string')
       : [];
-    const subject = payload.sub as string;
+    const chain: string[] = JSON.parse(row.chain_json);
+    const holder = actorOfAct(payload.act);
+    const subject = holder ?? (payload.sub as string);
+    // `root` is how tokens minted before `act` named the root of their chain.
+    const rootSubject = holder
+      ? (payload.sub as string)
+      : typeof payload.root === 'string'
+        ? payload.root
+        : subject;
     return {
       subject,
       kind,
       groups,
-      rootSubject: typeof payload.root === 'string' ? payload.root : subject,
-      chain: JSON.parse(row.chain_json),
+      rootSubject,
+      chain,
       via: 'warden_token',
       tokenId: payload.jti as string,
       parentTokenId: row.parent_jti,
       issuer: this.cfg.issuer,
       scope: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
       expiresAt: payload.exp ? new Date(payload.exp * 1000) : null,
-      roles: rolesFor(groups, this.cfg.roles),
+      // A delegate acts for its root with a user's rights only: admin, auditor and approver
+      // roles are never handed down a chain, whatever groups it carries.
+      roles: chain.length > 0 ? ['user'] : rolesFor(groups, this.cfg.roles),
     };
+  }
+
+  /** The tokens `jti` was minted from, its parent first (empty for a token minted from a credential). */
+  async ancestors(jti: string): Promise<TokenView[]> {
+    const out: TokenView[] = [];
+    let current = await this.get(jti);
+    while (current?.parent_jti && out.length <= 64) {
+      current = await this.get(current.parent_jti);
+      if (current) out.push(current);
+    }
+    return out;
   }
 
   /**

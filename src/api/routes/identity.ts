@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { durationAtLeast } from '../../config/duration.js';
 import { apiKeyIdOf } from '../../identity/api-keys.js';
 import { actorOf, hasRole, type Identity, scopeCovers } from '../../identity/identity.js';
-import { jtiOfToken } from '../../identity/warden-tokens.js';
+import { jtiOfToken, type TokenView } from '../../identity/warden-tokens.js';
 import { redactCredentials } from '../../logging.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
@@ -35,6 +35,14 @@ export function whoami(identity: Identity): z.infer<typeof identityView> {
     scope: identity.scope,
     expires_at: identity.expiresAt?.toISOString() ?? null,
   };
+}
+
+/** Whether `token` descends from a token `who` holds, or was delegated straight from `who`'s API key. */
+async function delegatedBy(ctx: ApiContext, who: Identity, token: TokenView): Promise<boolean> {
+  const lineage = [token, ...(await ctx.tokens.ancestors(token.jti))];
+  if (lineage.slice(1).some((t) => t.subject === who.subject)) return true;
+  const root = lineage[lineage.length - 1];
+  return who.via === 'api_key' && root?.issued_via === `api_key:${who.tokenId}`;
 }
 
 export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
@@ -222,8 +230,8 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
       const jti = jtiOfToken(req.params.jti) ?? req.params.jti;
       const token = await ctx.tokens.get(jti);
       if (!token) throw notFound(`token ${redactCredentials(jti)} does not exist`);
-      if (token.subject !== who.subject && !hasRole(who, 'admin'))
-        throw forbidden('you can only revoke your own tokens');
+      if (token.subject !== who.subject && !hasRole(who, 'admin') && !(await delegatedBy(ctx, who, token)))
+        throw forbidden('you can only revoke your own tokens and those delegated from them');
       const revoked = await ctx.tokens.revoke(token.jti);
       await ctx.audit.append({
         type: 'token.revoked',

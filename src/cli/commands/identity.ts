@@ -1,7 +1,9 @@
-// `warden whoami`, `warden keys …` and `warden token …`: identities and credentials.
+// `warden whoami`, `warden keys …` and `warden token …` (delegate included): identities and credentials.
+import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import type { ApiKeyView } from '../../identity/api-keys.js';
-import { apiKeyIdOf } from '../../identity/api-keys.js';
+import { apiKeyIdOf, looksLikeApiKey } from '../../identity/api-keys.js';
+import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../identity/token-exchange.js';
 import { jtiOfToken, type TokenView } from '../../identity/warden-tokens.js';
 import { ApiClient, CliError, query } from '../client.js';
 import { commaList } from '../options.js';
@@ -30,6 +32,42 @@ function jtiOf(ref: string): string {
     throw new CliError('that looks like a token but has no jti; pass the jti (see `warden token ls`)', 2);
   }
   return ref;
+}
+
+interface Exchanged {
+  access_token: string;
+  issued_token_type: string;
+  token_type: string;
+  expires_in: number;
+  scope: string;
+}
+
+/** POST /oauth/token, whose errors come in OAuth's shape rather than the rest of the API's. */
+async function exchangeToken(baseUrl: string, form: URLSearchParams): Promise<Exchanged> {
+  let res: Response;
+  try {
+    res = await fetch(`${baseUrl}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    throw new CliError(`cannot reach Warden at ${baseUrl}: ${cause?.code ?? (err as Error).message}`);
+  }
+  const body = (await res.json().catch(() => ({}))) as Partial<Exchanged> & {
+    error?: string;
+    error_description?: string;
+    // The API's own error shape, for failures outside the exchange (a store that is down).
+    message?: string;
+  };
+  if (!res.ok || !body.access_token) {
+    const why = body.error
+      ? `${body.error}: ${body.error_description ?? ''}`
+      : `${res.status} ${res.statusText}`;
+    throw new CliError(`token exchange refused: ${why}`);
+  }
+  return body as Exchanged;
 }
 
 export function identityCommands(program: Command): void {
@@ -138,6 +176,66 @@ export function identityCommands(program: Command): void {
       process.stderr.write(`token ${res.jti}, expires ${res.expires_at}:\n`);
       process.stdout.write(`${res.token}\n`);
     });
+  token
+    .command('delegate')
+    .description(
+      'exchange WARDEN_TOKEN for a narrower, shorter-lived token held by a child (RFC 8693); prints the token',
+    )
+    .requiredOption('--to <child-name>', "the child's name (its identity in every record)")
+    .option(
+      '--actor-token-file <file>',
+      "the child's own credential (e.g. its API key), proving it is <child-name>",
+    )
+    .option(
+      '--connections <names>',
+      'connections the child may reach (comma-separated, `prefix*` allowed)',
+      commaList,
+      [],
+    )
+    .option(
+      '--ttl <duration>',
+      "lifetime, e.g. 10m (never past WARDEN_TOKEN's expiry; default identity.token_ttl)",
+    )
+    .option('--env', 'print WARDEN_TOKEN=… for a child process environment')
+    .option('--json', 'print the OAuth response as JSON')
+    .action(
+      async (o: {
+        to: string;
+        actorTokenFile?: string;
+        connections: string[];
+        ttl?: string;
+        env?: boolean;
+        json?: boolean;
+      }) => {
+        const subject = process.env.WARDEN_TOKEN;
+        if (!subject)
+          throw new CliError('no credential: set WARDEN_TOKEN to the token or API key to delegate from');
+        const form = new URLSearchParams({
+          grant_type: TOKEN_EXCHANGE_GRANT,
+          subject_token: subject,
+          subject_token_type: looksLikeApiKey(subject) ? ACCESS_TOKEN_TYPE : JWT_TOKEN_TYPE,
+          requested_token_type: JWT_TOKEN_TYPE,
+        });
+        if (o.actorTokenFile) {
+          let actorToken: string;
+          try {
+            actorToken = readFileSync(o.actorTokenFile, 'utf8').trim();
+          } catch (err) {
+            throw new CliError(`cannot read --actor-token-file: ${(err as Error).message}`, 2);
+          }
+          form.set('actor_token', actorToken);
+          form.set('actor_token_type', looksLikeApiKey(actorToken) ? ACCESS_TOKEN_TYPE : JWT_TOKEN_TYPE);
+        }
+        form.set('actor', o.to);
+        if (o.connections.length > 0) form.set('scope', o.connections.join(' '));
+        if (o.ttl) form.set('ttl', o.ttl);
+        const res = await exchangeToken(new ApiClient().baseUrl, form);
+        if (o.json) return printJson(res);
+        const exp = new Date(Date.now() + res.expires_in * 1000).toISOString();
+        process.stderr.write(`token for ${o.to} (scope ${res.scope || '-'}), expires ${exp}:\n`);
+        process.stdout.write(o.env ? `WARDEN_TOKEN=${res.access_token}\n` : `${res.access_token}\n`);
+      },
+    );
   token
     .command('ls')
     .description('list live tokens (your own; admins: --subject)')
