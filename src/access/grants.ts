@@ -261,6 +261,11 @@ export class AccessGrants {
         `access request ${g.id}: you cannot decide on access you (or an agent acting for you) asked for`,
       );
     }
+    if (who.chain.length > 0) {
+      throw new AccessForbiddenError(
+        `access request ${g.id}: decisions need your own credential, not a token delegated to an agent`,
+      );
+    }
     if (!this.isApprover(who)) {
       throw new AccessForbiddenError(
         `access request ${g.id} needs an approver (the approver role${this.opts.approvers.length ? ` or a group of ${this.opts.approvers.join(', ')}` : ''})`,

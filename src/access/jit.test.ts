@@ -211,6 +211,22 @@ describe('just-in-time access: connections that need a grant (PostgreSQL, psql a
     assert.match(res.stderr, /run "warden access request vault-deny/);
     const twice = await cli('bob', ['grant', r.id]);
     assert.match(twice.stderr, /409 conflict.*already denied/);
+    // An agent holding a token delegated from an approver does not decide on access either.
+    const asked = await request('carol', 'vault-deny', '10m');
+    const exchanged = await gw.api('POST', '/oauth/token', {
+      token: null,
+      body: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: keys.bob,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        actor: 'bob-helper',
+      },
+    });
+    assert.equal(exchanged.status, 200, exchanged.text);
+    const agent = gw.credential((exchanged.body as { access_token: string }).access_token);
+    const byAgent = await gw.api('POST', `/api/access/${asked.id}/grant`, { token: agent, body: {} });
+    assert.equal(byAgent.status, 403, byAgent.text);
+    assert.match(byAgent.text, /not a token delegated to an agent/);
     await gw.waitForAudit(
       'access.denied',
       (a) => a.payload.grant === r.id && a.payload.reason === 'use the replica',

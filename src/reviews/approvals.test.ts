@@ -295,6 +295,36 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
     }
   });
 
+  it('does not let an agent decide with a token delegated from an approver', async () => {
+    const res = await gw.api('POST', '/oauth/token', {
+      token: null,
+      body: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: keys.bob,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        actor: 'bob-helper',
+        scope: 'shop',
+      },
+    });
+    assert.equal(res.status, 200, res.text);
+    const agent = gw.credential((res.body as { access_token: string }).access_token);
+    const c = await client('shop');
+    try {
+      const held = settled(c.query('delete from jobs'));
+      const r = await pendingReview('shop');
+      const byAgent = await gw.api('POST', `/api/reviews/${r.id}/approve`, { token: agent, body: {} });
+      assert.equal(byAgent.status, 403, byAgent.text);
+      assert.match(
+        errorOf(byAgent).message,
+        /decisions need your own credential, not a token delegated to an agent/,
+      );
+      assert.equal((await decide('bob', 'deny', r.id)).code, 0);
+      assert.match(String(await held), /denied by bob/);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('runs a statement whose rule needs two approvals only after two different approvers', async () => {
     await direct.query(`insert into orders select g, 'again ' || g from generate_series(1, 3) g`);
     const c = await client('shop-two');

@@ -467,6 +467,12 @@ export function mayDecide(r: ReviewView, who: Identity): void {
       `review ${r.id}: you cannot decide on a command you (or an agent acting for you) ran`,
     );
   }
+  // A delegated token keeps its parent's groups but only the user role: agents do not approve.
+  if (who.chain.length > 0) {
+    throw new ReviewForbiddenError(
+      `review ${r.id}: decisions need your own credential, not a token delegated to an agent`,
+    );
+  }
   if (!who.groups.some((g) => r.approver_groups.includes(g))) {
     throw new ReviewForbiddenError(
       `review ${r.id} needs an approver from ${r.approver_groups.join(', ')}; you are in ${who.groups.join(', ') || 'no group'}`,
