@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { GrantView } from '../store/grants.js';
-import { type Gateway, startGateway } from '../testing/gateway.js';
+import { type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { psqlVia } from '../testing/run.js';
 
@@ -60,12 +60,7 @@ describe('just-in-time access: connections that need a grant (PostgreSQL, psql a
     });
     assert.ok(gw.proc.postgres);
     port = gw.proc.postgres.port;
-    const groups = { alice: 'dev', bob: 'dba', carol: 'dba' } as const;
-    for (const name of Object.keys(keys) as Array<keyof typeof keys>) {
-      const created = await gw.cli(['keys', 'create', '--name', name, '--groups', groups[name]]);
-      assert.equal(created.code, 0, created.stderr);
-      keys[name] = gw.credential(created.stdout.trim());
-    }
+    Object.assign(keys, await mintKeys(gw, { alice: 'dev', bob: 'dba', carol: 'dba' }));
   });
   after(async () => {
     await gw?.close();

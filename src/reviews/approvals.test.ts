@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { ReviewView } from '../store/reviews.js';
-import { errorOf, type Gateway, startGateway } from '../testing/gateway.js';
+import { errorOf, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { psqlVia } from '../testing/run.js';
 
@@ -89,12 +89,7 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
     });
     assert.ok(gw.proc.postgres);
     port = gw.proc.postgres.port;
-    const groups = { alice: 'dev', bob: 'dba', carol: 'dba', dave: 'dev' } as const;
-    for (const name of Object.keys(keys) as Array<keyof typeof keys>) {
-      const created = await gw.cli(['keys', 'create', '--name', name, '--groups', groups[name]]);
-      assert.equal(created.code, 0, created.stderr);
-      keys[name] = gw.credential(created.stdout.trim());
-    }
+    Object.assign(keys, await mintKeys(gw, { alice: 'dev', bob: 'dba', carol: 'dba', dave: 'dev' }));
   });
   after(async () => {
     await direct?.end();

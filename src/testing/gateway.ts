@@ -165,6 +165,23 @@ function hint(value: string): string {
 }
 
 /** The secret part of an API key (`wdn_<id>_<secret>`; the secret may itself contain `_`). */
+/**
+ * Mints one API key per name through the CLI, in the groups given (comma-separated), and returns
+ * them by name; each is remembered as a credential (`leaks()` looks for it).
+ */
+export async function mintKeys<N extends string>(
+  gw: Gateway,
+  groups: Record<N, string>,
+): Promise<Record<N, string>> {
+  const keys = {} as Record<N, string>;
+  for (const name of Object.keys(groups) as N[]) {
+    const created = await gw.cli(['keys', 'create', '--name', name, '--groups', groups[name]]);
+    if (created.code !== 0) throw new Error(`keys create ${name}: ${created.stderr}`);
+    keys[name] = gw.credential(created.stdout.trim());
+  }
+  return keys;
+}
+
 export function keySecret(key: string): string | undefined {
   return /^wdn_[0-9a-f]{16}_(.+)$/.exec(key)?.[1];
 }
