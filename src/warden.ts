@@ -16,6 +16,7 @@ import type { LoadedConfig } from './config/load.js';
 import { Keyring, sealKeySource } from './crypto/seal.js';
 import { writeSecretFile } from './crypto/secret-file.js';
 import { loadSigningKey, type SigningKey } from './crypto/signing.js';
+import { CredentialWatch } from './gateway/credential-watch.js';
 import { LiveSessions } from './gateway/live-sessions.js';
 import { ApiKeys } from './identity/api-keys.js';
 import { Authenticator } from './identity/authenticate.js';
@@ -260,6 +261,19 @@ export async function startWarden(
   live.watch(ctx.sessions, 1000, (err) =>
     log.warn({ err: err.message }, 'cannot read session kill requests'),
   );
+  // Sessions whose credential was revoked (or whose API key expired) end within a second or two.
+  const credentialWatch = new CredentialWatch({
+    live,
+    audit,
+    intervalMs: 1000,
+    revocation: (c) =>
+      c.id === null
+        ? Promise.resolve(undefined)
+        : c.via === 'api_key'
+          ? apiKeys.revocation(c.id)
+          : tokens.revocation(c.id),
+    onError: (err) => log.warn({ err: err.message }, "cannot check live sessions' credentials"),
+  });
   let postgres: PostgresListener | null = null;
   if (config.listeners.postgres.enabled) {
     postgres = await startPostgresListener({
@@ -302,6 +316,7 @@ export async function startWarden(
     async close() {
       policy.stop();
       live.stop();
+      credentialWatch.stop();
       grantedSessions.stop();
       await postgres?.close();
       await approvals.stop();

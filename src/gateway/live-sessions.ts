@@ -4,16 +4,39 @@ import type { Sessions } from '../store/sessions.js';
 
 type Kill = (message: string) => void;
 
+/** The credential a live session was opened with: what a revocation is checked against. */
+export interface SessionCredential {
+  via: 'api_key' | 'oidc' | 'warden_token';
+  /** API key id or token jti; null when the credential has no id Warden can revoke. */
+  id: string | null;
+}
+
+interface Live {
+  kill: Kill;
+  credential: SessionCredential | undefined;
+}
+
 export class LiveSessions {
-  private readonly live = new Map<string, Kill>();
+  private readonly live = new Map<string, Live>();
   private timer: NodeJS.Timeout | undefined;
 
   get size(): number {
     return this.live.size;
   }
 
-  add(id: string, kill: Kill): void {
-    this.live.set(id, kill);
+  add(id: string, kill: Kill, credential?: SessionCredential): void {
+    this.live.set(id, { kill, credential });
+  }
+
+  /** The live sessions opened with a credential Warden can revoke, by session id. */
+  revocable(): Array<{ id: string; credential: SessionCredential }> {
+    const out: Array<{ id: string; credential: SessionCredential }> = [];
+    for (const [id, l] of this.live) {
+      if (l.credential && l.credential.via !== 'oidc' && l.credential.id !== null) {
+        out.push({ id, credential: l.credential });
+      }
+    }
+    return out;
   }
 
   remove(id: string): void {
@@ -22,10 +45,10 @@ export class LiveSessions {
 
   /** Ends a session carried here; false when it is not. */
   kill(id: string, message: string): boolean {
-    const kill = this.live.get(id);
-    if (!kill) return false;
+    const l = this.live.get(id);
+    if (!l) return false;
     this.live.delete(id);
-    kill(message);
+    l.kill(message);
     return true;
   }
 

@@ -108,6 +108,19 @@ export class ApiKeys {
     return this.get(id);
   }
 
+  /** Why API key `id` may no longer be used (revoked or expired), or undefined while it stands. */
+  async revocation(id: string, now = new Date()): Promise<string | undefined> {
+    const row = await this.store.db
+      .selectFrom('api_keys')
+      .select(['name', 'revoked_at', 'expires_at'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row) return 'API key does not exist';
+    if (row.revoked_at) return `API key ${row.name} was revoked`;
+    if (row.expires_at && new Date(row.expires_at) <= now) return `API key ${row.name} has expired`;
+    return undefined;
+  }
+
   async authenticate(credential: string): Promise<Identity> {
     const m = KEY_RE.exec(credential);
     if (!m) throw new AuthError('malformed', 'malformed API key');

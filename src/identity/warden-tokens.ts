@@ -222,6 +222,21 @@ export class WardenTokens {
     };
   }
 
+  /**
+   * Why token `jti` may no longer be used, if it may not: it, a token it was minted from, or the
+   * API key at its root was revoked (undefined while it stands). What live sessions are re-checked with.
+   */
+  async revocation(jti: string): Promise<string | undefined> {
+    const row = await this.store.db
+      .selectFrom('tokens')
+      .select(['revoked_at', 'parent_jti', 'issued_via'])
+      .where('jti', '=', jti)
+      .executeTakeFirst();
+    if (!row) return 'token is not known to this Warden';
+    if (row.revoked_at) return 'token was revoked';
+    return this.deadAncestor(row);
+  }
+
   /** The tokens `jti` was minted from, its parent first (empty for a token minted from a credential). */
   async ancestors(jti: string): Promise<TokenView[]> {
     const out: TokenView[] = [];

@@ -247,7 +247,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         void session.close(reason, detail);
       },
     });
-    deps.live.add(session.id, (text) => engine.kill(text));
+    deps.live.add(session.id, (text) => engine.kill(text), { via: identity.via, id: identity.tokenId });
     if (admission) deps.access?.sessions.hold(session.id, admission.grant);
   };
 

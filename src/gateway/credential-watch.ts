@@ -1,0 +1,60 @@
+// Live sessions end when the credential they were opened with stops standing: a token (or one it
+// was delegated from) revoked, or the API key behind it revoked or expired. Every gateway checks
+// the sessions it carries on an interval, so a revocation made through any gateway sharing the
+// store ends them within that interval.
+import type { AuditLog } from '../audit/log.js';
+import { SYSTEM_ACTOR } from '../audit/record.js';
+import type { LiveSessions, SessionCredential } from './live-sessions.js';
+
+export interface CredentialWatchDeps {
+  live: LiveSessions;
+  audit: AuditLog;
+  /** Why the credential no longer stands, or undefined while it does. */
+  revocation: (c: SessionCredential) => Promise<string | undefined>;
+  intervalMs: number;
+  onError: (err: Error) => void;
+}
+
+export class CredentialWatch {
+  private readonly timer: NodeJS.Timeout;
+  private checking = false;
+
+  constructor(private readonly deps: CredentialWatchDeps) {
+    this.timer = setInterval(() => void this.check(), deps.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Checks every revocable live session once (one check per distinct credential). */
+  async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const sessions = this.deps.live.revocable();
+      const verdicts = new Map<string, Promise<string | undefined>>();
+      for (const { credential } of sessions) {
+        const key = `${credential.via}:${credential.id}`;
+        if (!verdicts.has(key)) verdicts.set(key, this.deps.revocation(credential));
+      }
+      for (const { id, credential } of sessions) {
+        const why = await verdicts.get(`${credential.via}:${credential.id}`);
+        if (why === undefined) continue;
+        if (!this.deps.live.kill(id, `session ended: ${why}`)) continue;
+        this.deps.audit.record({
+          type: 'session.revoked',
+          actor: SYSTEM_ACTOR,
+          target: `session:${id}`,
+          outcome: 'success',
+          payload: { session: id, credential: credential.via, credential_id: credential.id, reason: why },
+        });
+      }
+    } catch (err) {
+      this.deps.onError(err as Error);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
