@@ -1,6 +1,5 @@
 // Everything a route handler may use, built once by the composition root (warden.ts).
 import type { Logger } from 'pino';
-import type { AccessGrants } from '../access/grants.js';
 import type { Checkpointer } from '../audit/checkpoints.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/schema.js';
@@ -12,6 +11,7 @@ import type { Authenticator } from '../identity/authenticate.js';
 import type { WardenTokens } from '../identity/warden-tokens.js';
 import type { RulesInForce } from '../policy/in-force.js';
 import type { Recorder } from '../recording/recorder.js';
+import type { AccessGrants } from '../reviews/access-grants.js';
 import type { Approvals } from '../reviews/approvals.js';
 import type { PreapprovalDesk } from '../reviews/preapproval-desk.js';
 import type { Connections } from '../store/connections.js';

@@ -3,9 +3,9 @@
 // or an agent acting for them) grant, deny and revoke. Approvers and auditors see every request;
 // anyone else sees their own.
 import { z } from 'zod';
-import { AccessForbiddenError } from '../../access/grants.js';
 import { durationAtLeast, formatDuration } from '../../config/duration.js';
 import { hasRole, type Identity } from '../../identity/identity.js';
+import { AccessForbiddenError } from '../../reviews/access-grants.js';
 import { GRANT_STATUSES, type GrantView } from '../../store/grants.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';

@@ -6,7 +6,7 @@ import type { AuditLog } from '../audit/log.js';
 import { SYSTEM_ACTOR } from '../audit/record.js';
 import type { LiveSessions } from '../gateway/live-sessions.js';
 import type { Grants, GrantView } from '../store/grants.js';
-import type { AccessGrants } from './grants.js';
+import type { AccessGrants } from './access-grants.js';
 
 export interface GrantedSessionsOptions {
   graceMs: number;
