@@ -5,11 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
-import { rawSession } from '../../testing/pg-wire.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 import { runProgram as run } from '../../testing/run.js';
 import { selfSignedCert } from '../../testing/tls.js';
-import { Back, Front, int16, int32, message, readNoticeFields } from './codec.js';
 
 describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may bypass', () => {
   let db: ThrowawayDb;
@@ -117,35 +115,4 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
     });
     await gw.waitForAudit('session.closed', (r) => (r.payload as { reason?: string }).reason === 'error');
   });
-
-  it('judges a FunctionCall message as the function its OID names, and keeps the session usable', async () => {
-    const { socket, until, send } = await rawSessionOnLoopbackGateway();
-    // FunctionCall of an OID no function has: refused (fail closed), naming the OID.
-    send(message(Front.FunctionCall, int32(2619), int16(0), int16(0), int16(0)));
-    const replies = await until(Back.ReadyForQuery);
-    const error = replies.find((m) => m.type === Back.ErrorResponse);
-    assert.ok(error, 'an ErrorResponse');
-    const fields = readNoticeFields(error.body);
-    assert.equal(fields.get('C'), '42501');
-    assert.match(fields.get('M') ?? '', /FunctionCall of function OID 2619 refused/);
-    // pg_catalog.pg_backend_pid() by its OID (2026): allowed, answered with a FunctionCallResponse.
-    send(message(Front.FunctionCall, int32(2026), int16(0), int16(0), int16(0)));
-    const called = await until(Back.ReadyForQuery);
-    assert.ok(called.some((m) => m.type === Back.FunctionCallResponse));
-    send(message(Front.Query, 'select 7'));
-    const rows = await until(Back.ReadyForQuery);
-    assert.ok(rows.some((m) => m.type === Back.DataRow));
-    socket.end();
-  });
-
-  /** A raw session on a second, loopback-only gateway (plain sockets are simpler than TLS here). */
-  async function rawSessionOnLoopbackGateway() {
-    const loop = await startGateway('sqlite', {
-      config: {
-        connections: [pgConnection(db.name)],
-      },
-    });
-    after(() => loop.close());
-    return rawSession(loop.proc.postgres?.port ?? 0, 'app-db', loop.adminKey);
-  }
 });
