@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import pg from 'pg';
-import { type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
+import { delegatedToken, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 
 /** Generous: the gateway re-checks every second; this only bounds a session that never ends. */
@@ -13,22 +13,6 @@ describe('live sessions end when their credential is revoked (PostgreSQL listene
   let gw: Gateway;
   let port: number;
   let keys: Record<'agent-a' | 'agent-z', string>;
-
-  /** A token delegated from agent-a's key to `actor` (RFC 8693 exchange). */
-  const delegate = async (actor: string): Promise<string> => {
-    const res = await gw.api('POST', '/oauth/token', {
-      token: null,
-      body: {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: keys['agent-a'],
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        actor,
-        scope: 'shop',
-      },
-    });
-    assert.equal(res.status, 200, res.text);
-    return gw.credential((res.body as { access_token: string }).access_token);
-  };
 
   /** An open pg session with `password`, and the error it ends with (if it is ended for it). */
   const open = async (password: string) => {
@@ -63,7 +47,7 @@ describe('live sessions end when their credential is revoked (PostgreSQL listene
   });
 
   it('ends a session on a delegated token when the agent that delegated it revokes it, and audits it', async () => {
-    const token = await delegate('helper-1');
+    const token = await delegatedToken(gw, keys['agent-a'], 'helper-1', 'shop');
     const other = await open(keys['agent-z']);
     const { c, ended } = await open(token);
     const revoked = await gw.cli(['token', 'revoke', decodeJwt(token).jti as string], {
@@ -81,7 +65,7 @@ describe('live sessions end when their credential is revoked (PostgreSQL listene
   });
 
   it('ends sessions on an API key, and on tokens delegated from it, when the key is revoked', async () => {
-    const token = await delegate('helper-2');
+    const token = await delegatedToken(gw, keys['agent-a'], 'helper-2', 'shop');
     const direct = await open(keys['agent-a']);
     const viaToken = await open(token);
     const since = Date.now();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { ReviewView } from '../store/reviews.js';
-import { errorOf, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
+import { delegatedToken, errorOf, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { psqlVia } from '../testing/run.js';
 
@@ -291,18 +291,7 @@ describe('approvals: a statement held on the wire until people decide (PostgreSQ
   });
 
   it('does not let an agent decide with a token delegated from an approver', async () => {
-    const res = await gw.api('POST', '/oauth/token', {
-      token: null,
-      body: {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: keys.bob,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        actor: 'bob-helper',
-        scope: 'shop',
-      },
-    });
-    assert.equal(res.status, 200, res.text);
-    const agent = gw.credential((res.body as { access_token: string }).access_token);
+    const agent = await delegatedToken(gw, keys.bob, 'bob-helper', 'shop');
     const c = await client('shop');
     try {
       const held = settled(c.query('delete from jobs'));

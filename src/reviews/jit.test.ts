@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { GrantView } from '../store/grants.js';
-import { type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
+import { delegatedToken, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { psqlVia } from '../testing/run.js';
 
@@ -208,17 +208,7 @@ describe('just-in-time access: connections that need a grant (PostgreSQL, psql a
     assert.match(twice.stderr, /409 conflict.*already denied/);
     // An agent holding a token delegated from an approver does not decide on access either.
     const asked = await request('carol', 'vault-deny', '10m');
-    const exchanged = await gw.api('POST', '/oauth/token', {
-      token: null,
-      body: {
-        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-        subject_token: keys.bob,
-        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
-        actor: 'bob-helper',
-      },
-    });
-    assert.equal(exchanged.status, 200, exchanged.text);
-    const agent = gw.credential((exchanged.body as { access_token: string }).access_token);
+    const agent = await delegatedToken(gw, keys.bob, 'bob-helper');
     const byAgent = await gw.api('POST', `/api/access/${asked.id}/grant`, { token: agent, body: {} });
     assert.equal(byAgent.status, 403, byAgent.text);
     assert.match(byAgent.text, /not a token delegated to an agent/);

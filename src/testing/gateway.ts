@@ -182,6 +182,30 @@ export async function mintKeys<N extends string>(
   return keys;
 }
 
+/**
+ * A token delegated from `subjectKey` to an agent named `actor` through RFC 8693 token exchange
+ * (`POST /oauth/token`), remembered as a credential.
+ */
+export async function delegatedToken(
+  gw: Gateway,
+  subjectKey: string,
+  actor: string,
+  scope?: string,
+): Promise<string> {
+  const res = await gw.api('POST', '/oauth/token', {
+    token: null,
+    body: {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: subjectKey,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      actor,
+      ...(scope ? { scope } : {}),
+    },
+  });
+  if (res.status !== 200) throw new Error(`token exchange for ${actor}: ${res.status} ${res.text}`);
+  return gw.credential((res.body as { access_token: string }).access_token);
+}
+
 export function keySecret(key: string): string | undefined {
   return /^wdn_[0-9a-f]{16}_(.+)$/.exec(key)?.[1];
 }
