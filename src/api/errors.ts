@@ -1,10 +1,12 @@
 // How the API answers when something goes wrong: one JSON shape, the right status, a message
 // a person can act on, and internal details only in the server log (with the request id).
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AuditQueueFullError } from '../audit/log.js';
+import { type AuditLog, AuditQueueFullError } from '../audit/log.js';
 import { SealError } from '../crypto/seal.js';
 import { AuthError } from '../identity/errors.js';
+import { actorOf, type Identity } from '../identity/identity.js';
 import { redactCredentials } from '../logging.js';
+import { DecisionForbiddenError } from '../reviews/refusal.js';
 import { ConflictError, NotFoundError } from '../store/connections.js';
 import { isUnavailable } from '../store/store.js';
 
@@ -92,4 +94,29 @@ export function installErrorHandler(app: FastifyInstance): void {
     req.log.error({ err }, 'internal error');
     return send(500, 'internal', `internal error (request ${req.id}); the server log has the details`);
   });
+}
+
+/**
+ * Runs a desk's decision for `who`; a refusal (DecisionForbiddenError) is audited as
+ * `<type>.refused` against `target` and answered 403 with its message.
+ */
+export async function refusedAsForbidden<T>(
+  audit: AuditLog,
+  who: Identity,
+  refusal: { type: string; target: string; payload: Record<string, unknown>; address?: string | null },
+  f: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    if (!(err instanceof DecisionForbiddenError)) throw err;
+    audit.record({
+      type: `${refusal.type}.refused`,
+      actor: actorOf(who, refusal.address),
+      target: refusal.target,
+      outcome: 'denied',
+      payload: { ...refusal.payload, message: err.message },
+    });
+    throw forbidden(err.message);
+  }
 }

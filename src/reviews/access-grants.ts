@@ -8,9 +8,10 @@ import { timeOrderedId } from '../crypto/ids.js';
 import { actorOf, hasRole, type Identity, scopeCovers } from '../identity/identity.js';
 import { ConflictError, type Connections, NotFoundError } from '../store/connections.js';
 import type { Grants, GrantView } from '../store/grants.js';
+import { DecisionForbiddenError } from './refusal.js';
 
 /** A caller may not act on this request (not an approver, or it is their own). */
-export class AccessForbiddenError extends Error {
+export class AccessForbiddenError extends DecisionForbiddenError {
   override name = 'AccessForbiddenError';
 }
 

@@ -12,6 +12,7 @@ import { ConflictError, NotFoundError } from '../store/connections.js';
 import type { PreapprovalView } from '../store/preapprovals.js';
 import type { Approval, Reviews, ReviewView } from '../store/reviews.js';
 import type { PreapprovalDesk } from './preapproval-desk.js';
+import { DecisionForbiddenError } from './refusal.js';
 
 /**
  * What became of a command a review rule caught. `approved`: it runs (approvers agreed, an open
@@ -42,7 +43,7 @@ export interface HoldRequest {
 }
 
 /** A caller may not act on this review (not an approver, or it is their own command). */
-export class ReviewForbiddenError extends Error {
+export class ReviewForbiddenError extends DecisionForbiddenError {
   override name = 'ReviewForbiddenError';
 }
 

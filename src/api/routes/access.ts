@@ -5,11 +5,10 @@
 import { z } from 'zod';
 import { durationAtLeast, formatDuration } from '../../config/duration.js';
 import { hasRole, type Identity } from '../../identity/identity.js';
-import { AccessForbiddenError } from '../../reviews/access-grants.js';
 import { GRANT_STATUSES, type GrantView } from '../../store/grants.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, forbidden, notFound } from '../errors.js';
+import { badRequest, notFound, refusedAsForbidden } from '../errors.js';
 import type { ZodApp } from '../server.js';
 
 export const grantView = z.object({
@@ -52,27 +51,17 @@ export function accessRoutes(app: ZodApp, ctx: ApiContext): void {
     return g;
   };
 
-  /** Runs a decision; a refusal (not an approver, one's own request) is audited and a 403. */
-  const refusedAsForbidden = async <T>(
-    who: Identity,
+  /** A refused access action, audited against its grant (or, for a request, its connection). */
+  const accessRefusal = (
     action: string,
     on: { grant: string } | { connection: string },
-    f: () => Promise<T>,
-  ) => {
-    try {
-      return await f();
-    } catch (err) {
-      if (!(err instanceof AccessForbiddenError)) throw err;
-      ctx.audit.record({
-        type: `access.${action}.refused`,
-        actor: { subject: who.subject, kind: who.kind, chain: who.chain, root: who.rootSubject },
-        target: 'grant' in on ? `access_grant:${on.grant}` : `connection:${on.connection}`,
-        outcome: 'denied',
-        payload: { ...on, message: err.message },
-      });
-      throw forbidden(err.message);
-    }
-  };
+    address: string,
+  ) => ({
+    type: `access.${action}`,
+    target: 'grant' in on ? `access_grant:${on.grant}` : `connection:${on.connection}`,
+    payload: { ...on },
+    address,
+  });
 
   app.post(
     '/api/access/requests',
@@ -92,12 +81,16 @@ export function accessRoutes(app: ZodApp, ctx: ApiContext): void {
     async (req, reply) => {
       const who = caller(req);
       withinMax(req.body.for);
-      const g = await refusedAsForbidden(who, 'request', { connection: req.body.connection }, () =>
-        ctx.access.request(
-          who,
-          { connection: req.body.connection, forMs: req.body.for, reason: req.body.reason },
-          req.ip,
-        ),
+      const g = await refusedAsForbidden(
+        ctx.audit,
+        who,
+        accessRefusal('request', { connection: req.body.connection }, req.ip),
+        () =>
+          ctx.access.request(
+            who,
+            { connection: req.body.connection, forMs: req.body.for, reason: req.body.reason },
+            req.ip,
+          ),
       );
       return reply.code(201).send(g);
     },
@@ -173,7 +166,7 @@ export function accessRoutes(app: ZodApp, ctx: ApiContext): void {
           `body.for: a grant may shorten the ${formatDuration(g.duration_ms)} asked for, not lengthen it`,
         );
       }
-      return refusedAsForbidden(who, 'grant', { grant: g.id }, () =>
+      return refusedAsForbidden(ctx.audit, who, accessRefusal('grant', { grant: g.id }, req.ip), () =>
         ctx.access.grant(
           g.id,
           who,
@@ -220,7 +213,7 @@ export function accessRoutes(app: ZodApp, ctx: ApiContext): void {
       async (req) => {
         const who = caller(req);
         const g = await visible(who, req.params.id);
-        return refusedAsForbidden(who, verdict, { grant: g.id }, () =>
+        return refusedAsForbidden(ctx.audit, who, accessRefusal(verdict, { grant: g.id }, req.ip), () =>
           v.act(g.id, who, req.body.reason, req.ip),
         );
       },

@@ -6,12 +6,11 @@
 import { z } from 'zod';
 import { durationAtLeast } from '../../config/duration.js';
 import { hasRole, type Identity } from '../../identity/identity.js';
-import { ReviewForbiddenError } from '../../reviews/approvals.js';
 import { ReviewFeed } from '../../reviews/feed.js';
 import { REVIEW_STATUSES, type ReviewStatus, type ReviewView } from '../../store/reviews.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { forbidden, notFound } from '../errors.js';
+import { notFound, refusedAsForbidden } from '../errors.js';
 import { EventStream } from '../event-stream.js';
 import { preapprovalView, reviewView } from '../schemas.js';
 import type { ZodApp } from '../server.js';
@@ -117,7 +116,8 @@ export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
       async (req) => {
         const who = caller(req);
         await visibleReview(ctx, who, req.params.id);
-        return refusedAsForbidden(ctx, who, `review.${verdict}`, req.params.id, () =>
+        const refusal = reviewRefusal(`review.${verdict}`, req.params.id, req.ip);
+        return refusedAsForbidden(ctx.audit, who, refusal, () =>
           v.act(req.params.id, who, req.body as { reason?: string }, req.ip),
         );
       },
@@ -144,7 +144,8 @@ export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
     async (req, reply) => {
       const who = caller(req);
       await visibleReview(ctx, who, req.params.id);
-      const p = await refusedAsForbidden(ctx, who, 'review.preapprove', req.params.id, () =>
+      const refusal = reviewRefusal('review.preapprove', req.params.id, req.ip);
+      const p = await refusedAsForbidden(ctx.audit, who, refusal, () =>
         ctx.preapprovalDesk.create(req.params.id, who, {
           forMs: req.body.for,
           ...(req.body.group ? { group: req.body.group } : {}),
@@ -157,28 +158,12 @@ export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
   );
 }
 
-/** Runs an approvals-desk action; a refusal (not an approver, not the requester) is audited and a 403. */
-async function refusedAsForbidden<T>(
-  ctx: ApiContext,
-  who: Identity,
-  action: string,
-  reviewId: string,
-  f: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await f();
-  } catch (err) {
-    if (!(err instanceof ReviewForbiddenError)) throw err;
-    ctx.audit.record({
-      type: `${action}.refused`,
-      actor: { subject: who.subject, kind: who.kind, chain: who.chain, root: who.rootSubject },
-      target: `review:${reviewId}`,
-      outcome: 'denied',
-      payload: { review: reviewId, message: err.message },
-    });
-    throw forbidden(err.message);
-  }
-}
+const reviewRefusal = (type: string, review: string, address: string) => ({
+  type,
+  target: `review:${review}`,
+  payload: { review },
+  address,
+});
 
 /** The review when the caller may see it; someone else's answers exactly like a missing one. */
 async function visibleReview(ctx: ApiContext, who: Identity, id: string): Promise<ReviewView> {
