@@ -6,7 +6,7 @@ import { SealError } from '../crypto/seal.js';
 import { AuthError } from '../identity/errors.js';
 import { actorOf, type Identity } from '../identity/identity.js';
 import { redactCredentials } from '../logging.js';
-import { DecisionForbiddenError } from '../reviews/refusal.js';
+import { DecisionForbiddenError } from '../reviews/deciders.js';
 import { ConflictError, NotFoundError } from '../store/connections.js';
 import { isUnavailable } from '../store/store.js';
 

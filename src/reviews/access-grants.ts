@@ -8,7 +8,7 @@ import { timeOrderedId } from '../crypto/ids.js';
 import { actorOf, hasRole, type Identity, scopeCovers } from '../identity/identity.js';
 import { ConflictError, type Connections, NotFoundError } from '../store/connections.js';
 import type { Grants, GrantView } from '../store/grants.js';
-import { DecisionForbiddenError } from './refusal.js';
+import { DecisionForbiddenError, isRequester, refuseAgents } from './deciders.js';
 
 /** A caller may not act on this request (not an approver, or it is their own). */
 export class AccessForbiddenError extends DecisionForbiddenError {
@@ -251,7 +251,7 @@ export class AccessGrants {
    * them made); the requester may cancel its request and give up (revoke) its own grant.
    */
   private mayAct(g: GrantView, who: Identity, type: string): void {
-    const own = isRequester(g, who);
+    const own = isRequester([g.subject, g.requested_by, ...g.requester_chain], who);
     if (type === 'access.cancelled') {
       if (!own) throw new AccessForbiddenError(`access request ${g.id}: only its requester may cancel it`);
       return;
@@ -262,11 +262,7 @@ export class AccessGrants {
         `access request ${g.id}: you cannot decide on access you (or an agent acting for you) asked for`,
       );
     }
-    if (who.chain.length > 0) {
-      throw new AccessForbiddenError(
-        `access request ${g.id}: decisions need your own credential, not a token delegated to an agent`,
-      );
-    }
+    refuseAgents(who, `access request ${g.id}`);
     if (!this.isApprover(who)) {
       throw new AccessForbiddenError(
         `access request ${g.id} needs an approver (the approver role${this.opts.approvers.length ? ` or a group of ${this.opts.approvers.join(', ')}` : ''})`,
@@ -277,12 +273,6 @@ export class AccessGrants {
   private ended(g: GrantView): void {
     for (const l of this.listeners) l(g);
   }
-}
-
-/** Whether `who` is the requester, its root subject, or anyone in its chain. */
-function isRequester(g: GrantView, who: Identity): boolean {
-  const mine = new Set([g.subject, g.requested_by, ...g.requester_chain]);
-  return mine.has(who.subject) || mine.has(who.rootSubject);
 }
 
 function payload(g: GrantView, extra: Record<string, unknown>): Record<string, unknown> {

@@ -11,8 +11,8 @@ import type { Decision } from '../policy/decide.js';
 import { ConflictError, NotFoundError } from '../store/connections.js';
 import type { PreapprovalView } from '../store/preapprovals.js';
 import type { Approval, Reviews, ReviewView } from '../store/reviews.js';
+import { DecisionForbiddenError, isRequester, refuseAgents } from './deciders.js';
 import type { PreapprovalDesk } from './preapproval-desk.js';
-import { DecisionForbiddenError } from './refusal.js';
 
 /**
  * What became of a command a review rule caught. `approved`: it runs (approvers agreed, an open
@@ -252,7 +252,7 @@ export class Approvals {
       throw new ReviewForbiddenError(`review ${id}: breaking the glass needs a reason`);
     for (let attempt = 0; attempt < 5; attempt++) {
       const r = await this.reviews.get(id);
-      if (!r || !isRequester(r, who)) throw new NotFoundError(`review ${id} does not exist`);
+      if (!r || !isRequester(requesterOf(r), who)) throw new NotFoundError(`review ${id} does not exist`);
       if (!r.options.break_glass) {
         throw new ReviewForbiddenError(`review ${id}: rule "${r.rule}" does not allow breaking the glass`);
       }
@@ -452,31 +452,26 @@ export class Approvals {
   }
 }
 
-/** Whether `who` is the requester, its root, or anyone in its chain (an agent acting for them). */
-function isRequester(r: ReviewView, who: Identity): boolean {
-  const mine = new Set([r.requester.subject, r.requester.root, ...r.requester.chain]);
-  return mine.has(who.subject) || mine.has(who.rootSubject);
-}
-
 /**
  * Throws ReviewForbiddenError unless `who` may decide on `r`: a member of one of its rule's
  * approver groups, and never the requester or anyone in its chain.
  */
 export function mayDecide(r: ReviewView, who: Identity): void {
-  if (isRequester(r, who)) {
+  if (isRequester(requesterOf(r), who)) {
     throw new ReviewForbiddenError(
       `review ${r.id}: you cannot decide on a command you (or an agent acting for you) ran`,
     );
   }
-  // A delegated token keeps its parent's groups but only the user role: agents do not approve.
-  if (who.chain.length > 0) {
-    throw new ReviewForbiddenError(
-      `review ${r.id}: decisions need your own credential, not a token delegated to an agent`,
-    );
-  }
+  refuseAgents(who, `review ${r.id}`);
   if (!who.groups.some((g) => r.approver_groups.includes(g))) {
     throw new ReviewForbiddenError(
       `review ${r.id} needs an approver from ${r.approver_groups.join(', ')}; you are in ${who.groups.join(', ') || 'no group'}`,
     );
   }
 }
+
+const requesterOf = (r: ReviewView): string[] => [
+  r.requester.subject,
+  r.requester.root,
+  ...r.requester.chain,
+];
