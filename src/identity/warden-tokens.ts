@@ -56,13 +56,13 @@ export interface DelegatedHolder {
 }
 
 /** RFC 8693 `act` for a chain ordered from the root outward: the current actor outermost. */
-export function actClaim(chain: string[]): ActClaim | undefined {
+function actClaim(chain: string[]): ActClaim | undefined {
   let act: ActClaim | undefined;
   for (const sub of chain) act = act ? { sub, act } : { sub };
   return act;
 }
 
-export interface ActClaim {
+interface ActClaim {
   sub: string;
   act?: ActClaim;
 }

@@ -8,10 +8,11 @@ export type FeedListener = (review: ReviewView) => void;
 export interface ReviewFeedOptions {
   /** How often the store is read for changes made through other gateways. */
   pollMs?: number;
-  /** How many pending reviews one poll reads (the newest); older ones are seen only through this gateway. */
-  pendingLimit?: number;
   onError?: (err: Error) => void;
 }
+
+/** How many awaiting reviews one poll reads (the newest); older ones are seen only through this gateway. */
+const PENDING_READ = 500;
 
 /** A decided review's last version is remembered this long, so a late local echo is not sent again. */
 const DECIDED_KEPT_MS = 60_000;
@@ -89,7 +90,7 @@ export class ReviewFeed {
       // Awaiting approvers: pending, and broken glass to review after the fact.
       const pending = await this.reviews.list({
         status: ['pending', 'break-glass'],
-        limit: this.opts.pendingLimit ?? 500,
+        limit: PENDING_READ,
       });
       const now = new Set(pending.map((r) => r.id));
       const gone = [...this.pending].filter((id) => !now.has(id));

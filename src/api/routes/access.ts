@@ -11,7 +11,7 @@ import type { ApiContext } from '../context.js';
 import { badRequest, notFound, refusedAsForbidden } from '../errors.js';
 import type { ZodApp } from '../server.js';
 
-export const grantView = z.object({
+const grantView = z.object({
   id: z.string(),
   connection: z.string(),
   subject: z.string(),
