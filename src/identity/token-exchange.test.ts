@@ -337,6 +337,46 @@ describe('token exchange (RFC 8693): delegated tokens for nested agents, through
       /requested_token_type/,
     );
     await refused(fromA({ actor: 'x', audience: 'elsewhere' }), 'invalid_target', /audience/);
+    await refused(
+      fromA({ actor: 'x', resource: 'https://db.example/shop' }),
+      'invalid_target',
+      /^resource is not supported: name connections in scope$/,
+    );
+    await refused(
+      fromA({ actor_token: keys['agent-b'], actor_token_type: ACCESS, actor: 'helper-x' }),
+      'invalid_request',
+      /^actor "helper-x" is not who the actor_token belongs to$/,
+    );
+    await refused(
+      fromA({ actor: 'x', actor_token_type: ACCESS }),
+      'invalid_request',
+      /^actor_token_type without actor_token$/,
+    );
+    await refused(
+      fromA({ actor_token: keys['agent-a'], actor_token_type: ACCESS }),
+      'invalid_request',
+      /^the delegate must not be agent-a itself$/,
+    );
+    await refused(
+      fromA({ actor: 'bad name!' }),
+      'invalid_request',
+      /^actor must be 1-128 letters, digits or \. _ @ : -$/,
+    );
+    await refused(
+      fromA({ actor: 'x', scope: Array.from({ length: 65 }, (_, i) => `shop${i}`).join(' ') }),
+      'invalid_scope',
+      /^at most 64 scope entries of 200 characters$/,
+    );
+    await refused(
+      fromA({ actor: 'x', expires_in: '60', ttl: '1m' }),
+      'invalid_request',
+      /^give expires_in or ttl, not both$/,
+    );
+    await refused(
+      fromA({ actor: 'x', expires_in: '1.5' }),
+      'invalid_request',
+      /^expires_in must be a whole number of seconds, at least 1$/,
+    );
     const repeated = await fetch(`${gw.url}/oauth/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },

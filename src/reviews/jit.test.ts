@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { GrantView } from '../store/grants.js';
-import { delegatedToken, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
+import { delegatedToken, errorOf, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { psqlVia } from '../testing/run.js';
 
@@ -12,7 +12,12 @@ describe('just-in-time access: connections that need a grant (PostgreSQL, psql a
   let db: ThrowawayDb;
   let gw: Gateway;
   let port: number;
-  const keys: Record<'alice' | 'bob' | 'carol', string> = { alice: '', bob: '', carol: '' };
+  const keys: Record<'alice' | 'bob' | 'carol' | 'dave', string> = {
+    alice: '',
+    bob: '',
+    carol: '',
+    dave: '',
+  };
 
   const psql = (who: keyof typeof keys, database: string, sql: string) =>
     psqlVia({ port, password: keys[who], database, user: who }, ['-v', 'VERBOSITY=verbose', '-c', sql], {
@@ -50,17 +55,30 @@ describe('just-in-time access: connections that need a grant (PostgreSQL, psql a
       config: {
         connections: [
           pgConnection(db.name, 'open-db'),
-          ...['vault', 'vault-own', 'vault-expiry', 'vault-revoke', 'vault-deny'].map((name) => ({
+          ...[
+            'vault',
+            'vault-own',
+            'vault-expiry',
+            'vault-revoke',
+            'vault-deny',
+            'vault-cancel',
+            'vault-giveup',
+            'vault-scope',
+            'vault-audit',
+          ].map((name) => ({
             ...pgConnection(db.name, name),
             access: 'jit',
           })),
         ],
-        access: { approvers: ['dba'], grace: `${GRACE_MS}ms`, poll_interval: '200ms' },
+        access: { approvers: ['dba'], grace: `${GRACE_MS}ms`, poll_interval: '200ms', max_duration: '1h' },
       },
     });
     assert.ok(gw.proc.postgres);
     port = gw.proc.postgres.port;
-    Object.assign(keys, await mintKeys(gw, { alice: 'dev', bob: 'dba', carol: 'dba' }));
+    Object.assign(
+      keys,
+      await mintKeys(gw, { alice: 'dev', bob: 'dba', carol: 'dba', dave: 'warden:auditor' }),
+    );
   });
   after(async () => {
     await gw?.close();
@@ -194,6 +212,131 @@ describe('just-in-time access: connections that need a grant (PostgreSQL, psql a
 
     const later = await psql('alice', 'vault-revoke', 'select 1');
     assert.match(later.stderr, /needs a just-in-time access grant/);
+  });
+
+  it('lets the requester cancel their own pending request, and nobody else (403, audited)', async () => {
+    const r = await request('alice', 'vault-cancel', '10m');
+    const byApprover = await cli('bob', ['cancel', r.id]);
+    assert.notEqual(byApprover.code, 0);
+    assert.match(
+      byApprover.stderr,
+      new RegExp(`403 forbidden.*access request ${r.id}: only its requester may cancel it`),
+    );
+    const api = await gw.api('POST', `/api/access/${r.id}/cancel`, { token: keys.carol, body: {} });
+    assert.equal(api.status, 403, api.text);
+    assert.equal(errorOf(api).message, `access request ${r.id}: only its requester may cancel it`);
+    await gw.waitForAudit(
+      'access.cancel.refused',
+      (a) => a.payload.grant === r.id && a.actor.subject === 'bob',
+    );
+    assert.equal(((await gw.api('GET', `/api/access/${r.id}`)).body as GrantView).status, 'pending');
+
+    const cancelled = await cli('alice', ['cancel', r.id]);
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.equal(cancelled.stdout, `access request ${r.id}: cancelled\n`);
+    const g = (await gw.api('GET', `/api/access/${r.id}`)).body as GrantView;
+    assert.equal(g.status, 'cancelled');
+    assert.equal(g.decided_by, 'alice');
+    await gw.waitForAudit('access.cancelled', (a) => a.payload.grant === r.id && a.actor.subject === 'alice');
+    const late = await cli('bob', ['grant', r.id]);
+    assert.match(late.stderr, /409 conflict.*already cancelled/);
+    const res = await psql('alice', 'vault-cancel', 'select 1');
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /run "warden access request vault-cancel/, 'no pending request any more');
+  });
+
+  it('lets the requester give up their own grant: the live session ends and new logins are refused', async () => {
+    const r = await request('alice', 'vault-giveup', '10m');
+    await grant(r.id);
+    const c = await client('alice', 'vault-giveup');
+    assert.equal((await c.query('select 1 as n')).rows[0].n, 1);
+    const sleeping = c.query('select pg_sleep(60)').then(
+      () => assert.fail('the session should have been ended'),
+      (err: unknown) => err as { code?: string; message: string },
+    );
+    const revoked = await cli('alice', ['revoke', r.id, '--reason', 'done early']);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal(revoked.stdout, `access request ${r.id}: revoked\n`);
+    const err = await sleeping;
+    assert.equal(err.code, '57P01');
+    assert.match(
+      err.message,
+      new RegExp(`access grant ${r.id} to connection "vault-giveup" was revoked by alice: done early`),
+    );
+    await c.end().catch(() => undefined);
+    const g = (await gw.api('GET', `/api/access/${r.id}`)).body as GrantView;
+    assert.equal(g.status, 'revoked');
+    assert.equal(g.revoked_by, 'alice');
+    await gw.waitForAudit('access.revoked', (a) => a.payload.grant === r.id && a.actor.subject === 'alice');
+    const later = await psql('alice', 'vault-giveup', 'select 1');
+    assert.notEqual(later.code, 0);
+    assert.match(later.stderr, /needs a just-in-time access grant/);
+  });
+
+  it('refuses asking for longer than access.max_duration (400)', async () => {
+    const res = await cli('alice', ['request', 'vault-cancel', '--for', '2h', '--reason', 'long night']);
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /400 .*access lasts at most 1h \(access\.max_duration\)/);
+    const viaApi = await gw.api('POST', '/api/access/requests', {
+      token: keys.alice,
+      body: { connection: 'vault-cancel', for: '61m', reason: 'long night' },
+    });
+    assert.equal(viaApi.status, 400, viaApi.text);
+    assert.equal(errorOf(viaApi).message, 'body.for: access lasts at most 1h (access.max_duration)');
+    const mine = (
+      await gw.api('GET', '/api/access?connection=vault-cancel&status=pending', { token: keys.alice })
+    ).body as { grants: GrantView[] };
+    assert.deepEqual(mine.grants, [], 'nothing was asked for');
+  });
+
+  it('refuses a request from a credential whose scope does not cover the connection (403, audited)', async () => {
+    const narrow = await delegatedToken(gw, keys.alice, 'alice-helper', 'open-db');
+    const res = await gw.api('POST', '/api/access/requests', {
+      token: narrow,
+      body: { connection: 'vault-scope', for: '10m', reason: 'incident 42' },
+    });
+    assert.equal(res.status, 403, res.text);
+    assert.equal(errorOf(res).code, 'forbidden');
+    assert.equal(errorOf(res).message, 'your credential does not cover connection "vault-scope"');
+    await gw.waitForAudit(
+      'access.request.refused',
+      (a) => a.payload.connection === 'vault-scope' && a.actor.subject === 'alice-helper',
+    );
+    const none = (await gw.api('GET', '/api/access?connection=vault-scope')).body as { grants: GrantView[] };
+    assert.deepEqual(none.grants, []);
+
+    // Scoped to the connection, the same agent may ask, for alice.
+    const covering = await delegatedToken(gw, keys.alice, 'alice-helper', 'vault-scope');
+    const ok = await gw.api('POST', '/api/access/requests', {
+      token: covering,
+      body: { connection: 'vault-scope', for: '10m', reason: 'incident 42' },
+    });
+    assert.equal(ok.status, 201, ok.text);
+    const g = ok.body as GrantView;
+    assert.equal(g.subject, 'alice');
+    assert.equal(g.requested_by, 'alice-helper');
+  });
+
+  it('shows an auditor everyone’s requests, without letting them decide', async () => {
+    const fromAlice = await request('alice', 'vault-audit', '10m');
+    const fromCarol = await request('carol', 'vault-audit', '10m');
+    const seen = await gw.api('GET', '/api/access?limit=500', { token: keys.dave });
+    assert.equal(seen.status, 200, seen.text);
+    const grants = (seen.body as { grants: GrantView[] }).grants;
+    const ids = grants.map((g) => g.id);
+    assert.ok(ids.includes(fromAlice.id) && ids.includes(fromCarol.id), JSON.stringify(ids));
+    const all = (await gw.api('GET', '/api/access?limit=500')).body as { grants: GrantView[] };
+    assert.deepEqual(
+      ids,
+      all.grants.map((g) => g.id),
+      'the auditor sees what an admin sees',
+    );
+    assert.deepEqual([...new Set(grants.map((g) => g.subject))].sort(), ['alice', 'carol']);
+    const one = await gw.api('GET', `/api/access/${fromCarol.id}`, { token: keys.dave });
+    assert.equal(one.status, 200, one.text);
+    const decide = await gw.api('POST', `/api/access/${fromCarol.id}/grant`, { token: keys.dave, body: {} });
+    assert.equal(decide.status, 403, decide.text);
+    assert.match(errorOf(decide).message, /needs an approver/);
   });
 
   it('keeps refusing after a denial, and the audit chain verifies', async () => {

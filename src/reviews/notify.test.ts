@@ -67,6 +67,18 @@ function signatureValid(secret: string, r: Received): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/** A receiver that answers every request with a 302 to `location`. */
+async function startRedirector(location: string): Promise<{ url: string; seen: string[]; server: Server }> {
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    req.resume();
+    req.on('end', () => res.writeHead(302, { location }).end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
+}
+
 const holdDeletes = (connection: string) => ({
   name: `hold-deletes-${connection}`,
   match: { connections: [connection] },
@@ -80,6 +92,9 @@ describe('review notifications: a signed webhook and a Slack message, delivered 
   let gw: Gateway;
   let port: number;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  /** Where the redirecting receiver points: it must never be asked anything. */
+  let second: Awaited<ReturnType<typeof startReceiver>>;
+  let redirector: Awaited<ReturnType<typeof startRedirector>>;
   let secretDir: string;
   const secret = randomBytes(24).toString('hex');
   // The path of a Slack webhook URL is its credential: it must show up in no log or audit record.
@@ -126,18 +141,20 @@ describe('review notifications: a signed webhook and a Slack message, delivered 
 
   before(async () => {
     receiver = await startReceiver();
+    second = await startReceiver();
+    redirector = await startRedirector(`${second.url}/hook`);
     secretDir = mkdtempSync(join(tmpdir(), 'warden-notify-'));
     const secretFile = join(secretDir, 'webhook.secret');
     writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
     db = await createThrowawayDb();
     const direct = new pg.Client({ connectionString: db.url });
     await direct.connect();
-    for (const t of ['orders', 'drafts', 'logs', 'carts']) {
+    for (const t of ['orders', 'drafts', 'logs', 'carts', 'notes']) {
       await direct.query(`create table ${t} (id int primary key)`);
       await direct.query(`insert into ${t} select generate_series(1, 5)`);
     }
     await direct.end();
-    const names = ['shop', 'flaky', 'down', 'bad'];
+    const names = ['shop', 'flaky', 'down', 'bad', 'moved'];
     gw = await startGateway('sqlite', {
       config: {
         connections: names.map((n) => pgConnection(db.name, n)),
@@ -158,6 +175,14 @@ describe('review notifications: a signed webhook and a Slack message, delivered 
               events: ['requested'],
               timeout: '200ms',
               retry: { attempts: 2, initial_backoff: '50ms' },
+            },
+            // Only cancellations, which no other test here causes, so its failures stay out of theirs.
+            {
+              kind: 'webhook',
+              url: `${redirector.url}/moved`,
+              secret_file: secretFile,
+              events: ['cancelled'],
+              retry: { attempts: 3, initial_backoff: '50ms' },
             },
             {
               kind: 'slack',
@@ -190,6 +215,10 @@ describe('review notifications: a signed webhook and a Slack message, delivered 
     await db?.drop();
     receiver?.server.closeAllConnections();
     receiver?.server.close();
+    for (const s of [second?.server, redirector?.server]) {
+      s?.closeAllConnections();
+      s?.close();
+    }
     if (secretDir) rmSync(secretDir, { recursive: true, force: true });
   });
 
@@ -311,6 +340,37 @@ describe('review notifications: a signed webhook and a Slack message, delivered 
     await held.done;
   });
 
+  it('does not follow a 302 to another receiver: the delivery fails, once, and is audited', async () => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      database: 'moved',
+      user: 'alice',
+      password: keys.alice,
+    });
+    c.on('error', () => undefined);
+    await c.connect();
+    const held = c.query('delete from notes').then(
+      () => assert.fail('the held statement should not have run'),
+      (err: Error) => err,
+    );
+    const requested = await received(hook('review.requested', 'moved'), 'the moved review');
+    const id = reviewOf(requested).id;
+    // The session leaves while its statement waits: the review is cancelled.
+    await c.end().catch(() => undefined);
+    await held;
+    const failed = await gw.waitForAudit(
+      'review.notification.failed',
+      (a) => a.payload.review === id && a.payload.event === 'review.cancelled',
+    );
+    assert.equal(failed.payload.host, new URL(redirector.url).host);
+    assert.equal(failed.payload.error, 'HTTP 302');
+    assert.equal(failed.payload.attempts, 1, 'a redirect is not retried');
+    assert.deepEqual(redirector.seen, ['/moved']);
+    await sleep(500);
+    assert.deepEqual(second.seen, [], 'the receiver the redirect pointed to was never asked');
+  });
+
   it('gives up on a receiver that never answers after the per-request timeout, each attempt', async () => {
     const requested = await received(hook('review.requested', 'shop'), 'the shop review');
     const id = reviewOf(requested).id;
@@ -325,7 +385,10 @@ describe('review notifications: a signed webhook and a Slack message, delivered 
   it('counts deliveries in the metrics and leaks neither the webhook secret nor the Slack URL', async () => {
     const res = await gw.api('GET', '/metrics');
     assert.equal(res.status, 200, res.text);
-    assert.match(res.text, /warden_review_notifications_total\{kind="webhook",outcome="failed"\} [2-9]/);
+    assert.match(
+      res.text,
+      /warden_review_notifications_total\{kind="webhook",outcome="failed"\} ([2-9]|\d{2,})\n/,
+    );
     assert.match(res.text, /warden_review_notifications_total\{kind="slack",outcome="sent"\} [1-9]/);
     assert.deepEqual(await gw.leaks(), []);
   });
