@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../audit/record.js';
-import { Sessions, type SessionView } from '../store/sessions.js';
+import { type NewSession, Sessions, type SessionView } from '../store/sessions.js';
 import { DIALECTS } from '../testing/dialects.js';
 import { type ApiResponse, errorOf, type Gateway, keySecret, startGateway } from '../testing/gateway.js';
 
 const PASSWORD = 'roles-Pw-7d3c0e9f15';
 
-function session(id: string, subject: string, root: string, minutesAgo: number): SessionView {
+function session(id: string, subject: string, root: string, minutesAgo: number): NewSession {
   return {
     id,
     subject,

@@ -46,6 +46,8 @@ export const tokenView = z.object({
   expires_at: z.string(),
   revoked_at: z.string().nullable(),
   issued_via: z.string(),
+  root_subject: z.string(),
+  parent_session_id: z.string().nullable(),
 });
 
 export const sessionView = z.object({
@@ -55,13 +57,17 @@ export const sessionView = z.object({
   root_subject: z.string(),
   chain: z.array(z.string()),
   token_id: z.string().nullable(),
+  parent_token_id: z.string().nullable(),
   parent_session_id: z.string().nullable(),
   connection: z.string(),
   protocol: z.string(),
   client_addr: z.string().nullable(),
+  application: z.string().nullable(),
+  traceparent: z.string().nullable(),
   status: z.string(),
   started_at: z.string(),
   ended_at: z.string().nullable(),
+  end_reason: z.string().nullable(),
 });
 
 export const reviewView = z.object({

@@ -16,6 +16,10 @@ export interface AuditActor {
   /** The identity at the root of the chain. */
   root?: string;
   token_id?: string | null;
+  /** The token the caller's token was minted from (delegated tokens). */
+  parent_token_id?: string | null;
+  /** The session the caller's token was minted in, when known. */
+  parent_session?: string | null;
   /** Client address when the event came over the network. */
   address?: string | null;
 }

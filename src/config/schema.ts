@@ -204,6 +204,16 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   connections: z.array(configConnection).default([]),
+  /** W3C trace context: what callers send is recorded on their sessions and continued to targets. */
+  tracing: z
+    .strictObject({
+      /**
+       * Append a sqlcommenter-style `/*traceparent='…'*\/` to every SQL statement of a session that
+       * came with a trace, so the database's own logs join the trace. Off: it changes statement text.
+       */
+      sql_comments: z.boolean().default(false),
+    })
+    .prefault({}),
   policy: z
     .strictObject({
       /** What happens to a command no rule decides: `allow` (recorded either way) or `deny`. */

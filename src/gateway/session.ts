@@ -17,6 +17,7 @@ import type { Recorder } from '../recording/recorder.js';
 import type { Approvals } from '../reviews/approvals.js';
 import type { SessionEvent } from '../store/session-events.js';
 import type { Sessions } from '../store/sessions.js';
+import type { TraceContext } from './trace-context.js';
 
 export interface SessionDeps {
   policy: RulesInForce;
@@ -59,7 +60,12 @@ export class Session {
     private readonly deps: SessionDeps,
     readonly identity: Identity,
     readonly connection: ConnectionView,
-    readonly client: { address: string | null; application: string | null },
+    readonly client: {
+      address: string | null;
+      application: string | null;
+      /** The W3C trace the client's session is part of, when it sent a valid traceparent. */
+      trace?: TraceContext | undefined;
+    },
   ) {
     this.context = {
       connection: {
@@ -81,6 +87,8 @@ export class Session {
       chain: identity.chain,
       root: identity.rootSubject,
       token_id: identity.tokenId,
+      ...(identity.parentTokenId ? { parent_token_id: identity.parentTokenId } : {}),
+      ...(identity.parentSessionId ? { parent_session: identity.parentSessionId } : {}),
       address: client.address,
     });
   }
@@ -97,20 +105,30 @@ export class Session {
       root_subject: this.identity.rootSubject,
       chain: this.identity.chain,
       token_id: this.identity.tokenId,
-      parent_session_id: null,
+      parent_token_id: this.identity.parentTokenId,
+      parent_session_id: this.identity.parentSessionId,
       connection: this.connection.name,
       protocol: this.connection.protocol,
       client_addr: this.client.address,
       status: 'active',
       started_at: this.startedAt.toISOString(),
       ended_at: null,
+      end_reason: null,
+      application: this.client.application,
+      traceparent: this.client.trace?.received ?? null,
     });
     await this.deps.audit.append({
       type: 'session.opened',
       actor: this.actor,
       target: `connection:${this.connection.name}`,
       outcome: 'success',
-      payload: { session: this.id, protocol: this.connection.protocol, application: this.client.application },
+      payload: {
+        session: this.id,
+        protocol: this.connection.protocol,
+        application: this.client.application,
+        ...(this.identity.parentSessionId ? { parent_session: this.identity.parentSessionId } : {}),
+        ...(this.client.trace ? { traceparent: this.client.trace.received } : {}),
+      },
     });
   }
 
@@ -304,7 +322,9 @@ export class Session {
         duration_ms: endedAt.getTime() - this.startedAt.getTime(),
       },
     });
-    await this.deps.sessions.end(this.id, status, endedAt.toISOString()).catch(() => undefined);
+    await this.deps.sessions
+      .end(this.id, status, endedAt.toISOString(), detail ?? reason)
+      .catch(() => undefined);
   }
 }
 

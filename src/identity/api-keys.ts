@@ -156,6 +156,7 @@ export class ApiKeys {
       via: 'api_key',
       tokenId: row.id,
       parentTokenId: null,
+      parentSessionId: null,
       issuer: 'warden',
       scope: ['*'],
       expiresAt: row.expires_at ? new Date(row.expires_at) : null,

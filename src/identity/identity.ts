@@ -27,6 +27,8 @@ export interface Identity {
   /** jti of a Warden token, id of an API key, or the OIDC token's jti when it has one. */
   tokenId: string | null;
   parentTokenId: string | null;
+  /** The Warden session the token was minted in (a delegate's parent session), when known. */
+  parentSessionId: string | null;
   /** OIDC issuer, or Warden's own issuer. */
   issuer: string;
   /** What the credential may reach; `*` is everything the caller's roles allow. */
@@ -82,6 +84,7 @@ export function actorOf(identity: Identity, address?: string | null) {
     chain: identity.chain,
     root: identity.rootSubject,
     token_id: identity.tokenId,
+    parent_token_id: identity.parentTokenId,
     address: address ?? null,
   };
 }

@@ -110,6 +110,7 @@ export class OidcVerifier {
       via: 'oidc',
       tokenId: typeof payload.jti === 'string' ? payload.jti : null,
       parentTokenId: null,
+      parentSessionId: null,
       issuer: cfg.issuer,
       scope: ['*'],
       expiresAt: payload.exp ? new Date(payload.exp * 1000) : null,

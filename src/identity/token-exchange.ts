@@ -3,10 +3,12 @@
 import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
 import type { Config } from '../config/schema.js';
+import type { Sessions } from '../store/sessions.js';
 import { looksLikeApiKey } from './api-keys.js';
 import type { Authenticator } from './authenticate.js';
 import { AuthError } from './errors.js';
 import { type Identity, scopeCovers, withoutReservedGroups } from './identity.js';
+import { parentSessionProblem } from './parent-session.js';
 import type { DelegatedHolder, MintedToken, WardenTokens } from './warden-tokens.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -65,6 +67,7 @@ export interface Exchanged {
   scope: string[];
   /** Whether the delegate proved who it is with an actor token (else the parent named it). */
   actorVerified: boolean;
+  parentSessionId: string | null;
 }
 
 export class TokenExchange {
@@ -72,9 +75,11 @@ export class TokenExchange {
     private readonly authenticator: Authenticator,
     private readonly tokens: WardenTokens,
     private readonly cfg: Config['identity'],
+    private readonly sessions: Sessions,
   ) {}
 
-  async exchange(body: unknown): Promise<Exchanged> {
+  /** `parentSession`: the session the subject token's holder mints in (`X-Warden-Session`). */
+  async exchange(body: unknown, parentSession?: string): Promise<Exchanged> {
     const parsed = exchangeRequest.safeParse(body ?? {});
     if (!parsed.success) {
       const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? 'body')))];
@@ -99,14 +104,22 @@ export class TokenExchange {
     }
     const parent = await this.present('subject_token', req.subject_token, req.subject_token_type);
     try {
-      return await this.delegate(parent, req);
+      if (parentSession !== undefined) {
+        const problem = await parentSessionProblem(this.sessions, parent, parentSession);
+        if (problem) throw new OAuthError('invalid_request', problem);
+      }
+      return await this.delegate(parent, req, parentSession ?? parent.parentSessionId);
     } catch (err) {
       if (err instanceof OAuthError) err.subject = parent;
       throw err;
     }
   }
 
-  private async delegate(parent: Identity, req: z.infer<typeof exchangeRequest>): Promise<Exchanged> {
+  private async delegate(
+    parent: Identity,
+    req: z.infer<typeof exchangeRequest>,
+    parentSessionId: string | null,
+  ): Promise<Exchanged> {
     const now = Date.now();
     // Who the delegate is: proven by its own credential, or named by the parent.
     let actor: Identity | undefined;
@@ -160,13 +173,14 @@ export class TokenExchange {
       groups: withoutReservedGroups(parent.groups),
       chain,
     } satisfies DelegatedHolder;
-    const minted = await this.tokens.mintDelegated(parent, holder, { scope, expiresAt });
+    const minted = await this.tokens.mintDelegated(parent, holder, { scope, expiresAt, parentSessionId });
     return {
       minted,
       parent,
       holder: { ...holder, rootSubject: parent.rootSubject },
       scope,
       actorVerified: actor !== undefined,
+      parentSessionId,
     };
   }
 

@@ -45,6 +45,9 @@ export interface TokenView {
   expires_at: string;
   revoked_at: string | null;
   issued_via: string;
+  /** The identity at the root of the token's chain. */
+  root_subject: string;
+  parent_session_id: string | null;
 }
 
 /** Who a delegated token is for: the next actor in its chain (the last entry of `chain`). */
@@ -89,7 +92,10 @@ export class WardenTokens {
    * Mints a token for `caller`, never wider or longer-lived than the credential it presented.
    * Throws a RangeError naming the limit when the request exceeds it.
    */
-  async mint(caller: Identity, req: { ttlMs?: number; scope?: string[] }): Promise<MintedToken> {
+  async mint(
+    caller: Identity,
+    req: { ttlMs?: number; scope?: string[]; parentSessionId?: string | null },
+  ): Promise<MintedToken> {
     const ttl = req.ttlMs ?? this.cfg.token_ttl;
     if (ttl <= 0 || ttl > this.cfg.token_max_ttl) {
       throw new RangeError(`ttl must be between 1s and ${Math.round(this.cfg.token_max_ttl / 1000)}s`);
@@ -103,6 +109,7 @@ export class WardenTokens {
       scope: req.scope ?? caller.scope,
       expiresAt,
       parentJti: caller.via === 'warden_token' ? caller.tokenId : null,
+      parentSessionId: req.parentSessionId ?? null,
     });
   }
 
@@ -113,13 +120,14 @@ export class WardenTokens {
   async mintDelegated(
     parent: Identity,
     delegate: DelegatedHolder,
-    req: { scope: string[]; expiresAt: Date },
+    req: { scope: string[]; expiresAt: Date; parentSessionId?: string | null },
   ): Promise<MintedToken> {
     return this.issue(parent, {
       holder: { ...delegate, rootSubject: parent.rootSubject },
       scope: req.scope,
       expiresAt: req.expiresAt,
       parentJti: parent.via === 'warden_token' ? parent.tokenId : null,
+      parentSessionId: req.parentSessionId ?? null,
     });
   }
 
@@ -130,6 +138,7 @@ export class WardenTokens {
       scope: string[];
       expiresAt: Date;
       parentJti: string | null;
+      parentSessionId: string | null;
     },
   ): Promise<MintedToken> {
     const now = Date.now();
@@ -163,6 +172,8 @@ export class WardenTokens {
         expires_at: new Date(exp * 1000).toISOString(),
         revoked_at: null,
         issued_via: `${from.via}:${from.via === 'oidc' ? from.issuer : (from.tokenId ?? '')}`,
+        root_subject: holder.rootSubject,
+        parent_session_id: t.parentSessionId,
       })
       .execute();
     return { token, jti, expiresAt: new Date(exp * 1000) };
@@ -183,7 +194,7 @@ export class WardenTokens {
     }
     const row = await this.store.db
       .selectFrom('tokens')
-      .select(['revoked_at', 'parent_jti', 'chain_json', 'issued_via'])
+      .select(['revoked_at', 'parent_jti', 'chain_json', 'issued_via', 'parent_session_id'])
       .where('jti', '=', payload.jti as string)
       .executeTakeFirst();
     // A correctly signed token the store never recorded was not minted by this deployment's API.
@@ -213,6 +224,7 @@ export class WardenTokens {
       via: 'warden_token',
       tokenId: payload.jti as string,
       parentTokenId: row.parent_jti,
+      parentSessionId: row.parent_session_id,
       issuer: this.cfg.issuer,
       scope: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
       expiresAt: payload.exp ? new Date(payload.exp * 1000) : null,
@@ -361,5 +373,7 @@ function tokenView(row: Selectable<TokensTable>): TokenView {
     expires_at: row.expires_at,
     revoked_at: row.revoked_at,
     issued_via: row.issued_via,
+    root_subject: row.root_subject ?? row.subject,
+    parent_session_id: row.parent_session_id,
   };
 }

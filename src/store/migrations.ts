@@ -295,6 +295,31 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0009_lineage': {
+      async up(db: AnyDb) {
+        // Who a delegation chain starts with, and the session a token was minted in: what
+        // `audit trace` walks and what disabling a person revokes.
+        await db.schema.alterTable('tokens').addColumn('root_subject', 'text').execute();
+        await db.schema.alterTable('tokens').addColumn('parent_session_id', 'text').execute();
+        await db.schema.createIndex('tokens_root').on('tokens').column('root_subject').execute();
+        await db.schema.alterTable('sessions').addColumn('parent_token_id', 'text').execute();
+        // W3C trace context the client sent (validated), and the application it named.
+        await db.schema.alterTable('sessions').addColumn('traceparent', 'text').execute();
+        await db.schema.alterTable('sessions').addColumn('application', 'text').execute();
+        // Why a session ended, in words (idle, max duration, parent ended, credential revoked …).
+        await db.schema.alterTable('sessions').addColumn('end_reason', 'text').execute();
+        await db.schema.createIndex('sessions_token').on('sessions').column('token_id').execute();
+        await db.schema.createIndex('sessions_parent').on('sessions').column('parent_session_id').execute();
+        // People and services an admin disabled: their credentials stop working everywhere.
+        await db.schema
+          .createTable('disabled_subjects')
+          .addColumn('subject', 'text', (c) => c.primaryKey())
+          .addColumn('disabled_at', 'text', (c) => c.notNull())
+          .addColumn('disabled_by', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -11,6 +11,7 @@ export interface SessionView {
   root_subject: string;
   chain: string[];
   token_id: string | null;
+  parent_token_id: string | null;
   parent_session_id: string | null;
   connection: string;
   protocol: string;
@@ -18,7 +19,14 @@ export interface SessionView {
   status: string;
   started_at: string;
   ended_at: string | null;
+  end_reason: string | null;
+  application: string | null;
+  traceparent: string | null;
 }
+
+/** A new session row: lineage and trace fields may be left out (a direct caller, no trace). */
+export type NewSession = Omit<SessionView, 'parent_token_id' | 'end_reason' | 'application' | 'traceparent'> &
+  Partial<Pick<SessionView, 'parent_token_id' | 'end_reason' | 'application' | 'traceparent'>>;
 
 export interface SessionFilter {
   /** Only sessions this subject ran, or that ran under a chain rooted at it. */
@@ -39,6 +47,7 @@ function view(row: Selectable<SessionsTable>): SessionView {
     root_subject: row.root_subject,
     chain: JSON.parse(row.chain_json),
     token_id: row.token_id,
+    parent_token_id: row.parent_token_id,
     parent_session_id: row.parent_session_id,
     connection: row.connection_name,
     protocol: row.protocol,
@@ -46,13 +55,16 @@ function view(row: Selectable<SessionsTable>): SessionView {
     status: row.status,
     started_at: row.started_at,
     ended_at: row.ended_at,
+    end_reason: row.end_reason,
+    application: row.application,
+    traceparent: row.traceparent,
   };
 }
 
 export class Sessions {
   constructor(private readonly store: Store) {}
 
-  async insert(s: SessionView): Promise<void> {
+  async insert(s: NewSession): Promise<void> {
     await this.store.db
       .insertInto('sessions')
       .values({
@@ -70,6 +82,10 @@ export class Sessions {
         started_at: s.started_at,
         ended_at: s.ended_at,
         kill_requested: null,
+        parent_token_id: s.parent_token_id ?? null,
+        traceparent: s.traceparent ?? null,
+        application: s.application ?? null,
+        end_reason: s.end_reason ?? null,
       })
       .execute();
   }
@@ -88,11 +104,11 @@ export class Sessions {
     return rows.map(view);
   }
 
-  /** Marks a session ended with its final status (`closed`, `killed`, `failed` …). */
-  async end(id: string, status: string, endedAt: string): Promise<void> {
+  /** Marks a session ended with its final status (`closed`, `killed`, `failed` …) and why, in words. */
+  async end(id: string, status: string, endedAt: string, reason: string | null = null): Promise<void> {
     await this.store.db
       .updateTable('sessions')
-      .set({ status, ended_at: endedAt })
+      .set({ status, ended_at: endedAt, end_reason: reason })
       .where('id', '=', id)
       .execute();
   }

@@ -51,6 +51,10 @@ export interface TokensTable {
   revoked_at: string | null;
   /** How the caller authenticated when the token was minted: api_key:<id>, oidc:<issuer>, token:<jti>. */
   issued_via: string;
+  /** The identity at the root of the token's chain (null for tokens minted before it was kept). */
+  root_subject: string | null;
+  /** The Warden session the token was minted in, when the minter named or used one. */
+  parent_session_id: string | null;
 }
 
 export interface SessionsTable {
@@ -69,6 +73,20 @@ export interface SessionsTable {
   ended_at: string | null;
   /** The message a kill asked through some gateway carries, until the session ends. */
   kill_requested: string | null;
+  parent_token_id: string | null;
+  /** The W3C traceparent the client sent, when it sent a valid one. */
+  traceparent: string | null;
+  application: string | null;
+  /** Why the session ended, in words, once it has. */
+  end_reason: string | null;
+}
+
+/** A person or service an admin disabled: every credential of theirs is refused. */
+export interface DisabledSubjectsTable {
+  subject: string;
+  disabled_at: string;
+  disabled_by: string;
+  reason: string;
 }
 
 export interface AuditLogTable {
@@ -105,6 +123,7 @@ export interface Database {
   reviews: ReviewsTable;
   preapprovals: PreapprovalsTable;
   access_grants: AccessGrantsTable;
+  disabled_subjects: DisabledSubjectsTable;
 }
 
 /** A command held for approval, and what approvers did with it. */

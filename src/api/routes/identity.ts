@@ -1,10 +1,12 @@
 // /api/whoami, /api/keys and /api/tokens: who the caller is, API keys for services and agents
 // (admins only), and Warden's own short-lived tokens (any authenticated caller, never wider
 // or longer-lived than the credential presented).
+
 import { z } from 'zod';
 import { durationAtLeast } from '../../config/duration.js';
 import { apiKeyIdOf } from '../../identity/api-keys.js';
 import { actorOf, hasRole, type Identity, scopeCovers } from '../../identity/identity.js';
+import { PARENT_SESSION_HEADER, parentSessionProblem } from '../../identity/parent-session.js';
 import { jtiOfToken, type TokenView } from '../../identity/warden-tokens.js';
 import { redactCredentials } from '../../logging.js';
 import { caller } from '../auth.js';
@@ -176,13 +178,25 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
         if (wider.length > 0)
           throw badRequest(`scope ${wider.join(', ')} is wider than the presented credential's`);
       }
-      const minted = await ctx.tokens.mint(who, { ttlMs: req.body.ttl, scope });
+      const named = req.headers[PARENT_SESSION_HEADER];
+      if (Array.isArray(named)) throw badRequest(`repeated ${PARENT_SESSION_HEADER}`);
+      if (named !== undefined) {
+        const problem = await parentSessionProblem(ctx.sessions, who, named);
+        if (problem) throw badRequest(problem);
+      }
+      const parentSessionId = named ?? who.parentSessionId;
+      const minted = await ctx.tokens.mint(who, { ttlMs: req.body.ttl, scope, parentSessionId });
       await ctx.audit.append({
         type: 'token.issued',
         actor: actorOf(who, req.ip),
         target: `token:${minted.jti}`,
         outcome: 'success',
-        payload: { expires_at: minted.expiresAt.toISOString(), scope: scope ?? who.scope, via: who.via },
+        payload: {
+          expires_at: minted.expiresAt.toISOString(),
+          scope: scope ?? who.scope,
+          via: who.via,
+          ...(parentSessionId ? { parent_session: parentSessionId } : {}),
+        },
       });
       return reply.code(201).send({
         token: minted.token,

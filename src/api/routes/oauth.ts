@@ -2,6 +2,7 @@
 // answered in OAuth's own shapes (RFC 6749 §5.1/§5.2), never cached, every outcome audited.
 import type { FastifyReply } from 'fastify';
 import { actorOf } from '../../identity/identity.js';
+import { PARENT_SESSION_HEADER } from '../../identity/parent-session.js';
 import { JWT_TOKEN_TYPE, OAuthError, TokenExchange } from '../../identity/token-exchange.js';
 import type { ApiContext } from '../context.js';
 import type { ZodApp } from '../server.js';
@@ -20,7 +21,7 @@ const noStore = (reply: FastifyReply) =>
   reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
 
 export function oauthRoutes(app: ZodApp, ctx: ApiContext): void {
-  const exchange = new TokenExchange(ctx.authenticator, ctx.tokens, ctx.config.identity);
+  const exchange = new TokenExchange(ctx.authenticator, ctx.tokens, ctx.config.identity, ctx.sessions);
   app.register(async (scope) => {
     // Only this route reads form bodies; the rest of the API stays JSON.
     scope.addContentTypeParser(
@@ -41,7 +42,10 @@ export function oauthRoutes(app: ZodApp, ctx: ApiContext): void {
       async (req, reply) => {
         noStore(reply);
         try {
-          const done = await exchange.exchange(req.body);
+          const named = req.headers[PARENT_SESSION_HEADER];
+          if (Array.isArray(named))
+            throw new OAuthError('invalid_request', `repeated ${PARENT_SESSION_HEADER}`);
+          const done = await exchange.exchange(req.body, named);
           const { minted, parent, holder } = done;
           const expiresAt = minted.expiresAt.toISOString();
           await ctx.audit.append({
@@ -60,6 +64,7 @@ export function oauthRoutes(app: ZodApp, ctx: ApiContext): void {
               chain: holder.chain,
               scope: done.scope,
               expires_at: expiresAt,
+              ...(done.parentSessionId ? { parent_session: done.parentSessionId } : {}),
             },
           });
           return reply.code(200).send({

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import type { ApiKeyView } from '../../identity/api-keys.js';
 import { apiKeyIdOf, looksLikeApiKey } from '../../identity/api-keys.js';
+import { PARENT_SESSION_HEADER } from '../../identity/parent-session.js';
 import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../identity/token-exchange.js';
 import { jtiOfToken, type TokenView } from '../../identity/warden-tokens.js';
 import { ApiClient, CliError, query } from '../client.js';
@@ -43,12 +44,19 @@ interface Exchanged {
 }
 
 /** POST /oauth/token, whose errors come in OAuth's shape rather than the rest of the API's. */
-async function exchangeToken(baseUrl: string, form: URLSearchParams): Promise<Exchanged> {
+async function exchangeToken(
+  baseUrl: string,
+  form: URLSearchParams,
+  parentSession: string | undefined,
+): Promise<Exchanged> {
   let res: Response;
   try {
     res = await fetch(`${baseUrl}/oauth/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        ...(parentSession ? { [PARENT_SESSION_HEADER]: parentSession } : {}),
+      },
       body: form.toString(),
     });
   } catch (err) {
@@ -197,6 +205,10 @@ export function identityCommands(program: Command): void {
       "lifetime, e.g. 10m (never past WARDEN_TOKEN's expiry; default identity.token_ttl)",
     )
     .option('--env', 'print WARDEN_TOKEN=… for a child process environment')
+    .option(
+      '--parent-session <id>',
+      'the Warden session this delegation happens in (default: $WARDEN_SESSION); the child is traced under it',
+    )
     .option('--json', 'print the OAuth response as JSON')
     .action(
       async (o: {
@@ -204,6 +216,7 @@ export function identityCommands(program: Command): void {
         actorTokenFile?: string;
         connections: string[];
         ttl?: string;
+        parentSession?: string;
         env?: boolean;
         json?: boolean;
       }) => {
@@ -229,7 +242,8 @@ export function identityCommands(program: Command): void {
         form.set('actor', o.to);
         if (o.connections.length > 0) form.set('scope', o.connections.join(' '));
         if (o.ttl) form.set('ttl', o.ttl);
-        const res = await exchangeToken(new ApiClient().baseUrl, form);
+        const parentSession = o.parentSession ?? (process.env.WARDEN_SESSION || undefined);
+        const res = await exchangeToken(new ApiClient().baseUrl, form, parentSession);
         if (o.json) return printJson(res);
         const exp = new Date(Date.now() + res.expires_in * 1000).toISOString();
         process.stderr.write(`token for ${o.to} (scope ${res.scope || '-'}), expires ${exp}:\n`);

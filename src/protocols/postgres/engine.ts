@@ -24,6 +24,7 @@ import { judgeFunctionCall } from './function-call.js';
 import { ResultRewriter, type TableResolver } from './result-rewrite.js';
 import { ResultTracker } from './results.js';
 import { StatementRecording } from './statement-recording.js';
+import { commentedParse, commentedQuery } from './trace-comment.js';
 
 export interface EngineOptions {
   maxMessage?: number;
@@ -45,6 +46,8 @@ export interface EngineOptions {
    * are enforced only with it.
    */
   cancel?: (done: () => void) => void;
+  /** A comment carrying the session's trace, added to every statement sent (`tracing.sql_comments`). */
+  traceComment?: string;
 }
 
 export interface EngineHandle {
@@ -99,6 +102,7 @@ export function runEngine(
   opts: EngineOptions & { clientRest?: Buffer; targetRest?: Buffer } = {},
 ): EngineHandle {
   const fromClient = new MessageFramer(opts.maxMessage);
+  const { traceComment } = opts;
   const fromTarget = new MessageFramer(opts.maxMessage);
   /** Markers sent to the target, oldest first, with the error the client gets instead. */
   const refusals: Array<{ marker: string; error: Buffer }> = [];
@@ -222,7 +226,8 @@ export function runEngine(
         tracker.sent(m, c);
         recording?.queried(c);
         durations?.sent();
-        return c.decision.action === 'allow' ? m.raw : refuse(c, (mk) => message(Front.Query, mk));
+        if (c.decision.action !== 'allow') return refuse(c, (mk) => message(Front.Query, mk));
+        return traceComment ? commentedQuery(c.text, traceComment) : m.raw;
       };
       const c = session.decide(readQuery(m.body));
       return session.holds(c) ? awaitReview(m, c, query) : query(m, c);
@@ -231,7 +236,8 @@ export function runEngine(
       const p = readParse(m.body);
       const parse = (m: Message, c: Command): Buffer => {
         tracker.sent(m, c);
-        if (c.decision.action === 'allow') return m.raw;
+        if (c.decision.action === 'allow')
+          return traceComment ? commentedParse(m.body, p, traceComment) : m.raw;
         return refuse(c, (mk) => message(Front.Parse, p.name, mk, Buffer.from([0, 0])));
       };
       const c = session.decide(p.text);

@@ -22,7 +22,9 @@ import { acceptClient, type ClientHello, HandshakeError, sendFatal } from './cli
 import { authenticationOk, backendKeyData, parameterStatus, readyForQuery } from './codec.js';
 import { runEngine } from './engine.js';
 import { TargetPool } from './pool.js';
+import { traceFromStartup } from './startup-trace.js';
 import { cancelTarget, connectTarget, TargetError, type TargetSession } from './target.js';
+import { traceComment } from './trace-comment.js';
 
 export interface PostgresListenerDeps {
   config: Config;
@@ -160,9 +162,12 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         subject: identity.subject,
       });
     }
+    // A traceparent rides in the startup options or application_name; the target never sees it.
+    const { trace, params: startup } = traceFromStartup(hello.params);
     const session = new Session(deps.session, identity, conn, {
       address: client.remoteAddress ?? null,
-      application: hello.params.application_name ?? null,
+      application: startup.application_name ?? null,
+      trace,
     });
     try {
       await session.open();
@@ -175,9 +180,9 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       );
     }
     const creds = await deps.connections.credentials(name);
-    const forwarded = { ...hello.params };
+    const forwarded = { ...startup };
     for (const k of ['user', 'database', 'replication']) delete forwarded[k];
-    forwarded.application_name = targetApplicationName(hello.params.application_name, identity, session.id);
+    forwarded.application_name = targetApplicationName(startup.application_name, identity, session.id);
     const targetOptions = {
       host: conn.target.host,
       port: conn.target.port,
@@ -237,6 +242,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       resolveTables: catalog.resolve,
       resolveFunction: catalog.resolveFunction,
       warn: (text, fields) => deps.log.warn(fields, text),
+      ...(trace && deps.config.tracing.sql_comments ? { traceComment: traceComment(trace.outgoing) } : {}),
       ...(poolKey !== null ? { release: (socket: Socket) => pool.release(poolKey, target, socket) } : {}),
       cancel: (done) => cancelTarget(entry.targetAddress, target.backendKey, done),
       onClose: (reason, detail) => {
