@@ -1,5 +1,6 @@
 // The composition root: opens the store and keys named by the config, wires identity, audit
 // and the API together, and returns a handle that closes them in the right order.
+
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -32,6 +33,7 @@ import { GrantedSessions } from './reviews/granted-sessions.js';
 import { Notifications } from './reviews/notify.js';
 import { PreapprovalDesk } from './reviews/preapproval-desk.js';
 import { Connections } from './store/connections.js';
+import { DisabledSubjects } from './store/disabled-subjects.js';
 import { Grants } from './store/grants.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
@@ -130,10 +132,12 @@ export async function startWarden(
 
   const apiKeys = new ApiKeys(store, config.identity.roles);
   const tokens = new WardenTokens(store, signingKey, config.identity);
+  const disabledSubjects = new DisabledSubjects(store);
   const authenticator = new Authenticator(
     apiKeys,
     tokens,
     new OidcVerifier(config.identity.oidc, config.identity.clock_skew, config.identity.roles),
+    disabledSubjects,
   );
 
   // Events a previous run could not write before it stopped go first, exactly once.
@@ -255,6 +259,7 @@ export async function startWarden(
     apiKeys,
     tokens,
     authenticator,
+    disabledSubjects,
     metrics,
     log,
   };
@@ -266,12 +271,13 @@ export async function startWarden(
     live,
     audit,
     intervalMs: 1000,
-    revocation: (c) =>
-      c.id === null
-        ? Promise.resolve(undefined)
+    revocation: async (c) =>
+      (await disabledSubjects.refusal(c.subjects)) ??
+      (c.id === null || c.via === 'oidc'
+        ? undefined
         : c.via === 'api_key'
           ? apiKeys.revocation(c.id)
-          : tokens.revocation(c.id),
+          : tokens.revocation(c.id)),
     onError: (err) => log.warn({ err: err.message }, "cannot check live sessions' credentials"),
   });
   let postgres: PostgresListener | null = null;

@@ -15,6 +15,7 @@ import type { AccessGrants } from '../reviews/access-grants.js';
 import type { Approvals } from '../reviews/approvals.js';
 import type { PreapprovalDesk } from '../reviews/preapproval-desk.js';
 import type { Connections } from '../store/connections.js';
+import type { DisabledSubjects } from '../store/disabled-subjects.js';
 import type { Grants } from '../store/grants.js';
 import type { PolicyVersions } from '../store/policy-versions.js';
 import type { Preapprovals } from '../store/preapprovals.js';
@@ -54,6 +55,8 @@ export interface ApiContext {
   apiKeys: ApiKeys;
   tokens: WardenTokens;
   authenticator: Authenticator;
+  /** People and service accounts an admin disabled. */
+  disabledSubjects: DisabledSubjects;
   metrics: Metrics;
   log: Logger;
 }

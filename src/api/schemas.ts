@@ -140,6 +140,8 @@ export const auditActor = z.object({
   chain: z.array(z.string()),
   root: z.string().optional(),
   token_id: z.string().nullable().optional(),
+  parent_token_id: z.string().nullable().optional(),
+  parent_session: z.string().nullable().optional(),
   address: z.string().nullable().optional(),
 });
 

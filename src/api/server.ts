@@ -23,6 +23,7 @@ import { policyRoutes } from './routes/policy.js';
 import { preapprovalRoutes } from './routes/preapprovals.js';
 import { reviewRoutes } from './routes/reviews.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { subjectRoutes } from './routes/subjects.js';
 
 export type ZodApp = ReturnType<typeof typed>;
 
@@ -135,6 +136,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   }));
 
   identityRoutes(zapp, ctx);
+  subjectRoutes(zapp, ctx);
   oauthRoutes(zapp, ctx);
   connectionRoutes(zapp, ctx);
   sessionRoutes(zapp, ctx);

@@ -80,6 +80,8 @@ export const auditRecordSchema = z.object({
     chain: z.array(z.string()),
     root: z.string().optional(),
     token_id: z.string().nullable().optional(),
+    parent_token_id: z.string().nullable().optional(),
+    parent_session: z.string().nullable().optional(),
     address: z.string().nullable().optional(),
   }),
   target: z.string().nullable(),

@@ -14,6 +14,7 @@ import { localCommands } from './commands/local.js';
 import { policyCommands } from './commands/policy.js';
 import { reviewCommands } from './commands/reviews.js';
 import { sessionCommands } from './commands/sessions.js';
+import { subjectCommands } from './commands/subjects.js';
 
 const program = new Command('warden')
   .description('Warden: identity-aware access gateway')
@@ -28,6 +29,7 @@ auditCommands(program);
 reviewCommands(program);
 accessCommands(program);
 sessionCommands(program);
+subjectCommands(program);
 policyCommands(program);
 
 try {

@@ -1,5 +1,5 @@
 // Live sessions end when the credential they were opened with stops standing: a token (or one it
-// was delegated from) revoked, or the API key behind it revoked or expired. Every gateway checks
+// was delegated from) revoked, the API key behind it revoked or expired, or a subject it names disabled. Every gateway checks
 // the sessions it carries on an interval, so a revocation made through any gateway sharing the
 // store ends them within that interval.
 import type { AuditLog } from '../audit/log.js';
@@ -14,6 +14,9 @@ export interface CredentialWatchDeps {
   intervalMs: number;
   onError: (err: Error) => void;
 }
+
+/** One check per distinct credential and the subjects it names. */
+const credentialKey = (c: SessionCredential): string => `${c.via}:${c.id}:${c.subjects.join('>')}`;
 
 export class CredentialWatch {
   private readonly timer: NodeJS.Timeout;
@@ -32,11 +35,11 @@ export class CredentialWatch {
       const sessions = this.deps.live.revocable();
       const verdicts = new Map<string, Promise<string | undefined>>();
       for (const { credential } of sessions) {
-        const key = `${credential.via}:${credential.id}`;
+        const key = credentialKey(credential);
         if (!verdicts.has(key)) verdicts.set(key, this.deps.revocation(credential));
       }
       for (const { id, credential } of sessions) {
-        const why = await verdicts.get(`${credential.via}:${credential.id}`);
+        const why = await verdicts.get(credentialKey(credential));
         if (why === undefined) continue;
         if (!this.deps.live.kill(id, `session ended: ${why}`)) continue;
         this.deps.audit.record({

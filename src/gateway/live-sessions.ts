@@ -9,6 +9,8 @@ export interface SessionCredential {
   via: 'api_key' | 'oidc' | 'warden_token';
   /** API key id or token jti; null when the credential has no id Warden can revoke. */
   id: string | null;
+  /** Who it names: the caller, its root and its delegates; disabling any one of them ends the session. */
+  subjects: readonly string[];
 }
 
 interface Live {
@@ -28,13 +30,11 @@ export class LiveSessions {
     this.live.set(id, { kill, credential });
   }
 
-  /** The live sessions opened with a credential Warden can revoke, by session id. */
+  /** The live sessions whose credential Warden can revoke (or whose subjects it can disable), by session id. */
   revocable(): Array<{ id: string; credential: SessionCredential }> {
     const out: Array<{ id: string; credential: SessionCredential }> = [];
     for (const [id, l] of this.live) {
-      if (l.credential && l.credential.via !== 'oidc' && l.credential.id !== null) {
-        out.push({ id, credential: l.credential });
-      }
+      if (l.credential) out.push({ id, credential: l.credential });
     }
     return out;
   }

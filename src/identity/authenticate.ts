@@ -2,6 +2,7 @@
 // token, or an OIDC token from a configured issuer. Which verifier runs is decided by the
 // credential's form and its (unverified) issuer; the verifier then checks everything.
 import { decodeJwt } from 'jose';
+import type { DisabledSubjects } from '../store/disabled-subjects.js';
 import { type ApiKeys, looksLikeApiKey } from './api-keys.js';
 import { AuthError } from './errors.js';
 import type { CredentialKind, Identity } from './identity.js';
@@ -15,6 +16,8 @@ export class Authenticator {
     readonly apiKeys: ApiKeys,
     readonly tokens: WardenTokens,
     private readonly oidc: OidcVerifier,
+    /** Without it nobody is ever refused as disabled (unit tests). */
+    private readonly disabled?: DisabledSubjects,
   ) {}
 
   /** What kind of credential this looks like (unverified), for audit records of refusals. */
@@ -28,6 +31,15 @@ export class Authenticator {
   }
 
   async authenticate(credential: string | undefined): Promise<Identity> {
+    const identity = await this.verify(credential);
+    // A disabled person or service account is refused whoever presents its credential, and so is
+    // every delegate acting for it or through it.
+    const refusal = await this.disabled?.refusal([identity.subject, identity.rootSubject, ...identity.chain]);
+    if (refusal) throw new AuthError('revoked', refusal, identity.issuer);
+    return identity;
+  }
+
+  private async verify(credential: string | undefined): Promise<Identity> {
     if (!credential) throw new AuthError('missing', 'no credential presented');
     if (credential.length > MAX_CREDENTIAL_LENGTH) throw new AuthError('malformed', 'credential is too long');
     if (looksLikeApiKey(credential)) return this.apiKeys.authenticate(credential);

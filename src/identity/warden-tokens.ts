@@ -303,6 +303,19 @@ export class WardenTokens {
     return revoked;
   }
 
+  /** Revokes every live token held by `subject` or rooted at it, and their descendants (a subject disabled). */
+  async revokeSubject(subject: string): Promise<string[]> {
+    const rows = await this.store.db
+      .selectFrom('tokens')
+      .select('jti')
+      .where((eb) => eb.or([eb('subject', '=', subject), eb('root_subject', '=', subject)]))
+      .where('revoked_at', 'is', null)
+      .execute();
+    const revoked: string[] = [];
+    for (const r of rows) revoked.push(...(await this.revoke(r.jti)));
+    return revoked;
+  }
+
   /** Revokes a token and every token minted from it, returning the jtis newly revoked. */
   async revoke(jti: string): Promise<string[]> {
     const now = new Date().toISOString();

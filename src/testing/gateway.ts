@@ -191,14 +191,19 @@ export async function delegatedToken(
   subjectKey: string,
   actor: string,
   scope?: string,
+  opts: { parentSession?: string; actorToken?: string } = {},
 ): Promise<string> {
   const res = await gw.api('POST', '/oauth/token', {
     token: null,
+    headers: opts.parentSession ? { 'x-warden-session': opts.parentSession } : {},
     body: {
       grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
       subject_token: subjectKey,
       subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
       actor,
+      ...(opts.actorToken
+        ? { actor_token: opts.actorToken, actor_token_type: 'urn:ietf:params:oauth:token-type:access_token' }
+        : {}),
       ...(scope ? { scope } : {}),
     },
   });

@@ -5,12 +5,13 @@ import { z } from 'zod';
 import { WitnessMismatchError } from '../../audit/checkpoints.js';
 import { exportLines } from '../../audit/export.js';
 import { recordFromRow } from '../../audit/rows.js';
+import { type Trace, TraceNotFound, Tracer } from '../../audit/trace.js';
 import { storeCheckpoints, storeRecords, verifyTrail } from '../../audit/verify.js';
 import { parseDuration } from '../../config/duration.js';
-import { actorOf } from '../../identity/identity.js';
+import { actorOf, hasRole } from '../../identity/identity.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { ApiError, badRequest } from '../errors.js';
+import { ApiError, badRequest, notFound } from '../errors.js';
 import { auditCheckpoint, auditRecord, verifyReport } from '../schemas.js';
 import type { ZodApp } from '../server.js';
 
@@ -98,6 +99,35 @@ export function auditRoutes(app: ZodApp, ctx: ApiContext): void {
       });
       reply.type('application/x-ndjson');
       return reply.send(Readable.from(exportLines(ctx.store, range, ctx.signingKey.kid)));
+    },
+  );
+
+  const tracer = new Tracer(ctx.store);
+  app.get(
+    '/api/audit/trace/:id',
+    {
+      config: { auth: 'user' },
+      schema: {
+        tags: ['audit'],
+        summary:
+          'The delegation tree a session, token or API key belongs to: from the root credential through every delegate, each with its sessions and their commands in time order',
+        params: z.object({ id: z.string().min(1).max(128) }),
+      },
+    },
+    async (req) => {
+      const who = caller(req);
+      let trace: Trace;
+      try {
+        trace = await tracer.trace(req.params.id);
+      } catch (err) {
+        if (err instanceof TraceNotFound) throw notFound(err.message);
+        throw err;
+      }
+      // Auditors see every tree; anyone else only trees rooted at themselves (their own agents).
+      if (!hasRole(who, 'auditor') && trace.root_subject !== who.rootSubject) {
+        throw notFound(`${req.params.id} is not a session, token or API key known to this Warden`);
+      }
+      return trace;
     },
   );
 

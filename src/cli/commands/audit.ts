@@ -7,10 +7,12 @@ import { type Command, Option } from 'commander';
 import { readCheckpointFile } from '../../audit/checkpoints.js';
 import { verifyExport } from '../../audit/export.js';
 import type { AuditCheckpoint, AuditRecord } from '../../audit/record.js';
+import type { Trace } from '../../audit/trace.js';
 import type { VerifyReport } from '../../audit/verify.js';
 import { fromPublicPemAsync } from '../../crypto/signing.js';
 import { ApiClient, CliError, query } from '../client.js';
 import { printJson } from '../output.js';
+import { renderTrace } from '../trace-tree.js';
 
 function describe(report: VerifyReport): string {
   if (!report.ok && report.problem) {
@@ -44,6 +46,18 @@ function formatRecord(r: AuditRecord): string {
 
 export function auditCommands(program: Command): void {
   const audit = program.command('audit').description('the tamper-evident audit trail');
+
+  audit
+    .command('trace <id>')
+    .description(
+      'the delegation tree a session, token or API key belongs to: root identity, every delegate, their sessions and commands',
+    )
+    .option('--json', 'print the tree as JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const trace = await new ApiClient().get<Trace>(`/api/audit/trace/${encodeURIComponent(id)}`);
+      if (o.json) return printJson(trace);
+      process.stdout.write(renderTrace(trace));
+    });
 
   audit
     .command('verify')

@@ -253,7 +253,11 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         void session.close(reason, detail);
       },
     });
-    deps.live.add(session.id, (text) => engine.kill(text), { via: identity.via, id: identity.tokenId });
+    deps.live.add(session.id, (text) => engine.kill(text), {
+      via: identity.via,
+      id: identity.tokenId,
+      subjects: [identity.subject, identity.rootSubject, ...identity.chain],
+    });
     if (admission) deps.access?.sessions.hold(session.id, admission.grant);
   };
 
