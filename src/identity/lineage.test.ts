@@ -83,10 +83,13 @@ describe('token lineage: parent sessions, trace context, disabled subjects, audi
     // The CLI names the session from WARDEN_SESSION.
     const cli = await gw.cli(['token', 'delegate', '--to', 'helper-2', '--connections', 'shop'], {
       token: keys['agent-a'],
-      env: { WARDEN_SESSION: a.id },
+      env: { WARDEN_SESSION: a.id, TRACEPARENT: TP },
     });
     assert.equal(cli.code, 0, cli.stderr);
     const jti = decodeJwt(cli.stdout.trim()).jti as string;
+    const exchanged = await gw.waitForAudit('token.exchanged', (r) => r.payload.jti === jti);
+    assert.equal(exchanged.payload.traceparent, TP, 'the caller’s trace is on the audit record');
+    assert.equal(exchanged.payload.parent_session, a.id);
     const store = gw.openStore();
     const minted = await store.db
       .selectFrom('tokens')

@@ -1,6 +1,7 @@
 // POST /oauth/token: RFC 8693 token exchange, form-encoded (as OAuth clients send it) or JSON,
 // answered in OAuth's own shapes (RFC 6749 §5.1/§5.2), never cached, every outcome audited.
 import type { FastifyReply } from 'fastify';
+import { parseTraceparent } from '../../gateway/trace-context.js';
 import { actorOf } from '../../identity/identity.js';
 import { PARENT_SESSION_HEADER } from '../../identity/parent-session.js';
 import { JWT_TOKEN_TYPE, OAuthError, TokenExchange } from '../../identity/token-exchange.js';
@@ -15,6 +16,12 @@ function parseForm(text: string): Record<string, string | string[]> {
     out[k] = seen === undefined ? v : Array.isArray(seen) ? [...seen, v] : [seen, v];
   }
   return out;
+}
+
+/** A valid W3C `traceparent` header, as an audit payload field (nothing for none or a malformed one). */
+function traceOf(header: string | string[] | undefined): { traceparent?: string } {
+  const trace = typeof header === 'string' ? parseTraceparent(header) : undefined;
+  return trace ? { traceparent: trace.received } : {};
 }
 
 const noStore = (reply: FastifyReply) =>
@@ -65,6 +72,7 @@ export function oauthRoutes(app: ZodApp, ctx: ApiContext): void {
               scope: done.scope,
               expires_at: expiresAt,
               ...(done.parentSessionId ? { parent_session: done.parentSessionId } : {}),
+              ...traceOf(req.headers.traceparent),
             },
           });
           return reply.code(200).send({

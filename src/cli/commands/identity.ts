@@ -56,6 +56,8 @@ async function exchangeToken(
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
         ...(parentSession ? { [PARENT_SESSION_HEADER]: parentSession } : {}),
+        // The trace a calling process runs in (the TRACEPARENT environment convention), for the audit record.
+        ...(process.env.TRACEPARENT ? { traceparent: process.env.TRACEPARENT } : {}),
       },
       body: form.toString(),
     });
