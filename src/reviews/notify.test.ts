@@ -303,9 +303,10 @@ describe('review notifications: a signed webhook and a Slack message, delivered 
       'a delivery to the failing receiver',
     );
     const r = reviewOf(first);
+    // This delivery's record: the hanging receiver's notifier fails the same review on the same host.
     const failed = await gw.waitForAudit(
       'review.notification.failed',
-      (a) => a.payload.review === r.id && a.payload.event === 'review.requested',
+      (a) => a.payload.review === r.id && a.payload.delivery === first.headers['x-warden-delivery'],
     );
     assert.equal(failed.outcome, 'failure');
     assert.equal(failed.actor.subject, 'warden');
@@ -328,9 +329,10 @@ describe('review notifications: a signed webhook and a Slack message, delivered 
       'a delivery to the refusing receiver',
     );
     const r = reviewOf(first);
+    // This delivery's record: the hanging receiver's notifier fails the same review on the same host.
     const failed = await gw.waitForAudit(
       'review.notification.failed',
-      (a) => a.payload.review === r.id && a.payload.event === 'review.requested',
+      (a) => a.payload.review === r.id && a.payload.delivery === first.headers['x-warden-delivery'],
     );
     assert.equal(failed.payload.attempts, 1);
     assert.equal(failed.payload.error, 'HTTP 400');
