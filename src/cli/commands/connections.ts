@@ -144,6 +144,7 @@ export function connectionCommands(program: Command): void {
         ['access', c.access],
         ['policy', `${c.policy_default ?? 'global default'}`],
         ['pool', c.pool],
+        ['sessions', sessionLimitsText(c.sessions)],
         ['tags', c.tags.join(', ') || '-'],
         ['description', c.description || '-'],
         ['source', c.source],
@@ -160,4 +161,10 @@ export function connectionCommands(program: Command): void {
       await new ApiClient().request('DELETE', `/api/connections/${encodeURIComponent(name)}`);
       process.stdout.write(`removed connection ${name}\n`);
     });
+}
+
+/** A connection's session limit overrides in one line, e.g. `idle_timeout 15m, end_with_parent false`. */
+function sessionLimitsText(s: ConnectionView['sessions']): string {
+  const parts = Object.entries(s ?? {}).map(([k, v]) => `${k} ${String(v)}`);
+  return parts.length > 0 ? parts.join(', ') : 'global limits';
 }

@@ -8,6 +8,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../../audit/log.js';
 import type { Config } from '../../config/schema.js';
+import { sessionLimits } from '../../gateway/lifetime-watch.js';
 import type { LiveSessions } from '../../gateway/live-sessions.js';
 import { Session, type SessionDeps } from '../../gateway/session.js';
 import type { Authenticator } from '../../identity/authenticate.js';
@@ -253,7 +254,17 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         void session.close(reason, detail);
       },
     });
-    deps.live.add(session.id, (text) => engine.kill(text), { via: identity.via, id: identity.tokenId });
+    deps.live.add(
+      session.id,
+      (text, cause) => engine.kill(text, cause),
+      { via: identity.via, id: identity.tokenId },
+      {
+        startedAt: session.startedAt.getTime(),
+        parentSessionId: identity.parentSessionId,
+        limits: sessionLimits(deps.config.sessions, conn),
+        idleSince: engine.idleSince,
+      },
+    );
     if (admission) deps.access?.sessions.hold(session.id, admission.grant);
   };
 
