@@ -166,6 +166,30 @@ describe('session lifetimes: idle timeout, maximum duration, end_with_parent (Po
     assert.equal((plain.body as { sessions: unknown }).sessions, null);
   });
 
+  it('keeps session limits of a connection created and patched through the API', async () => {
+    const created = await gw.api('POST', '/api/connections', {
+      body: {
+        ...pgConnection(db.name, 'api-made'),
+        sessions: { idle_timeout: 1800, max_duration: 'off', end_with_parent: false },
+      },
+    });
+    assert.equal(created.status, 201, created.text);
+    assert.deepEqual((created.body as { sessions: unknown }).sessions, {
+      idle_timeout: '30m',
+      max_duration: 'off',
+      end_with_parent: false,
+    });
+    const bad = await gw.api('PATCH', '/api/connections/api-made', {
+      body: { sessions: { idle_timeout: 'soon' } },
+    });
+    assert.equal(bad.status, 400, bad.text);
+    const patched = await gw.api('PATCH', '/api/connections/api-made', { body: { sessions: null } });
+    assert.equal(patched.status, 200, patched.text);
+    assert.equal((patched.body as { sessions: unknown }).sessions, null);
+    const show = await gw.cli(['connections', 'show', 'api-made']);
+    assert.match(show.stdout, /^sessions: +global limits$/m);
+  });
+
   it('ends a pg session idle longer than idle_timeout with FATAL 57P05, stores why and audits it', async () => {
     const { ended } = await open('idle');
     const { id } = await liveSession('idle');
