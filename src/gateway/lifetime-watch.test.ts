@@ -312,6 +312,18 @@ describe('session lifetimes: idle timeout, maximum duration, end_with_parent (Po
     assert.equal(audited.outcome, 'success');
     assert.equal(audited.payload.parent_session, parentId);
     assert.equal(audited.payload.ended, true);
+    // The same token cannot open another session under the ended parent.
+    const again = new pg.Client({ host: '127.0.0.1', port, database: 'child', user: 'x', password: token });
+    const refused = (await again.connect().then(
+      () => new Error('connected'),
+      (e: unknown) => e,
+    )) as pg.DatabaseError;
+    assert.equal(refused.code, '28000');
+    assert.equal(
+      refused.message,
+      `cannot open a session: its parent session ${parentId} ended (sessions.end_with_parent) (warden)`,
+    );
+    await again.end().catch(() => undefined);
   });
 
   it('with end_with_parent off, lets an orphan run on and flags it once', async () => {

@@ -54,6 +54,25 @@ export function sessionLimits(
   };
 }
 
+function orphanReason(parent: string, parentStatus: string | null): string {
+  return `its parent session ${parent} ${parentStatus === null ? 'does not exist' : 'ended'}`;
+}
+
+/**
+ * Why a new session may not open under `parentSessionId` (undefined when it may): its parent
+ * already ended and the session would be ended on the next check anyway. Asked at login, so
+ * the client hears it then.
+ */
+export async function orphanAtBirth(
+  sessions: Sessions,
+  parentSessionId: string | null,
+  limits: SessionLimits,
+): Promise<string | undefined> {
+  if (parentSessionId === null || !limits.endWithParent) return undefined;
+  const status = (await sessions.statuses([parentSessionId])).get(parentSessionId) ?? null;
+  return status === 'active' ? undefined : orphanReason(parentSessionId, status);
+}
+
 export interface LifetimeWatchDeps {
   live: LiveSessions;
   sessions: Sessions;
@@ -133,20 +152,31 @@ export class LifetimeWatch {
 
   /** A session whose parent ended (or is unknown): ended, or flagged once when it may run on. */
   private async orphaned(id: string, parent: string, parentStatus: string | null, end: boolean) {
-    const why = `its parent session ${parent} ${parentStatus === null ? 'does not exist' : 'ended'}`;
-    if (end && !this.deps.live.kill(id, `session ended: ${why}`, 'orphaned')) return;
-    const first = await this.deps.sessions.flagOrphaned(id, new Date().toISOString());
-    if (!end) {
-      this.flagged.add(id);
-      if (!first) return;
+    const why = orphanReason(parent, parentStatus);
+    const audit = () =>
+      this.deps.audit.record({
+        type: 'session.orphaned',
+        actor: SYSTEM_ACTOR,
+        target: `session:${id}`,
+        outcome: end ? 'success' : 'info',
+        payload: {
+          session: id,
+          parent_session: parent,
+          parent_status: parentStatus,
+          ended: end,
+          reason: why,
+        },
+      });
+    if (end) {
+      if (!this.deps.live.kill(id, `session ended: ${why}`, 'orphaned')) return;
+      audit();
+      await this.deps.sessions.flagOrphaned(id, new Date().toISOString());
+      return;
     }
-    this.deps.audit.record({
-      type: 'session.orphaned',
-      actor: SYSTEM_ACTOR,
-      target: `session:${id}`,
-      outcome: end ? 'success' : 'info',
-      payload: { session: id, parent_session: parent, parent_status: parentStatus, ended: end, reason: why },
-    });
+    // Flagged in the store first: an orphan that runs on is audited once, not on every check.
+    const first = await this.deps.sessions.flagOrphaned(id, new Date().toISOString());
+    this.flagged.add(id);
+    if (first) audit();
   }
 
   stop(): void {

@@ -8,7 +8,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../../audit/log.js';
 import type { Config } from '../../config/schema.js';
-import { sessionLimits } from '../../gateway/lifetime-watch.js';
+import { orphanAtBirth, sessionLimits } from '../../gateway/lifetime-watch.js';
 import type { LiveSessions } from '../../gateway/live-sessions.js';
 import { Session, type SessionDeps } from '../../gateway/session.js';
 import type { Authenticator } from '../../identity/authenticate.js';
@@ -142,6 +142,19 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         subject: identity.subject,
       });
     }
+    const limits = sessionLimits(deps.config.sessions, conn);
+    const orphan = await orphanAtBirth(deps.session.sessions, identity.parentSessionId, limits);
+    if (orphan) {
+      return refused(
+        client,
+        '28000',
+        `cannot open a session: ${orphan} (sessions.end_with_parent) (warden)`,
+        {
+          connection: name,
+          subject: identity.subject,
+        },
+      );
+    }
     // A connection with `access: jit` needs a grant in force; without a way to check, nobody gets in.
     let admission: Awaited<ReturnType<AccessGrants['admit']>> | undefined;
     if (conn.access === 'jit') {
@@ -261,7 +274,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       {
         startedAt: session.startedAt.getTime(),
         parentSessionId: identity.parentSessionId,
-        limits: sessionLimits(deps.config.sessions, conn),
+        limits,
         idleSince: engine.idleSince,
       },
     );
