@@ -16,6 +16,7 @@ import { Keyring, sealKeySource } from './crypto/seal.js';
 import { writeSecretFile } from './crypto/secret-file.js';
 import { loadSigningKey, type SigningKey } from './crypto/signing.js';
 import { CredentialWatch } from './gateway/credential-watch.js';
+import { LifetimeWatch } from './gateway/lifetime-watch.js';
 import { LiveSessions } from './gateway/live-sessions.js';
 import { ApiKeys } from './identity/api-keys.js';
 import { Authenticator } from './identity/authenticate.js';
@@ -280,6 +281,14 @@ export async function startWarden(
           : tokens.revocation(c.id)),
     onError: (err) => log.warn({ err: err.message }, "cannot check live sessions' credentials"),
   });
+  // Idle, too old, or outliving the session they were started from (end_with_parent).
+  const lifetimeWatch = new LifetimeWatch({
+    live,
+    sessions: ctx.sessions,
+    audit,
+    intervalMs: config.sessions.check_interval,
+    onError: (err) => log.warn({ err: err.message }, "cannot check live sessions' limits and parents"),
+  });
   let postgres: PostgresListener | null = null;
   if (config.listeners.postgres.enabled) {
     postgres = await startPostgresListener({
@@ -323,6 +332,7 @@ export async function startWarden(
       policy.stop();
       live.stop();
       credentialWatch.stop();
+      lifetimeWatch.stop();
       grantedSessions.stop();
       await postgres?.close();
       await approvals.stop();

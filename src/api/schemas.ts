@@ -68,6 +68,8 @@ export const sessionView = z.object({
   started_at: z.string(),
   ended_at: z.string().nullable(),
   end_reason: z.string().nullable(),
+  /** Set when the session was found running after its parent session ended. */
+  orphaned_at: z.string().nullable(),
 });
 
 export const reviewView = z.object({

@@ -116,6 +116,26 @@ for (const dialect of DIALECTS) {
       assert.equal(rm.code, 0, rm.stderr);
     });
 
+    it('adds a connection with its own session limits, stored in both dialects and shown', async () => {
+      const add = await gw.cli([
+        ...['connections', 'add', 'limited', '--protocol', 'postgres', '--host', 'db-3.internal'],
+        ...['--port', '5432', '--idle-timeout', '15m', '--max-duration', 'off', '--end-with-parent', 'false'],
+      ]);
+      assert.equal(add.code, 0, add.stderr);
+      const text = await gw.cli(['connections', 'show', 'limited']);
+      assert.match(text.stdout, /^sessions:\s+idle_timeout 15m, max_duration off, end_with_parent false$/m);
+      const json = await gw.cli(['connections', 'show', 'orders', '--json']);
+      assert.equal((JSON.parse(json.stdout) as ConnectionView).sessions, null, 'the global limits');
+      const bad = await gw.cli([
+        ...['connections', 'add', 'y', '--protocol', 'postgres', '--host', 'h', '--port', '1'],
+        ...['--idle-timeout', 'a while'],
+      ]);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /idle_timeout/);
+      const rm = await gw.cli(['connections', 'rm', 'limited']);
+      assert.equal(rm.code, 0, rm.stderr);
+    });
+
     it('refuses a bad name and a duplicate with one line on stderr', async () => {
       const bad = await gw.cli([
         'connections',

@@ -1,6 +1,7 @@
 // The shape of a connection (a target Warden reaches on behalf of callers), shared by the
 // config file and the API so both validate names, targets and TLS settings the same way.
 import { z } from 'zod';
+import { limitDuration } from './duration.js';
 
 export const PROTOCOLS = ['postgres', 'mysql', 'ssh', 'kubernetes', 'http'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -38,6 +39,15 @@ const tag = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_.:-]{0,62}$/, 'expected a tag of lowercase letters, digits, _ . : -');
 
+/** A connection's own session limits; a key left out follows the global `sessions` config. */
+export const sessionOverrides = z.strictObject({
+  idle_timeout: limitDuration.optional(),
+  max_duration: limitDuration.optional(),
+  end_with_parent: z.boolean().optional(),
+});
+/** Limits in milliseconds (0: off), as stored. */
+export type SessionOverrides = z.infer<typeof sessionOverrides>;
+
 /** Everything about a connection except its secret. */
 export const connectionFields = {
   name: connectionName,
@@ -51,6 +61,8 @@ export const connectionFields = {
    * next session instead of logging in again (PostgreSQL only). `none`: one per session.
    */
   pool: z.enum(['none', 'session']).default('none'),
+  /** Overrides of the global `sessions` limits for sessions on this connection. */
+  sessions: sessionOverrides.optional(),
   tags: z.array(tag).default([]),
   description: z.string().max(1000).default(''),
 };
@@ -72,6 +84,8 @@ export const connectionPatch = z.strictObject({
   /** `null`: back to the global `policy.default`. */
   policy_default: z.enum(['allow', 'deny']).nullable().optional(),
   pool: z.enum(['none', 'session']).optional(),
+  /** Replaces the connection's session limit overrides; `null`: the global `sessions` limits. */
+  sessions: sessionOverrides.nullable().optional(),
   tags: z.array(tag).optional(),
   description: z.string().max(1000).optional(),
   credentials: z
@@ -99,6 +113,14 @@ export const connectionView = z.object({
   access: z.enum(['open', 'jit']),
   policy_default: z.enum(['allow', 'deny']).nullable(),
   pool: z.enum(['none', 'session']),
+  /** Overrides of the global `sessions` limits ("90s", "12h", `off`); null: none. */
+  sessions: z
+    .object({
+      idle_timeout: z.string().optional(),
+      max_duration: z.string().optional(),
+      end_with_parent: z.boolean().optional(),
+    })
+    .nullable(),
   tags: z.array(z.string()),
   description: z.string(),
   credentials: z.object({ user: z.string().nullable(), has_password: z.boolean() }),

@@ -41,3 +41,30 @@ export const duration = z.union([z.number().nonnegative(), z.string()]).transfor
 export function durationAtLeast(minMs: number, label: string) {
   return duration.pipe(z.number().min(minMs, `must be at least ${label}`));
 }
+
+/** A limit that may be switched off: a duration, or `off` / 0 (both become 0: no limit). */
+export const limitDuration = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return Math.round(value * 1000);
+  const ms = value === 'off' ? 0 : parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a duration like "30s", "15m", "12h", or "off" for no limit, got "${value}"`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** How a limit reads back: `off` for 0, else the shortest duration text ("90s", "12h"). */
+export function formatLimit(ms: number): string {
+  return ms === 0 ? 'off' : formatDuration(ms);
+}
+
+/** The milliseconds of a limit as formatLimit writes it (0 for `off`). */
+export function limitMs(text: string): number {
+  if (text === 'off') return 0;
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new Error(`not a duration: "${text}"`);
+  return ms;
+}

@@ -49,6 +49,36 @@ describe('configuration', () => {
     assert.equal(config.audit.checkpoint_interval, 60_000);
   });
 
+  it('reads session limits: defaults, `off` or 0 to switch one off, and per-connection overrides', () => {
+    const defaults = loadConfig(undefined, {}).config.sessions;
+    assert.deepEqual(defaults, {
+      idle_timeout: 3_600_000,
+      max_duration: 12 * 3_600_000,
+      end_with_parent: true,
+      check_interval: 1000,
+    });
+    const f = file(
+      'sessions.yaml',
+      [
+        'sessions: { idle_timeout: "off", max_duration: 0, end_with_parent: false }',
+        'connections:',
+        '  - name: orders',
+        '    protocol: postgres',
+        '    target: { host: db, port: 5432 }',
+        '    sessions: { idle_timeout: 15m, max_duration: "off" }',
+        '',
+      ].join('\n'),
+    );
+    const { config } = loadConfig(f, {});
+    assert.deepEqual([config.sessions.idle_timeout, config.sessions.max_duration], [0, 0]);
+    assert.equal(config.sessions.end_with_parent, false);
+    assert.deepEqual(config.connections[0]?.sessions, { idle_timeout: 900_000, max_duration: 0 });
+    assert.throws(
+      () => loadConfig(file('bad-sessions.yaml', 'sessions:\n  idle_timeout: forever\n'), {}),
+      /sessions\.idle_timeout: .*expected a duration/,
+    );
+  });
+
   it('refuses values that would misbehave at run time', () => {
     const cases: Array<[string, RegExp]> = [
       [

@@ -2,7 +2,7 @@
 // (or no file) runs everything embedded: SQLite store, generated keys, API on loopback.
 import { z } from 'zod';
 import { connectionFields } from './connection.js';
-import { duration, durationAtLeast } from './duration.js';
+import { duration, durationAtLeast, limitDuration } from './duration.js';
 import { ruleSet } from './rules.js';
 
 /** A secret in the config file: inline (discouraged), from an environment variable, or from a file. */
@@ -204,6 +204,25 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   connections: z.array(configConnection).default([]),
+  /**
+   * How long a session may live. A connection's own `sessions` overrides any of these; 0 or `off`
+   * switches a limit off.
+   */
+  sessions: z
+    .strictObject({
+      /** No client message (and no statement running or held) for this long ends the session. */
+      idle_timeout: limitDuration.prefault('1h'),
+      /** A session this old ends, busy or not. */
+      max_duration: limitDuration.prefault('12h'),
+      /**
+       * A session opened with a token minted in another session (`X-Warden-Session`) ends when
+       * that parent session ends. Off: it goes on, flagged as an orphan.
+       */
+      end_with_parent: z.boolean().default(true),
+      /** How often each gateway checks its live sessions against these limits and their parents. */
+      check_interval: durationAtLeast(100, '100ms').prefault('1s'),
+    })
+    .prefault({}),
   /** W3C trace context: what callers send is recorded on their sessions and continued to targets. */
   tracing: z
     .strictObject({

@@ -1,8 +1,12 @@
 // The sessions this gateway carries right now, so an admin can end one. A kill asked through
 // another gateway on the same store is a flag on the session row, which every gateway polls.
 import type { Sessions } from '../store/sessions.js';
+import type { Lifetime } from './lifetime-watch.js';
 
-type Kill = (message: string) => void;
+/** Why Warden ends a live session: an admin or a revocation, one of its limits, or its parent ending. */
+export type EndCause = 'killed' | 'idle' | 'max_duration' | 'orphaned';
+
+type Kill = (message: string, cause: EndCause) => void;
 
 /** The credential a live session was opened with: what a revocation is checked against. */
 export interface SessionCredential {
@@ -16,6 +20,7 @@ export interface SessionCredential {
 interface Live {
   kill: Kill;
   credential: SessionCredential | undefined;
+  lifetime: Lifetime | undefined;
 }
 
 export class LiveSessions {
@@ -26,8 +31,15 @@ export class LiveSessions {
     return this.live.size;
   }
 
-  add(id: string, kill: Kill, credential?: SessionCredential): void {
-    this.live.set(id, { kill, credential });
+  add(id: string, kill: Kill, credential?: SessionCredential, lifetime?: Lifetime): void {
+    this.live.set(id, { kill, credential, lifetime });
+  }
+
+  /** The live sessions with limits and a lineage to check, by session id. */
+  lifetimes(): Array<{ id: string; lifetime: Lifetime }> {
+    const out: Array<{ id: string; lifetime: Lifetime }> = [];
+    for (const [id, l] of this.live) if (l.lifetime) out.push({ id, lifetime: l.lifetime });
+    return out;
   }
 
   /** The live sessions whose credential Warden can revoke (or whose subjects it can disable), by session id. */
@@ -44,11 +56,11 @@ export class LiveSessions {
   }
 
   /** Ends a session carried here; false when it is not. */
-  kill(id: string, message: string): boolean {
+  kill(id: string, message: string, cause: EndCause = 'killed'): boolean {
     const l = this.live.get(id);
     if (!l) return false;
     this.live.delete(id);
-    l.kill(message);
+    l.kill(message, cause);
     return true;
   }
 

@@ -43,7 +43,19 @@ export interface Command {
   decision: Decision;
 }
 
-export type CloseReason = 'client' | 'target' | 'error' | 'killed' | 'shutdown';
+/** `timed_out`: its idle timeout or maximum duration; `orphaned`: its parent session ended. */
+export type CloseReason = 'client' | 'target' | 'error' | 'killed' | 'shutdown' | 'timed_out' | 'orphaned';
+
+/** The status a session row ends with, for each way it can end. */
+const END_STATUS: Record<CloseReason, string> = {
+  client: 'closed',
+  target: 'closed',
+  shutdown: 'closed',
+  error: 'failed',
+  killed: 'killed',
+  timed_out: 'timed_out',
+  orphaned: 'orphaned',
+};
 
 export class Session {
   readonly id = timeOrderedId();
@@ -308,7 +320,7 @@ export class Session {
     // Its held commands will never run: their reviews are cancelled.
     this.deps.approvals?.cancelSession(this.id);
     const endedAt = new Date();
-    const status = reason === 'error' ? 'failed' : reason === 'killed' ? 'killed' : 'closed';
+    const status = END_STATUS[reason];
     this.deps.audit.record({
       type: 'session.closed',
       actor: this.actor,

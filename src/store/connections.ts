@@ -7,9 +7,11 @@ import type {
   ConnectionPatch,
   ConnectionView,
   Protocol,
+  SessionOverrides,
   Target,
   TargetTls,
 } from '../config/connection.js';
+import { formatLimit, limitMs } from '../config/duration.js';
 import type { Store } from './store.js';
 import type { ConnectionsTable } from './tables.js';
 
@@ -46,6 +48,7 @@ function toView(row: Selectable<ConnectionsTable>): ConnectionView {
     access: row.access as 'open' | 'jit',
     policy_default: row.policy_default as 'allow' | 'deny' | null,
     pool: row.pool === 'session' ? 'session' : 'none',
+    sessions: row.sessions_json === null ? null : overridesView(JSON.parse(row.sessions_json)),
     tags: JSON.parse(row.tags_json),
     description: row.description,
     credentials: { user: row.username, has_password: row.secret_sealed !== null },
@@ -55,12 +58,40 @@ function toView(row: Selectable<ConnectionsTable>): ConnectionView {
   };
 }
 
+/** Limits as the API shows them: duration text, `off` for 0. */
+function overridesView(o: SessionOverrides): NonNullable<ConnectionView['sessions']> {
+  return {
+    ...(o.idle_timeout !== undefined ? { idle_timeout: formatLimit(o.idle_timeout) } : {}),
+    ...(o.max_duration !== undefined ? { max_duration: formatLimit(o.max_duration) } : {}),
+    ...(o.end_with_parent !== undefined ? { end_with_parent: o.end_with_parent } : {}),
+  };
+}
+
+/** The overrides a view shows, back in milliseconds. */
+function overridesOf(c: ConnectionView): SessionOverrides | null {
+  const v = c.sessions;
+  if (!v) return null;
+  const ms = (text: string | undefined) => (text === undefined ? undefined : limitMs(text));
+  return {
+    ...(v.idle_timeout !== undefined ? { idle_timeout: ms(v.idle_timeout) } : {}),
+    ...(v.max_duration !== undefined ? { max_duration: ms(v.max_duration) } : {}),
+    ...(v.end_with_parent !== undefined ? { end_with_parent: v.end_with_parent } : {}),
+  };
+}
+
+/** Overrides as stored: null when none is set, so "no overrides" has one form. */
+function overridesJson(o: SessionOverrides | null | undefined): string | null {
+  if (!o || Object.values(o).every((v) => v === undefined)) return null;
+  return JSON.stringify(o);
+}
+
 /** The fields a config entry sets, in a fixed order, for change detection. */
 function comparable(
   c: Pick<ConnectionView, 'protocol' | 'target' | 'access' | 'tags' | 'description'> & {
     policy_default?: string | null | undefined;
     pool?: string | undefined;
   },
+  sessions: SessionOverrides | null | undefined,
 ) {
   const t = c.target;
   return [
@@ -74,6 +105,7 @@ function comparable(
     c.access,
     c.policy_default ?? null,
     c.pool ?? 'none',
+    overridesJson(sessions),
     c.tags,
     c.description,
   ];
@@ -128,6 +160,7 @@ export class Connections {
       access: input.access,
       policy_default: input.policy_default ?? null,
       pool: input.pool,
+      sessions_json: overridesJson(input.sessions),
       tags_json: JSON.stringify(input.tags),
       description: input.description,
       source,
@@ -155,6 +188,7 @@ export class Connections {
     if (patch.access) next.access = patch.access;
     if (patch.policy_default !== undefined) next.policy_default = patch.policy_default;
     if (patch.pool !== undefined) next.pool = patch.pool;
+    if (patch.sessions !== undefined) next.sessions_json = overridesJson(patch.sessions);
     if (patch.tags) next.tags_json = JSON.stringify(patch.tags);
     if (patch.description !== undefined) next.description = patch.description;
     if (patch.credentials?.user !== undefined) next.username = patch.credentials.user;
@@ -212,7 +246,8 @@ export class Connections {
       }
       const creds = await this.credentials(entry.name);
       const same =
-        JSON.stringify(comparable(current)) === JSON.stringify(comparable(entry)) &&
+        JSON.stringify(comparable(current, overridesOf(current))) ===
+          JSON.stringify(comparable(entry, entry.sessions)) &&
         creds.user === (entry.credentials.user ?? null) &&
         creds.password === (entry.credentials.password ?? null);
       if (!same) {
@@ -222,6 +257,7 @@ export class Connections {
           access: entry.access,
           policy_default: entry.policy_default ?? null,
           pool: entry.pool,
+          sessions: entry.sessions ?? null,
           tags: entry.tags,
           description: entry.description,
           credentials: { user: entry.credentials.user ?? null, password: entry.credentials.password ?? null },

@@ -320,6 +320,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0010_session_limits': {
+      async up(db: AnyDb) {
+        // A connection's own idle timeout, maximum duration and end_with_parent (JSON, ms), or null.
+        await db.schema.alterTable('connections').addColumn('sessions_json', 'text').execute();
+        // Set once a session is seen running after its parent session ended, whether or not it is ended for it.
+        await db.schema.alterTable('sessions').addColumn('orphaned_at', 'text').execute();
+      },
+    },
   };
 }
 

@@ -20,12 +20,17 @@ export interface SessionView {
   started_at: string;
   ended_at: string | null;
   end_reason: string | null;
+  /** When the session was found running after its parent session ended (it may run on: end_with_parent off). */
+  orphaned_at: string | null;
   application: string | null;
   traceparent: string | null;
 }
 
 /** A new session row: lineage and trace fields may be left out (a direct caller, no trace). */
-export type NewSession = Omit<SessionView, 'parent_token_id' | 'end_reason' | 'application' | 'traceparent'> &
+export type NewSession = Omit<
+  SessionView,
+  'parent_token_id' | 'end_reason' | 'orphaned_at' | 'application' | 'traceparent'
+> &
   Partial<Pick<SessionView, 'parent_token_id' | 'end_reason' | 'application' | 'traceparent'>>;
 
 export interface SessionFilter {
@@ -56,6 +61,7 @@ function view(row: Selectable<SessionsTable>): SessionView {
     started_at: row.started_at,
     ended_at: row.ended_at,
     end_reason: row.end_reason,
+    orphaned_at: row.orphaned_at,
     application: row.application,
     traceparent: row.traceparent,
   };
@@ -86,6 +92,7 @@ export class Sessions {
         traceparent: s.traceparent ?? null,
         application: s.application ?? null,
         end_reason: s.end_reason ?? null,
+        orphaned_at: null,
       })
       .execute();
   }
@@ -134,6 +141,28 @@ export class Sessions {
       .where('kill_requested', 'is not', null)
       .execute();
     return rows.map((r) => ({ id: r.id, message: r.kill_requested ?? '' }));
+  }
+
+  /** The status of each of these sessions that exists, by id: one query however many are asked. */
+  async statuses(ids: string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.store.db
+      .selectFrom('sessions')
+      .select(['id', 'status'])
+      .where('id', 'in', ids)
+      .execute();
+    return new Map(rows.map((r) => [r.id, r.status]));
+  }
+
+  /** Marks a session an orphan (once); false when it already was. */
+  async flagOrphaned(id: string, at: string): Promise<boolean> {
+    const res = await this.store.db
+      .updateTable('sessions')
+      .set({ orphaned_at: at })
+      .where('id', '=', id)
+      .where('orphaned_at', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
   }
 
   async get(id: string): Promise<SessionView | undefined> {

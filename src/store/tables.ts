@@ -17,6 +17,8 @@ export interface ConnectionsTable {
   policy_default: string | null;
   /** 'none' or 'session' (server connections reused across sessions). */
   pool: string;
+  /** The connection's overrides of the global session limits (SessionOverrides, in ms), or null. */
+  sessions_json: string | null;
   tags_json: string;
   description: string;
   source: string;
@@ -79,6 +81,8 @@ export interface SessionsTable {
   application: string | null;
   /** Why the session ended, in words, once it has. */
   end_reason: string | null;
+  /** When the session was found running after its parent session ended. */
+  orphaned_at: string | null;
 }
 
 /** A person or service an admin disabled: every credential of theirs is refused. */

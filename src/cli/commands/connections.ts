@@ -29,6 +29,9 @@ interface AddOptions {
   access?: string;
   policyDefault?: 'allow' | 'deny';
   pool?: 'none' | 'session';
+  idleTimeout?: string;
+  maxDuration?: string;
+  endWithParent?: 'true' | 'false';
   description?: string;
   json?: boolean;
 }
@@ -65,6 +68,20 @@ export function connectionCommands(program: Command): void {
         'session: reuse server connections across sessions, reset with DISCARD ALL (PostgreSQL)',
       ).choices(['none', 'session']),
     )
+    .option(
+      '--idle-timeout <duration>',
+      'end sessions idle this long, e.g. 15m, or off (default: sessions.idle_timeout)',
+    )
+    .option(
+      '--max-duration <duration>',
+      'end sessions this old, e.g. 8h, or off (default: sessions.max_duration)',
+    )
+    .addOption(
+      new Option(
+        '--end-with-parent <bool>',
+        'end a session when the session its token was minted in ends (default: sessions.end_with_parent)',
+      ).choices(['true', 'false']),
+    )
     .option('--description <text>', 'free text')
     .option('--json', 'print the created connection as JSON')
     .action(async (name: string, o: AddOptions) => {
@@ -90,6 +107,15 @@ export function connectionCommands(program: Command): void {
         access: o.access ?? 'open',
         ...(o.policyDefault ? { policy_default: o.policyDefault } : {}),
         ...(o.pool ? { pool: o.pool } : {}),
+        ...(o.idleTimeout || o.maxDuration || o.endWithParent
+          ? {
+              sessions: {
+                ...(o.idleTimeout ? { idle_timeout: o.idleTimeout } : {}),
+                ...(o.maxDuration ? { max_duration: o.maxDuration } : {}),
+                ...(o.endWithParent ? { end_with_parent: o.endWithParent === 'true' } : {}),
+              },
+            }
+          : {}),
         tags: o.tag,
         description: o.description ?? '',
         credentials: { ...(o.user ? { user: o.user } : {}), ...(password ? { password } : {}) },
@@ -144,6 +170,7 @@ export function connectionCommands(program: Command): void {
         ['access', c.access],
         ['policy', `${c.policy_default ?? 'global default'}`],
         ['pool', c.pool],
+        ['sessions', sessionLimitsText(c.sessions)],
         ['tags', c.tags.join(', ') || '-'],
         ['description', c.description || '-'],
         ['source', c.source],
@@ -160,4 +187,10 @@ export function connectionCommands(program: Command): void {
       await new ApiClient().request('DELETE', `/api/connections/${encodeURIComponent(name)}`);
       process.stdout.write(`removed connection ${name}\n`);
     });
+}
+
+/** A connection's session limit overrides in one line, e.g. `idle_timeout 15m, end_with_parent false`. */
+function sessionLimitsText(s: ConnectionView['sessions']): string {
+  const parts = Object.entries(s ?? {}).map(([k, v]) => `${k} ${String(v)}`);
+  return parts.length > 0 ? parts.join(', ') : 'global limits';
 }

@@ -20,16 +20,18 @@ export function sessionCommands(program: Command): void {
       );
       if (o.json) return printJson(rows);
       printTable(
-        ['ID', 'SUBJECT', 'ROOT', 'CONNECTION', 'PROTOCOL', 'STATUS', 'STARTED', 'ENDED'],
+        ['ID', 'SUBJECT', 'ROOT', 'CONNECTION', 'PROTOCOL', 'STATUS', 'STARTED', 'ENDED', 'END REASON'],
         rows.map((s) => [
           s.id,
           s.subject,
           s.root_subject,
           s.connection,
           s.protocol,
-          s.status,
+          // An orphan allowed to run on is still active, but says so.
+          s.orphaned_at && s.status === 'active' ? 'active (orphaned)' : s.status,
           s.started_at,
           s.ended_at,
+          s.end_reason,
         ]),
       );
     });

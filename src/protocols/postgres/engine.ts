@@ -4,7 +4,8 @@
 // A fast-path FunctionCall is judged as the SELECT of the function its OID names.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type { Command, Session } from '../../gateway/session.js';
+import type { EndCause } from '../../gateway/live-sessions.js';
+import type { CloseReason, Command, Session } from '../../gateway/session.js';
 import type { FunctionResolver } from './catalog.js';
 import {
   Back,
@@ -28,7 +29,7 @@ import { commentedParse, commentedQuery } from './trace-comment.js';
 
 export interface EngineOptions {
   maxMessage?: number;
-  onClose?: (reason: 'client' | 'target' | 'error' | 'killed', detail?: string) => void;
+  onClose?: (reason: EngineCloseReason, detail?: string) => void;
   /** Table OIDs → `schema.table`, for mask rules that name tables; without it such rules fail closed. */
   resolveTables?: TableResolver;
   /** Function OIDs → `schema.name`, for FunctionCall messages; without it they are refused (fail closed). */
@@ -50,10 +51,29 @@ export interface EngineOptions {
   traceComment?: string;
 }
 
+type EngineCloseReason = Exclude<CloseReason, 'shutdown'>;
+
 export interface EngineHandle {
   /** Ends the session now: the client gets a FATAL with `message`, the target connection closes. */
-  kill(message: string): void;
+  kill(message: string, cause?: EndCause): void;
+  /**
+   * Epoch ms of the client's last bytes; null while the session is busy: a statement (or Sync)
+   * not yet answered by ReadyForQuery, which covers one running, held for review, or still
+   * delivering its result.
+   */
+  idleSince(): number | null;
 }
+
+/**
+ * What PostgreSQL itself sends for each: admin_shutdown (pg_terminate_backend) for an end
+ * decided by someone or something else, idle_session_timeout for an idle session.
+ */
+const END_CODES: Record<EndCause, { code: string; reason: EngineCloseReason }> = {
+  killed: { code: '57P01', reason: 'killed' },
+  idle: { code: '57P05', reason: 'timed_out' },
+  max_duration: { code: '57P01', reason: 'timed_out' },
+  orphaned: { code: '57P01', reason: 'orphaned' },
+};
 
 /** SQLSTATE for a statement Warden refused: insufficient_privilege, like a permission check. */
 export const REFUSED = '42501';
@@ -156,7 +176,10 @@ export function runEngine(
     // A late cancel would stop whatever the connection runs next, in someone else's session.
     !durations?.cancelling;
 
-  const end = (reason: 'client' | 'target' | 'error' | 'killed', detail?: string) => {
+  /** Epoch ms of the client's last chunk: a number written per chunk, nothing allocated. */
+  let clientActiveAt = Date.now();
+
+  const end = (reason: EngineCloseReason, detail?: string) => {
     if (ended) return;
     ended = true;
     durations?.close();
@@ -390,6 +413,7 @@ export function runEngine(
       }
     };
     const onData = (chunk: Buffer) => {
+      if (side === 'client') clientActiveAt = Date.now();
       let messages: Message[];
       try {
         messages = framer.push(chunk);
@@ -430,11 +454,12 @@ export function runEngine(
   client.resume();
   target.resume();
   return {
-    kill(text: string) {
+    kill(text: string, cause: EndCause = 'killed') {
       if (ended) return;
-      // What PostgreSQL sends on pg_terminate_backend: admin_shutdown, then the connection ends.
-      client.write(errorResponse({ severity: 'FATAL', code: '57P01', message: `${text} (warden)` }));
-      end('killed', text);
+      const { code, reason } = END_CODES[cause];
+      client.write(errorResponse({ severity: 'FATAL', code, message: `${text} (warden)` }));
+      end(reason, text);
     },
+    idleSince: () => (outstanding > 0 ? null : clientActiveAt),
   };
 }

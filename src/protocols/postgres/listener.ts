@@ -8,6 +8,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../../audit/log.js';
 import type { Config } from '../../config/schema.js';
+import { orphanAtBirth, sessionLimits } from '../../gateway/lifetime-watch.js';
 import type { LiveSessions } from '../../gateway/live-sessions.js';
 import { Session, type SessionDeps } from '../../gateway/session.js';
 import type { Authenticator } from '../../identity/authenticate.js';
@@ -141,6 +142,19 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         subject: identity.subject,
       });
     }
+    const limits = sessionLimits(deps.config.sessions, conn);
+    const orphan = await orphanAtBirth(deps.session.sessions, identity.parentSessionId, limits);
+    if (orphan) {
+      return refused(
+        client,
+        '28000',
+        `cannot open a session: ${orphan} (sessions.end_with_parent) (warden)`,
+        {
+          connection: name,
+          subject: identity.subject,
+        },
+      );
+    }
     // A connection with `access: jit` needs a grant in force; without a way to check, nobody gets in.
     let admission: Awaited<ReturnType<AccessGrants['admit']>> | undefined;
     if (conn.access === 'jit') {
@@ -253,11 +267,21 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         void session.close(reason, detail);
       },
     });
-    deps.live.add(session.id, (text) => engine.kill(text), {
-      via: identity.via,
-      id: identity.tokenId,
-      subjects: [identity.subject, identity.rootSubject, ...identity.chain],
-    });
+    deps.live.add(
+      session.id,
+      (text, cause) => engine.kill(text, cause),
+      {
+        via: identity.via,
+        id: identity.tokenId,
+        subjects: [identity.subject, identity.rootSubject, ...identity.chain],
+      },
+      {
+        startedAt: session.startedAt.getTime(),
+        parentSessionId: identity.parentSessionId,
+        limits,
+        idleSince: engine.idleSince,
+      },
+    );
     if (admission) deps.access?.sessions.hold(session.id, admission.grant);
   };
 
