@@ -83,6 +83,8 @@ describe('warden login against a real OpenID provider', () => {
   let corp: OidcProvider;
   /** Signs people in through the ID token (no resource indicator). */
   let partner: OidcProvider;
+  /** Trusted by Warden, but mints its access tokens for another API: every login is refused. */
+  let billing: OidcProvider;
   let warden: WardenProcess;
   let adminKey: string;
   let homes = 0;
@@ -103,10 +105,10 @@ describe('warden login against a real OpenID provider', () => {
   const credentialsOf = (home: string) => join(home, 'warden', 'credentials.json');
 
   /** The browser flow as a person would go through it; returns the CLI's result. */
-  async function browserLogin(home: string, subject = 'alice@example.com'): Promise<CliResult> {
-    const run = startLogin(['--no-browser', '--issuer', corp.issuer], cliEnv(home));
+  async function browserLogin(home: string, at = corp, subject = 'alice@example.com'): Promise<CliResult> {
+    const run = startLogin(['--no-browser', '--issuer', at.issuer], cliEnv(home));
     const [, url] = await run.prompt(/^ {2}(http\S+)$/m);
-    const callback = await corp.signIn(url!, subject);
+    const callback = await at.signIn(url!, subject);
     const res = await fetch(callback);
     assert.equal(res.status, 200, await res.text());
     return run.done;
@@ -126,6 +128,12 @@ describe('warden login against a real OpenID provider', () => {
       clients: [],
       login: { clientId: 'partner-cli', users: [{ subject: 'bob', groups: ['contractors'] }] },
     });
+    billing = await startOidcProvider({
+      keys: [await providerKey('billing-1')],
+      clients: [],
+      audience: 'billing',
+      login: { clientId: 'billing-cli', users: [{ subject: 'carol', groups: ['finance'] }] },
+    });
     warden = await startWarden({
       dir,
       config: {
@@ -144,6 +152,11 @@ describe('warden login against a real OpenID provider', () => {
               audience: ['warden', 'partner-cli'],
               login: { client_id: 'partner-cli' },
             },
+            {
+              issuer: billing.issuer,
+              audience: 'warden',
+              login: { client_id: 'billing-cli', resource: RESOURCE },
+            },
           ],
           roles: { admin: ['platform'] },
         },
@@ -156,6 +169,7 @@ describe('warden login against a real OpenID provider', () => {
     await warden?.stop();
     await corp?.stop();
     await partner?.stop();
+    await billing?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -166,6 +180,12 @@ describe('warden login against a real OpenID provider', () => {
       issuers: [
         { issuer: corp.issuer, client_id: 'warden-cli', scopes: 'openid profile email', resource: RESOURCE },
         { issuer: partner.issuer, client_id: 'partner-cli', scopes: 'openid profile email' },
+        {
+          issuer: billing.issuer,
+          client_id: 'billing-cli',
+          scopes: 'openid profile email',
+          resource: RESOURCE,
+        },
       ],
     });
   });
@@ -264,6 +284,26 @@ describe('warden login against a real OpenID provider', () => {
     assert.match(
       res.stderr,
       /^warden: the sign-in was refused at http:\/\/127\.0\.0\.1:\d+ \(End-User aborted interaction\)$/m,
+    );
+  });
+
+  it('says Warden refused the login, caches nothing and audits the refusal', async () => {
+    const home = freshHome();
+    const res = await browserLogin(home, billing, 'carol');
+    assert.equal(res.code, 1);
+    assert.equal(
+      res.stderr.split('\n').at(-2),
+      'warden: Warden refused the login: 401 unauthenticated: token is not meant for Warden (audience)',
+    );
+    assert.throws(() => statSync(credentialsOf(home)), { code: 'ENOENT' });
+    const audit = await api(warden.url, 'GET', '/api/audit?type=auth.refused&tail=true', { token: adminKey });
+    const refused = (audit.body as { records: AuditRecord[] }).records.find(
+      (r) => r.payload.issuer === billing.issuer,
+    );
+    assert.ok(refused, audit.text);
+    assert.deepEqual(
+      [refused.target, refused.outcome, refused.payload.reason],
+      ['POST /api/tokens', 'denied', 'wrong_audience'],
     );
   });
 
