@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { type OidcProvider, RESOURCE, startOidcProvider } from '../testing/oidc-provider.js';
 import {
@@ -85,6 +86,8 @@ describe('warden login against a real OpenID provider', () => {
   let partner: OidcProvider;
   /** Trusted by Warden, but mints its access tokens for another API: every login is refused. */
   let billing: OidcProvider;
+  /** A device-flow provider whose codes live 2 s, for a sign-in nobody finishes. */
+  let kiosk: OidcProvider;
   let warden: WardenProcess;
   let adminKey: string;
   let homes = 0;
@@ -127,6 +130,13 @@ describe('warden login against a real OpenID provider', () => {
       keys: [await providerKey('partner-1')],
       clients: [],
       login: { clientId: 'partner-cli', users: [{ subject: 'bob', groups: ['contractors'] }] },
+      device: { interval: 1 },
+    });
+    kiosk = await startOidcProvider({
+      keys: [await providerKey('kiosk-1')],
+      clients: [],
+      login: { clientId: 'kiosk-cli', users: [] },
+      device: { interval: 1, ttl: 2 },
     });
     billing = await startOidcProvider({
       keys: [await providerKey('billing-1')],
@@ -157,6 +167,7 @@ describe('warden login against a real OpenID provider', () => {
               audience: 'warden',
               login: { client_id: 'billing-cli', resource: RESOURCE },
             },
+            { issuer: kiosk.issuer, audience: ['warden', 'kiosk-cli'], login: { client_id: 'kiosk-cli' } },
           ],
           roles: { admin: ['platform'] },
         },
@@ -170,6 +181,7 @@ describe('warden login against a real OpenID provider', () => {
     await corp?.stop();
     await partner?.stop();
     await billing?.stop();
+    await kiosk?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -186,6 +198,7 @@ describe('warden login against a real OpenID provider', () => {
           scopes: 'openid profile email',
           resource: RESOURCE,
         },
+        { issuer: kiosk.issuer, client_id: 'kiosk-cli', scopes: 'openid profile email' },
       ],
     });
   });
@@ -271,6 +284,32 @@ describe('warden login against a real OpenID provider', () => {
     assert.match(res.stdout, /as bob \(human; groups contractors\)/);
     const me = JSON.parse((await runCli(['whoami', '--json'], { env: cliEnv(home) })).stdout) as Whoami;
     assert.deepEqual([me.subject, me.groups, me.issuer], ['bob', ['contractors'], 'warden']);
+  });
+
+  it('polls 5 s slower after the provider answers slow_down', async () => {
+    const polls = () => partner.requests().filter((p) => p === '/token').length;
+    const before = polls();
+    partner.slowDown(1);
+    const run = startLogin(['--device', '--issuer', partner.issuer], cliEnv(freshHome()));
+    const [, code] = await run.prompt(/enter the code:\n\n {2}(\S+)\n/);
+    while (polls() === before) await sleep(20);
+    const slowedAt = Date.now();
+    await partner.approveDevice(code!, 'bob');
+    const res = await run.done;
+    assert.equal(res.code, 0, res.stderr);
+    // The announced 1 s plus 5 s: one poll answered slow_down, the next one the tokens.
+    assert.ok(Date.now() - slowedAt >= 5_500, `finished ${Date.now() - slowedAt} ms after slow_down`);
+    assert.equal(polls() - before, 2);
+  });
+
+  it('says the code expired when nobody signs in in time', async () => {
+    const run = startLogin(['--device', '--issuer', kiosk.issuer], cliEnv(freshHome()));
+    const res = await run.done;
+    assert.equal(res.code, 1);
+    assert.match(
+      res.stderr,
+      /^warden: the code expired before the sign-in finished: run `warden login --device` again$/m,
+    );
   });
 
   it('says the sign-in was refused when the person aborts it on the device page', async () => {

@@ -43,6 +43,11 @@ export interface OidcProviderOptions {
    * people who may sign in with it.
    */
   login?: { clientId: string; users: OidcUser[] };
+  /**
+   * Device flow: the polling `interval` announced in seconds (oidc-provider announces none, so
+   * clients wait 5 s) and the lifetime of a code in seconds (default 600).
+   */
+  device?: { interval?: number; ttl?: number };
 }
 
 export interface OidcProvider {
@@ -57,6 +62,8 @@ export interface OidcProvider {
   signIn(authorizeUrl: string, subject: string): Promise<string>;
   /** Plays a person entering `userCode` at the device page and signing in as `subject` (or refusing). */
   approveDevice(userCode: string, subject: string, opts?: { abort?: boolean }): Promise<BrowserResult>;
+  /** Answers the next `n` device-flow polls still pending with `slow_down` (RFC 8628 §3.5). */
+  slowDown(n: number): void;
   /** Paths of every request the provider answered, in order (discovery, JWKS, token). */
   requests(): string[];
   stop(): Promise<void>;
@@ -150,13 +157,26 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
         }),
       },
     },
-    ttl: { ClientCredentials: ttl, DeviceCode: 600 },
+    ttl: { ClientCredentials: ttl, DeviceCode: opts.device?.ttl ?? 600 },
     extraTokenClaims: (_ctx, token) => ({
       groups:
         'accountId' in token
           ? (users.get(token.accountId)?.groups ?? [])
           : (clients.get(token.clientId ?? '')?.groups ?? []),
     }),
+  });
+  let slowDowns = 0;
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (ctx.path === '/device/auth' && ctx.status === 200 && opts.device?.interval && body) {
+      body.interval = opts.device.interval;
+    }
+    // oidc-provider never asks a client to slow down; a test that wants to see it happen says so.
+    if (ctx.path === '/token' && body?.error === 'authorization_pending' && slowDowns > 0) {
+      slowDowns--;
+      ctx.body = { error: 'slow_down', error_description: 'polled too often' };
+    }
   });
   handle = provider.callback();
   interact = (req, res) => interaction(provider, users, req, res);
@@ -193,6 +213,9 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
         login: subject,
         ...(o.abort ? { abort: 'yes' } : {}),
       }),
+    slowDown(n) {
+      slowDowns = n;
+    },
     requests: () => [...seen],
     async stop() {
       if (!server.listening) return;
