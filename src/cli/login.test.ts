@@ -107,6 +107,17 @@ describe('warden login against a real OpenID provider', () => {
   });
   const credentialsOf = (home: string) => join(home, 'warden', 'credentials.json');
 
+  /** The audit record of `type` that `match` picks; refusals are written asynchronously, so this waits a little. */
+  async function audited(type: string, match: (r: AuditRecord) => boolean): Promise<AuditRecord> {
+    for (let i = 0; ; i++) {
+      const res = await api(warden.url, 'GET', `/api/audit?type=${type}&tail=true`, { token: adminKey });
+      const found = (res.body as { records: AuditRecord[] }).records.find(match);
+      if (found) return found;
+      if (i === 50) assert.fail(`no matching ${type} record: ${res.text}`);
+      await sleep(100);
+    }
+  }
+
   /** The browser flow as a person would go through it; returns the CLI's result. */
   async function browserLogin(home: string, at = corp, subject = 'alice@example.com'): Promise<CliResult> {
     const run = startLogin(['--no-browser', '--issuer', at.issuer], cliEnv(home));
@@ -231,11 +242,7 @@ describe('warden login against a real OpenID provider', () => {
       [me.subject, me.kind, me.via, me.groups],
       ['alice@example.com', 'human', 'warden_token', ['platform', 'dev']],
     );
-    const audit = await api(warden.url, 'GET', '/api/audit?type=token.issued&tail=true', { token: adminKey });
-    const issued = (audit.body as { records: AuditRecord[] }).records.find(
-      (r) => r.target === `token:${login.jti}`,
-    );
-    assert.ok(issued, audit.text);
+    const issued = await audited('token.issued', (r) => r.target === `token:${login.jti}`);
     assert.deepEqual(
       [issued.actor.subject, issued.outcome, issued.payload.via],
       ['alice@example.com', 'success', 'oidc'],
@@ -335,11 +342,7 @@ describe('warden login against a real OpenID provider', () => {
       'warden: Warden refused the login: 401 unauthenticated: token is not meant for Warden (audience)',
     );
     assert.throws(() => statSync(credentialsOf(home)), { code: 'ENOENT' });
-    const audit = await api(warden.url, 'GET', '/api/audit?type=auth.refused&tail=true', { token: adminKey });
-    const refused = (audit.body as { records: AuditRecord[] }).records.find(
-      (r) => r.payload.issuer === billing.issuer,
-    );
-    assert.ok(refused, audit.text);
+    const refused = await audited('auth.refused', (r) => r.payload.issuer === billing.issuer);
     assert.deepEqual(
       [refused.target, refused.outcome, refused.payload.reason],
       ['POST /api/tokens', 'denied', 'wrong_audience'],
@@ -371,6 +374,18 @@ describe('warden login against a real OpenID provider', () => {
       res.stderr,
       `warden: your login to ${warden.url} as alice@example.com expired at 2020-01-01T00:00:00.000Z: run \`warden login\`\n`,
     );
+  });
+
+  it('asks to run warden login when Warden no longer takes the cached token', async () => {
+    const home = freshHome();
+    assert.equal((await browserLogin(home)).code, 0);
+    const { jti } = (
+      JSON.parse(readFileSync(credentialsOf(home), 'utf8')) as { logins: Record<string, { jti: string }> }
+    ).logins[warden.url]!;
+    assert.equal((await api(warden.url, 'DELETE', `/api/tokens/${jti}`, { token: adminKey })).status, 200);
+    const res = await runCli(['whoami'], { env: cliEnv(home) });
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^warden: 401 \S+: .*revoked.*: run `warden login`$/m);
   });
 
   it('lets WARDEN_TOKEN win over the cached login', async () => {

@@ -153,6 +153,14 @@ describe('configuration', () => {
       () => loadConfig(bad, {}),
       /identity\.oidc\[0\]\.login: login without a resource hands Warden the ID token, whose audience is the client id: add login\.client_id to audience, or set login\.resource/,
     );
+    const noOpenid = file(
+      'login-scopes.yaml',
+      'identity:\n  oidc:\n    - issuer: "https://login.example.com"\n      audience: [warden, warden-cli]\n      login: { client_id: warden-cli, scopes: "profile email" }\n',
+    );
+    assert.throws(
+      () => loadConfig(noOpenid, {}),
+      /identity\.oidc\[0\]\.login\.scopes: .*add it to login\.scopes/,
+    );
   });
 
   it('names the environment variable when an override is wrong', () => {

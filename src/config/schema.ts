@@ -66,6 +66,14 @@ const oidcIssuer = z
         'login without a resource hands Warden the ID token, whose audience is the client id: add login.client_id to audience, or set login.resource',
       path: ['login'],
     },
+  )
+  .refine(
+    (i) => !i.login || i.login.resource !== undefined || i.login.scopes.split(/\s+/).includes('openid'),
+    {
+      message:
+        'login without a resource hands Warden the ID token, which only comes with the openid scope: add it to login.scopes',
+      path: ['login', 'scopes'],
+    },
   );
 export type OidcIssuerConfig = z.infer<typeof oidcIssuer>;
 

@@ -94,6 +94,8 @@ export function loginCommands(program: Command): void {
         `logged in to ${baseUrl} as ${me.subject} (${me.kind}; groups ${me.groups.join(', ') || '-'}), ` +
           `token ${minted.jti} expires ${minted.expires_at}\ncredentials saved in ${path}\n`,
       );
+      if (process.env.WARDEN_TOKEN)
+        say('note: WARDEN_TOKEN is set, and commands use it rather than this login');
     });
 
   program
