@@ -147,6 +147,9 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
           ctx.body = '<p>signed in; return to your device</p>';
         },
       },
+      // A person's login that names a resource (RFC 8707) gets a JWT access token whose `aud` is
+      // Warden's, like a service's: the token meant for an API. A login without one leaves Warden
+      // the ID token (aud = the login client), the way kubectl's OIDC plugins work; both are tested.
       resourceIndicators: {
         enabled: true,
         getResourceServerInfo: (_ctx, _resource, client) => ({
