@@ -81,7 +81,8 @@ export async function loopbackLogin(
     }
     const got = q.get('code');
     if (!got) return page(res, 400, 'Refused: the response carries no code.');
-    page(res, 200, 'Signed in to Warden. You can close this tab and return to the terminal.');
+    // Warden has not seen the token yet: the terminal tells whether the login succeeded.
+    page(res, 200, 'Sign-in received. You can close this tab; the terminal shows the result.');
     settle?.resolve(got);
   });
   server.listen(0, '127.0.0.1');
