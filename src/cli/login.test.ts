@@ -388,6 +388,19 @@ describe('warden login against a real OpenID provider', () => {
     assert.match(res.stderr, /^warden: 401 \S+: .*revoked.*: run `warden login`$/m);
   });
 
+  it('revokes the token a new login replaces', async () => {
+    const home = freshHome();
+    const tokenIn = () =>
+      (JSON.parse(readFileSync(credentialsOf(home), 'utf8')) as { logins: Record<string, { token: string }> })
+        .logins[warden.url]!.token;
+    assert.equal((await browserLogin(home)).code, 0);
+    const first = tokenIn();
+    assert.equal((await browserLogin(home)).code, 0);
+    assert.notEqual(tokenIn(), first);
+    assert.equal((await api(warden.url, 'GET', '/api/whoami', { token: first })).status, 401);
+    assert.equal((await api(warden.url, 'GET', '/api/whoami', { token: tokenIn() })).status, 200);
+  });
+
   it('lets WARDEN_TOKEN win over the cached login', async () => {
     const home = freshHome();
     assert.equal((await browserLogin(home)).code, 0);

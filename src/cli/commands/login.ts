@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import type { LoginConfigView } from '../../api/routes/login.js';
 import { ApiClient, CliError } from '../client.js';
-import { cachedLogin, removeLogin, saveLogin } from '../credentials.js';
+import { type CachedLogin, cachedLogin, removeLogin, saveLogin } from '../credentials.js';
 import { deviceLogin } from '../login/device.js';
 import { loopbackLogin } from '../login/loopback.js';
 import { discover, type LoginClient } from '../login/oauth.js';
@@ -41,6 +41,16 @@ function pick(clients: LoginClient[], issuer: string | undefined, baseUrl: strin
   if (clients.length > 1)
     throw new CliError(`${baseUrl} offers several logins; choose one with --issuer: ${names}`, 2);
   return clients[0]!;
+}
+
+/** Revokes a cached login's token with itself; false when it has expired anyway. */
+async function revoke(baseUrl: string, login: CachedLogin): Promise<boolean> {
+  if (!(Date.parse(login.expires_at) > Date.now())) return false;
+  await new ApiClient({ url: baseUrl, token: login.token }).request(
+    'DELETE',
+    `/api/tokens/${encodeURIComponent(login.jti)}`,
+  );
+  return true;
 }
 
 interface Whoami {
@@ -83,6 +93,7 @@ export function loginCommands(program: Command): void {
       } catch (err) {
         throw new CliError(`Warden refused the login: ${(err as Error).message}`);
       }
+      const previous = cachedLogin(baseUrl);
       const path = saveLogin(baseUrl, {
         token: minted.token,
         jti: minted.jti,
@@ -94,6 +105,8 @@ export function loginCommands(program: Command): void {
         `logged in to ${baseUrl} as ${me.subject} (${me.kind}; groups ${me.groups.join(', ') || '-'}), ` +
           `token ${minted.jti} expires ${minted.expires_at}\ncredentials saved in ${path}\n`,
       );
+      // The token this login replaces is in no one's hands any more: revoke it, best effort.
+      if (previous && previous.jti !== minted.jti) await revoke(baseUrl, previous).catch(() => {});
       if (process.env.WARDEN_TOKEN)
         say('note: WARDEN_TOKEN is set, and commands use it rather than this login');
     });
@@ -109,18 +122,11 @@ export function loginCommands(program: Command): void {
         return;
       }
       let note = `token ${login.jti} revoked`;
-      if (Date.parse(login.expires_at) > Date.now()) {
-        try {
-          await new ApiClient({ url: baseUrl, token: login.token }).request(
-            'DELETE',
-            `/api/tokens/${encodeURIComponent(login.jti)}`,
-          );
-        } catch (err) {
-          // Forgetting it locally still matters; say the token lives on until it expires.
-          note = `token ${login.jti} not revoked (${(err as Error).message}); it expires ${login.expires_at}`;
-        }
-      } else {
-        note = `token ${login.jti} had expired`;
+      try {
+        if (!(await revoke(baseUrl, login))) note = `token ${login.jti} had expired`;
+      } catch (err) {
+        // Forgetting it locally still matters; say the token lives on until it expires.
+        note = `token ${login.jti} not revoked (${(err as Error).message}); it expires ${login.expires_at}`;
       }
       removeLogin(baseUrl);
       process.stdout.write(`logged out of ${baseUrl} as ${login.subject}: ${note}\n`);
