@@ -18,6 +18,7 @@ import { accessRoutes } from './routes/access.js';
 import { auditRoutes } from './routes/audit.js';
 import { connectionRoutes } from './routes/connections.js';
 import { identityRoutes } from './routes/identity.js';
+import { loginRoutes } from './routes/login.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { policyRoutes } from './routes/policy.js';
 import { preapprovalRoutes } from './routes/preapprovals.js';
@@ -137,6 +138,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
 
   identityRoutes(zapp, ctx);
   subjectRoutes(zapp, ctx);
+  loginRoutes(zapp, ctx);
   oauthRoutes(zapp, ctx);
   connectionRoutes(zapp, ctx);
   sessionRoutes(zapp, ctx);

@@ -1,5 +1,6 @@
-// The CLI's API client: WARDEN_URL + WARDEN_TOKEN, JSON in and out, and one clear line for
-// every failure (unreachable server, refused credential, validation error).
+// The CLI's API client: WARDEN_URL + WARDEN_TOKEN (else the token `warden login` cached), JSON
+// in and out, and one clear line for every failure (unreachable server, refused credential, …).
+import { cachedLogin } from './credentials.js';
 import { type ServerEvent, serverEvents } from './server-events.js';
 
 export class CliError extends Error {
@@ -17,27 +18,49 @@ export interface ClientOptions {
   token?: string;
 }
 
+/** The credential a command presents, and where it came from. */
+export interface Credential {
+  token: string;
+  source: 'WARDEN_TOKEN' | 'login';
+}
+
 export class ApiClient {
   readonly baseUrl: string;
   private readonly token: string | undefined;
 
-  constructor(opts: ClientOptions = {}, env: NodeJS.ProcessEnv = process.env) {
-    this.baseUrl = (opts.url ?? env.WARDEN_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
-    this.token = opts.token ?? env.WARDEN_TOKEN;
+  constructor(
+    opts: ClientOptions = {},
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.baseUrl = (opts.url ?? (env.WARDEN_URL || 'http://127.0.0.1:8080')).replace(/\/+$/, '');
+    this.token = opts.token ?? (env.WARDEN_TOKEN || undefined);
+  }
+
+  /** WARDEN_TOKEN when set (it always wins), else the live login cached for this Warden. */
+  credential(): Credential {
+    if (this.token) return { token: this.token, source: 'WARDEN_TOKEN' };
+    const login = cachedLogin(this.baseUrl, this.env);
+    if (!login) {
+      throw new CliError(
+        `no credential: set WARDEN_TOKEN to an API key or token (a fresh install writes one to .warden/admin.key), or run \`warden login\` to sign in to ${this.baseUrl}`,
+      );
+    }
+    if (!(Date.parse(login.expires_at) > Date.now())) {
+      throw new CliError(
+        `your login to ${this.baseUrl} as ${login.subject} expired at ${login.expires_at}: run \`warden login\``,
+      );
+    }
+    return { token: login.token, source: 'login' };
   }
 
   async raw(method: string, path: string, body?: unknown): Promise<Response> {
-    if (!this.token) {
-      throw new CliError(
-        'no credential: set WARDEN_TOKEN to an API key or token (a fresh install writes one to .warden/admin.key)',
-      );
-    }
+    const credential = this.credential();
     let res: Response;
     try {
       res = await fetch(`${this.baseUrl}${path}`, {
         method,
         headers: {
-          authorization: `Bearer ${this.token}`,
+          authorization: `Bearer ${credential.token}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -57,6 +80,8 @@ export class ApiClient {
       } catch {
         // not JSON: the status line is all there is
       }
+      // A cached login the server no longer takes (revoked, key rotated) is fixed the same way.
+      if (res.status === 401 && credential.source === 'login') message += ': run `warden login`';
       throw new CliError(message);
     }
     return res;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `warden` command. Local commands act on this machine's config and store; the rest talk
-// to a running gateway's API with WARDEN_URL and WARDEN_TOKEN.
+// to a running gateway's API with WARDEN_URL and WARDEN_TOKEN (or the token `warden login` keeps).
 // First: V8 flags must be set before any other module loads.
 import './memory-flags.js';
 import { Command, CommanderError } from 'commander';
@@ -11,6 +11,7 @@ import { auditCommands } from './commands/audit.js';
 import { connectionCommands } from './commands/connections.js';
 import { identityCommands } from './commands/identity.js';
 import { localCommands } from './commands/local.js';
+import { loginCommands } from './commands/login.js';
 import { policyCommands } from './commands/policy.js';
 import { reviewCommands } from './commands/reviews.js';
 import { sessionCommands } from './commands/sessions.js';
@@ -24,6 +25,7 @@ const program = new Command('warden')
 
 localCommands(program);
 connectionCommands(program);
+loginCommands(program);
 identityCommands(program);
 auditCommands(program);
 reviewCommands(program);

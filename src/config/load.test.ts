@@ -166,6 +166,33 @@ describe('configuration', () => {
     );
   });
 
+  it('reads an OIDC login client and refuses one whose ID token Warden would not accept', () => {
+    const ok = file(
+      'login.yaml',
+      'identity:\n  oidc:\n    - issuer: "https://login.example.com"\n      audience: [warden, warden-cli]\n      login: { client_id: warden-cli }\n',
+    );
+    assert.deepEqual(loadConfig(ok, {}).config.identity.oidc[0]?.login, {
+      client_id: 'warden-cli',
+      scopes: 'openid profile email',
+    });
+    const bad = file(
+      'login-bad.yaml',
+      'identity:\n  oidc:\n    - issuer: "https://login.example.com"\n      audience: warden\n      login: { client_id: warden-cli }\n',
+    );
+    assert.throws(
+      () => loadConfig(bad, {}),
+      /identity\.oidc\[0\]\.login: login without a resource hands Warden the ID token, whose audience is the client id: add login\.client_id to audience, or set login\.resource/,
+    );
+    const noOpenid = file(
+      'login-scopes.yaml',
+      'identity:\n  oidc:\n    - issuer: "https://login.example.com"\n      audience: [warden, warden-cli]\n      login: { client_id: warden-cli, scopes: "profile email" }\n',
+    );
+    assert.throws(
+      () => loadConfig(noOpenid, {}),
+      /identity\.oidc\[0\]\.login\.scopes: .*add it to login\.scopes/,
+    );
+  });
+
   it('names the environment variable when an override is wrong', () => {
     assert.throws(
       () => loadConfig(undefined, { WARDEN_API_PORT: 'abc' }),

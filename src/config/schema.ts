@@ -28,21 +28,53 @@ export const JWT_ALGORITHMS = [
   'EdDSA',
 ] as const;
 
-const oidcIssuer = z.strictObject({
-  issuer: z.url(),
-  /** The `aud` a token must carry (one of, when a list). */
-  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
-  groups_claim: z.string().min(1).default('groups'),
-  subject_claim: z.string().min(1).default('sub'),
-  /** Only asymmetric algorithms: HS* would let anyone holding the public key forge tokens. */
-  algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA', 'PS256']),
-  /** Kind of every identity from this issuer; by default a client-credentials token is a service, others human. */
-  kind: z.enum(['human', 'service', 'agent']).optional(),
-  /** Skip discovery and read keys from here. */
-  jwks_uri: z.url().optional(),
-  /** Least time between two JWKS fetches; a token with an unknown kid triggers a refetch after it. */
-  jwks_refresh_cooldown: duration.prefault('30s'),
-});
+const oidcIssuer = z
+  .strictObject({
+    issuer: z.url(),
+    /** The `aud` a token must carry (one of, when a list). */
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    groups_claim: z.string().min(1).default('groups'),
+    subject_claim: z.string().min(1).default('sub'),
+    /** Only asymmetric algorithms: HS* would let anyone holding the public key forge tokens. */
+    algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA', 'PS256']),
+    /** Kind of every identity from this issuer; by default a client-credentials token is a service, others human. */
+    kind: z.enum(['human', 'service', 'agent']).optional(),
+    /** Skip discovery and read keys from here. */
+    jwks_uri: z.url().optional(),
+    /** Least time between two JWKS fetches; a token with an unknown kid triggers a refetch after it. */
+    jwks_refresh_cooldown: duration.prefault('30s'),
+    /** A public client people sign in with (`warden login`); its id is published, so it holds no secret. */
+    login: z
+      .strictObject({
+        client_id: z.string().min(1),
+        scopes: z.string().min(1).default('openid profile email'),
+        /**
+         * RFC 8707 resource indicator: with it, Warden is given the access token minted for that
+         * resource; without it, the ID token, whose audience is the client id.
+         */
+        resource: z.url().optional(),
+      })
+      .optional(),
+  })
+  .refine(
+    (i) =>
+      !i.login ||
+      i.login.resource !== undefined ||
+      (Array.isArray(i.audience) ? i.audience : [i.audience]).includes(i.login.client_id),
+    {
+      message:
+        'login without a resource hands Warden the ID token, whose audience is the client id: add login.client_id to audience, or set login.resource',
+      path: ['login'],
+    },
+  )
+  .refine(
+    (i) => !i.login || i.login.resource !== undefined || i.login.scopes.split(/\s+/).includes('openid'),
+    {
+      message:
+        'login without a resource hands Warden the ID token, which only comes with the openid scope: add it to login.scopes',
+      path: ['login', 'scopes'],
+    },
+  );
 export type OidcIssuerConfig = z.infer<typeof oidcIssuer>;
 
 const configConnection = z.strictObject({

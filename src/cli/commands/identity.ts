@@ -7,6 +7,7 @@ import { PARENT_SESSION_HEADER } from '../../identity/parent-session.js';
 import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../identity/token-exchange.js';
 import { jtiOfToken, type TokenView } from '../../identity/warden-tokens.js';
 import { ApiClient, CliError, query } from '../client.js';
+import { credentialsPath } from '../credentials.js';
 import { commaList } from '../options.js';
 import { printJson, printTable } from '../output.js';
 import { rotateSeal } from './local.js';
@@ -83,10 +84,11 @@ async function exchangeToken(
 export function identityCommands(program: Command): void {
   program
     .command('whoami')
-    .description('show the identity behind WARDEN_TOKEN')
+    .description('show the identity behind WARDEN_TOKEN, or behind your `warden login`')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const me = await new ApiClient().get<Whoami>('/api/whoami');
+      const client = new ApiClient();
+      const me = await client.get<Whoami>('/api/whoami');
       if (o.json) return printJson(me);
       const chain = me.chain.length > 0 ? `${me.root_subject} → ${me.chain.join(' → ')}` : '(direct)';
       for (const [k, v] of [
@@ -95,7 +97,12 @@ export function identityCommands(program: Command): void {
         ['roles', me.roles.join(', ')],
         ['chain', chain],
         ['via', `${me.via}${me.token_id ? ` ${me.token_id}` : ''}`],
+        ['issuer', me.issuer],
         ['expires', me.expires_at ?? 'never'],
+        [
+          'from',
+          client.credential().source === 'login' ? `warden login (${credentialsPath()})` : 'WARDEN_TOKEN',
+        ],
       ]) {
         process.stdout.write(`${`${k}:`.padEnd(10)}${v}\n`);
       }
@@ -189,7 +196,7 @@ export function identityCommands(program: Command): void {
   token
     .command('delegate')
     .description(
-      'exchange WARDEN_TOKEN for a narrower, shorter-lived token held by a child (RFC 8693); prints the token',
+      'exchange WARDEN_TOKEN (or your login) for a narrower, shorter-lived token held by a child (RFC 8693); prints the token',
     )
     .requiredOption('--to <child-name>', "the child's name (its identity in every record)")
     .option(
@@ -222,9 +229,8 @@ export function identityCommands(program: Command): void {
         env?: boolean;
         json?: boolean;
       }) => {
-        const subject = process.env.WARDEN_TOKEN;
-        if (!subject)
-          throw new CliError('no credential: set WARDEN_TOKEN to the token or API key to delegate from');
+        const client = new ApiClient();
+        const subject = client.credential().token;
         const form = new URLSearchParams({
           grant_type: TOKEN_EXCHANGE_GRANT,
           subject_token: subject,
@@ -245,7 +251,7 @@ export function identityCommands(program: Command): void {
         if (o.connections.length > 0) form.set('scope', o.connections.join(' '));
         if (o.ttl) form.set('ttl', o.ttl);
         const parentSession = o.parentSession ?? (process.env.WARDEN_SESSION || undefined);
-        const res = await exchangeToken(new ApiClient().baseUrl, form, parentSession);
+        const res = await exchangeToken(client.baseUrl, form, parentSession);
         if (o.json) return printJson(res);
         const exp = new Date(Date.now() + res.expires_in * 1000).toISOString();
         process.stderr.write(`token for ${o.to} (scope ${res.scope || '-'}), expires ${exp}:\n`);
