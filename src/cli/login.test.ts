@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { startLogin } from '../testing/cli-login.js';
 import { type OidcProvider, RESOURCE, startOidcProvider } from '../testing/oidc-provider.js';
-import {
-  api,
-  CLI,
-  type CliResult,
-  runCli,
-  startWarden,
-  type WardenProcess,
-} from '../testing/warden-process.js';
+import { api, type CliResult, runCli, startWarden, type WardenProcess } from '../testing/warden-process.js';
 
 interface Whoami {
   subject: string;
@@ -36,45 +29,6 @@ interface AuditRecord {
 async function providerKey(kid: string): Promise<JWK> {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   return { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' };
-}
-
-/** `warden login` running as a child process, whose stderr the test reads while it waits. */
-interface LoginRun {
-  /** Resolves with the first match of `pattern` in stderr so far or to come. */
-  prompt(pattern: RegExp): Promise<RegExpExecArray>;
-  done: Promise<CliResult>;
-}
-
-function startLogin(args: string[], env: NodeJS.ProcessEnv): LoginRun {
-  const child = spawn(process.execPath, [CLI, 'login', ...args], { env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  const waiters: Array<() => void> = [];
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    for (const w of waiters.splice(0)) w();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const done = new Promise<CliResult>((resolve) =>
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      for (const w of waiters.splice(0)) w();
-      resolve({ code: code ?? -1, stdout, stderr });
-    }),
-  );
-  const prompt = async (pattern: RegExp): Promise<RegExpExecArray> => {
-    for (;;) {
-      const m = pattern.exec(stderr);
-      if (m) return m;
-      if (child.exitCode !== null)
-        throw new Error(`login exited (${child.exitCode}) without ${pattern}:\n${stderr}`);
-      await new Promise<void>((r) => waiters.push(r));
-    }
-  };
-  return { prompt, done };
 }
 
 describe('warden login against a real OpenID provider', () => {
