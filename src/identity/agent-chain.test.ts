@@ -232,7 +232,7 @@ describe('a three-level agent chain from a person signed in with OIDC, through t
     assert.ok(at('agent-b (agent; chain agent-a → agent-b)') < at("select 'agent-b was here'"));
     assert.ok(at(`minted in session ${sessionA.id}`) > 0);
     assert.match(tree, /REVOKED/);
-    // Alice may trace her own agents without being an auditor; agent A may not read her tree.
+    // Alice may trace her own agents without being an auditor.
     const own = await asAlice(['audit', 'trace', sessionB.id, '--json']);
     assert.equal(own.code, 0, own.stderr);
     assert.equal(JSON.parse(own.stdout).root_subject, ALICE);
