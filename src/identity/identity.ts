@@ -85,6 +85,7 @@ export function actorOf(identity: Identity, address?: string | null) {
     root: identity.rootSubject,
     token_id: identity.tokenId,
     parent_token_id: identity.parentTokenId,
+    ...(identity.parentSessionId ? { parent_session: identity.parentSessionId } : {}),
     address: address ?? null,
   };
 }
