@@ -65,6 +65,35 @@ export interface Trace {
 const MAX_NODES = 500;
 const MAX_SESSIONS = 1000;
 const MAX_COMMANDS_PER_SESSION = 200;
+/** Characters of a command's text a trace shows (the session's recording has it whole). */
+const MAX_TEXT = 1000;
+
+interface Budget {
+  nodes: number;
+  sessions: number;
+  truncated: boolean;
+  /** Credential ids from the root down to what was asked for. */
+  path: string[];
+}
+
+/** The node with credential `id` in the tree under `n`, if any. */
+export function findNode(n: TraceNode, id: string): TraceNode | undefined {
+  if (n.id === id) return n;
+  for (const c of n.children) {
+    const hit = findNode(c, id);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+/** Whether the tree under `n` holds credential or session `id`. */
+export function holds(n: TraceNode, id: string): boolean {
+  return (
+    findNode(n, id) !== undefined ||
+    n.sessions.some((s) => s.id === id) ||
+    n.children.some((c) => holds(c, id))
+  );
+}
 
 export class TraceNotFound extends Error {
   override name = 'TraceNotFound';
@@ -77,21 +106,27 @@ export class Tracer {
   async trace(id: string): Promise<Trace> {
     const from = await this.locate(id);
     let credential = from.credential;
-    // Up to the token (or API key) the lineage starts with.
+    // Up to the token (or API key) the lineage starts with, keeping the way back down: the
+    // credentials on it are drawn first, so the size bounds never cut out what was asked for.
+    const path = [credential.id];
     for (let hops = 0; credential.kind === 'token'; hops++) {
       const row = await this.tokenRow(credential.id);
       if (!row || hops > 64) break;
       if (row.parent_jti) {
         credential = { kind: 'token', id: row.parent_jti };
+        path.unshift(credential.id);
         continue;
       }
       if (row.issued_via.startsWith('api_key:')) {
         const keyId = row.issued_via.slice('api_key:'.length);
-        if (await this.keyRow(keyId)) credential = { kind: 'api_key', id: keyId };
+        if (await this.keyRow(keyId)) {
+          credential = { kind: 'api_key', id: keyId };
+          path.unshift(keyId);
+        }
       }
       break;
     }
-    const budget = { nodes: 0, sessions: 0, truncated: false };
+    const budget = { nodes: 0, sessions: 0, truncated: false, path };
     const root = await this.node(credential, budget);
     if (!root) throw new TraceNotFound(`no token or API key ${credential.id} to trace from`);
     const rootSubject =
@@ -124,7 +159,7 @@ export class Tracer {
 
   private async node(
     c: { kind: 'token' | 'api_key'; id: string },
-    budget: { nodes: number; sessions: number; truncated: boolean },
+    budget: Budget,
   ): Promise<TraceNode | undefined> {
     if (budget.nodes >= MAX_NODES) {
       budget.truncated = true;
@@ -172,6 +207,14 @@ export class Tracer {
       };
       childTokens = await this.tokensWhere('parent_jti', t.jti, false);
     }
+    if (childTokens.length > MAX_NODES) {
+      budget.truncated = true;
+      childTokens.length = MAX_NODES;
+    }
+    const next = budget.path[budget.path.indexOf(c.id) + 1];
+    if (budget.path.includes(c.id) && next !== undefined) {
+      childTokens = [next, ...childTokens.filter((j) => j !== next)];
+    }
     node.sessions = await this.sessionsOf(node.id, budget);
     for (const jti of childTokens) {
       const child = await this.node({ kind: 'token', id: jti }, budget);
@@ -180,10 +223,7 @@ export class Tracer {
     return node;
   }
 
-  private async sessionsOf(
-    credentialId: string,
-    budget: { sessions: number; truncated: boolean },
-  ): Promise<TraceSession[]> {
+  private async sessionsOf(credentialId: string, budget: Budget): Promise<TraceSession[]> {
     const room = MAX_SESSIONS - budget.sessions;
     const rows = await this.store.db
       .selectFrom('sessions')
@@ -220,7 +260,9 @@ export class Tracer {
         application: s.application,
         traceparent: s.traceparent,
         client_addr: s.client_addr,
-        commands: events.slice(0, MAX_COMMANDS_PER_SESSION),
+        commands: events
+          .slice(0, MAX_COMMANDS_PER_SESSION)
+          .map((e) => (e.text.length > MAX_TEXT ? { ...e, text: `${e.text.slice(0, MAX_TEXT)}…` } : e)),
         commands_truncated: events.length > MAX_COMMANDS_PER_SESSION,
       });
     }
@@ -230,7 +272,11 @@ export class Tracer {
   private async tokensWhere(column: 'issued_via' | 'parent_jti', value: string, rootsOnly: boolean) {
     let q = this.store.db.selectFrom('tokens').select('jti').where(column, '=', value);
     if (rootsOnly) q = q.where('parent_jti', 'is', null);
-    const rows = await q.orderBy('issued_at').execute();
+    // One more than a node may show, so the caller knows it cut.
+    const rows = await q
+      .orderBy('issued_at')
+      .limit(MAX_NODES + 1)
+      .execute();
     return rows.map((r) => r.jti);
   }
 

@@ -3,8 +3,12 @@
 import type { Trace, TraceNode, TraceSession } from '../audit/trace.js';
 
 const clock = (iso: string | null): string => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '…');
+/** One line of at most `max` characters; control characters (terminal escapes in recorded SQL) go. */
 const oneLine = (text: string, max = 100): string => {
-  const t = text.replace(/\s+/g, ' ').trim();
+  const t = text
+    .replace(/\s+/g, ' ')
+    .replace(/\p{Cc}/gu, '')
+    .trim();
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 };
 
@@ -44,7 +48,7 @@ function sessionLines(s: TraceSession): string[] {
 
 /** The trace as lines of text, box-drawn. */
 export function renderTrace(t: Trace): string {
-  const lines = [`${t.root_subject} (root)`];
+  const lines = [`${oneLine(t.root_subject)} (root)`];
   const walk = (n: TraceNode, prefix: string, last: boolean) => {
     lines.push(`${prefix}${last ? '└─ ' : '├─ '}${nodeLine(n)}`);
     const inner = prefix + (last ? '   ' : '│  ');

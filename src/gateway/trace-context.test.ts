@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { traceFromStartup } from '../protocols/postgres/startup-trace.js';
-import { traceComment, withComment } from '../protocols/postgres/trace-comment.js';
+import {
+  commentedParse,
+  commentedQuery,
+  traceComment,
+  withComment,
+} from '../protocols/postgres/trace-comment.js';
 import { parseTraceparent } from './trace-context.js';
 
 const TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
@@ -60,8 +65,35 @@ describe('W3C traceparent', () => {
   it('puts the sqlcommenter comment inside the statement it names', () => {
     const c = traceComment(TP);
     assert.equal(c, `/*traceparent='${TP}'*/`);
-    assert.equal(withComment('select 1', c), `select 1 ${c}`);
-    assert.equal(withComment('select 1;\n', c), `select 1 ${c};\n`);
-    assert.equal(withComment('select 1 -- why', c), `select 1 -- why\n${c}`);
+    const add = (text: string) => withComment(Buffer.from(text), c).toString();
+    assert.equal(add('select 1'), `select 1 ${c}`);
+    assert.equal(add('select 1;\n'), `select 1 ${c};\n`);
+    assert.equal(add('select 1 -- why'), `select 1 -- why\n${c}`);
+    assert.equal(add('select 1 -- why\nfrom t'), `select 1 -- why\nfrom t ${c}`);
+  });
+
+  it('adds the comment to the bytes the client sent, whatever their encoding, and keeps Parse parameter types', () => {
+    const c = traceComment(TP);
+    // 'café' in LATIN1: the é is one byte that is not valid UTF-8 on its own.
+    const latin1 = Buffer.from("insert into t values ('café')", 'latin1');
+    const query = commentedQuery(Buffer.concat([latin1, Buffer.from([0])]), c);
+    assert.equal(query[0], 0x51);
+    assert.equal(query.readInt32BE(1), query.length - 1);
+    assert.equal(query.subarray(5).toString('latin1'), `insert into t values ('café') ${c}\0`);
+    const body = Buffer.concat([
+      Buffer.from('s1\0', 'latin1'),
+      latin1,
+      Buffer.from([0, 0, 1, 0, 0, 0, 0x17]), // one parameter type: int4
+    ]);
+    const parse = commentedParse(body, c);
+    assert.equal(parse[0], 0x50);
+    assert.equal(parse.readInt32BE(1), parse.length - 1);
+    assert.deepEqual(
+      parse.subarray(5),
+      Buffer.concat([
+        Buffer.from(`s1\0insert into t values ('café') ${c}`, 'latin1'),
+        Buffer.from([0, 0, 1, 0, 0, 0, 0x17]),
+      ]),
+    );
   });
 });

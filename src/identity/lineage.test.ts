@@ -33,13 +33,10 @@ describe('token lineage: parent sessions, trace context, disabled subjects, audi
       c.on('error', (e) => resolve(e as pg.DatabaseError)),
     );
     await c.connect();
-    // The target's application_name starts with the session id's first 8 characters.
-    const app = (await c.query<{ a: string }>("select current_setting('application_name') as a")).rows[0]!.a;
-    const prefix = /\[warden s=([0-9a-f]{8})/.exec(app)?.[1];
-    assert.ok(prefix, `no session id in ${app}`);
-    const res = await gw.api('GET', '/api/sessions?status=active&limit=500');
-    const session = (res.body as { sessions: SessionView[] }).sessions.find((s) => s.id.startsWith(prefix));
-    assert.ok(session, `no active session ${prefix}…`);
+    // Every session can read its own id on the target, to name it in X-Warden-Session.
+    const id = (await c.query<{ id: string }>("select current_setting('warden.session') as id")).rows[0]!.id;
+    const session = (await gw.api('GET', `/api/sessions/${id}`)).body as SessionView;
+    assert.equal(session.status, 'active');
     return { c, id: session.id, ended };
   };
 
@@ -124,6 +121,11 @@ describe('token lineage: parent sessions, trace context, disabled subjects, audi
       body: {},
     });
     assert.equal(minting.status, 400, minting.text);
+    await gw.waitForAudit(
+      'token.refused',
+      (r) =>
+        r.actor.subject === 'agent-a' && String(r.payload.reason).includes('is not a session of agent-a'),
+    );
   });
 
   it('keeps the caller’s traceparent on its session and continues the trace in the SQL the database sees', async () => {
@@ -189,12 +191,13 @@ describe('token lineage: parent sessions, trace context, disabled subjects, audi
     const back = await open(keys['svc-x']);
     await back.c.end();
     await assert.rejects(open(token), /revoked/);
-    const self = await gw.api('POST', '/api/subjects/svc-y/disable', {
-      token: gw.adminKey,
-      body: { reason: 'x' },
+    // An admin cannot lock themselves out.
+    const whoAmI = ((await gw.api('GET', '/api/whoami')).body as { subject: string }).subject;
+    const self = await gw.api('POST', `/api/subjects/${encodeURIComponent(whoAmI)}/disable`, {
+      body: { reason: 'oops' },
     });
-    assert.equal(self.status, 200);
-    assert.equal((await gw.cli(['subjects', 'enable', 'svc-y'])).code, 0);
+    assert.equal(self.status, 400);
+    assert.match(self.text, /cannot disable yourself/);
   });
 
   it('traces a lineage from its root credential through every delegate, with sessions and commands in order', async () => {
@@ -244,6 +247,21 @@ describe('token lineage: parent sessions, trace context, disabled subjects, audi
     assert.equal((byToken.body as Trace).root.id, trace.root.id);
     const stranger = await gw.api('GET', `/api/audit/trace/${s2.id}`, { token: keys['svc-y'] });
     assert.equal(stranger.status, 404);
+    // A delegate sees the part of the tree under its own token, and nothing beside or above it.
+    const fromPlanner = await gw.api('GET', `/api/audit/trace/${s2.id}`, { token: t1 });
+    assert.equal(fromPlanner.status, 200, fromPlanner.text);
+    assert.equal((fromPlanner.body as Trace).root.subject, 'planner');
+    assert.ok(
+      !fromPlanner.text.includes('a-was-here'),
+      "the root's own sessions are not shown to a delegate",
+    );
+    const sibling = await delegatedToken(gw, keys['agent-a'], 'reviewer', 'shop');
+    for (const id of [s2.id, a.id, decodeJwt(t1).jti as string]) {
+      const peek = await gw.api('GET', `/api/audit/trace/${id}`, { token: sibling });
+      assert.equal(peek.status, 404, `a sibling delegate traced ${id}`);
+    }
+    const up = await gw.api('GET', `/api/audit/trace/${a.id}`, { token: t2 });
+    assert.equal(up.status, 404, 'a delegate cannot trace its parent');
     const unknown = await gw.api('GET', '/api/audit/trace/nothing-here');
     assert.equal(unknown.status, 404);
 

@@ -7,8 +7,23 @@ import type { Identity } from './identity.js';
 export const PARENT_SESSION_HEADER = 'x-warden-session';
 const SESSION_ID = /^[0-9a-f-]{36}$/;
 
+/**
+ * The session `caller` names (the `X-Warden-Session` header's value) as the one it mints a token in:
+ * null when it names none, or why it may not name that one.
+ */
+export async function namedParentSession(
+  sessions: Sessions,
+  caller: Identity,
+  header: string | string[] | undefined,
+): Promise<{ id: string | null } | { problem: string }> {
+  if (header === undefined) return { id: null };
+  if (Array.isArray(header)) return { problem: `repeated ${PARENT_SESSION_HEADER}` };
+  const problem = await parentSessionProblem(sessions, caller, header);
+  return problem ? { problem } : { id: header };
+}
+
 /** Why `caller` may not name session `id` as the one it mints in (undefined when it may). */
-export async function parentSessionProblem(
+async function parentSessionProblem(
   sessions: Sessions,
   caller: Identity,
   id: string,

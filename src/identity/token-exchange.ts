@@ -8,7 +8,7 @@ import { looksLikeApiKey } from './api-keys.js';
 import type { Authenticator } from './authenticate.js';
 import { AuthError } from './errors.js';
 import { type Identity, scopeCovers, withoutReservedGroups } from './identity.js';
-import { parentSessionProblem } from './parent-session.js';
+import { namedParentSession } from './parent-session.js';
 import type { DelegatedHolder, MintedToken, WardenTokens } from './warden-tokens.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -78,8 +78,8 @@ export class TokenExchange {
     private readonly sessions: Sessions,
   ) {}
 
-  /** `parentSession`: the session the subject token's holder mints in (`X-Warden-Session`). */
-  async exchange(body: unknown, parentSession?: string): Promise<Exchanged> {
+  /** `parentSession`: the `X-Warden-Session` header, naming the session the subject token's holder mints in. */
+  async exchange(body: unknown, parentSession?: string | string[]): Promise<Exchanged> {
     const parsed = exchangeRequest.safeParse(body ?? {});
     if (!parsed.success) {
       const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0] ?? 'body')))];
@@ -104,11 +104,9 @@ export class TokenExchange {
     }
     const parent = await this.present('subject_token', req.subject_token, req.subject_token_type);
     try {
-      if (parentSession !== undefined) {
-        const problem = await parentSessionProblem(this.sessions, parent, parentSession);
-        if (problem) throw new OAuthError('invalid_request', problem);
-      }
-      return await this.delegate(parent, req, parentSession ?? parent.parentSessionId);
+      const named = await namedParentSession(this.sessions, parent, parentSession);
+      if ('problem' in named) throw new OAuthError('invalid_request', named.problem);
+      return await this.delegate(parent, req, named.id);
     } catch (err) {
       if (err instanceof OAuthError) err.subject = parent;
       throw err;

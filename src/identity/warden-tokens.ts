@@ -305,10 +305,23 @@ export class WardenTokens {
 
   /** Revokes every live token held by `subject` or rooted at it, and their descendants (a subject disabled). */
   async revokeSubject(subject: string): Promise<string[]> {
+    // Tokens minted straight from the subject's API keys are its own, whatever their holder.
+    const keys = await this.store.db
+      .selectFrom('api_keys')
+      .select('id')
+      .where('name', '=', subject)
+      .execute();
+    const minted = keys.map((k) => `api_key:${k.id}`);
     const rows = await this.store.db
       .selectFrom('tokens')
       .select('jti')
-      .where((eb) => eb.or([eb('subject', '=', subject), eb('root_subject', '=', subject)]))
+      .where((eb) =>
+        eb.or([
+          eb('subject', '=', subject),
+          eb('root_subject', '=', subject),
+          ...(minted.length > 0 ? [eb('issued_via', 'in', minted)] : []),
+        ]),
+      )
       .where('revoked_at', 'is', null)
       .execute();
     const revoked: string[] = [];

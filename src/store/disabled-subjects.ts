@@ -15,7 +15,9 @@ const REFRESH_MS = 1000;
 export class DisabledSubjects {
   private known = new Map<string, DisabledSubjectView>();
   private loadedAt = 0;
-  private loading: Promise<void> | undefined;
+  /** Grows with every change made here: a load that began before one must not be taken as current. */
+  private generation = 0;
+  private loading: { generation: number; done: Promise<void> } | undefined;
 
   constructor(private readonly store: Store) {}
 
@@ -28,7 +30,7 @@ export class DisabledSubjects {
       .values({ subject, disabled_at: new Date().toISOString(), disabled_by: by, reason })
       .onConflict((oc) => oc.column('subject').doNothing())
       .execute();
-    this.loadedAt = 0;
+    this.changed();
     return true;
   }
 
@@ -38,7 +40,7 @@ export class DisabledSubjects {
       .deleteFrom('disabled_subjects')
       .where('subject', '=', subject)
       .executeTakeFirst();
-    this.loadedAt = 0;
+    this.changed();
     return Number(res.numDeletedRows) > 0;
   }
 
@@ -67,15 +69,25 @@ export class DisabledSubjects {
     return undefined;
   }
 
+  private changed(): void {
+    this.generation++;
+    this.loadedAt = 0;
+  }
+
   private refresh(): Promise<void> {
-    this.loading ??= this.list()
+    const generation = this.generation;
+    if (this.loading?.generation === generation) return this.loading.done;
+    const done: Promise<void> = this.list()
       .then((rows) => {
+        // A change made here while the rows were read: they may predate it, read them again.
+        if (generation !== this.generation) return this.refresh();
         this.known = new Map(rows.map((r) => [r.subject, r]));
         this.loadedAt = Date.now();
       })
       .finally(() => {
-        this.loading = undefined;
+        if (this.loading?.done === done) this.loading = undefined;
       });
-    return this.loading;
+    this.loading = { generation, done };
+    return done;
   }
 }

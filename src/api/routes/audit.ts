@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { WitnessMismatchError } from '../../audit/checkpoints.js';
 import { exportLines } from '../../audit/export.js';
 import { recordFromRow } from '../../audit/rows.js';
-import { type Trace, TraceNotFound, Tracer } from '../../audit/trace.js';
+import { findNode, holds, type Trace, TraceNotFound, Tracer } from '../../audit/trace.js';
 import { storeCheckpoints, storeRecords, verifyTrail } from '../../audit/verify.js';
 import { parseDuration } from '../../config/duration.js';
 import { actorOf, hasRole } from '../../identity/identity.js';
@@ -123,11 +123,13 @@ export function auditRoutes(app: ZodApp, ctx: ApiContext): void {
         if (err instanceof TraceNotFound) throw notFound(err.message);
         throw err;
       }
-      // Auditors see every tree; anyone else only trees rooted at themselves (their own agents).
-      if (!hasRole(who, 'auditor') && trace.root_subject !== who.rootSubject) {
-        throw notFound(`${req.params.id} is not a session, token or API key known to this Warden`);
-      }
-      return trace;
+      if (hasRole(who, 'auditor')) return trace;
+      // The root itself (not one of its delegates) sees its whole tree; a delegate sees only the
+      // part under its own token, like the sessions API shows it only its own sessions.
+      if (who.chain.length === 0 && who.subject === trace.root_subject) return trace;
+      const own = who.via === 'warden_token' && who.tokenId ? findNode(trace.root, who.tokenId) : undefined;
+      if (own && holds(own, req.params.id)) return { ...trace, root: own };
+      throw notFound(`${req.params.id} is not a session, token or API key known to this Warden`);
     },
   );
 

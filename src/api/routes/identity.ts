@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { durationAtLeast } from '../../config/duration.js';
 import { apiKeyIdOf } from '../../identity/api-keys.js';
 import { actorOf, hasRole, type Identity, scopeCovers } from '../../identity/identity.js';
-import { PARENT_SESSION_HEADER, parentSessionProblem } from '../../identity/parent-session.js';
+import { namedParentSession, PARENT_SESSION_HEADER } from '../../identity/parent-session.js';
 import { jtiOfToken, type TokenView } from '../../identity/warden-tokens.js';
 import { redactCredentials } from '../../logging.js';
 import { caller } from '../auth.js';
@@ -178,13 +178,19 @@ export function identityRoutes(app: ZodApp, ctx: ApiContext): void {
         if (wider.length > 0)
           throw badRequest(`scope ${wider.join(', ')} is wider than the presented credential's`);
       }
-      const named = req.headers[PARENT_SESSION_HEADER];
-      if (Array.isArray(named)) throw badRequest(`repeated ${PARENT_SESSION_HEADER}`);
-      if (named !== undefined) {
-        const problem = await parentSessionProblem(ctx.sessions, who, named);
-        if (problem) throw badRequest(problem);
+      const named = await namedParentSession(ctx.sessions, who, req.headers[PARENT_SESSION_HEADER]);
+      if ('problem' in named) {
+        // Naming a session that is not the caller's own is an attempt to graft a token under it.
+        await ctx.audit.append({
+          type: 'token.refused',
+          actor: actorOf(who, req.ip),
+          target: 'POST /api/tokens',
+          outcome: 'denied',
+          payload: { reason: named.problem },
+        });
+        throw badRequest(named.problem);
       }
-      const parentSessionId = named ?? who.parentSessionId;
+      const parentSessionId = named.id;
       const minted = await ctx.tokens.mint(who, { ttlMs: req.body.ttl, scope, parentSessionId });
       await ctx.audit.append({
         type: 'token.issued',

@@ -49,10 +49,7 @@ export function oauthRoutes(app: ZodApp, ctx: ApiContext): void {
       async (req, reply) => {
         noStore(reply);
         try {
-          const named = req.headers[PARENT_SESSION_HEADER];
-          if (Array.isArray(named))
-            throw new OAuthError('invalid_request', `repeated ${PARENT_SESSION_HEADER}`);
-          const done = await exchange.exchange(req.body, named);
+          const done = await exchange.exchange(req.body, req.headers[PARENT_SESSION_HEADER]);
           const { minted, parent, holder } = done;
           const expiresAt = minted.expiresAt.toISOString();
           await ctx.audit.append({

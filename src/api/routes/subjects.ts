@@ -56,14 +56,28 @@ export function subjectRoutes(app: ZodApp, ctx: ApiContext): void {
       }
       const fresh = await ctx.disabledSubjects.disable(subject, who.subject, req.body.reason);
       // Revoked even when it already was disabled: tokens minted in between by a lagging gateway go too.
-      const tokens = await ctx.tokens.revokeSubject(subject);
-      await ctx.audit.append({
-        type: 'subject.disabled',
-        actor: actorOf(who, req.ip),
-        target: `subject:${subject}`,
-        outcome: 'success',
-        payload: { reason: req.body.reason, already_disabled: !fresh, tokens_revoked: tokens },
-      });
+      // The disable is in force from here on, so it is audited even if revoking fails.
+      let tokens: string[] = [];
+      let failure: string | undefined;
+      try {
+        tokens = await ctx.tokens.revokeSubject(subject);
+      } catch (err) {
+        failure = (err as Error).message;
+        throw err;
+      } finally {
+        await ctx.audit.append({
+          type: 'subject.disabled',
+          actor: actorOf(who, req.ip),
+          target: `subject:${subject}`,
+          outcome: failure ? 'failure' : 'success',
+          payload: {
+            reason: req.body.reason,
+            already_disabled: !fresh,
+            tokens_revoked: tokens,
+            ...(failure ? { revoke_error: failure } : {}),
+          },
+        });
+      }
       return { subject, already_disabled: !fresh, tokens_revoked: tokens };
     },
   );

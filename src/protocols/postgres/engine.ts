@@ -250,7 +250,7 @@ export function runEngine(
         recording?.queried(c);
         durations?.sent();
         if (c.decision.action !== 'allow') return refuse(c, (mk) => message(Front.Query, mk));
-        return traceComment ? commentedQuery(c.text, traceComment) : m.raw;
+        return traceComment ? commentedQuery(m.body, traceComment) : m.raw;
       };
       const c = session.decide(readQuery(m.body));
       return session.holds(c) ? awaitReview(m, c, query) : query(m, c);
@@ -259,8 +259,7 @@ export function runEngine(
       const p = readParse(m.body);
       const parse = (m: Message, c: Command): Buffer => {
         tracker.sent(m, c);
-        if (c.decision.action === 'allow')
-          return traceComment ? commentedParse(m.body, p, traceComment) : m.raw;
+        if (c.decision.action === 'allow') return traceComment ? commentedParse(m.body, traceComment) : m.raw;
         return refuse(c, (mk) => message(Front.Parse, p.name, mk, Buffer.from([0, 0])));
       };
       const c = session.decide(p.text);

@@ -67,6 +67,16 @@ export function targetApplicationName(
   return `${app ? `${app} ` : ''}[warden s=${sessionId.slice(0, 8)} ${who}]`;
 }
 
+/**
+ * Startup parameters that also set `warden.session` on the target: a session (an agent) reads its
+ * own id with `current_setting('warden.session')`, to name it as the parent of tokens it mints.
+ * Not part of the pool key: a reused connection is re-labelled instead.
+ */
+function withSessionSetting(params: Record<string, string>, sessionId: string): Record<string, string> {
+  const setting = `-c warden.session=${sessionId}`;
+  return { ...params, options: params.options ? `${params.options} ${setting}` : setting };
+}
+
 export async function startPostgresListener(deps: PostgresListenerDeps): Promise<PostgresListener> {
   const cfg = deps.config.listeners.postgres;
   const tls: SecureContext | undefined = cfg.tls
@@ -211,8 +221,8 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     let target: TargetSession;
     try {
       target =
-        (poolKey !== null ? await pool.take(poolKey, forwarded.application_name) : null) ??
-        (await connectTarget(targetOptions));
+        (poolKey !== null ? await pool.take(poolKey, forwarded.application_name, session.id) : null) ??
+        (await connectTarget({ ...targetOptions, params: withSessionSetting(forwarded, session.id) }));
     } catch (err) {
       const code = err instanceof TargetError ? err.code : '08001';
       const message = `could not open connection "${name}": ${(err as Error).message} (warden)`;

@@ -87,11 +87,14 @@ describe('PostgreSQL gateway: pool: session reuses reset server connections', ()
     const label = await admin.query('select application_name from pg_stat_activity where pid = $1', [pid]);
     assert.match(label.rows[0].application_name, /^pool-test \[warden s=[0-9a-f]{8} pia\]$/);
     const sessionId = label.rows[0].application_name.match(/s=([0-9a-f]{8})/)[1];
+    // …and the session reads its own full id there, not the one of the session that left.
+    const own = (await b.query("select current_setting('warden.session') as id")).rows[0].id as string;
+    assert.ok(own.startsWith(sessionId), `${own} is not the new session ${sessionId}…`);
     await b.end();
     const ls = await gw.cli(['sessions', 'ls', '--json']);
     const sessions = JSON.parse(ls.stdout) as Array<{ id: string; connection: string }>;
     assert.ok(
-      sessions.some((s) => s.id.startsWith(sessionId) && s.connection === 'pooled'),
+      sessions.some((s) => s.id === own && s.connection === 'pooled'),
       'the reused backend was labelled with the new session id',
     );
   });

@@ -100,10 +100,10 @@ export class TargetPool {
   }
 
   /**
-   * A parked connection for `key`, re-labelled with `applicationName`, or null when there is
-   * none that still works (the caller then opens a new one).
+   * A parked connection for `key`, re-labelled with `applicationName` and the session's id
+   * (`warden.session`), or null when there is none that still works (the caller then opens a new one).
    */
-  async take(key: string, applicationName: string): Promise<TargetSession | null> {
+  async take(key: string, applicationName: string, sessionId: string): Promise<TargetSession | null> {
     const list = this.parked.get(key);
     while (list && list.length > 0) {
       const p = list.pop()!;
@@ -113,7 +113,7 @@ export class TargetPool {
       try {
         await simpleQuery(
           p.target,
-          `SET application_name = ${literal(applicationName, standard)}`,
+          `SET application_name = ${literal(applicationName, standard)}; SET warden.session = ${literal(sessionId, standard)}`,
           this.timeoutMs,
         );
       } catch {
