@@ -1,12 +1,14 @@
 // Ends live sessions that outlive their limits (idle timeout, maximum duration) or their parent
 // session (`end_with_parent`), and flags the orphans allowed to run on. Protocol engines only
 // report activity; this decides, on an interval, with one store query for all parents.
+
 import type { AuditLog } from '../audit/log.js';
 import { SYSTEM_ACTOR } from '../audit/record.js';
 import type { ConnectionView } from '../config/connection.js';
 import { formatDuration, limitMs } from '../config/duration.js';
 import type { Sessions } from '../store/sessions.js';
 import type { LiveSessions } from './live-sessions.js';
+import { PeriodicCheck } from './periodic-check.js';
 
 /** One session's limits, resolved from the global `sessions` config and its connection's overrides. */
 export interface SessionLimits {
@@ -82,43 +84,36 @@ export interface LifetimeWatchDeps {
 }
 
 export class LifetimeWatch {
-  private readonly timer: NodeJS.Timeout;
-  private checking = false;
+  private readonly periodic: PeriodicCheck;
   /** Orphans allowed to run on (end_with_parent off), already flagged and audited. */
   private readonly flagged = new Set<string>();
 
   constructor(private readonly deps: LifetimeWatchDeps) {
-    this.timer = setInterval(() => void this.check(), deps.intervalMs);
-    this.timer.unref();
+    this.periodic = new PeriodicCheck(() => this.sweep(), deps.intervalMs, deps.onError);
   }
 
   /** Checks every live session once: its limits first, then (one query) whether its parent still runs. */
   async check(): Promise<void> {
-    if (this.checking) return;
-    this.checking = true;
-    try {
-      const now = Date.now();
-      const withParent: Array<{ id: string; lifetime: Lifetime }> = [];
-      const tracked = this.deps.live.lifetimes();
-      for (const { id, lifetime } of tracked) {
-        if (this.timedOut(id, lifetime, now)) continue;
-        if (lifetime.parentSessionId !== null && !this.flagged.has(id)) withParent.push({ id, lifetime });
-      }
-      const live = new Set(tracked.map((t) => t.id));
-      for (const id of this.flagged) if (!live.has(id)) this.flagged.delete(id);
-      if (withParent.length === 0) return;
-      const parents = [...new Set(withParent.map((s) => s.lifetime.parentSessionId as string))];
-      const statuses = await this.deps.sessions.statuses(parents);
-      for (const { id, lifetime } of withParent) {
-        const parent = lifetime.parentSessionId as string;
-        const status = statuses.get(parent);
-        if (status !== 'active')
-          await this.orphaned(id, parent, status ?? null, lifetime.limits.endWithParent);
-      }
-    } catch (err) {
-      this.deps.onError(err as Error);
-    } finally {
-      this.checking = false;
+    return this.periodic.now();
+  }
+
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    const withParent: Array<{ id: string; lifetime: Lifetime }> = [];
+    const tracked = this.deps.live.lifetimes();
+    for (const { id, lifetime } of tracked) {
+      if (this.timedOut(id, lifetime, now)) continue;
+      if (lifetime.parentSessionId !== null && !this.flagged.has(id)) withParent.push({ id, lifetime });
+    }
+    const live = new Set(tracked.map((t) => t.id));
+    for (const id of this.flagged) if (!live.has(id)) this.flagged.delete(id);
+    if (withParent.length === 0) return;
+    const parents = [...new Set(withParent.map((s) => s.lifetime.parentSessionId as string))];
+    const statuses = await this.deps.sessions.statuses(parents);
+    for (const { id, lifetime } of withParent) {
+      const parent = lifetime.parentSessionId as string;
+      const status = statuses.get(parent);
+      if (status !== 'active') await this.orphaned(id, parent, status ?? null, lifetime.limits.endWithParent);
     }
   }
 
@@ -180,6 +175,6 @@ export class LifetimeWatch {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.periodic.stop();
   }
 }
