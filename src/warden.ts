@@ -15,8 +15,7 @@ import type { LoadedConfig } from './config/load.js';
 import { Keyring, sealKeySource } from './crypto/seal.js';
 import { writeSecretFile } from './crypto/secret-file.js';
 import { loadSigningKey, type SigningKey } from './crypto/signing.js';
-import { CredentialWatch } from './gateway/credential-watch.js';
-import { LifetimeWatch } from './gateway/lifetime-watch.js';
+import { watchLiveSessions } from './gateway/live-session-watch.js';
 import { LiveSessions } from './gateway/live-sessions.js';
 import { ApiKeys } from './identity/api-keys.js';
 import { Authenticator } from './identity/authenticate.js';
@@ -264,30 +263,15 @@ export async function startWarden(
     metrics,
     log,
   };
-  live.watch(ctx.sessions, 1000, (err) =>
-    log.warn({ err: err.message }, 'cannot read session kill requests'),
-  );
-  // Sessions whose credential was revoked (or whose API key expired) end within a second or two.
-  const credentialWatch = new CredentialWatch({
-    live,
-    audit,
-    intervalMs: 1000,
-    revocation: async (c) =>
-      (await disabledSubjects.refusal(c.subjects)) ??
-      (c.id === null || c.via === 'oidc'
-        ? undefined
-        : c.via === 'api_key'
-          ? apiKeys.revocation(c.id)
-          : tokens.revocation(c.id)),
-    onError: (err) => log.warn({ err: err.message }, "cannot check live sessions' credentials"),
-  });
-  // Idle, too old, or outliving the session they were started from (end_with_parent).
-  const lifetimeWatch = new LifetimeWatch({
+  const watches = watchLiveSessions({
     live,
     sessions: ctx.sessions,
     audit,
-    intervalMs: config.sessions.check_interval,
-    onError: (err) => log.warn({ err: err.message }, "cannot check live sessions' limits and parents"),
+    apiKeys,
+    tokens,
+    disabledSubjects,
+    lifetimeIntervalMs: config.sessions.check_interval,
+    warn: (err, what) => log.warn({ err: err.message }, what),
   });
   let postgres: PostgresListener | null = null;
   if (config.listeners.postgres.enabled) {
@@ -330,9 +314,7 @@ export async function startWarden(
     postgres: postgres ? { host: postgres.host, port: postgres.port } : null,
     async close() {
       policy.stop();
-      live.stop();
-      credentialWatch.stop();
-      lifetimeWatch.stop();
+      watches.stop();
       grantedSessions.stop();
       await postgres?.close();
       await approvals.stop();
