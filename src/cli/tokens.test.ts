@@ -98,10 +98,16 @@ for (const dialect of DIALECTS) {
       assert.deepEqual([view?.parent_jti, view?.issued_via], [parentJti, `warden_token:${parentJti}`]);
 
       const table = await gw.cli(['token', 'ls'], { token: child });
-      assert.match(table.stdout, /^JTI\s+SUBJECT\s+KIND\s+PARENT\s+ISSUED\s+EXPIRES\s+REVOKED$/m);
       assert.match(
         table.stdout,
-        new RegExp(`^${childJti}\\s+bootstrap-admin\\s+service\\s+${parentJti}\\s`, 'm'),
+        /^JTI\s+SUBJECT\s+KIND\s+ROOT\s+PARENT\s+PARENT SESSION\s+ISSUED\s+EXPIRES\s+REVOKED$/m,
+      );
+      assert.match(
+        table.stdout,
+        new RegExp(
+          `^${childJti}\\s+bootstrap-admin\\s+service\\s+bootstrap-admin\\s+${parentJti}\\s+-\\s`,
+          'm',
+        ),
       );
     });
 

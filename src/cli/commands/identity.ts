@@ -270,8 +270,18 @@ export function identityCommands(program: Command): void {
       );
       if (o.json) return printJson(tokens);
       printTable(
-        ['JTI', 'SUBJECT', 'KIND', 'PARENT', 'ISSUED', 'EXPIRES', 'REVOKED'],
-        tokens.map((t) => [t.jti, t.subject, t.kind, t.parent_jti, t.issued_at, t.expires_at, t.revoked_at]),
+        ['JTI', 'SUBJECT', 'KIND', 'ROOT', 'PARENT', 'PARENT SESSION', 'ISSUED', 'EXPIRES', 'REVOKED'],
+        tokens.map((t) => [
+          t.jti,
+          t.subject,
+          t.kind,
+          t.root_subject,
+          t.parent_jti,
+          t.parent_session_id,
+          t.issued_at,
+          t.expires_at,
+          t.revoked_at,
+        ]),
       );
     });
   token
