@@ -1,7 +1,7 @@
 // Replacement styles: how a sensitive value is rewritten once a column rule or detector selects it.
 // `redact` hides even the length; `keepLast` keeps a suffix for support work; `tokenize` keeps joinability.
 import { createHmac } from 'node:crypto';
-import { sipHashHex, sipKey } from '../../crypto/siphash.js';
+import { sipHashHex, sipHashHexInto, sipKey } from '../../crypto/siphash.js';
 
 export type MaskStyle = 'redact' | 'keep-last-4' | { keepLast: number } | 'tokenize';
 
@@ -16,7 +16,18 @@ export const REDACTED = '[masked]';
 export type Replacer = ((value: string) => string) & {
   readonly constant?: string;
   readonly fromBytes?: (bytes: Uint8Array, start: number, end: number) => string | undefined;
+  /** Where fromBytes's answer always has one size: it written as UTF-8 bytes (see BytesWriter). */
+  readonly fromBytesInto?: BytesWriter;
 };
+
+/**
+ * Writes what fromBytes would return for `bytes[start, end)`, exactly `size` bytes, at `dst[at]`
+ * and returns true; returns false, writing nothing, where fromBytes returns undefined.
+ */
+export interface BytesWriter {
+  readonly size: number;
+  write(bytes: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): boolean;
+}
 
 // Separators survive keep-last so "4111 1111 1111 1111" reads as "**** **** **** 1111".
 const SEPARATOR = /[\s-]/;
@@ -82,8 +93,20 @@ export function tokenizer(key: string | Buffer): Replacer {
     for (let i = start; i < end; i++) if (bytes[i]! > 0x7f) return undefined;
     return `tok_${sipHashHex(k, bytes, start, end)}`;
   };
-  return Object.assign(fromText, { fromBytes });
+  // The same token as bytes: a million rows need no token strings, nor their encoding back to bytes.
+  const fromBytesInto: BytesWriter = {
+    size: TOKEN_PREFIX.length + 16,
+    write(bytes, start, end, dst, at) {
+      for (let i = start; i < end; i++) if (bytes[i]! > 0x7f) return false;
+      dst.set(TOKEN_PREFIX, at);
+      sipHashHexInto(k, bytes, start, end, dst, at + TOKEN_PREFIX.length);
+      return true;
+    },
+  };
+  return Object.assign(fromText, { fromBytes, fromBytesInto });
 }
+
+const TOKEN_PREFIX = Buffer.from('tok_');
 
 const TOKEN_KEY_LABEL = 'warden tokenize: siphash-2-4 key v1';
 

@@ -97,6 +97,35 @@ describe('masking result bytes', () => {
     }
   });
 
+  it('tokenizes a row with more values than the in-place token space holds, the rest by the string way', () => {
+    const key = Buffer.alloc(32, 3);
+    const tokens = new MaskSet([{ columns: ['email'], style: 'tokenize' }], key);
+    const fields = Array.from({ length: 300 }, () => field('email', 25, 0));
+    const values = fields.map((_, i) => `user${i}@example.com`);
+    const m = framed(dataRow(values.map((v) => Buffer.from(v))));
+    const out = maskRow(m, fields, tokens.plan(cols(fields)), false);
+    assert.deepEqual(
+      readDataRow(out.subarray(5)).map((c) => c?.toString()),
+      values.map((v) => tokenize(v, key)),
+    );
+    assert.equal(out.readInt32BE(1), out.length - 1);
+  });
+
+  it('writes a measured row where it is told, as mask() gives it', () => {
+    const key = Buffer.alloc(32, 3);
+    const tokens = new MaskSet([{ columns: ['email'], style: 'tokenize' }], key);
+    const fields = [field('id', 23, 0), field('email', 25, 0)];
+    const masker = new RowMasker(fields, tokens.plan(cols(fields)), false);
+    const row = dataRow([Buffer.from('7'), Buffer.from('a@b.c')]);
+    const size = masker.measure(row, 0, row.length);
+    const dst = Buffer.alloc(size + 6, 0xee);
+    masker.writeTo(dst, 3, size);
+    assert.deepEqual(dst.subarray(3, 3 + size), masker.mask(row));
+    assert.deepEqual([dst[2], dst[3 + size]], [0xee, 0xee], 'nothing written outside its place');
+    const nothing = dataRow([Buffer.from('8'), null]);
+    assert.equal(masker.measure(nothing, 0, nothing.length), -1, 'a NULL stays NULL');
+  });
+
   it('refuses a row whose field lengths do not fit the message (the session then ends)', () => {
     const fields = [field('id', 23, 0), field('ssn', 25, 0)];
     const masker = new RowMasker(fields, masks.plan(cols(fields)), false);

@@ -28,32 +28,73 @@ function codeOf(f: FieldDescription | undefined): number {
   return kind | (f && JSON_TYPES.has(f.typeOid) ? AS_JSON : 0);
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
- * The fields a row rewrite changes, in order: where the old field starts (a DataRow field's length word,
- * a COPY field's first byte) and ends, and its new value (null for SQL NULL). Reused across calls: a rewrite runs to completion before the next.
+ * The rewrite being prepared: the message `type` whose body is `src[from, to)`, and the fields it
+ * changes, in order: where the old field starts (a DataRow field's length word, a COPY field's first
+ * byte) and ends, and its new value (null for SQL NULL). Reused across calls: a rewrite is measured
+ * and written before the next one starts.
  */
 const edit = {
+  type: 0,
+  src: EMPTY as Buffer,
+  from: 0,
+  to: 0,
+  withLengths: true,
   count: 0,
   at: [] as number[],
   end: [] as number[],
   value: [] as Array<Buffer | string | null>,
+  /** For a Buffer value, the range of it that is the value (the arena holds several). */
+  valueFrom: [] as number[],
+  valueTo: [] as number[],
   /** Bytes of the new value after its length word (jsonb's version byte included); -1 for NULL. */
   size: [] as number[],
   versionByte: [] as boolean[],
 };
 
-/** Records one edit; the new value's size in bytes (jsonb's version byte included), -1 for NULL. */
-function addEdit(at: number, end: number, value: Buffer | string | null, versionByte: boolean): number {
+/**
+ * Records one edit; the new value's size in bytes (jsonb's version byte included), -1 for NULL.
+ * A Buffer value may be `value[from, to)` (the arena).
+ */
+function addEdit(
+  at: number,
+  end: number,
+  value: Buffer | string | null,
+  versionByte: boolean,
+  from = 0,
+  to = value === null || typeof value === 'string' ? 0 : value.length,
+): number {
   const k = edit.count++;
   const bytes =
-    value === null ? -1 : typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+    value === null ? -1 : typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : to - from;
   const size = bytes < 0 ? -1 : bytes + (versionByte ? 1 : 0);
   edit.at[k] = at;
   edit.end[k] = end;
   edit.value[k] = value;
+  edit.valueFrom[k] = from;
+  edit.valueTo[k] = to;
   edit.size[k] = size;
   edit.versionByte[k] = versionByte;
   return size;
+}
+
+/**
+ * New values a style wrote as bytes while a row was measured (tokens), until the row is written:
+ * reused for every row. A row whose values do not fit takes the slower way for the rest.
+ */
+const arena = Buffer.allocUnsafeSlow(4096);
+let arenaAt = 0;
+
+/** Keeps where the edited message lies; returns its new size on the wire (type byte included). */
+function measured(type: number, src: Buffer, from: number, to: number, growth: number, withLengths: boolean) {
+  edit.type = type;
+  edit.src = src;
+  edit.from = from;
+  edit.to = to;
+  edit.withLengths = withLengths;
+  return 5 + to - from + growth;
 }
 
 /** `src[from, to)` into `dst` at `at`; short ranges byte by byte, which beats `copy`'s view per call. */
@@ -64,36 +105,37 @@ function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at: numbe
 }
 
 /**
- * The message `type` whose body is `src[from, to)` with the edits applied (edit positions are
- * positions in `src`), written into one buffer of its final size.
+ * Writes the measured message, `size` bytes, into `out` at `o` (positions of the edits are
+ * positions in its source), and forgets the edits.
  */
-function rebuild(
-  type: number,
-  src: Buffer,
-  from: number,
-  to: number,
-  growth: number,
-  withLengths: boolean,
-): Buffer {
-  const size = to - from + growth;
-  const out = Buffer.allocUnsafe(5 + size);
-  out[0] = type;
-  out.writeInt32BE(4 + size, 1);
-  let o = 5;
+function writeEdited(out: Buffer, o: number, size: number): void {
+  const src = edit.src;
+  let from = edit.from;
+  out[o] = edit.type;
+  o = out.writeInt32BE(size - 1, o + 1);
   for (let k = 0; k < edit.count; k++) {
     o += copyRange(src, from, edit.at[k]!, out, o);
     const value = edit.value[k]!;
-    if (withLengths) o = out.writeInt32BE(edit.size[k]!, o);
+    if (edit.withLengths) o = out.writeInt32BE(edit.size[k]!, o);
     if (value !== null) {
       if (edit.versionByte[k]) out[o++] = 1;
       o +=
-        typeof value === 'string' ? out.write(value, o, 'utf8') : copyRange(value, 0, value.length, out, o);
+        typeof value === 'string'
+          ? out.write(value, o, 'utf8')
+          : copyRange(value, edit.valueFrom[k]!, edit.valueTo[k]!, out, o);
     }
     from = edit.end[k]!;
   }
-  copyRange(src, from, to, out, o);
+  copyRange(src, from, edit.to, out, o);
   edit.value.fill(null, 0, edit.count); // drop references to the row's strings
   edit.count = 0;
+  edit.src = EMPTY;
+}
+
+/** The measured message in a buffer of its own. */
+function rebuilt(size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  writeEdited(out, 0, size);
   return out;
 }
 
@@ -119,6 +161,7 @@ export class RowMasker {
   /** The constant's own bytes: a value that already holds them is left as it is (whatever the type). */
   private readonly constantText: Array<Buffer | undefined>;
   private readonly inPlace: RowPlan['fromBytes'];
+  private readonly intoBytes: RowPlan['fromBytesInto'];
 
   constructor(
     fields: readonly FieldDescription[],
@@ -137,19 +180,30 @@ export class RowMasker {
         : text,
     );
     this.inPlace = fields.map((_, i) => ((this.codes[i]! & AS_JSON) === 0 ? plan.fromBytes[i] : undefined));
+    this.intoBytes = fields.map((_, i) =>
+      (this.codes[i]! & AS_JSON) === 0 ? plan.fromBytesInto[i] : undefined,
+    );
+  }
+
+  /** The DataRow `src[start, end)` with masked values, in a buffer of its own; null when nothing changed. */
+  mask(src: Buffer, start = 0, end = src.length): Buffer | null {
+    const size = this.measure(src, start, end);
+    return size < 0 ? null : rebuilt(size);
   }
 
   /**
-   * The DataRow `src[start, end)` with masked values, or null when nothing changed. Throws
-   * ProtocolError when the row's field lengths do not fit the message.
+   * Reads the DataRow `src[start, end)` and works out its masked values: the masked row's size on the
+   * wire, to be written by `writeTo` before the next row is measured, or -1 when nothing changes.
+   * Throws ProtocolError when the row's field lengths do not fit the message.
    */
-  mask(src: Buffer, start = 0, end = src.length): Buffer | null {
+  measure(src: Buffer, start: number, end: number): number {
     const bodyStart = start + 5;
     if (end - bodyStart < 2) throw new ProtocolError('malformed DataRow: no field count');
     const n = (src[bodyStart]! << 8) | src[bodyStart + 1]!;
     let growth = 0;
     let pos = bodyStart + 2;
     edit.count = 0;
+    arenaAt = 0;
     for (let i = 0; i < n; i++) {
       const at = pos;
       if (at + 4 > end) throw new ProtocolError('malformed DataRow: more fields than bytes');
@@ -177,7 +231,18 @@ export class RowMasker {
           if (!same) growth += addEdit(at, pos, constant, versionByte) - len;
           continue;
         }
-        // A style that reads bytes in place (tokenize) skips decoding the value and encoding it back.
+        // A style that reads bytes in place (tokenize) skips decoding the value and encoding it back,
+        // and where its answer has a fixed size, the string too.
+        const into = this.intoBytes[i];
+        if (
+          into !== undefined &&
+          arenaAt + into.size <= arena.length &&
+          into.write(src, from, pos, arena, arenaAt)
+        ) {
+          growth += addEdit(at, pos, arena, versionByte, arenaAt, arenaAt + into.size) - len;
+          arenaAt += into.size;
+          continue;
+        }
         const token = this.inPlace[i]?.(src, from, pos);
         if (token !== undefined) {
           growth += addEdit(at, pos, token, versionByte) - len;
@@ -189,8 +254,13 @@ export class RowMasker {
       if (after === before) continue;
       growth += addEdit(at, pos, whole && code & AS_JSON ? JSON.stringify(after) : after, versionByte) - len;
     }
-    if (edit.count === 0) return null;
-    return rebuild(Back.DataRow, src, bodyStart, end, growth, true);
+    if (edit.count === 0) return -1;
+    return measured(Back.DataRow, src, bodyStart, end, growth, true);
+  }
+
+  /** Writes the row `measure` just sized (`size` bytes) into `out` at `at`. */
+  writeTo(out: Buffer, at: number, size: number): void {
+    writeEdited(out, at, size);
   }
 }
 
@@ -237,7 +307,7 @@ export function maskCopyRow(raw: Buffer, body: Buffer, plan: RowPlan): Buffer {
     start = end + 1;
   }
   if (edit.count === 0) return raw;
-  return rebuild(Back.CopyData, body, 0, body.length, growth, false);
+  return rebuilt(measured(Back.CopyData, body, 0, body.length, growth, false));
 }
 
 /** A CommandComplete whose row count says `rows` (`SELECT 20` → `SELECT 5`). */

@@ -4,6 +4,7 @@ import type { Command, Session } from '../../gateway/session.js';
 import type { Decision } from '../../policy/decide.js';
 import type { MaskSet } from '../../policy/mask/mask-set.js';
 import { maskErrorText, maskParams, maskStatementText } from '../../recording/params.js';
+import type { SentBytes } from './chunk-output.js';
 import {
   Back,
   type FieldDescription,
@@ -98,20 +99,24 @@ export class StatementRecording {
     });
   }
 
-  /** Every target message, with the bytes the client got for it (after masks and limits). */
-  observe(ev: ResultEvent<Command>, m: Message, out: Buffer): void {
+  /**
+   * Every target message, with the bytes the client got for it (after masks and limits); those bytes
+   * are looked at only for the sample rows, the rest only counted.
+   */
+  observe(ev: ResultEvent<Command>, m: Message, sent: SentBytes): void {
     if (ev.kind === 'other' || this.refusedCommands.has(ev.result.command)) return;
     const r = ev.result;
+    const length = sent.lastLength;
     switch (ev.kind) {
       case 'row':
       case 'copy-data': {
-        if (out.length === 0) return;
+        if (length === 0) return;
         const run = this.run(r);
         run.rows++;
-        run.bytes += out.length;
+        run.bytes += length;
         if (ev.kind === 'row' && run.rows <= this.sampleRows) {
           const fields = r.fields ?? [];
-          const row = readDataRow(out.subarray(5)).map((v, i) =>
+          const row = readDataRow(sent.lastBytes().subarray(5)).map((v, i) =>
             v === null ? null : fieldText(v, fields[i]),
           );
           run.sample ??= [];
@@ -121,7 +126,7 @@ export class StatementRecording {
       }
       case 'end':
         // A function's value is its result: its bytes count like a row's.
-        if (m.type === Back.FunctionCallResponse) this.run(r).bytes += out.length;
+        if (m.type === Back.FunctionCallResponse) this.run(r).bytes += length;
         this.finish(r, { rows: this.rowsOf(r, m), error: null });
         return;
       case 'error': {

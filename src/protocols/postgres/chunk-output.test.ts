@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ChunkOutput } from './chunk-output.js';
+import { Back, dataRow, type Message, MessageFramer, message } from './codec.js';
+
+const row = (...v: string[]) => dataRow(v.map((x) => Buffer.from(x)));
+const complete = message(Back.CommandComplete, 'SELECT 3');
+
+/** Rewrites a batch: rows whose first value is `x` become `replacement` (written in place), others pass. */
+function rewrite(out: ChunkOutput, batch: Message[], replacement: Buffer): Buffer {
+  out.begin(batch);
+  for (const m of batch) {
+    if (m.type === Back.DataRow && m.body[6] === 0x78) {
+      const at = out.reserve(m, replacement.length);
+      replacement.copy(out.buffer, at);
+    } else out.pass(m);
+  }
+  return out.take();
+}
+
+describe('one output per received chunk', () => {
+  it('sends a batch with nothing changed as the received chunk itself, not a copy', () => {
+    const chunk = Buffer.concat([row('a'), row('b'), complete]);
+    const batch = new MessageFramer().push(chunk);
+    const out = new ChunkOutput();
+    out.begin(batch);
+    for (const m of batch) out.pass(m);
+    assert.equal(out.take(), chunk);
+  });
+
+  it('writes changed rows between unchanged messages of one chunk in order, in one buffer', () => {
+    const chunk = Buffer.concat([row('a'), row('x'), row('b'), row('x'), complete]);
+    const replacement = row('[masked]');
+    const sent = rewrite(new ChunkOutput(), new MessageFramer().push(chunk), replacement);
+    assert.deepEqual(sent, Buffer.concat([row('a'), replacement, row('b'), replacement, complete]));
+    assert.deepEqual(chunk, Buffer.concat([row('a'), row('x'), row('b'), row('x'), complete]));
+  });
+
+  it('keeps rows in order when a row split across two reads comes first in the second chunk', () => {
+    const stream = Buffer.concat([row('a'), row('x', 'long enough to split'), row('b'), row('x'), complete]);
+    const replacement = row('[masked]');
+    const expected = Buffer.concat([row('a'), replacement, row('b'), replacement, complete]);
+    for (let cut = 1; cut < stream.length; cut++) {
+      const framer = new MessageFramer();
+      const out = new ChunkOutput();
+      const sent = Buffer.concat([
+        rewrite(out, framer.push(stream.subarray(0, cut)), replacement),
+        rewrite(out, framer.push(stream.subarray(cut)), replacement),
+      ]);
+      assert.deepEqual(sent, expected, `split at byte ${cut}`);
+    }
+  });
+
+  it('passes a split row and the unchanged rows after it as they came, with nothing masked', () => {
+    const stream = Buffer.concat([row('a', 'spanning two reads'), row('b'), complete]);
+    const framer = new MessageFramer();
+    const out = new ChunkOutput();
+    const first = rewrite(out, framer.push(stream.subarray(0, 10)), Buffer.alloc(0));
+    const second = rewrite(out, framer.push(stream.subarray(10)), Buffer.alloc(0));
+    assert.deepEqual(Buffer.concat([first, second]), stream);
+  });
+
+  it('grows the buffer when rows grow more than the first changed row foretold', () => {
+    // The first changed row shrinks, so no growth is expected; every later one grows a lot.
+    const rows = [row('x', 'a long value that the first replacement shrinks'), ...Array(50).fill(row('x'))];
+    const chunk = Buffer.concat(rows);
+    const batch = new MessageFramer().push(chunk);
+    const big = row('y'.repeat(300));
+    const small = row('s');
+    const out = new ChunkOutput();
+    out.begin(batch);
+    batch.forEach((m, i) => {
+      const b = i === 0 ? small : big;
+      const at = out.reserve(m, b.length);
+      b.copy(out.buffer, at);
+      assert.equal(out.lastLength, b.length);
+      assert.deepEqual(out.lastBytes(), b);
+    });
+    assert.deepEqual(out.take(), Buffer.concat([small, ...Array(50).fill(big)]));
+  });
+
+  it('drops a message replaced by no bytes and reports its length as 0', () => {
+    const chunk = Buffer.concat([row('a'), row('b'), complete]);
+    const batch = new MessageFramer().push(chunk);
+    const out = new ChunkOutput();
+    out.begin(batch);
+    out.pass(batch[0]!);
+    out.put(batch[1]!, Buffer.alloc(0));
+    assert.equal(out.lastLength, 0);
+    out.put(batch[2]!, message(Back.CommandComplete, 'SELECT 1'));
+    assert.deepEqual(out.take(), Buffer.concat([row('a'), message(Back.CommandComplete, 'SELECT 1')]));
+  });
+
+  it('starts empty after take: writing the next batch leaves the bytes already taken as they were', () => {
+    const out = new ChunkOutput();
+    const first = rewrite(
+      out,
+      new MessageFramer().push(Buffer.concat([row('x'), row('a')])),
+      row('[masked]'),
+    );
+    const second = rewrite(out, new MessageFramer().push(Buffer.concat([row('x'), row('b')])), row('other'));
+    assert.deepEqual(first, Buffer.concat([row('[masked]'), row('a')]));
+    assert.deepEqual(second, Buffer.concat([row('other'), row('b')]));
+  });
+});
