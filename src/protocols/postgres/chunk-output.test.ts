@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChunkOutput } from './chunk-output.js';
-import { Back, dataRow, type Message, MessageFramer, message } from './codec.js';
+import { Back, dataRow, type Frame, type Message, MessageFramer, message } from './codec.js';
 
 const row = (...v: string[]) => dataRow(v.map((x) => Buffer.from(x)));
 const complete = message(Back.CommandComplete, 'SELECT 3');
@@ -11,8 +11,8 @@ function rewrite(out: ChunkOutput, batch: Message[], replacement: Buffer): Buffe
   out.begin(batch);
   for (const m of batch) {
     if (m.type === Back.DataRow && m.body[6] === 0x78) {
-      const at = out.reserve(m, replacement.length);
-      replacement.copy(out.buffer, at);
+      out.replace(m, replacement.length);
+      replacement.copy(out.buffer, out.room(replacement.length));
     } else out.pass(m);
   }
   return out.take();
@@ -71,12 +71,63 @@ describe('one output per received chunk', () => {
     out.begin(batch);
     batch.forEach((m, i) => {
       const b = i === 0 ? small : big;
-      const at = out.reserve(m, b.length);
-      b.copy(out.buffer, at);
+      out.replace(m, b.length);
+      b.copy(out.buffer, out.room(b.length));
       assert.equal(out.lastLength, b.length);
       assert.deepEqual(out.lastBytes(), b);
     });
     assert.deepEqual(out.take(), Buffer.concat([small, ...Array(50).fill(big)]));
+  });
+
+  it('joins the unchanged end of one rewritten row and the start of the next, patching the new length in', () => {
+    // Each row's first value becomes "[masked]": the rest of the row and the next row's head, up to its
+    // first value, are one range of the chunk.
+    const rows = [row('secret-1', 'a'), row('s2', 'bb'), row('a longer secret', 'ccc')];
+    const chunk = Buffer.concat([Buffer.from('junk'), ...rows, complete]);
+    const batch = new MessageFramer().push(chunk.subarray(4));
+    const out = new ChunkOutput();
+    out.begin(batch);
+    const value = Buffer.from('[masked]');
+    const heads: number[] = [];
+    for (const m of batch) {
+      if (m.type !== Back.DataRow) {
+        out.pass(m);
+        continue;
+      }
+      const f = m as Frame;
+      const valueEnd = f.start + 11 + f.chunk.readInt32BE(f.start + 7);
+      const size = f.end - f.start - (valueEnd - f.start - 11) + value.length;
+      out.replace(m, size);
+      const header = out.copy(f.chunk, f.start, f.start + 7);
+      heads.push(header);
+      out.setInt32(header + 1, size - 1);
+      const at = out.room(4 + value.length);
+      out.buffer.writeInt32BE(value.length, at);
+      value.copy(out.buffer, at + 4);
+      out.copy(f.chunk, valueEnd, f.end);
+      assert.equal(out.lastLength, size);
+      assert.deepEqual(out.lastBytes(), row('[masked]', ['a', 'bb', 'ccc'][heads.length - 1]!));
+    }
+    const sent = out.take();
+    assert.deepEqual(sent, Buffer.concat([...['a', 'bb', 'ccc'].map((v) => row('[masked]', v)), complete]));
+  });
+
+  it('rewrites every row of a batch (a value made NULL) with each new length patched in', () => {
+    const rows = Array.from({ length: 20 }, (_, i) => row(`secret-${i}`, `v${i}`));
+    const batch = new MessageFramer().push(Buffer.concat(rows));
+    const out = new ChunkOutput();
+    out.begin(batch);
+    for (const m of batch) {
+      const f = m as Frame;
+      const valueEnd = f.start + 11 + f.chunk.readInt32BE(f.start + 7);
+      const size = f.end - valueEnd + 11;
+      out.replace(m, size);
+      out.setInt32(out.copy(f.chunk, f.start, f.start + 7) + 1, size - 1);
+      out.buffer.writeInt32BE(-1, out.room(4)); // the value becomes NULL
+      out.copy(f.chunk, valueEnd, f.end);
+    }
+    const expected = rows.map((_, i) => dataRow([null, Buffer.from(`v${i}`)]));
+    assert.deepEqual(out.take(), Buffer.concat(expected));
   });
 
   it('drops a message replaced by no bytes and reports its length as 0', () => {

@@ -15,13 +15,15 @@ export const sentBuffer = (b: Buffer): SentBytes => ({ lastLength: b.length, las
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Collects a batch of messages from one chunk into what is sent for it. Messages passed unchanged are
- * only remembered as a range of their chunk (`run`) until something else must follow them; while
- * nothing changed, the batch leaves as one view of the chunk, with no copy. At the first changed
- * message one buffer is allocated for the rest of the batch, sized from the input still to come and
- * the growth of that message; rewritten messages are written into it where they go (`reserve`), so
- * a masked row costs no allocation of its own. Should later rows grow more, the buffer is replaced by
- * one at least twice as large (the bytes written so far are copied once more).
+ * Collects a batch of messages from one chunk into what is sent for it. Unchanged bytes are only
+ * remembered as a range of their chunk (`run`) until something else must follow them; while nothing
+ * changed, the batch leaves as one view of the chunk, with no copy. At the first changed message one
+ * buffer is allocated for the rest of the batch, sized from the input still to come and the growth
+ * of that message, and rewritten messages are written into it where they go, so a masked row costs
+ * no allocation of its own. A rewritten message gives its unchanged parts as ranges of the chunk
+ * (`copy`): the end of one masked row and the start of the next then leave in one copy, and the
+ * next row's new length word is patched in as that copy lands. Should later rows grow more than the
+ * first foretold, the buffer is replaced by one at least twice as large.
  */
 export class ChunkOutput implements SentBytes {
   private buf: Buffer | null = null;
@@ -30,26 +32,26 @@ export class ChunkOutput implements SentBytes {
   private run: Buffer | null = null;
   private runStart = 0;
   private runEnd = 0;
+  /** Length words to write over the run once copied: at output offsets, these values. */
+  private readonly patchAt: number[] = [];
+  private readonly patchValue: number[] = [];
+  private patches = 0;
   /** Input bytes of the batch not yet consumed, for sizing the buffer. */
   private remaining = 0;
-  private lastSrc: Buffer = EMPTY;
+  /** The last message's bytes: `lastSrc[lastStart, lastEnd)`, or the buffer's when `lastSrc` is null. */
+  private lastSrc: Buffer | null = EMPTY;
   private lastStart = 0;
   private lastEnd = 0;
 
-  /** Starts a batch: `messages[from..]` are what will be passed, replaced or reserved for. */
+  /** Starts a batch: `messages[from..]` are what will be passed, put, or replaced. */
   begin(messages: readonly Message[], from = 0): void {
-    this.buf = null;
-    this.at = 0;
-    this.run = null;
-    this.runStart = this.runEnd = 0;
+    this.take();
     let total = 0;
     for (let i = from; i < messages.length; i++) total += sizeOf(messages[i]!);
     this.remaining = total;
-    this.lastSrc = EMPTY;
-    this.lastStart = this.lastEnd = 0;
   }
 
-  /** The buffer `reserve` returned an offset into (it may change with each reserve). */
+  /** The buffer `room` returned an offset into (another message may replace it by a larger one). */
   get buffer(): Buffer {
     return this.buf!;
   }
@@ -60,7 +62,9 @@ export class ChunkOutput implements SentBytes {
 
   /** A view of the last message's bytes (for a recorded sample row; not made otherwise). */
   lastBytes(): Buffer {
-    return this.lastSrc.subarray(this.lastStart, this.lastEnd);
+    if (this.lastSrc !== null) return this.lastSrc.subarray(this.lastStart, this.lastEnd);
+    this.flush();
+    return this.buf!.subarray(this.lastStart, this.lastEnd);
   }
 
   /** `m` goes out as it came. */
@@ -80,15 +84,8 @@ export class ChunkOutput implements SentBytes {
     this.lastSrc = src;
     this.lastStart = start;
     this.lastEnd = end;
-    if (this.run === src && this.runEnd === start) {
-      this.runEnd = end;
-    } else {
-      // Not next to the pending run (a message that was split across chunks): the run goes in the buffer.
-      if (this.run !== null) this.ensure(0, 0);
-      this.run = src;
-      this.runStart = start;
-      this.runEnd = end;
-    }
+    // Not next to the pending run (a message that was split across chunks), the run goes in the buffer.
+    this.copy(src, start, end);
     this.remaining -= end - start;
   }
 
@@ -100,27 +97,62 @@ export class ChunkOutput implements SentBytes {
       this.lastStart = this.lastEnd = 0;
       return;
     }
-    this.ensure(bytes.length, 0);
-    bytes.copy(this.buf!, this.at);
-    this.last(bytes.length);
+    this.reserve(bytes.length, 0);
+    this.replaced(bytes.length);
+    bytes.copy(this.buf!, this.room(bytes.length));
   }
 
   /**
-   * Room for `m`'s replacement of `size` bytes: its offset in `buffer`, where the caller writes it
-   * now (before any other call).
+   * Starts `m`'s replacement, `size` bytes (null: no input message, as when a row is masked into a
+   * buffer of its own). The caller then gives exactly those bytes, in order: `copy` for ranges of
+   * the input, `room` for new bytes, `setInt32` for a length word inside a copied range.
    */
-  reserve(m: Message, size: number): number {
-    const input = sizeOf(m);
-    this.remaining -= input;
-    this.ensure(size, size > input ? Math.ceil(this.remaining / input) * (size - input) : 0);
-    return this.last(size);
+  replace(m: Message | null, size: number): void {
+    const input = m === null ? size : sizeOf(m);
+    if (m !== null) this.remaining -= input;
+    // Rows of one result tend to change alike: expect the rest of the batch to grow as this one does.
+    this.reserve(size, size > input ? Math.ceil(this.remaining / input) * (size - input) : 0);
+    this.replaced(size);
+  }
+
+  /** The offset in `buffer` where `size` new bytes go; the caller writes them now. */
+  room(size: number): number {
+    this.flush();
+    const at = this.at;
+    this.at += size;
+    return at;
+  }
+
+  /** Appends `src[from, to)` unchanged; returns where its first byte lands in the output. */
+  copy(src: Buffer, from: number, to: number): number {
+    if (this.run === src && this.runEnd === from) {
+      const at = this.at + this.runEnd - this.runStart;
+      this.runEnd = to;
+      return at;
+    }
+    this.flush();
+    this.run = src;
+    this.runStart = from;
+    this.runEnd = to;
+    return this.at;
+  }
+
+  /** Writes `value` as a big-endian int32 at output offset `at`, inside bytes given by `copy`. */
+  setInt32(at: number, value: number): void {
+    if (at + 4 <= this.at) {
+      this.buf!.writeInt32BE(value, at);
+      return;
+    }
+    const k = this.patches++;
+    this.patchAt[k] = at;
+    this.patchValue[k] = value;
   }
 
   /** What the batch became; the output starts afresh (the buffer now belongs to the caller). */
   take(): Buffer {
     let out: Buffer;
     if (this.buf !== null) {
-      this.ensure(0, 0);
+      this.flush();
       out = this.buf.subarray(0, this.at);
     } else if (this.run !== null) {
       out =
@@ -130,37 +162,45 @@ export class ChunkOutput implements SentBytes {
     } else out = EMPTY;
     this.buf = null;
     this.run = null;
+    this.runStart = this.runEnd = 0;
+    this.patches = 0;
     this.at = this.remaining = 0;
     this.lastSrc = EMPTY;
+    this.lastStart = this.lastEnd = 0;
     return out;
   }
 
-  /** Marks the last `size` bytes reserved at `at` as the last message's; returns their offset. */
-  private last(size: number): number {
-    const at = this.at;
-    this.at += size;
-    this.lastSrc = this.buf!;
-    this.lastStart = at;
-    this.lastEnd = at + size;
-    return at;
+  /** The last message is the next `size` bytes of the buffer. */
+  private replaced(size: number): void {
+    this.lastSrc = null;
+    this.lastStart = this.at + this.runEnd - this.runStart;
+    this.lastEnd = this.lastStart + size;
   }
 
-  /** Copies the pending run into the buffer and makes room for `size` more bytes (`extra`: expected growth). */
-  private ensure(size: number, extra: number): void {
-    const runLength = this.runEnd - this.runStart;
-    const needed = this.at + runLength + size;
+  /** Makes room for `size` more bytes after the pending run (`extra`: growth expected after them). */
+  private reserve(size: number, extra: number): void {
+    const needed = this.at + this.runEnd - this.runStart + size;
+    const more = Math.max(0, this.remaining) + extra;
     if (this.buf === null) {
-      this.buf = Buffer.allocUnsafe(needed + this.remaining + extra);
+      this.buf = Buffer.allocUnsafe(needed + more);
     } else if (needed > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, needed + this.remaining + extra));
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, needed + more));
       this.buf.copy(grown, 0, 0, this.at);
       this.buf = grown;
     }
-    if (this.run !== null) {
-      this.at += this.run.copy(this.buf, this.at, this.runStart, this.runEnd);
-      this.run = null;
-      this.runStart = this.runEnd = 0;
-    }
+  }
+
+  /** Copies the pending run into the buffer and writes its patches. */
+  private flush(): void {
+    if (this.run === null) return;
+    // Rows that grew past every estimate may have left no room for the run: checked, never truncated.
+    this.reserve(0, 0);
+    const buf = this.buf!;
+    this.at += this.run.copy(buf, this.at, this.runStart, this.runEnd);
+    this.run = null;
+    this.runStart = this.runEnd = 0;
+    for (let k = 0; k < this.patches; k++) buf.writeInt32BE(this.patchValue[k]!, this.patchAt[k]!);
+    this.patches = 0;
   }
 }
 

@@ -146,10 +146,7 @@ export class ResultRewriter {
       const size =
         m instanceof Frame ? masker.measure(m.chunk, m.start, m.end) : masker.measure(m.raw, 0, m.raw.length);
       if (size < 0) out.pass(m);
-      else {
-        const at = out.reserve(m, size); // first: it may replace the buffer
-        masker.writeTo(out.buffer, at, size);
-      }
+      else masker.writeTo(out, m, size);
     }
   }
 

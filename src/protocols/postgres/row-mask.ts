@@ -1,7 +1,8 @@
 // Masking applied to result bytes: DataRow values (text format, and binary format of text-like
 // types) and text COPY rows, rebuilt only when a value changes; everything else keeps its bytes.
 import type { RowPlan } from '../../policy/mask/values.js';
-import { Back, type FieldDescription, message, ProtocolError } from './codec.js';
+import { ChunkOutput } from './chunk-output.js';
+import { Back, type FieldDescription, type Message, message, ProtocolError } from './codec.js';
 
 /** Types whose binary format is their UTF-8 text (jsonb after a one-byte version). */
 const TEXT_LIKE = new Set([25, 1043, 1042, 19, 114, 3802, 705]);
@@ -31,15 +32,14 @@ function codeOf(f: FieldDescription | undefined): number {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * The rewrite being prepared: the message `type` whose body is `src[from, to)`, and the fields it
- * changes, in order: where the old field starts (a DataRow field's length word, a COPY field's first
- * byte) and ends, and its new value (null for SQL NULL). Reused across calls: a rewrite is measured
- * and written before the next one starts.
+ * The rewrite being prepared: the message `src[start, to)`, and the fields it changes, in order:
+ * where the old field starts (a DataRow field's length word, a COPY field's first byte) and ends,
+ * and its new value (null for SQL NULL). Reused across calls: a rewrite is measured and written
+ * before the next one starts.
  */
 const edit = {
-  type: 0,
   src: EMPTY as Buffer,
-  from: 0,
+  start: 0,
   to: 0,
   withLengths: true,
   count: 0,
@@ -87,56 +87,70 @@ function addEdit(
 const arena = Buffer.allocUnsafeSlow(4096);
 let arenaAt = 0;
 
-/** Keeps where the edited message lies; returns its new size on the wire (type byte included). */
-function measured(type: number, src: Buffer, from: number, to: number, growth: number, withLengths: boolean) {
-  edit.type = type;
+/** Keeps where the edited message `src[start, to)` lies; returns its new size on the wire. */
+function measured(src: Buffer, start: number, to: number, growth: number, withLengths: boolean): number {
   edit.src = src;
-  edit.from = from;
+  edit.start = start;
   edit.to = to;
   edit.withLengths = withLengths;
-  return 5 + to - from + growth;
+  return to - start + growth;
 }
 
-/** `src[from, to)` into `dst` at `at`; short ranges byte by byte, which beats `copy`'s view per call. */
-function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
-  if (to - from > 96) return src.copy(dst, at, from, to);
+/** `src[from, to)` into `dst` at `at`, byte by byte: new values are short, and `copy` costs a native call. */
+function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at: number): void {
   for (let i = from; i < to; i++) dst[at++] = src[i]!;
-  return to - from;
 }
 
 /**
- * Writes the measured message, `size` bytes, into `out` at `o` (positions of the edits are
- * positions in its source), and forgets the edits.
+ * Gives `out` the measured message, `size` bytes: its unchanged parts as ranges of the source (so
+ * they join the bytes around them in one copy), its new length word and values written in place.
+ * Then forgets the edits.
  */
-function writeEdited(out: Buffer, o: number, size: number): void {
+function writeEdited(out: ChunkOutput, size: number): void {
   const src = edit.src;
-  let from = edit.from;
-  out[o] = edit.type;
-  o = out.writeInt32BE(size - 1, o + 1);
+  const withLengths = edit.withLengths;
+  // The type byte and the old length word come with the bytes before the first edit; the length is patched.
+  const header = out.copy(src, edit.start, edit.at[0]!);
+  out.setInt32(header + 1, size - 1);
+  let from = edit.at[0]!;
   for (let k = 0; k < edit.count; k++) {
-    o += copyRange(src, from, edit.at[k]!, out, o);
+    const at = edit.at[k]!;
+    if (from < at) out.copy(src, from, at);
     const value = edit.value[k]!;
-    if (edit.withLengths) o = out.writeInt32BE(edit.size[k]!, o);
-    if (value !== null) {
-      if (edit.versionByte[k]) out[o++] = 1;
-      o +=
-        typeof value === 'string'
-          ? out.write(value, o, 'utf8')
-          : copyRange(value, edit.valueFrom[k]!, edit.valueTo[k]!, out, o);
+    const n = edit.size[k]!;
+    const room = (withLengths ? 4 : 0) + (n < 0 ? 0 : n);
+    if (room > 0) {
+      let o = out.room(room);
+      const buf = out.buffer;
+      if (withLengths) {
+        buf[o] = n >>> 24;
+        buf[o + 1] = (n >>> 16) & 0xff;
+        buf[o + 2] = (n >>> 8) & 0xff;
+        buf[o + 3] = n & 0xff;
+        o += 4;
+      }
+      if (value !== null) {
+        if (edit.versionByte[k]) buf[o++] = 1;
+        if (typeof value === 'string') buf.write(value, o, 'utf8');
+        else copyRange(value, edit.valueFrom[k]!, edit.valueTo[k]!, buf, o);
+      }
     }
     from = edit.end[k]!;
   }
-  copyRange(src, from, edit.to, out, o);
+  if (from < edit.to) out.copy(src, from, edit.to);
   edit.value.fill(null, 0, edit.count); // drop references to the row's strings
   edit.count = 0;
   edit.src = EMPTY;
 }
 
+/** For messages rewritten into a buffer of their own (take() leaves it empty for the next). */
+const own = new ChunkOutput();
+
 /** The measured message in a buffer of its own. */
 function rebuilt(size: number): Buffer {
-  const out = Buffer.allocUnsafe(size);
-  writeEdited(out, 0, size);
-  return out;
+  own.replace(null, size);
+  writeEdited(own, size);
+  return own.take();
 }
 
 /** A big-endian int32 at `at` (callers check the bounds). */
@@ -255,12 +269,13 @@ export class RowMasker {
       growth += addEdit(at, pos, whole && code & AS_JSON ? JSON.stringify(after) : after, versionByte) - len;
     }
     if (edit.count === 0) return -1;
-    return measured(Back.DataRow, src, bodyStart, end, growth, true);
+    return measured(src, start, end, growth, true);
   }
 
-  /** Writes the row `measure` just sized (`size` bytes) into `out` at `at`. */
-  writeTo(out: Buffer, at: number, size: number): void {
-    writeEdited(out, at, size);
+  /** Gives `out` the row `measure` just sized (`size` bytes) as the replacement of `m`. */
+  writeTo(out: ChunkOutput, m: Message, size: number): void {
+    out.replace(m, size);
+    writeEdited(out, size);
   }
 }
 
@@ -307,7 +322,12 @@ export function maskCopyRow(raw: Buffer, body: Buffer, plan: RowPlan): Buffer {
     start = end + 1;
   }
   if (edit.count === 0) return raw;
-  return rebuilt(measured(Back.CopyData, body, 0, body.length, growth, false));
+  // Positions in `body` are 5 bytes further in `raw`, where the message's type and length come first.
+  for (let k = 0; k < edit.count; k++) {
+    edit.at[k] = edit.at[k]! + 5;
+    edit.end[k] = edit.end[k]! + 5;
+  }
+  return rebuilt(measured(raw, 0, raw.length, growth, false));
 }
 
 /** A CommandComplete whose row count says `rows` (`SELECT 20` → `SELECT 5`). */
