@@ -21,12 +21,14 @@ export type Replacer = ((value: string) => string) & {
 };
 
 /**
- * Writes what fromBytes would return for `bytes[start, end)`, exactly `size` bytes, at `dst[at]`
- * and returns true; returns false, writing nothing, where fromBytes returns undefined.
+ * fromBytes's answer as UTF-8 bytes, always `size` of them: asked first whether it `accepts` the
+ * value (where fromBytes would return undefined, it does not), then, when the message around it is
+ * written, to `write` them at `dst[at]`.
  */
 export interface BytesWriter {
   readonly size: number;
-  write(bytes: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): boolean;
+  accepts(bytes: Uint8Array, start: number, end: number): boolean;
+  write(bytes: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void;
 }
 
 // Separators survive keep-last so "4111 1111 1111 1111" reads as "**** **** **** 1111".
@@ -96,11 +98,13 @@ export function tokenizer(key: string | Buffer): Replacer {
   // The same token as bytes: a million rows need no token strings, nor their encoding back to bytes.
   const fromBytesInto: BytesWriter = {
     size: TOKEN_PREFIX.length + 16,
-    write(bytes, start, end, dst, at) {
+    accepts(bytes, start, end) {
       for (let i = start; i < end; i++) if (bytes[i]! > 0x7f) return false;
-      dst.set(TOKEN_PREFIX, at);
-      sipHashHexInto(k, bytes, start, end, dst, at + TOKEN_PREFIX.length);
       return true;
+    },
+    write(bytes, start, end, dst, at) {
+      for (let i = 0; i < TOKEN_PREFIX.length; i++) dst[at + i] = TOKEN_PREFIX[i]!;
+      sipHashHexInto(k, bytes, start, end, dst, at + TOKEN_PREFIX.length);
     },
   };
   return Object.assign(fromText, { fromBytes, fromBytesInto });

@@ -130,6 +130,32 @@ describe('one output per received chunk', () => {
     assert.deepEqual(out.take(), Buffer.concat(expected));
   });
 
+  it('copies from the chunk what rows that grew have already written over in the buffer', () => {
+    // The first row shrinks (the buffer is sized to the chunk), the second grows past what the first
+    // saved, so the rows after it are no longer where the buffer kept a copy of the chunk.
+    const long = 'v'.repeat(20);
+    const plan: Array<[Buffer, Buffer | null]> = [
+      [row('x', long), row('s')],
+      [row('x', 'b'), row('y'.repeat(36))],
+      [row('c', 'unchanged'), null],
+      [row('d', 'unchanged too'), null],
+      [row('x', long), row('s')],
+      [row('e', 'last'), null],
+    ];
+    const batch = new MessageFramer().push(Buffer.concat(plan.map(([m]) => m)));
+    const out = new ChunkOutput();
+    out.begin(batch);
+    batch.forEach((m, i) => {
+      const replacement = plan[i]![1];
+      if (replacement === null) out.pass(m);
+      else {
+        out.replace(m, replacement.length);
+        replacement.copy(out.buffer, out.room(replacement.length));
+      }
+    });
+    assert.deepEqual(out.take(), Buffer.concat(plan.map(([m, r]) => r ?? m)));
+  });
+
   it('drops a message replaced by no bytes and reports its length as 0', () => {
     const chunk = Buffer.concat([row('a'), row('b'), complete]);
     const batch = new MessageFramer().push(chunk);

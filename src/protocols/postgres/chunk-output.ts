@@ -38,6 +38,17 @@ export class ChunkOutput implements SentBytes {
   private patches = 0;
   /** Input bytes of the batch not yet consumed, for sizing the buffer. */
   private remaining = 0;
+  /**
+   * The batch's bytes in `chunk[mirrorFrom, mirrorEnd)`, copied once to `buf[mirrorAt..]` when the
+   * buffer is made: ranges of the chunk are then moved within the buffer (copyWithin, a plain memmove)
+   * instead of copied from another buffer (Buffer#copy makes a view per call). Writes only ever
+   * reach bytes of the mirror already read, as long as what was written does not overtake what was
+   * read; a range it did overtake is copied from the chunk instead.
+   */
+  private mirror: Buffer | null = null;
+  private mirrorFrom = 0;
+  private mirrorEnd = 0;
+  private mirrorAt = -1;
   /** The last message's bytes: `lastSrc[lastStart, lastEnd)`, or the buffer's when `lastSrc` is null. */
   private lastSrc: Buffer | null = EMPTY;
   private lastStart = 0;
@@ -49,6 +60,15 @@ export class ChunkOutput implements SentBytes {
     let total = 0;
     for (let i = from; i < messages.length; i++) total += sizeOf(messages[i]!);
     this.remaining = total;
+    // Frames of one read lie back to back in its chunk; a message completed from earlier reads does not.
+    const last = messages[messages.length - 1];
+    if (last instanceof Frame && from < messages.length) {
+      let first = messages.length - 1;
+      while (first > from && (messages[first - 1] as Frame).chunk === last.chunk) first--;
+      this.mirror = last.chunk;
+      this.mirrorFrom = (messages[first] as Frame).start;
+      this.mirrorEnd = last.end;
+    }
   }
 
   /** The buffer `room` returned an offset into (another message may replace it by a larger one). */
@@ -164,6 +184,8 @@ export class ChunkOutput implements SentBytes {
     this.run = null;
     this.runStart = this.runEnd = 0;
     this.patches = 0;
+    this.mirror = null;
+    this.mirrorAt = -1;
     this.at = this.remaining = 0;
     this.lastSrc = EMPTY;
     this.lastStart = this.lastEnd = 0;
@@ -182,11 +204,19 @@ export class ChunkOutput implements SentBytes {
     const needed = this.at + this.runEnd - this.runStart + size;
     const more = Math.max(0, this.remaining) + extra;
     if (this.buf === null) {
-      this.buf = Buffer.allocUnsafe(needed + more);
+      const mirrored = this.mirror === null ? 0 : this.mirrorEnd - this.mirrorFrom;
+      const buf = Buffer.allocUnsafe(Math.max(needed + more, mirrored));
+      if (mirrored > 0) {
+        this.mirrorAt = buf.length - mirrored;
+        this.mirror!.copy(buf, this.mirrorAt, this.mirrorFrom, this.mirrorEnd);
+      }
+      this.buf = buf;
     } else if (needed > this.buf.length) {
       const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, needed + more));
       this.buf.copy(grown, 0, 0, this.at);
       this.buf = grown;
+      this.mirror = null;
+      this.mirrorAt = -1;
     }
   }
 
@@ -196,7 +226,13 @@ export class ChunkOutput implements SentBytes {
     // Rows that grew past every estimate may have left no room for the run: checked, never truncated.
     this.reserve(0, 0);
     const buf = this.buf!;
-    this.at += this.run.copy(buf, this.at, this.runStart, this.runEnd);
+    const run = this.run;
+    const length = this.runEnd - this.runStart;
+    const mirrored = run === this.mirror ? this.mirrorAt + this.runStart - this.mirrorFrom : -1;
+    if (mirrored >= this.at && this.runStart >= this.mirrorFrom && this.runEnd <= this.mirrorEnd) {
+      buf.copyWithin(this.at, mirrored, mirrored + length);
+    } else run.copy(buf, this.at, this.runStart, this.runEnd);
+    this.at += length;
     this.run = null;
     this.runStart = this.runEnd = 0;
     for (let k = 0; k < this.patches; k++) buf.writeInt32BE(this.patchValue[k]!, this.patchAt[k]!);

@@ -98,7 +98,7 @@ describe('masking result bytes', () => {
     }
   });
 
-  it('tokenizes a row with more values than the in-place token space holds, the rest by the string way', () => {
+  it('tokenizes every value of a 300-field row to the token of its text', () => {
     const key = Buffer.alloc(32, 3);
     const tokens = new MaskSet([{ columns: ['email'], style: 'tokenize' }], key);
     const fields = Array.from({ length: 300 }, () => field('email', 25, 0));

@@ -1,5 +1,6 @@
 // Masking applied to result bytes: DataRow values (text format, and binary format of text-like
 // types) and text COPY rows, rebuilt only when a value changes; everything else keeps its bytes.
+import type { BytesWriter } from '../../policy/mask/styles.js';
 import type { RowPlan } from '../../policy/mask/values.js';
 import { ChunkOutput } from './chunk-output.js';
 import { Back, type FieldDescription, type Message, message, ProtocolError } from './codec.js';
@@ -46,9 +47,10 @@ const edit = {
   at: [] as number[],
   end: [] as number[],
   value: [] as Array<Buffer | string | null>,
-  /** For a Buffer value, the range of it that is the value (the arena holds several). */
+  /** For a Buffer value, the range of it that is the value, or that `writer` turns into the value. */
   valueFrom: [] as number[],
   valueTo: [] as number[],
+  writer: [] as Array<BytesWriter | undefined>,
   /** Bytes of the new value after its length word (jsonb's version byte included); -1 for NULL. */
   size: [] as number[],
   versionByte: [] as boolean[],
@@ -56,7 +58,7 @@ const edit = {
 
 /**
  * Records one edit; the new value's size in bytes (jsonb's version byte included), -1 for NULL.
- * A Buffer value may be `value[from, to)` (the arena).
+ * A Buffer value may be `value[from, to)`, or what `writer` writes for those bytes.
  */
 function addEdit(
   at: number,
@@ -65,27 +67,23 @@ function addEdit(
   versionByte: boolean,
   from = 0,
   to = value === null || typeof value === 'string' ? 0 : value.length,
+  writer?: BytesWriter,
 ): number {
   const k = edit.count++;
-  const bytes =
-    value === null ? -1 : typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : to - from;
+  let bytes = -1;
+  if (typeof value === 'string') bytes = Buffer.byteLength(value, 'utf8');
+  else if (value !== null) bytes = writer === undefined ? to - from : writer.size;
   const size = bytes < 0 ? -1 : bytes + (versionByte ? 1 : 0);
   edit.at[k] = at;
   edit.end[k] = end;
   edit.value[k] = value;
   edit.valueFrom[k] = from;
   edit.valueTo[k] = to;
+  edit.writer[k] = writer;
   edit.size[k] = size;
   edit.versionByte[k] = versionByte;
   return size;
 }
-
-/**
- * New values a style wrote as bytes while a row was measured (tokens), until the row is written:
- * reused for every row. A row whose values do not fit takes the slower way for the rest.
- */
-const arena = Buffer.allocUnsafeSlow(4096);
-let arenaAt = 0;
 
 /** Keeps where the edited message `src[start, to)` lies; returns its new size on the wire. */
 function measured(src: Buffer, start: number, to: number, growth: number, withLengths: boolean): number {
@@ -131,14 +129,17 @@ function writeEdited(out: ChunkOutput, size: number): void {
       }
       if (value !== null) {
         if (edit.versionByte[k]) buf[o++] = 1;
+        const writer = edit.writer[k];
         if (typeof value === 'string') buf.write(value, o, 'utf8');
+        else if (writer !== undefined) writer.write(value, edit.valueFrom[k]!, edit.valueTo[k]!, buf, o);
         else copyRange(value, edit.valueFrom[k]!, edit.valueTo[k]!, buf, o);
       }
     }
     from = edit.end[k]!;
   }
   if (from < edit.to) out.copy(src, from, edit.to);
-  edit.value.fill(null, 0, edit.count); // drop references to the row's strings
+  edit.value.fill(null, 0, edit.count); // drop references to the row's strings and chunk
+  edit.writer.fill(undefined, 0, edit.count);
   edit.count = 0;
   edit.src = EMPTY;
 }
@@ -217,7 +218,6 @@ export class RowMasker {
     let growth = 0;
     let pos = bodyStart + 2;
     edit.count = 0;
-    arenaAt = 0;
     for (let i = 0; i < n; i++) {
       const at = pos;
       if (at + 4 > end) throw new ProtocolError('malformed DataRow: more fields than bytes');
@@ -246,15 +246,10 @@ export class RowMasker {
           continue;
         }
         // A style that reads bytes in place (tokenize) skips decoding the value and encoding it back,
-        // and where its answer has a fixed size, the string too.
+        // and where its answer has a fixed size, the string too: it is written with the row.
         const into = this.intoBytes[i];
-        if (
-          into !== undefined &&
-          arenaAt + into.size <= arena.length &&
-          into.write(src, from, pos, arena, arenaAt)
-        ) {
-          growth += addEdit(at, pos, arena, versionByte, arenaAt, arenaAt + into.size) - len;
-          arenaAt += into.size;
+        if (into?.accepts(src, from, pos)) {
+          growth += addEdit(at, pos, src, versionByte, from, pos, into) - len;
           continue;
         }
         const token = this.inPlace[i]?.(src, from, pos);
