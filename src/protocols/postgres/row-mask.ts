@@ -138,8 +138,11 @@ function writeEdited(out: ChunkOutput, size: number): void {
     from = edit.end[k]!;
   }
   if (from < edit.to) out.copy(src, from, edit.to);
-  edit.value.fill(null, 0, edit.count); // drop references to the row's strings and chunk
-  edit.writer.fill(undefined, 0, edit.count);
+  // Drops references to the row's strings and chunk (a loop: a row has few edits, fill() is a call).
+  for (let k = 0; k < edit.count; k++) {
+    edit.value[k] = null;
+    edit.writer[k] = undefined;
+  }
   edit.count = 0;
   edit.src = EMPTY;
 }

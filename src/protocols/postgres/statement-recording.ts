@@ -50,6 +50,8 @@ export class StatementRecording {
   /** Commands recorded when refused: the target's error for their marker is not a second event. */
   private readonly refusedCommands = new WeakSet<Command>();
   private readonly sampleRows: number;
+  private lastResult: Result<Command> | null = null;
+  private lastRun: Running | null = null;
 
   constructor(private readonly session: Session) {
     this.sampleRows = session.sampleRows;
@@ -79,6 +81,7 @@ export class StatementRecording {
   ): void {
     const d = result.command.decision;
     const values = args.map((p) => (p.value === null ? null : asText(p.value, p.format)));
+    this.lastResult = null;
     this.running.set(result, {
       start: performance.now(),
       params: maskParams(values, d, this.maskSet(d)),
@@ -142,6 +145,8 @@ export class StatementRecording {
   }
 
   private run(r: Result<Command>): Running {
+    // Rows come in long runs of one result: its entry is kept at hand.
+    if (r === this.lastResult && this.lastRun !== null) return this.lastRun;
     let run = this.running.get(r);
     if (!run) {
       run = {
@@ -153,6 +158,8 @@ export class StatementRecording {
       };
       this.running.set(r, run);
     }
+    this.lastResult = r;
+    this.lastRun = run;
     return run;
   }
 
@@ -165,6 +172,8 @@ export class StatementRecording {
   private finish(r: Result<Command>, o: { rows: number | null; error: string | null }): void {
     const run = this.run(r);
     this.running.delete(r);
+    this.lastResult = null;
+    this.lastRun = null;
     const now = performance.now();
     // The next statement of a simple query starts when this one completes.
     if (this.queryStart.has(r.command)) this.queryStart.set(r.command, now);
