@@ -156,6 +156,30 @@ describe('one output per received chunk', () => {
     assert.deepEqual(out.take(), Buffer.concat(plan.map(([m, r]) => r ?? m)));
   });
 
+  it('keeps unchanged bytes of every length between rewritten rows, a few bytes or many', () => {
+    for (const n of [0, 1, 2, 3, 4, 5, 7, 250, 251, 252, 253, 300, 1000]) {
+      const plan: Array<[Buffer, Buffer | null]> = [
+        [row('x', 'a value to shrink'), row('s')],
+        [row('c', 'k'.repeat(n)), null],
+        [row('x', 'another'), row('[masked]')],
+        [row('d', 'q'.repeat(n)), null],
+        [row('x', 'and a third'), row('s')],
+      ];
+      const batch = new MessageFramer().push(Buffer.concat(plan.map(([m]) => m)));
+      const out = new ChunkOutput();
+      out.begin(batch);
+      batch.forEach((m, i) => {
+        const replacement = plan[i]![1];
+        if (replacement === null) out.pass(m);
+        else {
+          out.replace(m, replacement.length);
+          replacement.copy(out.buffer, out.room(replacement.length));
+        }
+      });
+      assert.deepEqual(out.take(), Buffer.concat(plan.map(([m, r]) => r ?? m)), `${n} bytes`);
+    }
+  });
+
   it('drops a message replaced by no bytes and reports its length as 0', () => {
     const chunk = Buffer.concat([row('a'), row('b'), complete]);
     const batch = new MessageFramer().push(chunk);
