@@ -25,6 +25,30 @@ export function sipHashHex(key: SipKey, data: Uint8Array, start = 0, end = data.
   return hex8(out[0]!) + hex8(out[1]!);
 }
 
+/**
+ * Of `data[start, end)`: the same 16 hex digits as sipHashHex, written as ASCII bytes at `dst[at]`,
+ * so a caller writing bytes needs no string.
+ */
+export function sipHashHexInto(
+  key: SipKey,
+  data: Uint8Array,
+  start: number,
+  end: number,
+  dst: Uint8Array,
+  at: number,
+): void {
+  sipHash(key, data, start, end);
+  hexInto(out[0]!, dst, at);
+  hexInto(out[1]!, dst, at + 8);
+}
+
+/** ASCII codes of the lowercase hex digits. */
+const DIGITS = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+
+function hexInto(n: number, dst: Uint8Array, at: number): void {
+  for (let shift = 28, i = at; shift >= 0; shift -= 4, i++) dst[i] = DIGITS[(n >>> shift) & 0xf]!;
+}
+
 /** Two hex digits per byte: Number#toString(16) converts through floating point and costs more than the hash. */
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 

@@ -76,6 +76,7 @@ export class MaskSet {
       scans: scanners.length > 0,
       constants: replacers.map((r) => r?.constant),
       fromBytes: replacers.map((r) => r?.fromBytes),
+      fromBytesInto: replacers.map((r) => r?.fromBytesInto),
       mask: (values) => values.map((v, i) => (v === null ? null : maskAt(i, v))),
       maskAt,
     };

@@ -52,6 +52,18 @@ describe('mask styles', () => {
     const row = Buffer.from('xx alice@example.com yy');
     assert.equal(t.fromBytes?.(row, 3, 20), 'tok_3abcbc308f7ed8e2');
     assert.equal(t.fromBytes?.(Buffer.from('naïve café ☕'), 0, 16), undefined);
+    // Written as bytes: the same token, exactly `size` bytes; non-ASCII is not accepted (as fromBytes).
+    const into = t.fromBytesInto!;
+    const dst = Buffer.alloc(into.size + 4, '.');
+    assert.equal(into.accepts(row, 3, 20), true);
+    into.write(row, 3, 20, dst, 2);
+    assert.equal(dst.toString(), `..tok_3abcbc308f7ed8e2..`);
+    assert.equal(into.accepts(Buffer.from('naïve café ☕'), 0, 16), false);
+    for (const v of ['', 'a', '12345678', 'user42@example.com', 'x'.repeat(100)]) {
+      assert.equal(into.accepts(Buffer.from(v), 0, v.length), true);
+      into.write(Buffer.from(v), 0, v.length, dst, 0);
+      assert.equal(dst.toString('latin1', 0, into.size), t(v), v);
+    }
   });
 
   it('refuses tokenize without a key and nonsensical keepLast counts', () => {

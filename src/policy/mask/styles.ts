@@ -1,7 +1,7 @@
 // Replacement styles: how a sensitive value is rewritten once a column rule or detector selects it.
 // `redact` hides even the length; `keepLast` keeps a suffix for support work; `tokenize` keeps joinability.
 import { createHmac } from 'node:crypto';
-import { sipHashHex, sipKey } from '../../crypto/siphash.js';
+import { sipHashHex, sipHashHexInto, sipKey } from '../../crypto/siphash.js';
 
 export type MaskStyle = 'redact' | 'keep-last-4' | { keepLast: number } | 'tokenize';
 
@@ -16,7 +16,20 @@ export const REDACTED = '[masked]';
 export type Replacer = ((value: string) => string) & {
   readonly constant?: string;
   readonly fromBytes?: (bytes: Uint8Array, start: number, end: number) => string | undefined;
+  /** Where fromBytes's answer always has one size: it written as UTF-8 bytes (see BytesWriter). */
+  readonly fromBytesInto?: BytesWriter;
 };
+
+/**
+ * fromBytes's answer as UTF-8 bytes, always `size` of them: asked first whether it `accepts` the
+ * value (where fromBytes would return undefined, it does not), then, when the message around it is
+ * written, to `write` them at `dst[at]`.
+ */
+export interface BytesWriter {
+  readonly size: number;
+  accepts(bytes: Uint8Array, start: number, end: number): boolean;
+  write(bytes: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void;
+}
 
 // Separators survive keep-last so "4111 1111 1111 1111" reads as "**** **** **** 1111".
 const SEPARATOR = /[\s-]/;
@@ -82,8 +95,22 @@ export function tokenizer(key: string | Buffer): Replacer {
     for (let i = start; i < end; i++) if (bytes[i]! > 0x7f) return undefined;
     return `tok_${sipHashHex(k, bytes, start, end)}`;
   };
-  return Object.assign(fromText, { fromBytes });
+  // The same token as bytes: a million rows need no token strings, nor their encoding back to bytes.
+  const fromBytesInto: BytesWriter = {
+    size: TOKEN_PREFIX.length + 16,
+    accepts(bytes, start, end) {
+      for (let i = start; i < end; i++) if (bytes[i]! > 0x7f) return false;
+      return true;
+    },
+    write(bytes, start, end, dst, at) {
+      for (let i = 0; i < TOKEN_PREFIX.length; i++) dst[at + i] = TOKEN_PREFIX[i]!;
+      sipHashHexInto(k, bytes, start, end, dst, at + TOKEN_PREFIX.length);
+    },
+  };
+  return Object.assign(fromText, { fromBytes, fromBytesInto });
 }
+
+const TOKEN_PREFIX = Buffer.from('tok_');
 
 const TOKEN_KEY_LABEL = 'warden tokenize: siphash-2-4 key v1';
 

@@ -26,6 +26,8 @@ export interface RowPlan {
   readonly constants: ReadonlyArray<string | undefined>;
   /** Per column masked whole: its replacer's reading of UTF-8 bytes in place, where the style has one. */
   readonly fromBytes: ReadonlyArray<Replacer['fromBytes']>;
+  /** Per column masked whole: the same, written as bytes where the style can (Replacer.fromBytesInto). */
+  readonly fromBytesInto: ReadonlyArray<Replacer['fromBytesInto']>;
   mask(values: ReadonlyArray<string | null>): Array<string | null>;
   /** One value of column `i`, as `mask` would give it; lets a caller decode only the values it masks. */
   maskAt(i: number, value: string): string;
@@ -122,6 +124,7 @@ export class Masker {
       scans: runDetectors,
       constants: masked.map((m) => (m ? this.replace.constant : undefined)),
       fromBytes: masked.map((m) => (m ? this.replace.fromBytes : undefined)),
+      fromBytesInto: masked.map((m) => (m ? this.replace.fromBytesInto : undefined)),
       mask: (values) => values.map((v, i) => (v === null ? null : maskAt(i, v))),
       maskAt,
     };

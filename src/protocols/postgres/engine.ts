@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { EndCause } from '../../gateway/live-sessions.js';
 import type { CloseReason, Command, Session } from '../../gateway/session.js';
 import type { FunctionResolver } from './catalog.js';
+import { ChunkOutput, sentBuffer } from './chunk-output.js';
 import {
   Back,
   errorResponse,
@@ -103,16 +104,6 @@ const MAX_HELD_INPUT = 1024 * 1024;
 function copyMessage(m: Message): Message {
   const raw = Buffer.from(m.raw);
   return { type: m.type, raw, body: raw.subarray(5) };
-}
-
-/** Whether the messages sit back to back in one buffer, so one view covers them without a copy. */
-function contiguous(ms: readonly Message[]): boolean {
-  for (let i = 1; i < ms.length; i++) {
-    const a = ms[i - 1]!.raw;
-    const b = ms[i]!.raw;
-    if (a.buffer !== b.buffer || a.byteOffset + a.length !== b.byteOffset) return false;
-  }
-  return true;
 }
 
 export function runEngine(
@@ -286,10 +277,10 @@ export function runEngine(
   };
 
   /**
-   * The target's message as it goes to the client: our error in place of a marker's syntax error,
-   * result rows masked and limited; a promise while the catalog is asked about a result's tables.
+   * The target's message as it goes to the client, appended to `out`: our error in place of a marker's
+   * syntax error, result rows masked and limited; a promise while the catalog is asked about a result's tables.
    */
-  const inbound = (received: Message): Buffer | Promise<Buffer> => {
+  const inbound = (received: Message, out: ChunkOutput): Promise<Buffer> | undefined => {
     if (received.type === Back.ReadyForQuery) {
       outstanding = Math.max(0, outstanding - 1);
       txStatus = received.body[0] ?? 0;
@@ -298,33 +289,44 @@ export function runEngine(
     // A statement its duration limit stopped: the target's cancel error becomes ours (client, recording).
     const m = durations?.active ? durations.received(received, ev) : received;
     if (m.type !== Back.ErrorResponse || refusals.length === 0) {
-      const out = rewriter.rewrite(m, ev);
-      if (!recording || ev.kind === 'other') return out;
+      const later = rewriter.rewriteInto(m, ev, out);
+      if (!recording || ev.kind === 'other') return later;
       // Recorded from the bytes the client gets, so samples are masked exactly as it saw them.
-      if (out instanceof Promise) {
-        return out.then((b) => {
-          recording.observe(ev, m, b);
+      if (later) {
+        return later.then((b) => {
+          recording.observe(ev, m, sentBuffer(b));
           return b;
         });
       }
       recording.observe(ev, m, out);
-      return out;
+      return undefined;
     }
     const text = readNoticeFields(m.body).get('M') ?? '';
     const i = refusals.findIndex((r) => text.includes(r.marker));
     if (i < 0) {
-      recording?.observe(ev, m, m.raw);
-      return m.raw;
+      out.pass(m);
+      recording?.observe(ev, m, out);
+      return undefined;
     }
     // Markers the target skipped (an earlier error in the same batch) will never come back.
-    return refusals.splice(0, i + 1)[i]!.error;
+    out.put(m, refusals.splice(0, i + 1)[i]!.error);
+    return undefined;
+  };
+
+  /** The client's message as it goes to the target, appended to `out` (or a promise of it). */
+  const outboundInto = (m: Message, out: ChunkOutput): Promise<Buffer> | undefined => {
+    const b = outbound(m);
+    if (b instanceof Promise) return b;
+    if (b === m.raw) out.pass(m);
+    else out.put(m, b);
+    return undefined;
   };
 
   const relay = (
     from: Socket,
     to: Socket,
     framer: MessageFramer,
-    map: (m: Message) => Buffer | Promise<Buffer>,
+    map: (m: Message, out: ChunkOutput) => Promise<Buffer> | undefined,
     side: 'client' | 'target',
   ) => {
     /** Messages not yet mapped: left over while a mapping waits (a catalog lookup), in order. */
@@ -333,6 +335,7 @@ export function runEngine(
     /** Bytes read from the client while a statement waits for review. */
     let heldInput = 0;
     let draining = false;
+    const out = new ChunkOutput();
     const resume = () => {
       if (!waiting && !draining && !ended && !(side === 'client' && held)) from.resume();
     };
@@ -346,33 +349,43 @@ export function runEngine(
         resume();
       });
     };
-    /** Maps and writes messages until one needs to wait; unchanged runs go out as one contiguous view. */
+    /** Maps and writes messages until one needs to wait; a batch goes out as one write (ChunkOutput). */
     const pump = () => {
       while (backlog.length > 0 && !waiting && !ended) {
         const messages = backlog;
         backlog = [];
-        const out: Buffer[] = [];
-        let changed = false;
-        let i = 0;
-        for (; i < messages.length; i++) {
+        out.begin(messages);
+        for (let i = 0; i < messages.length; i++) {
           const m = messages[i]!;
-          let b: Buffer | Promise<Buffer>;
+          if (side === 'client' && m.type === Front.Terminate) {
+            terminated = true;
+            // A pooled target connection lives on: its Terminate is ours to hold back.
+            if (opts.release) {
+              send(out.take());
+              end('client');
+              return;
+            }
+            out.pass(m);
+            break;
+          }
+          let later: Promise<Buffer> | undefined;
           try {
-            b = map(m);
+            later = map(m, out);
           } catch (err) {
             // A target message Warden cannot read (a malformed row): better no session than a wrong one.
+            out.take();
             end('error', (err as Error).message);
             return;
           }
-          if (b instanceof Promise) {
+          if (later) {
             waiting = true;
             // A statement held for review may wait minutes: the client is still read (up to a bound),
             // so a client that leaves is noticed and its statement withdrawn, never run later.
-            if (reviewHolds.has(b)) heldInput = 0;
+            if (reviewHolds.has(later)) heldInput = 0;
             else from.pause();
             // Held across an await: keep copies, the socket's chunk is not ours to keep.
             backlog = messages.slice(i + 1).map(copyMessage);
-            b.then(
+            later.then(
               (data) => {
                 if (ended) return;
                 send(data);
@@ -384,31 +397,8 @@ export function runEngine(
             );
             break;
           }
-          if (side === 'client' && m.type === Front.Terminate) {
-            terminated = true;
-            backlog = [];
-            // A pooled target connection lives on: its Terminate is ours to hold back.
-            if (opts.release) {
-              send(Buffer.concat(out));
-              end('client');
-              return;
-            }
-            out.push(b);
-            i++;
-            break;
-          }
-          if (b !== m.raw) changed = true;
-          out.push(b);
         }
-        const done = messages.slice(0, Math.min(i, out.length));
-        if (done.length === 0) continue;
-        const first = done[0]!.raw;
-        const last = done[done.length - 1]!.raw;
-        send(
-          changed || !contiguous(done)
-            ? Buffer.concat(out)
-            : Buffer.from(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset),
-        );
+        send(out.take());
       }
     };
     const onData = (chunk: Buffer) => {
@@ -442,7 +432,7 @@ export function runEngine(
     return resume;
   };
 
-  resumeClient = relay(client, target, fromClient, outbound, 'client');
+  resumeClient = relay(client, target, fromClient, outboundInto, 'client');
   relay(target, client, fromTarget, inbound, 'target');
   client.on('close', () => end('client'));
   onTarget('close', () => end('target'));

@@ -7,6 +7,7 @@ import { loadPostgresAnalyzer } from '../../policy/analyzers/postgres.js';
 import { type DecisionContext, decide } from '../../policy/decide.js';
 import { MaskSet } from '../../policy/mask/mask-set.js';
 import { REDACTED } from '../../policy/mask/styles.js';
+import { ChunkOutput } from './chunk-output.js';
 import {
   Back,
   dataRow,
@@ -124,5 +125,81 @@ describe('result rewriting: masks and limits for one result', () => {
       'result stopped after 2 rows by rule "two" (warden)',
     );
     assert.equal(readCommandTag(done!.body), 'SELECT 2');
+  });
+});
+
+describe('result rewriting into one output per received chunk', () => {
+  before(() => loadPostgresAnalyzer());
+
+  /** Every row of a stream, read in chunks cut at `cuts`, through rewriteInto; and each row through rewrite. */
+  function both(rules: unknown[], rows: Buffer[], cuts: number[]) {
+    const make = () =>
+      new ResultRewriter({
+        masksFor: (d) => (d.masks.length ? new MaskSet(d.masks, Buffer.from('k')) : null),
+        warn: () => {},
+      });
+    const c = command('select id, email, note from users', rules);
+    const fields = [f('id', 0), f('email', 0), f('note', 0)];
+    const stream = Buffer.concat([...rows, message(Back.CommandComplete, `SELECT ${rows.length}`)]);
+    const whole: Result<Command> = { command: c, statement: 0, fields };
+    const one = make();
+    const expected = Buffer.concat(
+      new MessageFramer().push(stream).map((m) => {
+        const ev = m.type === Back.DataRow ? ('row' as const) : ('end' as const);
+        return one.rewrite(m, { kind: ev, result: whole }) as Buffer;
+      }),
+    );
+    const into = make();
+    const result: Result<Command> = { command: c, statement: 0, fields };
+    const framer = new MessageFramer();
+    const out = new ChunkOutput();
+    const sent: Buffer[] = [];
+    let from = 0;
+    for (const cut of [...cuts, stream.length]) {
+      const batch = framer.push(stream.subarray(from, cut));
+      from = cut;
+      out.begin(batch);
+      for (const m of batch) {
+        const ev = m.type === Back.DataRow ? ('row' as const) : ('end' as const);
+        assert.equal(into.rewriteInto(m, { kind: ev, result }, out), undefined);
+      }
+      sent.push(out.take());
+    }
+    return { expected, sent: Buffer.concat(sent) };
+  }
+
+  const rows = Array.from({ length: 40 }, (_, i) =>
+    dataRow([
+      Buffer.from(String(i)),
+      i % 3 === 0 ? null : Buffer.from(`u${i}@x.io`),
+      Buffer.from('n'.repeat(i)),
+    ]),
+  );
+  const tokenizeEmail = { name: 'tok', effect: 'mask', mask: { columns: ['*.email'], style: 'tokenize' } };
+
+  it('writes tokenized rows that grow, split across reads at every byte, as rewriting each row gives them', () => {
+    const stream = Buffer.concat(rows);
+    for (let cut = 1; cut < stream.length; cut += 7) {
+      const { expected, sent } = both([tokenizeEmail], rows, [cut]);
+      assert.deepEqual(sent, expected, `split at byte ${cut}`);
+    }
+    const { expected, sent } = both([tokenizeEmail], rows, [5, 60, 61, 200, 900]);
+    assert.deepEqual(sent, expected);
+    assert.ok(sent.length > stream.length, 'tokens are longer than these emails');
+  });
+
+  it('drops rows past a limit and masks the others in the same chunk', () => {
+    const limit = { name: 'ten', effect: 'limit', limit: { rows: 10 } };
+    const { expected, sent } = both([tokenizeEmail, limit], rows, [100, 300]);
+    assert.deepEqual(sent, expected);
+    const framed = new MessageFramer().push(sent);
+    assert.equal(framed.filter((m) => m.type === Back.DataRow).length, 10);
+  });
+
+  it('sends rows with nothing masked exactly as received', () => {
+    const redactNothing = { name: 'r', effect: 'mask', mask: { columns: ['*.ssn'], style: 'redact' } };
+    const { expected, sent } = both([redactNothing], rows, [77]);
+    assert.deepEqual(sent, expected);
+    assert.deepEqual(sent.subarray(0, Buffer.concat(rows).length), Buffer.concat(rows));
   });
 });

@@ -6,6 +6,7 @@ import { globRegExp } from '../../policy/glob.js';
 import { fieldPositions } from '../../policy/lineage.js';
 import type { DerivedField, MaskRuleSpec, MaskSet } from '../../policy/mask/mask-set.js';
 import type { RowPlan } from '../../policy/mask/values.js';
+import type { ChunkOutput } from './chunk-output.js';
 import {
   Back,
   type FieldDescription,
@@ -65,8 +66,37 @@ export class ResultRewriter {
   private readonly qualified = new WeakMap<Decision, QualifiedColumn[]>();
   /** Table OID → `schema.table`, for this session's target. */
   private readonly tables = new Map<number, string>();
+  private lastResult: Result<Command> | null = null;
+  private lastState: ResultState | undefined;
 
   constructor(private readonly deps: RewriteDeps) {}
+
+  /**
+   * Appends the bytes for target message `m` to `out`, or returns a promise of them while the catalog
+   * is asked about the result's tables. A row that changes is written straight into `out`'s buffer.
+   */
+  rewriteInto(m: Message, ev: ResultEvent<Command>, out: ChunkOutput): Promise<Buffer> | undefined {
+    if (ev.kind === 'other' || !touches(ev.result.command.decision)) {
+      out.pass(m);
+      return undefined;
+    }
+    if (ev.kind === 'row') {
+      const r = ev.result;
+      // Rows come in long runs of one result: the last one's state is kept at hand.
+      const state = r === this.lastResult ? this.lastState : this.states.get(r);
+      if (state) {
+        this.lastResult = r;
+        this.lastState = state;
+        this.rowInto(m, r, state, out);
+        return undefined;
+      }
+    }
+    const b = this.rewrite(m, ev);
+    if (b instanceof Promise) return b;
+    if (b === m.raw) out.pass(m);
+    else out.put(m, b);
+    return undefined;
+  }
 
   /** The bytes for target message `m`: its own, a rewritten one, none (a dropped row), or a later answer. */
   rewrite(m: Message, ev: ResultEvent<Command>): Buffer | Promise<Buffer> {
@@ -106,6 +136,18 @@ export class ResultRewriter {
     // From the received chunk where the framer left the row: no view of it is made to read it.
     const out = m instanceof Frame ? s.masker.mask(m.chunk, m.start, m.end) : s.masker.mask(m.raw);
     return out ?? m.raw;
+  }
+
+  private rowInto(m: Message, r: Result<Command>, s: ResultState, out: ChunkOutput): void {
+    const masker = s.masker;
+    if (this.overLimit(r, s)) out.put(m, EMPTY);
+    else if (masker === null) out.pass(m);
+    else {
+      const size =
+        m instanceof Frame ? masker.measure(m.chunk, m.start, m.end) : masker.measure(m.raw, 0, m.raw.length);
+      if (size < 0) out.pass(m);
+      else masker.writeTo(out, m, size);
+    }
   }
 
   /** Counts a row; true when it is past the limit and must be dropped. */

@@ -61,6 +61,7 @@ export class ResultTracker<C> {
   private readonly expected: Expectation<C>[] = [];
   private readonly statements = new Map<string, Statement<C>>();
   private readonly portals = new Map<string, Portal<C>>();
+  private lastRow: { kind: 'row'; result: Result<C> } | null = null;
 
   /** Expectations not yet answered (for tests and diagnostics). */
   get pending(): number {
@@ -259,7 +260,7 @@ export class ResultTracker<C> {
   ): ResultEvent<C> {
     if (head.kind === 'simple') {
       head.result ??= { command: head.command, statement: head.statement, fields: null };
-      return { kind, result: head.result };
+      return kind === 'row' ? this.rowOf(head.result) : { kind, result: head.result };
     }
     if (head.kind === 'execute' && head.portal) {
       const p = head.portal;
@@ -267,8 +268,14 @@ export class ResultTracker<C> {
       if (!p.described && p.result.fields === null && p.statement.fields) {
         p.result.fields = p.statement.fields.map((f, i) => ({ ...f, format: formatOf(p.formats, i) }));
       }
-      return { kind, result: p.result };
+      return kind === 'row' ? this.rowOf(p.result) : { kind, result: p.result };
     }
     return { kind: 'other' };
+  }
+
+  /** The row event of `result`: one object for all its rows (events are only read), not one per row. */
+  private rowOf(result: Result<C>): ResultEvent<C> {
+    if (this.lastRow?.result !== result) this.lastRow = { kind: 'row', result };
+    return this.lastRow;
   }
 }

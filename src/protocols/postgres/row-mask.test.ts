@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { MaskSet } from '../../policy/mask/mask-set.js';
 import { REDACTED, tokenize } from '../../policy/mask/styles.js';
 import type { RowPlan } from '../../policy/mask/values.js';
+import { ChunkOutput } from './chunk-output.js';
 import {
   Back,
   dataRow,
@@ -95,6 +96,40 @@ describe('masking result bytes', () => {
         [tokenize(v, key), tokenize(v, key)],
       );
     }
+  });
+
+  it('tokenizes every value of a 300-field row to the token of its text', () => {
+    const key = Buffer.alloc(32, 3);
+    const tokens = new MaskSet([{ columns: ['email'], style: 'tokenize' }], key);
+    const fields = Array.from({ length: 300 }, () => field('email', 25, 0));
+    const values = fields.map((_, i) => `user${i}@example.com`);
+    const m = framed(dataRow(values.map((v) => Buffer.from(v))));
+    const out = maskRow(m, fields, tokens.plan(cols(fields)), false);
+    assert.deepEqual(
+      readDataRow(out.subarray(5)).map((c) => c?.toString()),
+      values.map((v) => tokenize(v, key)),
+    );
+    assert.equal(out.readInt32BE(1), out.length - 1);
+  });
+
+  it('writes a measured row between the messages around it, as mask() gives it', () => {
+    const key = Buffer.alloc(32, 3);
+    const tokens = new MaskSet([{ columns: ['email'], style: 'tokenize' }], key);
+    const fields = [field('id', 23, 0), field('email', 25, 0)];
+    const masker = new RowMasker(fields, tokens.plan(cols(fields)), false);
+    const row = dataRow([Buffer.from('7'), Buffer.from('a@b.c')]);
+    const before = message(Back.NoData);
+    const chunk = Buffer.concat([before, row, before]);
+    const batch = new MessageFramer().push(chunk);
+    const out = new ChunkOutput();
+    out.begin(batch);
+    out.pass(batch[0]!);
+    const size = masker.measure(chunk, before.length, before.length + row.length);
+    masker.writeTo(out, batch[1]!, size);
+    out.pass(batch[2]!);
+    assert.deepEqual(out.take(), Buffer.concat([before, masker.mask(row)!, before]));
+    const nothing = dataRow([Buffer.from('8'), null]);
+    assert.equal(masker.measure(nothing, 0, nothing.length), -1, 'a NULL stays NULL');
   });
 
   it('refuses a row whose field lengths do not fit the message (the session then ends)', () => {

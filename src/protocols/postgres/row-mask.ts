@@ -1,7 +1,9 @@
 // Masking applied to result bytes: DataRow values (text format, and binary format of text-like
 // types) and text COPY rows, rebuilt only when a value changes; everything else keeps its bytes.
+import type { BytesWriter } from '../../policy/mask/styles.js';
 import type { RowPlan } from '../../policy/mask/values.js';
-import { Back, type FieldDescription, message, ProtocolError } from './codec.js';
+import { ChunkOutput } from './chunk-output.js';
+import { Back, type FieldDescription, type Message, message, ProtocolError } from './codec.js';
 
 /** Types whose binary format is their UTF-8 text (jsonb after a one-byte version). */
 const TEXT_LIKE = new Set([25, 1043, 1042, 19, 114, 3802, 705]);
@@ -28,73 +30,131 @@ function codeOf(f: FieldDescription | undefined): number {
   return kind | (f && JSON_TYPES.has(f.typeOid) ? AS_JSON : 0);
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
- * The fields a row rewrite changes, in order: where the old field starts (a DataRow field's length word,
- * a COPY field's first byte) and ends, and its new value (null for SQL NULL). Reused across calls: a rewrite runs to completion before the next.
+ * The rewrite being prepared: the message `src[start, to)`, and the fields it changes, in order:
+ * where the old field starts (a DataRow field's length word, a COPY field's first byte) and ends,
+ * and its new value (null for SQL NULL). Reused across calls: a rewrite is measured and written
+ * before the next one starts.
  */
 const edit = {
+  src: EMPTY as Buffer,
+  start: 0,
+  to: 0,
+  withLengths: true,
   count: 0,
   at: [] as number[],
   end: [] as number[],
   value: [] as Array<Buffer | string | null>,
+  /** For a Buffer value, the range of it that is the value, or that `writer` turns into the value. */
+  valueFrom: [] as number[],
+  valueTo: [] as number[],
+  writer: [] as Array<BytesWriter | undefined>,
   /** Bytes of the new value after its length word (jsonb's version byte included); -1 for NULL. */
   size: [] as number[],
   versionByte: [] as boolean[],
 };
 
-/** Records one edit; the new value's size in bytes (jsonb's version byte included), -1 for NULL. */
-function addEdit(at: number, end: number, value: Buffer | string | null, versionByte: boolean): number {
+/**
+ * Records one edit; the new value's size in bytes (jsonb's version byte included), -1 for NULL.
+ * A Buffer value may be `value[from, to)`, or what `writer` writes for those bytes.
+ */
+function addEdit(
+  at: number,
+  end: number,
+  value: Buffer | string | null,
+  versionByte: boolean,
+  from = 0,
+  to = value === null || typeof value === 'string' ? 0 : value.length,
+  writer?: BytesWriter,
+): number {
   const k = edit.count++;
-  const bytes =
-    value === null ? -1 : typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+  let bytes = -1;
+  if (typeof value === 'string') bytes = Buffer.byteLength(value, 'utf8');
+  else if (value !== null) bytes = writer === undefined ? to - from : writer.size;
   const size = bytes < 0 ? -1 : bytes + (versionByte ? 1 : 0);
   edit.at[k] = at;
   edit.end[k] = end;
   edit.value[k] = value;
+  edit.valueFrom[k] = from;
+  edit.valueTo[k] = to;
+  edit.writer[k] = writer;
   edit.size[k] = size;
   edit.versionByte[k] = versionByte;
   return size;
 }
 
-/** `src[from, to)` into `dst` at `at`; short ranges byte by byte, which beats `copy`'s view per call. */
-function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
-  if (to - from > 96) return src.copy(dst, at, from, to);
+/** Keeps where the edited message `src[start, to)` lies; returns its new size on the wire. */
+function measured(src: Buffer, start: number, to: number, growth: number, withLengths: boolean): number {
+  edit.src = src;
+  edit.start = start;
+  edit.to = to;
+  edit.withLengths = withLengths;
+  return to - start + growth;
+}
+
+/** `src[from, to)` into `dst` at `at`, byte by byte: new values are short, and `copy` costs a native call. */
+function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at: number): void {
   for (let i = from; i < to; i++) dst[at++] = src[i]!;
-  return to - from;
 }
 
 /**
- * The message `type` whose body is `src[from, to)` with the edits applied (edit positions are
- * positions in `src`), written into one buffer of its final size.
+ * Gives `out` the measured message, `size` bytes: its unchanged parts as ranges of the source (so
+ * they join the bytes around them in one copy), its new length word and values written in place.
+ * Then forgets the edits.
  */
-function rebuild(
-  type: number,
-  src: Buffer,
-  from: number,
-  to: number,
-  growth: number,
-  withLengths: boolean,
-): Buffer {
-  const size = to - from + growth;
-  const out = Buffer.allocUnsafe(5 + size);
-  out[0] = type;
-  out.writeInt32BE(4 + size, 1);
-  let o = 5;
+function writeEdited(out: ChunkOutput, size: number): void {
+  const src = edit.src;
+  const withLengths = edit.withLengths;
+  // The type byte and the old length word come with the bytes before the first edit; the length is patched.
+  const header = out.copy(src, edit.start, edit.at[0]!);
+  out.setInt32(header + 1, size - 1);
+  let from = edit.at[0]!;
   for (let k = 0; k < edit.count; k++) {
-    o += copyRange(src, from, edit.at[k]!, out, o);
+    const at = edit.at[k]!;
+    if (from < at) out.copy(src, from, at);
     const value = edit.value[k]!;
-    if (withLengths) o = out.writeInt32BE(edit.size[k]!, o);
-    if (value !== null) {
-      if (edit.versionByte[k]) out[o++] = 1;
-      o +=
-        typeof value === 'string' ? out.write(value, o, 'utf8') : copyRange(value, 0, value.length, out, o);
+    const n = edit.size[k]!;
+    const room = (withLengths ? 4 : 0) + (n < 0 ? 0 : n);
+    if (room > 0) {
+      let o = out.room(room);
+      const buf = out.buffer;
+      if (withLengths) {
+        buf[o] = n >>> 24;
+        buf[o + 1] = (n >>> 16) & 0xff;
+        buf[o + 2] = (n >>> 8) & 0xff;
+        buf[o + 3] = n & 0xff;
+        o += 4;
+      }
+      if (value !== null) {
+        if (edit.versionByte[k]) buf[o++] = 1;
+        const writer = edit.writer[k];
+        if (typeof value === 'string') buf.write(value, o, 'utf8');
+        else if (writer !== undefined) writer.write(value, edit.valueFrom[k]!, edit.valueTo[k]!, buf, o);
+        else copyRange(value, edit.valueFrom[k]!, edit.valueTo[k]!, buf, o);
+      }
     }
     from = edit.end[k]!;
   }
-  copyRange(src, from, to, out, o);
-  edit.value.fill(null, 0, edit.count); // drop references to the row's strings
+  if (from < edit.to) out.copy(src, from, edit.to);
+  // Drops references to the row's strings and chunk (a loop: a row has few edits, fill() is a call).
+  for (let k = 0; k < edit.count; k++) {
+    edit.value[k] = null;
+    edit.writer[k] = undefined;
+  }
   edit.count = 0;
-  return out;
+  edit.src = EMPTY;
+}
+
+/** For messages rewritten into a buffer of their own (take() leaves it empty for the next). */
+const own = new ChunkOutput();
+
+/** The measured message in a buffer of its own. */
+function rebuilt(size: number): Buffer {
+  own.replace(null, size);
+  writeEdited(own, size);
+  return own.take();
 }
 
 /** A big-endian int32 at `at` (callers check the bounds). */
@@ -119,6 +179,7 @@ export class RowMasker {
   /** The constant's own bytes: a value that already holds them is left as it is (whatever the type). */
   private readonly constantText: Array<Buffer | undefined>;
   private readonly inPlace: RowPlan['fromBytes'];
+  private readonly intoBytes: RowPlan['fromBytesInto'];
 
   constructor(
     fields: readonly FieldDescription[],
@@ -137,13 +198,23 @@ export class RowMasker {
         : text,
     );
     this.inPlace = fields.map((_, i) => ((this.codes[i]! & AS_JSON) === 0 ? plan.fromBytes[i] : undefined));
+    this.intoBytes = fields.map((_, i) =>
+      (this.codes[i]! & AS_JSON) === 0 ? plan.fromBytesInto[i] : undefined,
+    );
+  }
+
+  /** The DataRow `src[start, end)` with masked values, in a buffer of its own; null when nothing changed. */
+  mask(src: Buffer, start = 0, end = src.length): Buffer | null {
+    const size = this.measure(src, start, end);
+    return size < 0 ? null : rebuilt(size);
   }
 
   /**
-   * The DataRow `src[start, end)` with masked values, or null when nothing changed. Throws
-   * ProtocolError when the row's field lengths do not fit the message.
+   * Reads the DataRow `src[start, end)` and works out its masked values: the masked row's size on the
+   * wire, to be written by `writeTo` before the next row is measured, or -1 when nothing changes.
+   * Throws ProtocolError when the row's field lengths do not fit the message.
    */
-  mask(src: Buffer, start = 0, end = src.length): Buffer | null {
+  measure(src: Buffer, start: number, end: number): number {
     const bodyStart = start + 5;
     if (end - bodyStart < 2) throw new ProtocolError('malformed DataRow: no field count');
     const n = (src[bodyStart]! << 8) | src[bodyStart + 1]!;
@@ -177,7 +248,13 @@ export class RowMasker {
           if (!same) growth += addEdit(at, pos, constant, versionByte) - len;
           continue;
         }
-        // A style that reads bytes in place (tokenize) skips decoding the value and encoding it back.
+        // A style that reads bytes in place (tokenize) skips decoding the value and encoding it back,
+        // and where its answer has a fixed size, the string too: it is written with the row.
+        const into = this.intoBytes[i];
+        if (into?.accepts(src, from, pos)) {
+          growth += addEdit(at, pos, src, versionByte, from, pos, into) - len;
+          continue;
+        }
         const token = this.inPlace[i]?.(src, from, pos);
         if (token !== undefined) {
           growth += addEdit(at, pos, token, versionByte) - len;
@@ -189,8 +266,14 @@ export class RowMasker {
       if (after === before) continue;
       growth += addEdit(at, pos, whole && code & AS_JSON ? JSON.stringify(after) : after, versionByte) - len;
     }
-    if (edit.count === 0) return null;
-    return rebuild(Back.DataRow, src, bodyStart, end, growth, true);
+    if (edit.count === 0) return -1;
+    return measured(src, start, end, growth, true);
+  }
+
+  /** Gives `out` the row `measure` just sized (`size` bytes) as the replacement of `m`. */
+  writeTo(out: ChunkOutput, m: Message, size: number): void {
+    out.replace(m, size);
+    writeEdited(out, size);
   }
 }
 
@@ -237,7 +320,12 @@ export function maskCopyRow(raw: Buffer, body: Buffer, plan: RowPlan): Buffer {
     start = end + 1;
   }
   if (edit.count === 0) return raw;
-  return rebuild(Back.CopyData, body, 0, body.length, growth, false);
+  // Positions in `body` are 5 bytes further in `raw`, where the message's type and length come first.
+  for (let k = 0; k < edit.count; k++) {
+    edit.at[k] = edit.at[k]! + 5;
+    edit.end[k] = edit.end[k]! + 5;
+  }
+  return rebuilt(measured(raw, 0, raw.length, growth, false));
 }
 
 /** A CommandComplete whose row count says `rows` (`SELECT 20` → `SELECT 5`). */

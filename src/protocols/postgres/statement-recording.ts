@@ -4,6 +4,7 @@ import type { Command, Session } from '../../gateway/session.js';
 import type { Decision } from '../../policy/decide.js';
 import type { MaskSet } from '../../policy/mask/mask-set.js';
 import { maskErrorText, maskParams, maskStatementText } from '../../recording/params.js';
+import type { SentBytes } from './chunk-output.js';
 import {
   Back,
   type FieldDescription,
@@ -49,6 +50,8 @@ export class StatementRecording {
   /** Commands recorded when refused: the target's error for their marker is not a second event. */
   private readonly refusedCommands = new WeakSet<Command>();
   private readonly sampleRows: number;
+  private lastResult: Result<Command> | null = null;
+  private lastRun: Running | null = null;
 
   constructor(private readonly session: Session) {
     this.sampleRows = session.sampleRows;
@@ -78,6 +81,7 @@ export class StatementRecording {
   ): void {
     const d = result.command.decision;
     const values = args.map((p) => (p.value === null ? null : asText(p.value, p.format)));
+    this.lastResult = null;
     this.running.set(result, {
       start: performance.now(),
       params: maskParams(values, d, this.maskSet(d)),
@@ -98,20 +102,24 @@ export class StatementRecording {
     });
   }
 
-  /** Every target message, with the bytes the client got for it (after masks and limits). */
-  observe(ev: ResultEvent<Command>, m: Message, out: Buffer): void {
+  /**
+   * Every target message, with the bytes the client got for it (after masks and limits); those bytes
+   * are looked at only for the sample rows, the rest only counted.
+   */
+  observe(ev: ResultEvent<Command>, m: Message, sent: SentBytes): void {
     if (ev.kind === 'other' || this.refusedCommands.has(ev.result.command)) return;
     const r = ev.result;
+    const length = sent.lastLength;
     switch (ev.kind) {
       case 'row':
       case 'copy-data': {
-        if (out.length === 0) return;
+        if (length === 0) return;
         const run = this.run(r);
         run.rows++;
-        run.bytes += out.length;
+        run.bytes += length;
         if (ev.kind === 'row' && run.rows <= this.sampleRows) {
           const fields = r.fields ?? [];
-          const row = readDataRow(out.subarray(5)).map((v, i) =>
+          const row = readDataRow(sent.lastBytes().subarray(5)).map((v, i) =>
             v === null ? null : fieldText(v, fields[i]),
           );
           run.sample ??= [];
@@ -121,7 +129,7 @@ export class StatementRecording {
       }
       case 'end':
         // A function's value is its result: its bytes count like a row's.
-        if (m.type === Back.FunctionCallResponse) this.run(r).bytes += out.length;
+        if (m.type === Back.FunctionCallResponse) this.run(r).bytes += length;
         this.finish(r, { rows: this.rowsOf(r, m), error: null });
         return;
       case 'error': {
@@ -137,6 +145,8 @@ export class StatementRecording {
   }
 
   private run(r: Result<Command>): Running {
+    // Rows come in long runs of one result: its entry is kept at hand.
+    if (r === this.lastResult && this.lastRun !== null) return this.lastRun;
     let run = this.running.get(r);
     if (!run) {
       run = {
@@ -148,6 +158,8 @@ export class StatementRecording {
       };
       this.running.set(r, run);
     }
+    this.lastResult = r;
+    this.lastRun = run;
     return run;
   }
 
@@ -160,6 +172,8 @@ export class StatementRecording {
   private finish(r: Result<Command>, o: { rows: number | null; error: string | null }): void {
     const run = this.run(r);
     this.running.delete(r);
+    this.lastResult = null;
+    this.lastRun = null;
     const now = performance.now();
     // The next statement of a simple query starts when this one completes.
     if (this.queryStart.has(r.command)) this.queryStart.set(r.command, now);
