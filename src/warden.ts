@@ -34,6 +34,7 @@ import { Notifications } from './reviews/notify.js';
 import { PreapprovalDesk } from './reviews/preapproval-desk.js';
 import { Connections } from './store/connections.js';
 import { DisabledSubjects } from './store/disabled-subjects.js';
+import { Gateways } from './store/gateways.js';
 import { Grants } from './store/grants.js';
 import { Meta } from './store/meta.js';
 import { PolicyVersions } from './store/policy-versions.js';
@@ -270,7 +271,12 @@ export async function startWarden(
     apiKeys,
     tokens,
     disabledSubjects,
-    lifetimeIntervalMs: config.sessions.check_interval,
+    gateways: new Gateways(store),
+    intervals: {
+      lifetimeMs: config.sessions.check_interval,
+      heartbeatMs: config.sessions.gateway_heartbeat,
+      gatewayTimeoutMs: config.sessions.gateway_timeout,
+    },
     warn: (err, what) => log.warn({ err: err.message }, what),
   });
   let postgres: PostgresListener | null = null;
@@ -292,6 +298,7 @@ export async function startWarden(
         recorder,
         resultRows: config.recording.result_rows,
         approvals,
+        gatewayId: watches.gatewayId,
       },
     });
     log.info({ host: postgres.host, port: postgres.port }, 'postgres listening');
@@ -304,7 +311,7 @@ export async function startWarden(
     actor: SYSTEM_ACTOR,
     target: url,
     outcome: 'info',
-    payload: { pid: process.pid },
+    payload: { pid: process.pid, gateway: watches.gatewayId },
   });
 
   return {
@@ -314,7 +321,7 @@ export async function startWarden(
     postgres: postgres ? { host: postgres.host, port: postgres.port } : null,
     async close() {
       policy.stop();
-      watches.stop();
+      await watches.stop();
       grantedSessions.stop();
       await postgres?.close();
       await approvals.stop();

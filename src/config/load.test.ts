@@ -56,6 +56,8 @@ describe('configuration', () => {
       max_duration: 12 * 3_600_000,
       end_with_parent: true,
       check_interval: 1000,
+      gateway_heartbeat: 5000,
+      gateway_timeout: 30_000,
     });
     const f = file(
       'sessions.yaml',
@@ -73,6 +75,14 @@ describe('configuration', () => {
     assert.deepEqual([config.sessions.idle_timeout, config.sessions.max_duration], [0, 0]);
     assert.equal(config.sessions.end_with_parent, false);
     assert.deepEqual(config.connections[0]?.sessions, { idle_timeout: 900_000, max_duration: 0 });
+    assert.throws(
+      () =>
+        loadConfig(
+          file('fast-timeout.yaml', 'sessions: { gateway_heartbeat: 10s, gateway_timeout: 20s }\n'),
+          {},
+        ),
+      /gateway_timeout must be at least three gateway_heartbeat intervals/,
+    );
     assert.throws(
       () => loadConfig(file('bad-sessions.yaml', 'sessions:\n  idle_timeout: forever\n'), {}),
       /sessions\.idle_timeout: .*expected a duration/,

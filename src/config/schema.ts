@@ -253,6 +253,17 @@ export const configSchema = z.strictObject({
       end_with_parent: z.boolean().default(true),
       /** How often each gateway checks its live sessions against these limits and their parents. */
       check_interval: durationAtLeast(100, '100ms').prefault('1s'),
+      /** How often each gateway tells the store it is alive. */
+      gateway_heartbeat: durationAtLeast(100, '100ms').prefault('5s'),
+      /**
+       * A gateway silent for this long is taken for gone: another ends its sessions (status `lost`),
+       * so their rows stop reading active and their child sessions are found orphaned.
+       */
+      gateway_timeout: durationAtLeast(300, '300ms').prefault('30s'),
+    })
+    .refine((s) => s.gateway_timeout >= 3 * s.gateway_heartbeat, {
+      message: 'gateway_timeout must be at least three gateway_heartbeat intervals',
+      path: ['gateway_timeout'],
     })
     .prefault({}),
   /** W3C trace context: what callers send is recorded on their sessions and continued to targets. */

@@ -32,6 +32,8 @@ export interface SessionDeps {
   resultRows?: number;
   /** Holds commands a `review` rule catches until approvers decide; without it they are refused. */
   approvals?: Approvals;
+  /** This gateway's id on the store, written on every session it carries. */
+  gatewayId?: string;
 }
 
 /** A statement event as an engine reports it; the session adds who, where and the order. */
@@ -128,6 +130,7 @@ export class Session {
       end_reason: null,
       application: this.client.application,
       traceparent: this.client.trace?.received ?? null,
+      gateway_id: this.deps.gatewayId ?? null,
     });
     await this.deps.audit.append({
       type: 'session.opened',

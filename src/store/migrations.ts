@@ -328,6 +328,26 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('sessions').addColumn('orphaned_at', 'text').execute();
       },
     },
+    '0011_gateway_liveness': {
+      async up(db: AnyDb) {
+        // Every running gateway and when it was last heard from: the sessions of one that stopped
+        // answering (a crash, a lost host) are ended for it by the others.
+        await db.schema
+          .createTable('gateways')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('pid', 'integer', (c) => c.notNull())
+          .addColumn('started_at', 'text', (c) => c.notNull())
+          .addColumn('seen_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.alterTable('sessions').addColumn('gateway_id', 'text').execute();
+        await db.schema
+          .createIndex('sessions_gateway')
+          .on('sessions')
+          .columns(['gateway_id', 'status'])
+          .execute();
+      },
+    },
   };
 }
 

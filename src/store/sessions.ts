@@ -31,7 +31,10 @@ export type NewSession = Omit<
   SessionView,
   'parent_token_id' | 'end_reason' | 'orphaned_at' | 'application' | 'traceparent'
 > &
-  Partial<Pick<SessionView, 'parent_token_id' | 'end_reason' | 'application' | 'traceparent'>>;
+  Partial<Pick<SessionView, 'parent_token_id' | 'end_reason' | 'application' | 'traceparent'>> & {
+    /** The gateway that carries it. */
+    gateway_id?: string | null;
+  };
 
 export interface SessionFilter {
   /** Only sessions this subject ran, or that ran under a chain rooted at it. */
@@ -93,8 +96,39 @@ export class Sessions {
         application: s.application ?? null,
         end_reason: s.end_reason ?? null,
         orphaned_at: null,
+        gateway_id: s.gateway_id ?? null,
       })
       .execute();
+  }
+
+  /**
+   * Ends, as `lost`, the sessions still active on these gateways (which stopped answering):
+   * nobody carries them any more. Returns them; a session ended meanwhile is left as it ended.
+   */
+  async endLost(
+    gatewayIds: string[],
+    endedAt: string,
+    reason: string,
+  ): Promise<Array<{ id: string; subject: string; gateway_id: string }>> {
+    if (gatewayIds.length === 0) return [];
+    const rows = await this.store.db
+      .selectFrom('sessions')
+      .select(['id', 'subject', 'gateway_id'])
+      .where('gateway_id', 'in', gatewayIds)
+      .where('status', '=', 'active')
+      .execute();
+    if (rows.length === 0) return [];
+    await this.store.db
+      .updateTable('sessions')
+      .set({ status: 'lost', ended_at: endedAt, end_reason: reason })
+      .where(
+        'id',
+        'in',
+        rows.map((r) => r.id),
+      )
+      .where('status', '=', 'active')
+      .execute();
+    return rows.map((r) => ({ id: r.id, subject: r.subject, gateway_id: r.gateway_id ?? '' }));
   }
 
   async list(f: SessionFilter): Promise<SessionView[]> {

@@ -83,6 +83,17 @@ export interface SessionsTable {
   end_reason: string | null;
   /** When the session was found running after its parent session ended. */
   orphaned_at: string | null;
+  /** The gateway carrying the session (see the gateways table). */
+  gateway_id: string | null;
+}
+
+/** A running gateway on the store, and when it last said so. */
+export interface GatewaysTable {
+  id: string;
+  host: string;
+  pid: number;
+  started_at: string;
+  seen_at: string;
 }
 
 /** A person or service an admin disabled: every credential of theirs is refused. */
@@ -128,6 +139,7 @@ export interface Database {
   preapprovals: PreapprovalsTable;
   access_grants: AccessGrantsTable;
   disabled_subjects: DisabledSubjectsTable;
+  gateways: GatewaysTable;
 }
 
 /** A command held for approval, and what approvers did with it. */

@@ -95,7 +95,7 @@ export async function startWarden(opts: {
     },
     env: (token: string) => ({ WARDEN_URL: url, WARDEN_TOKEN: token }),
     async stop() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
