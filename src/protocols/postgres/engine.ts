@@ -2,7 +2,6 @@
 // backpressure, asks the session about every statement (simple Query and extended Parse), and
 // answers a refused one with PostgreSQL's own error flow so the connection stays usable.
 // A fast-path FunctionCall is judged as the SELECT of the function its OID names.
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { EndCause } from '../../gateway/live-sessions.js';
 import type { CloseReason, Command, Session } from '../../gateway/session.js';
@@ -23,6 +22,7 @@ import {
 } from './codec.js';
 import { DurationLimits } from './duration-limit.js';
 import { judgeFunctionCall } from './function-call.js';
+import { REFUSED, Refusals, refusalText } from './refusals.js';
 import { ResultRewriter, type TableResolver } from './result-rewrite.js';
 import { ResultTracker } from './results.js';
 import { StatementRecording } from './statement-recording.js';
@@ -76,25 +76,6 @@ const END_CODES: Record<EndCause, { code: string; reason: EngineCloseReason }> =
   orphaned: { code: '57P01', reason: 'orphaned' },
 };
 
-/** SQLSTATE for a statement Warden refused: insufficient_privilege, like a permission check. */
-export const REFUSED = '42501';
-
-/**
- * A refused statement is replaced, on its way to the target, by text that cannot parse and
- * carries a nonce. The target then fails it exactly where the real one would have run: a
- * transaction block is aborted, an extended-protocol batch is skipped up to Sync, pipelined
- * statements keep their order. The target's syntax error for the marker is swapped for ours.
- */
-function marker(): string {
-  return `warden_refused_${randomBytes(8).toString('hex')}`;
-}
-
-function refusalText(c: Command): string {
-  const d = c.decision;
-  const fallback = d.action === 'review' ? 'this statement needs approval' : 'refused by policy';
-  return `${d.message ?? fallback} (warden)`;
-}
-
 /** Promises of statements held for review: the relay keeps reading the client while one waits. */
 const reviewHolds = new WeakSet<Promise<Buffer>>();
 
@@ -116,7 +97,7 @@ export function runEngine(
   const { traceComment } = opts;
   const fromTarget = new MessageFramer(opts.maxMessage);
   /** Markers sent to the target, oldest first, with the error the client gets instead. */
-  const refusals: Array<{ marker: string; error: Buffer }> = [];
+  const refusals = new Refusals();
   const tracker = new ResultTracker<Command>();
   const rewriter = new ResultRewriter({
     masksFor: (d) => session.masksFor(d),
@@ -187,14 +168,9 @@ export function runEngine(
   };
 
   const refuse = (c: Command, rewrite: (text: string) => Buffer): Buffer => {
-    const m = marker();
     const text = refusalText(c);
     recording?.refused(c, REFUSED, text);
-    refusals.push({
-      marker: m,
-      error: errorResponse({ severity: 'ERROR', code: REFUSED, message: text }),
-    });
-    return rewrite(m);
+    return rewrite(refusals.add(text));
   };
 
   /**
@@ -288,7 +264,7 @@ export function runEngine(
     const ev = tracker.received(received);
     // A statement its duration limit stopped: the target's cancel error becomes ours (client, recording).
     const m = durations?.active ? durations.received(received, ev) : received;
-    if (m.type !== Back.ErrorResponse || refusals.length === 0) {
+    if (m.type !== Back.ErrorResponse || refusals.size === 0) {
       const later = rewriter.rewriteInto(m, ev, out);
       if (!recording || ev.kind === 'other') return later;
       // Recorded from the bytes the client gets, so samples are masked exactly as it saw them.
@@ -301,15 +277,13 @@ export function runEngine(
       recording.observe(ev, m, out);
       return undefined;
     }
-    const text = readNoticeFields(m.body).get('M') ?? '';
-    const i = refusals.findIndex((r) => text.includes(r.marker));
-    if (i < 0) {
+    const ours = refusals.answer(readNoticeFields(m.body).get('M') ?? '');
+    if (!ours) {
       out.pass(m);
       recording?.observe(ev, m, out);
       return undefined;
     }
-    // Markers the target skipped (an earlier error in the same batch) will never come back.
-    out.put(m, refusals.splice(0, i + 1)[i]!.error);
+    out.put(m, ours);
     return undefined;
   };
 
