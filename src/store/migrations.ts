@@ -348,6 +348,57 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0012_session_search': {
+      async up(db: AnyDb) {
+        // Sessions are listed newest first by (started_at, id), the keyset the API pages on; the
+        // filters an auditor uses most narrow through these without sorting the whole table.
+        await db.schema
+          .createIndex('sessions_started_id')
+          .on('sessions')
+          .columns(['started_at', 'id'])
+          .execute();
+        // Superseded by sessions_started_id; two candidates for the same order only split the planner.
+        await db.schema.dropIndex('sessions_started').execute();
+        await db.schema
+          .createIndex('sessions_connection')
+          .on('sessions')
+          .columns(['connection_name', 'started_at', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('sessions_status')
+          .on('sessions')
+          .columns(['status', 'started_at', 'id'])
+          .execute();
+        // "Has denied/held commands": few statements are refused, so a small partial index answers it.
+        await sql`create index session_events_flagged on session_events (session_id, decision) where decision <> 'allow'`.execute(
+          db,
+        );
+        // Full-text search over recorded statements, one API for both dialects.
+        if (dialect === 'postgres') {
+          // Punctuation becomes spaces first, so words split as in SQLite (the parser would otherwise
+          // keep `/a?b=c` or `x.y@z` whole as paths and e-mails). The same expression as Sessions.list.
+          await sql`create index session_events_text on session_events using gin (to_tsvector('simple', regexp_replace(text, '[[:punct:][:space:]]+', ' ', 'g')))`.execute(
+            db,
+          );
+          return;
+        }
+        // SQLite: an FTS5 index keyed by session_events' rowid, kept in step by triggers so every
+        // insert path (the recorder's prepared batch included) fills it in its own transaction.
+        // Accents stay significant, as in PostgreSQL's `simple` configuration.
+        await sql`create virtual table session_events_fts using fts5(text, session_id unindexed, tokenize = 'unicode61 remove_diacritics 0')`.execute(
+          db,
+        );
+        await sql`insert into session_events_fts (rowid, text, session_id) select rowid, text, session_id from session_events`.execute(
+          db,
+        );
+        await sql`create trigger session_events_fts_insert after insert on session_events begin
+          insert into session_events_fts (rowid, text, session_id) values (new.rowid, new.text, new.session_id);
+        end`.execute(db);
+        await sql`create trigger session_events_fts_delete after delete on session_events begin
+          delete from session_events_fts where rowid = old.rowid;
+        end`.execute(db);
+      },
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 // The sessions repository: one row per connection a caller made through a gateway, with the
 // identity and actor chain it ran under. Protocol engines write them; the API reads them.
-import type { Selectable } from 'kysely';
+import { type CompiledQuery, type Selectable, sql } from 'kysely';
 import type { Store } from './store.js';
 import type { SessionsTable } from './tables.js';
 
@@ -40,11 +40,41 @@ export interface SessionFilter {
   /** Only sessions this subject ran, or that ran under a chain rooted at it. */
   visibleTo?: string;
   subject?: string;
+  /** The subject at the root of the session's delegation chain. */
+  root?: string;
+  /** A name in the session's actor chain, matched exactly. */
+  agent?: string;
   connection?: string;
+  protocol?: string;
   status?: string;
-  /** Started strictly before this ISO time (keyset pagination). */
+  /** Started at or after / at or before these ISO times. */
+  since?: string;
+  until?: string;
+  /** Only sessions with at least one statement refused (`denied`) or sent for review (`held`). */
+  flagged?: 'denied' | 'held';
+  /** Words that must all occur (any case) in the session's recorded statements. */
+  search?: string;
+  /** Started strictly before this ISO time (older keyset pagination; `after` supersedes it). */
   before?: string;
+  /** The last session of the previous page: this page continues strictly older than it. */
+  after?: SessionKey;
   limit: number;
+}
+
+/** Where a session sits in the newest-first order the list pages through. */
+export interface SessionKey {
+  started_at: string;
+  id: string;
+}
+
+const FLAGGED_DECISION = { denied: 'deny', held: 'review' } as const;
+
+/**
+ * The words of a search, as both full-text engines split text into them (letters and digits);
+ * punctuation never reaches an engine's query syntax, so no input can make it fail.
+ */
+export function searchWords(search: string): string[] {
+  return search.match(/[\p{L}\p{N}]+/gu) ?? [];
 }
 
 function view(row: Selectable<SessionsTable>): SessionView {
@@ -131,18 +161,72 @@ export class Sessions {
     return rows.map((r) => ({ id: r.id, subject: r.subject, gateway_id: r.gateway_id ?? '' }));
   }
 
+  /** One page of sessions, newest first by (started_at, id). */
   async list(f: SessionFilter): Promise<SessionView[]> {
+    const q = this.listing(f);
+    return q ? (await q.execute()).map(view) : [];
+  }
+
+  /** The SQL `list` runs for this filter (none: it answers nothing), for checking its query plan. */
+  listingSql(f: SessionFilter): CompiledQuery | undefined {
+    return this.listing(f)?.compile();
+  }
+
+  private listing(f: SessionFilter) {
+    const words = f.search === undefined ? [] : searchWords(f.search);
+    // A search with no words in it matches nothing, in both dialects alike.
+    if (f.search !== undefined && words.length === 0) return undefined;
+    const postgres = this.store.dialect === 'postgres';
     let q = this.store.db.selectFrom('sessions').selectAll();
     if (f.visibleTo !== undefined) {
       const who = f.visibleTo;
       q = q.where((eb) => eb.or([eb('subject', '=', who), eb('root_subject', '=', who)]));
     }
     if (f.subject) q = q.where('subject', '=', f.subject);
+    if (f.root) q = q.where('root_subject', '=', f.root);
+    if (f.agent) {
+      // chain_json is JSON.stringify(names): the quoted name occurs exactly when it is one of them
+      // (`"a"` is not in `["ab"]`). A plain substring search, case-sensitive in both dialects.
+      const quoted = JSON.stringify(f.agent);
+      q = q.where(
+        postgres
+          ? sql<boolean>`strpos(chain_json, ${quoted}) > 0`
+          : sql<boolean>`instr(chain_json, ${quoted}) > 0`,
+      );
+    }
     if (f.connection) q = q.where('connection_name', '=', f.connection);
+    if (f.protocol) q = q.where('protocol', '=', f.protocol);
     if (f.status) q = q.where('status', '=', f.status);
-    if (f.before) q = q.where('started_at', '<', f.before);
-    const rows = await q.orderBy('started_at', 'desc').limit(f.limit).execute();
-    return rows.map(view);
+    if (f.since) q = q.where('started_at', '>=', f.since);
+    if (f.until) q = q.where('started_at', '<=', f.until);
+    if (f.flagged) {
+      const decision = FLAGGED_DECISION[f.flagged];
+      // `decision <> 'allow'` spelled out so SQLite may use the partial index session_events_flagged.
+      q = q.where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('session_events as e')
+            .select(sql<number>`1`.as('one'))
+            .whereRef('e.session_id', '=', 'sessions.id')
+            .where('e.decision', '<>', 'allow')
+            .where('e.decision', '=', decision),
+        ),
+      );
+    }
+    if (words.length > 0) {
+      const matching = postgres
+        ? // The expression of the index session_events_text (migration 0012), so that index answers.
+          sql`select session_id from session_events where to_tsvector('simple', regexp_replace(text, '[[:punct:][:space:]]+', ' ', 'g')) @@ plainto_tsquery('simple', ${words.join(' ')})`
+        : // Each word quoted as an FTS5 string (its own quotes doubled); words side by side are ANDed.
+          sql`select session_id from session_events_fts where session_events_fts match ${words.map((w) => `"${w.replaceAll('"', '""')}"`).join(' ')}`;
+      q = q.where(sql<boolean>`sessions.id in (${matching})`);
+    }
+    if (f.after) {
+      const { started_at, id } = f.after;
+      q = q.where((eb) => eb(eb.refTuple('started_at', 'id'), '<', eb.tuple(started_at, id)));
+    } else if (f.before) {
+      q = q.where('started_at', '<', f.before);
+    }
+    return q.orderBy('started_at', 'desc').orderBy('id', 'desc').limit(f.limit);
   }
 
   /** Marks a session ended with its final status (`closed`, `killed`, `failed` …) and why, in words. */

@@ -3,11 +3,13 @@
 import { z } from 'zod';
 import { actorOf, hasRole } from '../../identity/identity.js';
 import { ConflictError } from '../../store/connections.js';
+import type { SessionKey } from '../../store/sessions.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { notFound } from '../errors.js';
+import { badRequest, notFound } from '../errors.js';
 import { sessionEventView, sessionView } from '../schemas.js';
 import type { ZodApp } from '../server.js';
+import { parseTime } from './audit.js';
 
 export function sessionRoutes(app: ZodApp, ctx: ApiContext): void {
   app.get(
@@ -16,24 +18,41 @@ export function sessionRoutes(app: ZodApp, ctx: ApiContext): void {
       config: { auth: 'user' },
       schema: {
         tags: ['sessions'],
-        summary: 'List sessions, newest first',
+        summary: 'List sessions, newest first, filtered and searched; paged by the cursor `next`',
         querystring: z.strictObject({
           subject: z.string().optional(),
+          root: z.string().optional(),
+          agent: z.string().optional(),
           connection: z.string().optional(),
+          protocol: z.string().optional(),
           status: z.string().optional(),
+          since: z.string().optional(),
+          until: z.string().optional(),
+          flagged: z.enum(['denied', 'held']).optional(),
+          q: z.string().max(1000).optional(),
+          cursor: z.string().optional(),
           before: z.string().optional(),
           limit: z.coerce.number().int().min(1).max(500).default(50),
         }),
-        response: { 200: z.object({ sessions: z.array(sessionView) }) },
+        response: { 200: z.object({ sessions: z.array(sessionView), next: z.string().nullable() }) },
       },
     },
     async (req) => {
       const who = caller(req);
-      const sessions = await ctx.sessions.list({
-        ...req.query,
+      const { q, cursor, since, until, limit, ...rest } = req.query;
+      // One more than asked tells whether another page follows without a count over the table.
+      const rows = await ctx.sessions.list({
+        ...rest,
+        since: parseTime(since, 'since'),
+        until: parseTime(until, 'until'),
+        search: q,
+        after: cursor === undefined ? undefined : decodeCursor(cursor),
+        limit: limit + 1,
         visibleTo: hasRole(who, 'auditor') ? undefined : who.subject,
       });
-      return { sessions };
+      const sessions = rows.slice(0, limit);
+      const last = sessions.at(-1);
+      return { sessions, next: rows.length > limit && last ? encodeCursor(last) : null };
     },
   );
 
@@ -123,4 +142,19 @@ async function visibleSession(ctx: ApiContext, who: ReturnType<typeof caller>, i
     throw notFound(`session ${id} does not exist`);
   }
   return s;
+}
+
+/** The cursor after a page: opaque to clients, the (started_at, id) of its last session. */
+function encodeCursor(s: SessionKey): string {
+  return Buffer.from(JSON.stringify([s.started_at, s.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): SessionKey {
+  try {
+    const [started_at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[];
+    if (typeof started_at === 'string' && typeof id === 'string') return { started_at, id };
+  } catch {
+    // answered below
+  }
+  throw badRequest('cursor: not a cursor this API returned (pass `next` from the previous page)');
 }

@@ -5,19 +5,62 @@ import type { SessionView } from '../../store/sessions.js';
 import { ApiClient, query } from '../client.js';
 import { printJson, printTable } from '../output.js';
 
+interface ListOptions {
+  subject?: string;
+  root?: string;
+  agent?: string;
+  connection?: string;
+  protocol?: string;
+  status?: string;
+  since?: string;
+  until?: string;
+  flagged?: string;
+  search?: string;
+  cursor?: string;
+  limit: string;
+  json?: boolean;
+}
+
 export function sessionCommands(program: Command): void {
   const sessions = program.command('sessions').description('recorded sessions');
   sessions
     .command('ls')
     .description('list sessions, newest first (your own unless you are an auditor)')
-    .option('--subject <subject>')
+    .option('--subject <subject>', 'sessions this subject ran')
+    .option('--root <subject>', 'sessions under a delegation chain rooted at this subject')
+    .option('--agent <name>', 'sessions with this name in their actor chain (exact)')
     .option('--connection <name>')
+    .option('--protocol <protocol>')
+    .option('--status <status>', 'active, closed, killed, lost …')
+    .option('--since <time>', 'started at or after: an ISO time or an age like 15m')
+    .option('--until <time>', 'started at or before: an ISO time or an age like 15m')
+    .option('--flagged <kind>', 'only sessions with a denied or held statement: denied | held')
+    .option('--search <text>', 'every word must occur in a recorded statement (any case)')
+    .option('--cursor <cursor>', 'the next page: the cursor a previous listing printed')
     .option('--limit <n>', 'how many', '50')
     .option('--json', 'print JSON')
-    .action(async (o: { subject?: string; connection?: string; limit: string; json?: boolean }) => {
-      const { sessions: rows } = await new ApiClient().get<{ sessions: SessionView[] }>(
-        `/api/sessions${query({ subject: o.subject, connection: o.connection, limit: o.limit })}`,
+    .action(async (o: ListOptions) => {
+      const { sessions: rows, next } = await new ApiClient().get<{
+        sessions: SessionView[];
+        next: string | null;
+      }>(
+        `/api/sessions${query({
+          subject: o.subject,
+          root: o.root,
+          agent: o.agent,
+          connection: o.connection,
+          protocol: o.protocol,
+          status: o.status,
+          since: o.since,
+          until: o.until,
+          flagged: o.flagged,
+          q: o.search,
+          cursor: o.cursor,
+          limit: o.limit,
+        })}`,
       );
+      // On stderr, so stdout stays the listing (JSON or table) a script parses.
+      if (next) process.stderr.write(`more: warden sessions ls --cursor ${next} (same filters)\n`);
       if (o.json) return printJson(rows);
       printTable(
         ['ID', 'SUBJECT', 'ROOT', 'CONNECTION', 'PROTOCOL', 'STATUS', 'STARTED', 'ENDED', 'END REASON'],
