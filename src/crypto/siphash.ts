@@ -4,8 +4,6 @@
 // result's time at a million rows; this costs a few hundred nanoseconds. JavaScript has no 64-bit
 // integer arithmetic without BigInt allocations, so each 64-bit word is kept as two 32-bit halves.
 // Checked against the reference implementation's 64 published test vectors (siphash.test.ts).
-// Inputs that fit its memory are hashed by the WebAssembly version (siphash-wasm.ts), 2.4x faster.
-import { wasmSipHash } from './siphash-wasm.js';
 
 /** A 16-byte key, read as two little-endian 64-bit words (k0, k1), split into 32-bit halves. */
 export interface SipKey {
@@ -23,19 +21,8 @@ export function sipKey(key: Uint8Array): SipKey {
 
 /** Of `data[start, end)`: the 64-bit result as 16 lowercase hex digits, as the reference prints it. */
 export function sipHashHex(key: SipKey, data: Uint8Array, start = 0, end = data.length): string {
-  hash(key, data, start, end);
-  return hex8(out[0]!) + hex8(out[1]!);
-}
-
-/** The same as sipHashHex, always computed in JavaScript: what the WebAssembly version is checked against. */
-export function sipHashHexJs(key: SipKey, data: Uint8Array, start = 0, end = data.length): string {
   sipHash(key, data, start, end);
   return hex8(out[0]!) + hex8(out[1]!);
-}
-
-/** Into `out`: in WebAssembly (64-bit words), or here for an input too long for its memory. */
-function hash(key: SipKey, data: Uint8Array, start: number, end: number): void {
-  if (!wasmSipHash(key, data, start, end, out)) sipHash(key, data, start, end);
 }
 
 /**
@@ -50,7 +37,7 @@ export function sipHashHexInto(
   dst: Uint8Array,
   at: number,
 ): void {
-  hash(key, data, start, end);
+  sipHash(key, data, start, end);
   hexInto(out[0]!, dst, at);
   hexInto(out[1]!, dst, at + 8);
 }
