@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type SessionEvent, SessionEvents } from '../store/session-events.js';
+import { SessionEvents } from '../store/session-events.js';
 import { type NewSession, Sessions, type SessionView } from '../store/sessions.js';
 import { DIALECTS } from '../testing/dialects.js';
 import { errorOf, type Gateway, startGateway } from '../testing/gateway.js';
+import { statementEvent } from '../testing/session-rows.js';
 
 interface Listing {
   sessions: SessionView[];
@@ -36,30 +37,6 @@ const SESSIONS = [
   session('bob-2', 'bob', 'bob', [], 10),
 ];
 
-function statement(
-  i: number,
-  sessionId: string,
-  text: string,
-  decision: SessionEvent['decision'],
-): SessionEvent {
-  return {
-    id: `ev-${i}`,
-    session_id: sessionId,
-    seq: i,
-    kind: 'statement',
-    time: new Date().toISOString(),
-    duration_ms: 1,
-    text,
-    params: null,
-    decision,
-    rules: [],
-    rows: null,
-    bytes: 0,
-    error: null,
-    sample: null,
-  };
-}
-
 for (const dialect of DIALECTS) {
   describe(`GET /api/sessions filters, search and cursor (${dialect})`, () => {
     let gw: Gateway;
@@ -81,10 +58,10 @@ for (const dialect of DIALECTS) {
         const sessions = new Sessions(store);
         for (const s of SESSIONS) await sessions.insert(s);
         await new SessionEvents(store).insert([
-          statement(1, 'alice-1', 'select * from payroll', 'allow'),
-          statement(2, 'alice-bot', 'drop table payroll', 'deny'),
-          statement(3, 'bob-1', 'select * from Payroll where month = 3', 'review'),
-          statement(4, 'bob-2', 'select 1', 'allow'),
+          statementEvent(1, 'alice-1', 'select * from payroll', 'allow'),
+          statementEvent(2, 'alice-bot', 'drop table payroll', 'deny'),
+          statementEvent(3, 'bob-1', 'select * from Payroll where month = 3', 'review'),
+          statementEvent(4, 'bob-2', 'select 1', 'allow'),
         ]);
       } finally {
         await store.close();

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import type { AuditRecord } from '../audit/record.js';
 import type { SessionView } from '../store/sessions.js';
+import { openPgSession } from '../testing/pg-session.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { type Replicas, startReplicas } from '../testing/replicas.js';
 import { api, type WardenProcess } from '../testing/warden-process.js';
@@ -36,20 +37,9 @@ describe('a gateway that stops answering (two gateways sharing one PostgreSQL st
 
   const open = async (g: WardenProcess, password: string) => {
     assert.ok(g.postgres);
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port: g.postgres.port,
-      database: 'shop',
-      user: 'x',
-      password,
-    });
-    clients.push(c);
-    const ended = new Promise<pg.DatabaseError>((resolve) =>
-      c.on('error', (e) => resolve(e as pg.DatabaseError)),
-    );
-    await c.connect();
-    const id = (await c.query<{ id: string }>("select current_setting('warden.session') as id")).rows[0]!.id;
-    return { c, id, ended };
+    const session = await openPgSession(g.postgres.port, password);
+    clients.push(session.c);
+    return session;
   };
 
   it('ends the sessions of a gateway that crashed as lost, and their children on other gateways as orphans', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
+import { openPgSession } from '../testing/pg-session.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { type Replicas, startReplicas } from '../testing/replicas.js';
 import { api, type WardenProcess } from '../testing/warden-process.js';
@@ -34,21 +34,9 @@ describe('end_with_parent across two gateways sharing one PostgreSQL store', () 
     await store?.drop();
   });
 
-  const open = async (g: WardenProcess, password: string) => {
+  const open = (g: WardenProcess, password: string) => {
     assert.ok(g.postgres);
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port: g.postgres.port,
-      database: 'shop',
-      user: 'x',
-      password,
-    });
-    const ended = new Promise<pg.DatabaseError>((resolve) =>
-      c.on('error', (e) => resolve(e as pg.DatabaseError)),
-    );
-    await c.connect();
-    await c.query('select 1');
-    return { c, ended };
+    return openPgSession(g.postgres.port, password);
   };
 
   it('ends a child session on gateway B when its parent session on gateway A ends', async () => {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Trace } from '../audit/trace.js';
 import type { SessionView } from '../store/sessions.js';
 import { delegatedToken, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
+import { openPgSession } from '../testing/pg-session.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 
 const TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
@@ -20,24 +21,12 @@ describe('token lineage: parent sessions, trace context, disabled subjects, audi
 
   /** An open pg session on `shop` with `password`, its Warden session id, and the error that ends it. */
   const open = async (password: string, options?: string) => {
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port,
-      database: 'shop',
-      user: 'x',
-      password,
-      ...(options ? { options } : {}),
-    });
-    clients.push(c);
-    const ended = new Promise<pg.DatabaseError>((resolve) =>
-      c.on('error', (e) => resolve(e as pg.DatabaseError)),
-    );
-    await c.connect();
-    // Every session can read its own id on the target, to name it in X-Warden-Session.
-    const id = (await c.query<{ id: string }>("select current_setting('warden.session') as id")).rows[0]!.id;
-    const session = (await gw.api('GET', `/api/sessions/${id}`)).body as SessionView;
-    assert.equal(session.status, 'active');
-    return { c, id: session.id, ended };
+    const session = await openPgSession(port, password, options ? { options } : {});
+    clients.push(session.c);
+    // Every session reads its own id on the target, to name it in X-Warden-Session.
+    const row = (await gw.api('GET', `/api/sessions/${session.id}`)).body as SessionView;
+    assert.equal(row.status, 'active');
+    return session;
   };
 
   const endedWithin = (ended: Promise<pg.DatabaseError>) =>

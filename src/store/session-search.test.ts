@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, type StoreFixture, storeFixture } from '../testing/dialects.js';
+import { statementEvent } from '../testing/session-rows.js';
 import { type SessionEvent, SessionEvents } from './session-events.js';
 import { type NewSession, type SessionFilter, Sessions } from './sessions.js';
 import { Store } from './store.js';
@@ -57,25 +58,6 @@ const STATEMENTS: Array<[string, string, SessionEvent['decision']]> = [
   ['s6', 'select now()', 'allow'],
 ];
 
-function event(i: number, [sessionId, text, decision]: (typeof STATEMENTS)[number]): SessionEvent {
-  return {
-    id: `e${i}`,
-    session_id: sessionId,
-    seq: i,
-    kind: 'statement',
-    time: at(60),
-    duration_ms: 1,
-    text,
-    params: null,
-    decision,
-    rules: [],
-    rows: null,
-    bytes: 0,
-    error: null,
-    sample: null,
-  };
-}
-
 for (const dialect of DIALECTS) {
   describe(`session listing: filters, search and pages (${dialect})`, () => {
     let fx: StoreFixture;
@@ -89,7 +71,9 @@ for (const dialect of DIALECTS) {
       store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
       sessions = new Sessions(store);
       for (const s of SESSIONS) await sessions.insert(s);
-      await new SessionEvents(store).insert(STATEMENTS.map((s, i) => event(i, s)));
+      await new SessionEvents(store).insert(
+        STATEMENTS.map(([session, text, decision], i) => statementEvent(i, session, text, decision, at(60))),
+      );
     });
     after(async () => {
       await store?.close();
