@@ -58,10 +58,15 @@ for (const dialect of DIALECTS) {
         const sessions = new Sessions(store);
         for (const s of SESSIONS) await sessions.insert(s);
         await new SessionEvents(store).insert([
-          statementEvent(1, 'alice-1', 'select * from payroll', 'allow'),
-          statementEvent(2, 'alice-bot', 'drop table payroll', 'deny'),
-          statementEvent(3, 'bob-1', 'select * from Payroll where month = 3', 'review'),
-          statementEvent(4, 'bob-2', 'select 1', 'allow'),
+          statementEvent({ seq: 1, session_id: 'alice-1', text: 'select * from payroll', decision: 'allow' }),
+          statementEvent({ seq: 2, session_id: 'alice-bot', text: 'drop table payroll', decision: 'deny' }),
+          statementEvent({
+            seq: 3,
+            session_id: 'bob-1',
+            text: 'select * from Payroll where month = 3',
+            decision: 'review',
+          }),
+          statementEvent({ seq: 4, session_id: 'bob-2', text: 'select 1', decision: 'allow' }),
         ]);
       } finally {
         await store.close();

@@ -139,10 +139,29 @@ describe('token lineage: parent sessions, trace context, disabled subjects, audi
       texts.includes('select current_query() as q'),
       `the recording keeps the statement as the client sent it; saw ${texts.join(' | ')}`,
     );
+
+    // The same trace carried in application_name: kept on the session, taken out of the name.
+    const byName = await openPgSession(port, keys['agent-a'], { applicationName: `etl traceparent=${TP}` });
+    clients.push(byName.c);
+    const named = await session(byName.id);
+    assert.equal(named.traceparent, TP);
+    assert.equal(named.application, 'etl');
+    const target = (await byName.c.query<{ a: string }>("select current_setting('application_name') as a"))
+      .rows[0]!.a;
+    assert.match(target, /^etl \[warden s=/, 'the target sees the name without the trace');
   });
 
   it('disabling a service account refuses its key and every delegate, revokes its tokens and ends its live sessions', async () => {
     const token = await delegatedToken(gw, keys['svc-x'], 'helper-x', 'shop');
+    // A token minted before tokens kept their root subject: found through the key it was minted from.
+    const older = await delegatedToken(gw, keys['svc-x'], 'helper-old', 'shop');
+    const store = gw.openStore();
+    await store.db
+      .updateTable('tokens')
+      .set({ root_subject: null })
+      .where('jti', '=', decodeJwt(older).jti as string)
+      .execute();
+    await store.close();
     const direct = await open(keys['svc-x']);
     const delegated = await open(token);
     const bystander = await open(keys['agent-a']);
@@ -155,7 +174,7 @@ describe('token lineage: parent sessions, trace context, disabled subjects, audi
 
     const disabled = await gw.cli(['subjects', 'disable', 'svc-x', '--reason', 'key leaked in CI logs']);
     assert.equal(disabled.code, 0, disabled.stderr);
-    assert.match(disabled.stdout, /disabled svc-x; revoked 1 token\(s\)/);
+    assert.match(disabled.stdout, /disabled svc-x; revoked 2 token\(s\)/);
     for (const s of [direct, delegated]) {
       const err = await endedWithin(s.ended);
       assert.equal(err.code, '57P01');
@@ -180,6 +199,7 @@ describe('token lineage: parent sessions, trace context, disabled subjects, audi
     const back = await open(keys['svc-x']);
     await back.c.end();
     await assert.rejects(open(token), /revoked/);
+    await assert.rejects(open(older), /revoked/);
     // An admin cannot lock themselves out.
     const whoAmI = ((await gw.api('GET', '/api/whoami')).body as { subject: string }).subject;
     const self = await gw.api('POST', `/api/subjects/${encodeURIComponent(whoAmI)}/disable`, {

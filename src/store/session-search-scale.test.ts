@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CompiledQuery } from 'kysely';
 import { DIALECTS, type StoreFixture, storeFixture } from '../testing/dialects.js';
+import { statementEvent } from '../testing/session-rows.js';
 import { type SessionEvent, SessionEvents } from './session-events.js';
 import { type SessionFilter, Sessions, type SessionView } from './sessions.js';
 import { Store } from './store.js';
@@ -46,23 +47,16 @@ async function seed(store: Store): Promise<void> {
   }
   const events: SessionEvent[] = [];
   for (let i = 0; i < COUNT; i += 100) {
-    events.push({
-      id: `e${i}`,
-      session_id: idOf(i),
-      seq: 1,
-      kind: 'statement',
-      time: startOf(i),
-      duration_ms: 1,
-      // One rare word per thousand sessions, one common to all of them.
-      text: `select * from ledger where marker = 'needle${i / 100}'`,
-      params: null,
-      decision: i % 5000 === 0 ? 'deny' : 'allow',
-      rules: [],
-      rows: null,
-      bytes: 0,
-      error: null,
-      sample: null,
-    });
+    events.push(
+      statementEvent({
+        session_id: idOf(i),
+        seq: 1,
+        time: startOf(i),
+        // One rare word per thousand sessions, one common to all of them.
+        text: `select * from ledger where marker = 'needle${i / 100}'`,
+        decision: i % 5000 === 0 ? 'deny' : 'allow',
+      }),
+    );
   }
   await new SessionEvents(store).insert(events);
 }

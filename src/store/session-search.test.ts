@@ -72,7 +72,9 @@ for (const dialect of DIALECTS) {
       sessions = new Sessions(store);
       for (const s of SESSIONS) await sessions.insert(s);
       await new SessionEvents(store).insert(
-        STATEMENTS.map(([session, text, decision], i) => statementEvent(i, session, text, decision, at(60))),
+        STATEMENTS.map(([session_id, text, decision], seq) =>
+          statementEvent({ session_id, seq, text, decision, time: at(60) }),
+        ),
       );
     });
     after(async () => {

@@ -13,7 +13,7 @@ export interface PgSession {
 export async function openPgSession(
   port: number,
   password: string,
-  opts: { database?: string; options?: string } = {},
+  opts: { database?: string; options?: string; applicationName?: string } = {},
 ): Promise<PgSession> {
   const c = new pg.Client({
     host: '127.0.0.1',
@@ -22,6 +22,7 @@ export async function openPgSession(
     user: 'x',
     password,
     ...(opts.options ? { options: opts.options } : {}),
+    ...(opts.applicationName ? { application_name: opts.applicationName } : {}),
   });
   const ended = new Promise<pg.DatabaseError>((resolve) =>
     c.on('error', (e) => resolve(e as pg.DatabaseError)),

@@ -1,29 +1,23 @@
 // Recorded statements written straight through the store, for tests of what is read back (listing,
-// search): only the fields those tests vary are given.
+// search, the recorder): a test gives the fields it cares about, the rest are plain defaults.
 import type { SessionEvent } from '../store/session-events.js';
 
-/** Statement event number `seq` (unique across the test) of `sessionId`. */
+/** A statement event of `session_id`; its id is `<session_id>-<seq>` unless given. */
 export function statementEvent(
-  seq: number,
-  sessionId: string,
-  text: string,
-  decision: SessionEvent['decision'],
-  time = new Date().toISOString(),
+  e: Pick<SessionEvent, 'session_id' | 'seq' | 'text'> & Partial<SessionEvent>,
 ): SessionEvent {
   return {
-    id: `ev-${seq}`,
-    session_id: sessionId,
-    seq,
+    id: `${e.session_id}-${e.seq}`,
     kind: 'statement',
-    time,
+    time: new Date().toISOString(),
     duration_ms: 1,
-    text,
     params: null,
-    decision,
+    decision: 'allow',
     rules: [],
     rows: null,
     bytes: 0,
     error: null,
     sample: null,
+    ...e,
   };
 }

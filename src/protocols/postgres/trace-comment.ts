@@ -1,7 +1,7 @@
 // The sqlcommenter-style comment that carries a session's trace to the database in each statement
 // (`tracing.sql_comments`), put before a trailing semicolon so it stays in the statement it names.
 // It is spliced into the statement's bytes as the client sent them, whatever its client_encoding.
-import { Front } from './codec.js';
+import { Front, message } from './codec.js';
 
 /** `/*traceparent='…'*\/` for Warden's span of the trace (values are hex and dashes: nothing to escape). */
 export function traceComment(traceparent: string): string {
@@ -26,32 +26,20 @@ export function withComment(text: Buffer, comment: string): Buffer {
   return Buffer.concat([text.subarray(0, at), Buffer.from(`${gap}${comment}`, 'latin1'), text.subarray(at)]);
 }
 
-function framed(type: number, body: Buffer): Buffer {
-  const head = Buffer.allocUnsafe(5);
-  head[0] = type;
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
-}
-
 /** A simple Query message (its body: the text and a NUL) with the comment added. */
 export function commentedQuery(body: Buffer, comment: string): Buffer {
   const end = body.indexOf(0);
-  return framed(
-    Front.Query,
-    Buffer.concat([withComment(body.subarray(0, end), comment), body.subarray(end)]),
-  );
+  return message(Front.Query, withComment(body.subarray(0, end), comment), body.subarray(end));
 }
 
 /** A Parse message (name, text, parameter types) with the comment added to its text. */
 export function commentedParse(body: Buffer, comment: string): Buffer {
   const textAt = body.indexOf(0) + 1;
   const textEnd = body.indexOf(0, textAt);
-  return framed(
+  return message(
     Front.Parse,
-    Buffer.concat([
-      body.subarray(0, textAt),
-      withComment(body.subarray(textAt, textEnd), comment),
-      body.subarray(textEnd),
-    ]),
+    body.subarray(0, textAt),
+    withComment(body.subarray(textAt, textEnd), comment),
+    body.subarray(textEnd),
   );
 }
