@@ -14,6 +14,11 @@ import type { Approval, Reviews, ReviewView } from '../store/reviews.js';
 import { DecisionForbiddenError, isRequester, refuseAgents } from './deciders.js';
 import type { PreapprovalDesk } from './preapproval-desk.js';
 
+/** The rule a review (and a pre-approval given from it) stands for: the one that decided to hold. */
+export function reviewRule(d: Decision): string {
+  return d.decidedBy ?? d.rules[0] ?? 'review';
+}
+
 /**
  * What became of a command a review rule caught. `approved`: it runs (approvers agreed, an open
  * approval of the same statement was reused, or the requester broke the glass); `preapproved`: a
@@ -153,7 +158,7 @@ export class Approvals {
       session_id: req.session.id,
       connection: req.session.connection,
       command: req.command,
-      rule: d.decidedBy ?? d.rules[0] ?? 'review',
+      rule: reviewRule(d),
       rules: d.rules,
       message: d.message ?? null,
       requester: {

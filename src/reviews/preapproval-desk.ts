@@ -7,7 +7,7 @@ import { actorOf, type Identity } from '../identity/identity.js';
 import { ConflictError, NotFoundError } from '../store/connections.js';
 import type { Preapprovals, PreapprovalView } from '../store/preapprovals.js';
 import type { Reviews } from '../store/reviews.js';
-import { type HoldRequest, mayDecide, ReviewForbiddenError } from './approvals.js';
+import { type HoldRequest, mayDecide, ReviewForbiddenError, reviewRule } from './approvals.js';
 
 export class PreapprovalDesk {
   constructor(
@@ -23,6 +23,7 @@ export class PreapprovalDesk {
     const pre = await this.preapprovals.find(
       req.session.connection,
       req.fingerprint,
+      reviewRule(req.decision),
       { subject: identity.subject, root: identity.rootSubject, groups: identity.groups },
       now,
     );

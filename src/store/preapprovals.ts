@@ -99,10 +99,14 @@ export class Preapprovals {
     return this.get(id);
   }
 
-  /** The pre-approval in force that covers `who` running `fingerprint` on `connection`, if any. */
+  /**
+   * The pre-approval in force that covers `who` running `fingerprint` on `connection` under review
+   * rule `rule`, if any: one given under another rule (a laxer one) does not stand in for this one.
+   */
   async find(
     connection: string,
     fingerprint: string,
+    rule: string,
     who: Covered,
     now: Date,
   ): Promise<PreapprovalView | undefined> {
@@ -111,6 +115,7 @@ export class Preapprovals {
       .selectAll()
       .where('connection_name', '=', connection)
       .where('fingerprint', '=', fingerprint)
+      .where('rule', '=', rule)
       .where('revoked_at', 'is', null)
       .where('expires_at', '>', now.toISOString())
       .execute();
