@@ -14,3 +14,15 @@ export function printTable(headers: string[], rows: Array<Array<string | number 
   const out = [line(headers), ...cells.map(line)];
   process.stdout.write(`${out.join('\n')}\n`);
 }
+
+/**
+ * `text` on one line of at most `max` characters (clipped with …), control characters removed: what
+ * a caller recorded (SQL, a reason) may hold terminal escapes, which must not reach a reader's terminal.
+ */
+export function oneLine(text: string, max: number): string {
+  const t = text
+    .replace(/\s+/g, ' ')
+    .replace(/\p{Cc}/gu, '')
+    .trim();
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+}

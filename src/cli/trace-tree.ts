@@ -1,16 +1,9 @@
 // Draws a delegation trace (`warden audit trace`) as a tree: the root identity, then each
 // credential with its sessions (and their commands in time order) and the delegates below it.
 import type { Trace, TraceNode, TraceSession } from '../audit/trace.js';
+import { oneLine } from './output.js';
 
 const clock = (iso: string | null): string => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '…');
-/** One line of at most `max` characters; control characters (terminal escapes in recorded SQL) go. */
-const oneLine = (text: string, max = 100): string => {
-  const t = text
-    .replace(/\s+/g, ' ')
-    .replace(/\p{Cc}/gu, '')
-    .trim();
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
-};
 
 function nodeLine(n: TraceNode): string {
   const who =
@@ -40,7 +33,7 @@ function sessionLines(s: TraceSession): string[] {
   ];
   for (const c of s.commands) {
     const result = c.error ? ` ✗ ${oneLine(c.error, 60)}` : c.rows !== null ? ` (${c.rows} rows)` : '';
-    out.push(`  ${clock(c.time)}  ${c.decision.padEnd(6)} ${oneLine(c.text)}${result}`);
+    out.push(`  ${clock(c.time)}  ${c.decision.padEnd(6)} ${oneLine(c.text, 100)}${result}`);
   }
   if (s.commands_truncated) out.push(`  … more commands: warden sessions show ${s.id}`);
   return out;
@@ -48,7 +41,7 @@ function sessionLines(s: TraceSession): string[] {
 
 /** The trace as lines of text, box-drawn. */
 export function renderTrace(t: Trace): string {
-  const lines = [`${oneLine(t.root_subject)} (root)`];
+  const lines = [`${oneLine(t.root_subject, 100)} (root)`];
   const walk = (n: TraceNode, prefix: string, last: boolean) => {
     lines.push(`${prefix}${last ? '└─ ' : '├─ '}${nodeLine(n)}`);
     const inner = prefix + (last ? '   ' : '│  ');

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { formatDuration } from '../../config/duration.js';
 import type { GrantView } from '../../store/grants.js';
 import { ApiClient, query } from '../client.js';
-import { printJson, printTable } from '../output.js';
+import { oneLine, printJson, printTable } from '../output.js';
 
 const path = (id: string, action = '') =>
   `/api/access/${encodeURIComponent(id)}${action ? `/${action}` : ''}`;
@@ -66,7 +66,7 @@ export function accessCommands(program: Command): void {
             formatDuration(g.duration_ms),
             g.expires_at,
             g.revoked_by ?? g.decided_by,
-            g.reason.replace(/\s+/g, ' ').slice(0, 60),
+            oneLine(g.reason, 60),
           ]),
         );
       },

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { PreapprovalView } from '../../store/preapprovals.js';
 import type { ReviewView } from '../../store/reviews.js';
 import { ApiClient, CliError, query } from '../client.js';
-import { printJson, printTable } from '../output.js';
+import { oneLine, printJson, printTable } from '../output.js';
 
 const approvalsOf = (r: ReviewView): string => `${r.approvals.length}/${r.approvals_required}`;
 
@@ -13,7 +13,7 @@ const changedAt = (r: ReviewView): string => r.decided_at ?? r.approvals.at(-1)?
 
 /** One line per review state: time, id, status, approvals, requester, command. */
 function watchLine(r: ReviewView): string {
-  const command = r.command.replace(/\s+/g, ' ').slice(0, 120);
+  const command = oneLine(r.command, 120);
   return `${changedAt(r)}  ${r.id}  ${r.status.padEnd(9)}  ${approvalsOf(r)}  ${r.requester.subject}  ${command}\n`;
 }
 
@@ -46,7 +46,7 @@ export function reviewCommands(program: Command): void {
           r.connection,
           r.rule,
           r.created_at,
-          r.command.replace(/\s+/g, ' ').slice(0, 80),
+          oneLine(r.command, 80),
         ]),
       );
     });
@@ -137,7 +137,7 @@ export function reviewCommands(program: Command): void {
           p.created_by,
           p.expires_at,
           p.revoked_at,
-          p.fingerprint.replace(/\s+/g, ' ').slice(0, 80),
+          oneLine(p.fingerprint, 80),
         ]),
       );
     });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { SessionEvent } from '../../store/session-events.js';
 import type { SessionView } from '../../store/sessions.js';
 import { ApiClient, query } from '../client.js';
-import { printJson, printTable } from '../output.js';
+import { oneLine, printJson, printTable } from '../output.js';
 
 interface ListOptions {
   subject?: string;
@@ -97,7 +97,7 @@ export function sessionCommands(program: Command): void {
           e.duration_ms === null ? null : String(e.duration_ms),
           e.error ? `${e.decision} (${e.error})` : e.decision,
           e.rows === null ? null : String(e.rows),
-          e.text.replace(/\s+/g, ' '),
+          oneLine(e.text, Number.POSITIVE_INFINITY),
         ]),
       );
     });
