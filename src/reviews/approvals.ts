@@ -128,7 +128,12 @@ export class Approvals {
     const pre = await this.preapprovals.covering(req, now);
     if (pre) return { status: 'preapproved', preapproval: pre };
     if (spec.hold === false) {
-      const open = await this.reviews.reusable(identity.subject, req.session.connection, req.textHash, now);
+      const open = await this.reviews.reusable(
+        { subject: identity.subject, root: identity.rootSubject },
+        req.session.connection,
+        req.textHash,
+        now,
+      );
       if (open && open.status !== 'pending') {
         this.audit.record({
           type: 'command.approved',

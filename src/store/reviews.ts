@@ -209,17 +209,20 @@ export class Reviews {
    * approved (or broken-glass) one whose reuse window is open.
    */
   async reusable(
-    subject: string,
+    who: { subject: string; root: string },
     connection: string,
     textHash: string,
     now: Date,
   ): Promise<ReviewView | undefined> {
     const at = now.toISOString();
+    // Narrowed to the requester's chain in the query: others running the same text often must not
+    // crowd this caller's own review out of the page read.
     const rows = await this.store.db
       .selectFrom('reviews')
       .selectAll()
       .where('connection_name', '=', connection)
       .where('text_hash', '=', textHash)
+      .where('requester_root', '=', who.root)
       .where((eb) =>
         eb.or([
           eb.and([eb('status', '=', 'pending'), eb('expires_at', '>', at)]),
@@ -229,7 +232,7 @@ export class Reviews {
       .orderBy('created_at', 'desc')
       .limit(50)
       .execute();
-    return rows.map(view).find((r) => r.requester.subject === subject);
+    return rows.map(view).find((r) => r.requester.subject === who.subject);
   }
 
   /** Pending reviews whose time ran out before `before` (their gateway is gone, or nobody held them). */
