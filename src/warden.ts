@@ -174,7 +174,10 @@ export async function startWarden(
 
   const live = new LiveSessions();
   const grants = new Grants(store);
-  const access = new AccessGrants(grants, connections, audit, { approvers: config.access.approvers });
+  const access = new AccessGrants(grants, connections, audit, {
+    approvers: config.access.approvers,
+    onError: (err) => log.warn({ err: err.message }, 'a grant-end listener failed'),
+  });
   const grantedSessions = new GrantedSessions(access, grants, live, audit, {
     graceMs: config.access.grace,
     pollMs: config.access.poll_interval,

@@ -9,6 +9,7 @@ import { actorOf, hasRole, type Identity, scopeCovers } from '../identity/identi
 import { ConflictError, type Connections, NotFoundError } from '../store/connections.js';
 import type { Grants, GrantView } from '../store/grants.js';
 import { DecisionForbiddenError, isRequester, refuseAgents } from './deciders.js';
+import { Listeners } from './listeners.js';
 
 /** A caller may not act on this request (not an approver, or it is their own). */
 export class AccessForbiddenError extends DecisionForbiddenError {
@@ -18,6 +19,8 @@ export class AccessForbiddenError extends DecisionForbiddenError {
 export interface AccessGrantsOptions {
   /** Groups that may decide besides the approver role. */
   approvers: string[];
+  /** Where a grant-end listener's failure is reported. */
+  onError?: (err: Error) => void;
 }
 
 /** Whether a caller may connect: the grant in force, or why not. */
@@ -27,14 +30,16 @@ export type Admission = { grant: GrantView } | { refusal: string };
 export type GrantEndListener = (grant: GrantView) => void;
 
 export class AccessGrants {
-  private readonly listeners = new Set<GrantEndListener>();
+  private readonly listeners: Listeners<GrantView>;
 
   constructor(
     private readonly grants: Grants,
     private readonly connections: Connections,
     private readonly audit: AuditLog,
     private readonly opts: AccessGrantsOptions,
-  ) {}
+  ) {
+    this.listeners = new Listeners(opts.onError);
+  }
 
   onEnd(listener: GrantEndListener): void {
     this.listeners.add(listener);
@@ -271,7 +276,8 @@ export class AccessGrants {
   }
 
   private ended(g: GrantView): void {
-    for (const l of this.listeners) l(g);
+    // A listener that throws (ending live sessions) must not turn a committed revocation into an error.
+    this.listeners.emit(g);
   }
 }
 

@@ -12,6 +12,7 @@ import { ConflictError, NotFoundError } from '../store/connections.js';
 import type { PreapprovalView } from '../store/preapprovals.js';
 import type { Approval, Reviews, ReviewView } from '../store/reviews.js';
 import { DecisionForbiddenError, isRequester, refuseAgents } from './deciders.js';
+import { Listeners } from './listeners.js';
 import type { PreapprovalDesk } from './preapproval-desk.js';
 
 /** The rule a review (and a pre-approval given from it) stands for: the one that decided to hold. */
@@ -76,7 +77,7 @@ const SWEEP_GRACE_MS = 5_000;
 
 export class Approvals {
   private readonly waiting = new Map<string, Waiter>();
-  private readonly listeners = new Set<ReviewListener>();
+  private readonly listeners: Listeners<ReviewView>;
   private readonly poller: NodeJS.Timeout;
   private polling = false;
   private nextSweep = 0;
@@ -87,24 +88,18 @@ export class Approvals {
     private readonly audit: AuditLog,
     private readonly opts: ApprovalsOptions = {},
   ) {
+    this.listeners = new Listeners(opts.onError);
     this.poller = setInterval(() => void this.poll(), opts.pollMs ?? 500);
     this.poller.unref();
   }
 
   /** Calls `listener` with each review this gateway creates or changes; returns the unsubscribe. */
   onChange(listener: ReviewListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   private changed(r: ReviewView): void {
-    for (const l of this.listeners) {
-      try {
-        l(r);
-      } catch (err) {
-        this.opts.onError?.(err as Error);
-      }
-    }
+    this.listeners.emit(r);
   }
 
   /** How many commands this gateway holds now. */

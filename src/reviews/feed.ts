@@ -2,6 +2,7 @@
 // changes the moment it happens, and what other gateways on the store do by polling it.
 import type { Reviews, ReviewView } from '../store/reviews.js';
 import type { Approvals } from './approvals.js';
+import { Listeners } from './listeners.js';
 
 export type FeedListener = (review: ReviewView) => void;
 
@@ -23,7 +24,7 @@ const DECIDED_KEPT_MS = 60_000;
  * newer one.
  */
 export class ReviewFeed {
-  private readonly listeners = new Set<FeedListener>();
+  private readonly listeners: Listeners<ReviewView>;
   /** Last version passed on, per review; decided ones with the time they were dropped from the watch. */
   private readonly seen = new Map<string, { version: number; decidedAt?: number }>();
   /** Reviews pending at the last poll: a decision on one of them is read by id at the next. */
@@ -36,14 +37,16 @@ export class ReviewFeed {
     private readonly reviews: Reviews,
     private readonly approvals: Approvals,
     private readonly opts: ReviewFeedOptions = {},
-  ) {}
+  ) {
+    this.listeners = new Listeners(opts.onError);
+  }
 
   /** Calls `listener` with each new review version; returns the unsubscribe. */
   subscribe(listener: FeedListener): () => void {
-    this.listeners.add(listener);
+    const remove = this.listeners.add(listener);
     if (this.listeners.size === 1) this.start();
     return () => {
-      this.listeners.delete(listener);
+      remove();
       if (this.listeners.size === 0) this.stop();
     };
   }
@@ -74,13 +77,7 @@ export class ReviewFeed {
     const last = this.seen.get(r.id);
     if (last && last.version >= r.version) return;
     this.seen.set(r.id, { version: r.version, ...(r.status === 'pending' ? {} : { decidedAt: Date.now() }) });
-    for (const l of this.listeners) {
-      try {
-        l(r);
-      } catch (err) {
-        this.opts.onError?.(err as Error);
-      }
-    }
+    this.listeners.emit(r);
   }
 
   private async poll(): Promise<void> {
