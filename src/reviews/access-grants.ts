@@ -11,11 +11,6 @@ import type { Grants, GrantView } from '../store/grants.js';
 import { DecisionForbiddenError, isRequester, refuseAgents } from './deciders.js';
 import { Listeners } from './listeners.js';
 
-/** A caller may not act on this request (not an approver, or it is their own). */
-export class AccessForbiddenError extends DecisionForbiddenError {
-  override name = 'AccessForbiddenError';
-}
-
 export interface AccessGrantsOptions {
   /** Groups that may decide besides the approver role. */
   approvers: string[];
@@ -62,7 +57,7 @@ export class AccessGrants {
       throw new ConflictError(`connection "${r.connection}" is not just-in-time: it needs no access grant`);
     }
     if (!scopeCovers(who.scope, r.connection)) {
-      throw new AccessForbiddenError(`your credential does not cover connection "${r.connection}"`);
+      throw new DecisionForbiddenError(`your credential does not cover connection "${r.connection}"`);
     }
     const [open] = await this.grants.list({
       connection: r.connection,
@@ -258,18 +253,18 @@ export class AccessGrants {
   private mayAct(g: GrantView, who: Identity, type: string): void {
     const own = isRequester([g.subject, g.requested_by, ...g.requester_chain], who);
     if (type === 'access.cancelled') {
-      if (!own) throw new AccessForbiddenError(`access request ${g.id}: only its requester may cancel it`);
+      if (!own) throw new DecisionForbiddenError(`access request ${g.id}: only its requester may cancel it`);
       return;
     }
     if (type === 'access.revoked' && own) return;
     if (own) {
-      throw new AccessForbiddenError(
+      throw new DecisionForbiddenError(
         `access request ${g.id}: you cannot decide on access you (or an agent acting for you) asked for`,
       );
     }
     refuseAgents(who, `access request ${g.id}`);
     if (!this.isApprover(who)) {
-      throw new AccessForbiddenError(
+      throw new DecisionForbiddenError(
         `access request ${g.id} needs an approver (the approver role${this.opts.approvers.length ? ` or a group of ${this.opts.approvers.join(', ')}` : ''})`,
       );
     }

@@ -48,11 +48,6 @@ export interface HoldRequest {
   decision: Decision;
 }
 
-/** A caller may not act on this review (not an approver, or it is their own command). */
-export class ReviewForbiddenError extends DecisionForbiddenError {
-  override name = 'ReviewForbiddenError';
-}
-
 export interface ApprovalsOptions {
   /** How often held reviews are looked up in the store for decisions taken by other gateways. */
   pollMs?: number;
@@ -100,11 +95,6 @@ export class Approvals {
 
   private changed(r: ReviewView): void {
     this.listeners.emit(r);
-  }
-
-  /** How many commands this gateway holds now. */
-  get held(): number {
-    return this.waiting.size;
   }
 
   /**
@@ -254,12 +244,12 @@ export class Approvals {
    */
   async breakGlass(id: string, who: Identity, reason: string, address?: string | null): Promise<ReviewView> {
     if (reason.trim() === '')
-      throw new ReviewForbiddenError(`review ${id}: breaking the glass needs a reason`);
+      throw new DecisionForbiddenError(`review ${id}: breaking the glass needs a reason`);
     for (let attempt = 0; attempt < 5; attempt++) {
       const r = await this.reviews.get(id);
       if (!r || !isRequester(requesterOf(r), who)) throw new NotFoundError(`review ${id} does not exist`);
       if (!r.options.break_glass) {
-        throw new ReviewForbiddenError(`review ${id}: rule "${r.rule}" does not allow breaking the glass`);
+        throw new DecisionForbiddenError(`review ${id}: rule "${r.rule}" does not allow breaking the glass`);
       }
       if (r.status !== 'pending') throw new ConflictError(`review ${id} is already ${r.status}`);
       const at = new Date();
@@ -458,18 +448,18 @@ export class Approvals {
 }
 
 /**
- * Throws ReviewForbiddenError unless `who` may decide on `r`: a member of one of its rule's
+ * Throws DecisionForbiddenError unless `who` may decide on `r`: a member of one of its rule's
  * approver groups, and never the requester or anyone in its chain.
  */
 export function mayDecide(r: ReviewView, who: Identity): void {
   if (isRequester(requesterOf(r), who)) {
-    throw new ReviewForbiddenError(
+    throw new DecisionForbiddenError(
       `review ${r.id}: you cannot decide on a command you (or an agent acting for you) ran`,
     );
   }
   refuseAgents(who, `review ${r.id}`);
   if (!who.groups.some((g) => r.approver_groups.includes(g))) {
-    throw new ReviewForbiddenError(
+    throw new DecisionForbiddenError(
       `review ${r.id} needs an approver from ${r.approver_groups.join(', ')}; you are in ${who.groups.join(', ') || 'no group'}`,
     );
   }

@@ -7,7 +7,8 @@ import { actorOf, type Identity } from '../identity/identity.js';
 import { ConflictError, NotFoundError } from '../store/connections.js';
 import type { Preapprovals, PreapprovalView } from '../store/preapprovals.js';
 import type { Reviews } from '../store/reviews.js';
-import { type HoldRequest, mayDecide, ReviewForbiddenError, reviewRule } from './approvals.js';
+import { type HoldRequest, mayDecide, reviewRule } from './approvals.js';
+import { DecisionForbiddenError } from './deciders.js';
 
 export class PreapprovalDesk {
   constructor(
@@ -60,17 +61,17 @@ export class PreapprovalDesk {
     // Only what went through its rule's own review, by one who approved it; never a shortcut
     // around a rule that wants several people, nor a pass for the one who gives it.
     if (r.status !== 'approved' || !r.approvals.some((a) => a.root === who.rootSubject)) {
-      throw new ReviewForbiddenError(
+      throw new DecisionForbiddenError(
         `review ${reviewId}: only one of its approvers may pre-approve it, once it is approved`,
       );
     }
     if (r.approvals_required > 1) {
-      throw new ReviewForbiddenError(
+      throw new DecisionForbiddenError(
         `review ${reviewId}: rule "${r.rule}" needs ${r.approvals_required} approvals each time; it cannot be pre-approved`,
       );
     }
     if (o.group !== undefined && who.groups.includes(o.group)) {
-      throw new ReviewForbiddenError(
+      throw new DecisionForbiddenError(
         `review ${reviewId}: you cannot pre-approve for a group you are in (${o.group})`,
       );
     }
