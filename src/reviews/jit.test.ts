@@ -185,33 +185,42 @@ describe('just-in-time access: connections that need a grant (PostgreSQL, psql a
     assert.match(later.stderr, /needs a just-in-time access grant/);
   });
 
-  it('ends a live pg session when an approver revokes its grant, and refuses new ones', async () => {
-    const r = await request('alice', 'vault-revoke', '10m');
+  /** A granted session in a long statement, ended by `by` revoking the grant; new logins refused after. */
+  const revokeWhileRunning = async (by: 'alice' | 'bob', connection: string, reason: string) => {
+    const r = await request('alice', connection, '10m');
     await grant(r.id);
-    const c = await client('alice', 'vault-revoke');
+    const c = await client('alice', connection);
     assert.equal((await c.query('select 1 as n')).rows[0].n, 1);
     const sleeping = c.query('select pg_sleep(60)').then(
       () => assert.fail('the session should have been ended'),
       (err: unknown) => err as { code?: string; message: string },
     );
-    const revoked = await cli('bob', ['revoke', r.id, '--reason', 'incident closed']);
+    const revoked = await cli(by, ['revoke', r.id, '--reason', reason]);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.equal(revoked.stdout, `access request ${r.id}: revoked\n`);
     const err = await sleeping;
     assert.equal(err.code, '57P01');
     assert.match(
       err.message,
-      new RegExp(`access grant ${r.id} to connection "vault-revoke" was revoked by bob: incident closed`),
+      new RegExp(`access grant ${r.id} to connection "${connection}" was revoked by ${by}: ${reason}`),
     );
     await c.end().catch(() => undefined);
-    await gw.waitForAudit('access.revoked', (a) => a.payload.grant === r.id && a.actor.subject === 'bob');
+    const g = (await gw.api('GET', `/api/access/${r.id}`)).body as GrantView;
+    assert.equal(g.status, 'revoked');
+    assert.equal(g.revoked_by, by);
+    await gw.waitForAudit('access.revoked', (a) => a.payload.grant === r.id && a.actor.subject === by);
+    const later = await psql('alice', connection, 'select 1');
+    assert.notEqual(later.code, 0);
+    assert.match(later.stderr, /needs a just-in-time access grant/);
+    return r;
+  };
+
+  it('ends a live pg session when an approver revokes its grant, and refuses new ones', async () => {
+    const r = await revokeWhileRunning('bob', 'vault-revoke', 'incident closed');
     await gw.waitForAudit(
       'access.session_terminated',
       (a) => a.payload.grant === r.id && a.payload.cause === 'revoked',
     );
-
-    const later = await psql('alice', 'vault-revoke', 'select 1');
-    assert.match(later.stderr, /needs a just-in-time access grant/);
   });
 
   it('lets the requester cancel their own pending request, and nobody else (403, audited)', async () => {
@@ -246,31 +255,7 @@ describe('just-in-time access: connections that need a grant (PostgreSQL, psql a
   });
 
   it('lets the requester give up their own grant: the live session ends and new logins are refused', async () => {
-    const r = await request('alice', 'vault-giveup', '10m');
-    await grant(r.id);
-    const c = await client('alice', 'vault-giveup');
-    assert.equal((await c.query('select 1 as n')).rows[0].n, 1);
-    const sleeping = c.query('select pg_sleep(60)').then(
-      () => assert.fail('the session should have been ended'),
-      (err: unknown) => err as { code?: string; message: string },
-    );
-    const revoked = await cli('alice', ['revoke', r.id, '--reason', 'done early']);
-    assert.equal(revoked.code, 0, revoked.stderr);
-    assert.equal(revoked.stdout, `access request ${r.id}: revoked\n`);
-    const err = await sleeping;
-    assert.equal(err.code, '57P01');
-    assert.match(
-      err.message,
-      new RegExp(`access grant ${r.id} to connection "vault-giveup" was revoked by alice: done early`),
-    );
-    await c.end().catch(() => undefined);
-    const g = (await gw.api('GET', `/api/access/${r.id}`)).body as GrantView;
-    assert.equal(g.status, 'revoked');
-    assert.equal(g.revoked_by, 'alice');
-    await gw.waitForAudit('access.revoked', (a) => a.payload.grant === r.id && a.actor.subject === 'alice');
-    const later = await psql('alice', 'vault-giveup', 'select 1');
-    assert.notEqual(later.code, 0);
-    assert.match(later.stderr, /needs a just-in-time access grant/);
+    await revokeWhileRunning('alice', 'vault-giveup', 'done early');
   });
 
   it('refuses asking for longer than access.max_duration (400)', async () => {
