@@ -5,6 +5,7 @@
 import type { AuditLog } from '../audit/log.js';
 import { SYSTEM_ACTOR } from '../audit/record.js';
 import type { LiveSessions } from '../gateway/live-sessions.js';
+import { PeriodicCheck } from '../gateway/periodic-check.js';
 import type { Grants, GrantView } from '../store/grants.js';
 import type { AccessGrants } from './access-grants.js';
 
@@ -24,8 +25,7 @@ export class GrantedSessions {
   private readonly expiries = new Map<string, NodeJS.Timeout>();
   /** Session id → the grace timer of a session being ended. */
   private readonly ending = new Map<string, NodeJS.Timeout>();
-  private poller: NodeJS.Timeout | undefined;
-  private polling = false;
+  private poller: PeriodicCheck | undefined;
 
   constructor(
     private readonly desk: AccessGrants,
@@ -38,8 +38,7 @@ export class GrantedSessions {
   }
 
   start(): void {
-    this.poller = setInterval(() => void this.poll(), this.opts.pollMs);
-    this.poller.unref();
+    this.poller = new PeriodicCheck(() => this.poll(), this.opts.pollMs, this.opts.onError);
   }
 
   /** A session opened under `grant` (it must already be registered with LiveSessions). */
@@ -84,7 +83,7 @@ export class GrantedSessions {
   }
 
   stop(): void {
-    clearInterval(this.poller);
+    this.poller?.stop();
     for (const t of [...this.expiries.values(), ...this.ending.values()]) clearTimeout(t);
     this.expiries.clear();
     this.ending.clear();
@@ -112,18 +111,10 @@ export class GrantedSessions {
 
   /** Expires grants whose time is up, and ends the sessions here whose grant ended on another gateway. */
   private async poll(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
-    try {
-      await this.desk.expireDue();
-      const ids = [...new Set([...this.sessions.values()].map((g) => g.id))];
-      for (const g of await this.grants.ended(ids, new Date())) {
-        this.end(g.status === 'granted' ? { ...g, status: 'expired' } : g);
-      }
-    } catch (err) {
-      this.opts.onError(err as Error);
-    } finally {
-      this.polling = false;
+    await this.desk.expireDue();
+    const ids = [...new Set([...this.sessions.values()].map((g) => g.id))];
+    for (const g of await this.grants.ended(ids, new Date())) {
+      this.end(g.status === 'granted' ? { ...g, status: 'expired' } : g);
     }
   }
 }
