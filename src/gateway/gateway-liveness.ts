@@ -50,7 +50,7 @@ export class GatewayLiveness {
       // Whoever removes the row ends its sessions: two sweepers never report the same loss twice.
       if (!(await this.deps.gateways.claim(gone, before))) continue;
       const reason = `the gateway carrying it (${gone}) stopped answering`;
-      const lost = await this.deps.sessions.endLost([gone], now.toISOString(), reason);
+      const lost = await this.deps.sessions.endLost(gone, now.toISOString(), reason);
       this.deps.audit.record({
         type: 'gateway.lost',
         actor: SYSTEM_ACTOR,
@@ -73,6 +73,6 @@ export class GatewayLiveness {
   /** Stops beating and says goodbye (its sessions were closed by the shutdown). */
   async stop(): Promise<void> {
     this.periodic?.stop();
-    await this.deps.gateways.remove([this.id]).catch(() => undefined);
+    await this.deps.gateways.remove(this.id).catch(() => undefined);
   }
 }

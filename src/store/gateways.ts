@@ -42,8 +42,8 @@ export class Gateways {
     return Number(res.numDeletedRows) > 0;
   }
 
-  async remove(ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.store.db.deleteFrom('gateways').where('id', 'in', ids).execute();
+  /** Forgets gateway `id` (it is stopping). */
+  async remove(id: string): Promise<void> {
+    await this.store.db.deleteFrom('gateways').where('id', '=', id).execute();
   }
 }

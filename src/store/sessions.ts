@@ -132,19 +132,18 @@ export class Sessions {
   }
 
   /**
-   * Ends, as `lost`, the sessions still active on these gateways (which stopped answering):
+   * Ends, as `lost`, the sessions still active on gateway `gatewayId` (which stopped answering):
    * nobody carries them any more. Returns them; a session ended meanwhile is left as it ended.
    */
   async endLost(
-    gatewayIds: string[],
+    gatewayId: string,
     endedAt: string,
     reason: string,
-  ): Promise<Array<{ id: string; subject: string; gateway_id: string }>> {
-    if (gatewayIds.length === 0) return [];
+  ): Promise<Array<{ id: string; subject: string }>> {
     const rows = await this.store.db
       .selectFrom('sessions')
-      .select(['id', 'subject', 'gateway_id'])
-      .where('gateway_id', 'in', gatewayIds)
+      .select(['id', 'subject'])
+      .where('gateway_id', '=', gatewayId)
       .where('status', '=', 'active')
       .execute();
     if (rows.length === 0) return [];
@@ -158,7 +157,7 @@ export class Sessions {
       )
       .where('status', '=', 'active')
       .execute();
-    return rows.map((r) => ({ id: r.id, subject: r.subject, gateway_id: r.gateway_id ?? '' }));
+    return rows;
   }
 
   /** One page of sessions, newest first by (started_at, id). */
