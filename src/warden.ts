@@ -15,6 +15,7 @@ import type { LoadedConfig } from './config/load.js';
 import { Keyring, sealKeySource } from './crypto/seal.js';
 import { writeSecretFile } from './crypto/secret-file.js';
 import { loadSigningKey, type SigningKey } from './crypto/signing.js';
+import { connectionProbe } from './gateway/connection-probe.js';
 import { watchLiveSessions } from './gateway/live-session-watch.js';
 import { LiveSessions } from './gateway/live-sessions.js';
 import { ApiKeys } from './identity/api-keys.js';
@@ -26,6 +27,7 @@ import { loadAnalyzers } from './policy/analyze.js';
 import { RulesInForce } from './policy/in-force.js';
 import { preflight } from './preflight.js';
 import { type PostgresListener, startPostgresListener } from './protocols/postgres/listener.js';
+import { probePostgres } from './protocols/postgres/probe.js';
 import { Recorder } from './recording/recorder.js';
 import { AccessGrants } from './reviews/access-grants.js';
 import { Approvals } from './reviews/approvals.js';
@@ -43,6 +45,7 @@ import { Reviews } from './store/reviews.js';
 import { SessionEvents } from './store/session-events.js';
 import { Sessions } from './store/sessions.js';
 import { Store } from './store/store.js';
+import { TerminalRecordings } from './store/terminal-recordings.js';
 import { loadTokenizeKey } from './store/tokenize-key.js';
 
 export interface Warden {
@@ -224,6 +227,7 @@ export async function startWarden(
   const sessionEvents = new SessionEvents(store);
   let lastDropLog = 0;
   const recorder = new Recorder(sessionEvents, {
+    terminals: new TerminalRecordings(store),
     onError: (err, queued) => {
       metrics.recorderWriteFailures.inc();
       log.warn({ err: err.message, queued }, 'session recording write failed; retrying');
@@ -235,7 +239,7 @@ export async function startWarden(
       lastDropLog = Date.now();
       log.error(
         { dropped },
-        'session recording queue is full: statement events dropped, new sessions refused',
+        'session recording queue is full: statement events or terminal output dropped, new sessions refused',
       );
     },
   });
@@ -248,6 +252,7 @@ export async function startWarden(
     keyring,
     signingKey,
     connections,
+    probeConnection: connectionProbe(connections, { postgres: probePostgres }),
     policy,
     policyVersions,
     tokenizeKey,

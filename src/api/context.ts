@@ -5,6 +5,7 @@ import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/schema.js';
 import type { Keyring } from '../crypto/seal.js';
 import type { SigningKey } from '../crypto/signing.js';
+import type { ConnectionProbe } from '../gateway/connection-probe.js';
 import type { LiveSessions } from '../gateway/live-sessions.js';
 import type { ApiKeys } from '../identity/api-keys.js';
 import type { Authenticator } from '../identity/authenticate.js';
@@ -33,6 +34,8 @@ export interface ApiContext {
   keyring: Keyring;
   signingKey: SigningKey;
   connections: Connections;
+  /** Logs in to a connection's target as a session would, with the probe of its protocol. */
+  probeConnection: ConnectionProbe;
   policy: RulesInForce;
   policyVersions: PolicyVersions;
   /** HMAC key for `style: tokenize` masks, shared by every gateway on the store. */

@@ -1,6 +1,12 @@
 // A server-sent-events response (text/event-stream) written straight to the socket of a
 // hijacked fastify reply: frames, a comment heartbeat, and a bound on what an idle reader costs.
 import type { ServerResponse } from 'node:http';
+import { z } from 'zod';
+
+/** The OpenAPI answer of a streaming route: text/event-stream, described in its own words. */
+export const EVENT_STREAM_RESPONSE = {
+  200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } },
+};
 
 export interface EventStreamOptions {
   /** A `: ping` comment this often keeps proxies and load balancers from closing an idle stream. */
@@ -37,6 +43,11 @@ export class EventStream {
 
   get isOpen(): boolean {
     return !this.closed;
+  }
+
+  /** Bytes written but not yet taken by the client: a producer that can wait should, above a bound. */
+  get unread(): number {
+    return this.res.writableLength;
   }
 
   /** Runs `fn` once when the stream ends, whoever ends it (the client, the bound, the server). */

@@ -22,9 +22,13 @@ import { loginRoutes } from './routes/login.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { policyRoutes } from './routes/policy.js';
 import { preapprovalRoutes } from './routes/preapprovals.js';
+import { recordingRoutes } from './routes/recordings.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { sessionStreamRoute } from './routes/session-stream.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { subjectRoutes } from './routes/subjects.js';
+import { installStreamSeats } from './stream-guard.js';
+import { installWebConsole, loginOrigins } from './web-console.js';
 
 export type ZodApp = ReturnType<typeof typed>;
 
@@ -48,6 +52,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
   installAuth(app, ctx);
+  installStreamSeats(app);
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -142,10 +147,22 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   oauthRoutes(zapp, ctx);
   connectionRoutes(zapp, ctx);
   sessionRoutes(zapp, ctx);
+  sessionStreamRoute(zapp, ctx);
+  recordingRoutes(zapp, ctx);
   reviewRoutes(zapp, ctx);
   preapprovalRoutes(zapp, ctx);
   accessRoutes(zapp, ctx);
   auditRoutes(zapp, ctx);
   policyRoutes(zapp, ctx);
+  await installWebConsole(app, {
+    connectOrigins: loginOrigins(
+      ctx.config.identity.oidc.flatMap((i) => (i.login ? [i.issuer] : [])),
+      (issuer, err) =>
+        ctx.log.warn(
+          { issuer, err: err.message },
+          'web console: the issuer’s discovery document could not be read',
+        ),
+    ),
+  });
   return app;
 }

@@ -96,6 +96,18 @@ describe('reviews stream: a snapshot, then every change the caller may see (serv
       assert.equal(r.status, 'pending');
       assert.equal(r.requester.subject, 'alice');
       assert.equal(pending.id, `${r.id}:${r.version}`);
+      // Each caller is told whether they may decide: bob (dba) may; alice, who ran it, may not.
+      assert.equal((r as ReviewView & { may_decide: boolean }).may_decide, true);
+      const asAlice = await gw.api('GET', `/api/reviews/${r.id}`, { token: keys.alice });
+      assert.equal((asAlice.body as { may_decide: boolean }).may_decide, false);
+      const listed = await gw.api('GET', '/api/reviews?status=pending', { token: keys.bob });
+      assert.deepEqual(
+        (listed.body as { reviews: Array<{ id: string; may_decide: boolean }> }).reviews.map((x) => [
+          x.id,
+          x.may_decide,
+        ]),
+        [[r.id, true]],
+      );
 
       // A stream opened now has it in its snapshot; dave's does not.
       const late = await stream('bob');

@@ -399,6 +399,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         end`.execute(db);
       },
     },
+    '0013_terminal_recordings': {
+      async up(db: AnyDb) {
+        // Terminal sessions as asciicast v2 text in bounded chunks: seq 0 holds the header line,
+        // later ones whole event lines, `time` the first event's seconds (where a replay can seek).
+        await db.schema
+          .createTable('terminal_recordings')
+          .addColumn('session_id', 'text', (c) => c.notNull())
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('time', 'double precision', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('terminal_recordings_pk', ['session_id', 'seq'])
+          .execute();
+      },
+    },
   };
 }
 

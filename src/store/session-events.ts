@@ -90,15 +90,11 @@ export class SessionEvents {
     });
   }
 
-  /** A session's events in order. */
-  async list(sessionId: string, limit = 10_000): Promise<SessionEvent[]> {
-    const rows = await this.store.db
-      .selectFrom('session_events')
-      .selectAll()
-      .where('session_id', '=', sessionId)
-      .orderBy('seq', 'asc')
-      .limit(limit)
-      .execute();
+  /** A session's events in order, the first `limit` of them, or of those after seq `afterSeq`. */
+  async list(sessionId: string, limit = 10_000, afterSeq?: number): Promise<SessionEvent[]> {
+    let q = this.store.db.selectFrom('session_events').selectAll().where('session_id', '=', sessionId);
+    if (afterSeq !== undefined) q = q.where('seq', '>', afterSeq);
+    const rows = await q.orderBy('seq', 'asc').limit(limit).execute();
     return rows.map(view);
   }
 }

@@ -140,6 +140,7 @@ export interface Database {
   access_grants: AccessGrantsTable;
   disabled_subjects: DisabledSubjectsTable;
   gateways: GatewaysTable;
+  terminal_recordings: TerminalRecordingsTable;
 }
 
 /** A command held for approval, and what approvers did with it. */
@@ -237,4 +238,13 @@ export interface PolicyVersionsTable {
   actor_json: string;
   comment: string;
   created_at: string;
+}
+
+/** One chunk of a terminal session's asciicast v2 text (seq 0: the header line). */
+export interface TerminalRecordingsTable {
+  session_id: string;
+  seq: number;
+  /** Seconds from the session's start to the chunk's first event. */
+  time: number;
+  data: string;
 }

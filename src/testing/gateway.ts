@@ -1,6 +1,7 @@
 // One gateway under test: a throwaway store of one dialect, the real `warden serve` on it,
 // its bootstrap admin key, and a record of every output a secret could leak into.
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import type { AuditRecord } from '../audit/record.js';
 import { Store } from '../store/store.js';
 import { type DialectName, type StoreFixture, storeFixture } from './dialects.js';
@@ -158,6 +159,21 @@ export async function startGateway(
     },
   };
   return gw;
+}
+
+/**
+ * A port free right now, for a gateway whose address must be known before it starts (`api.port`):
+ * an identity provider registers the console's callback on it first.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 function hint(value: string): string {

@@ -40,9 +40,11 @@ export interface OidcProviderOptions {
   port?: number;
   /**
    * A public, native login client (no secret, loopback redirects on any port, PKCE) and the
-   * people who may sign in with it.
+   * people who may sign in with it. `redirectUris` registers more callbacks for the same client,
+   * such as the web console's `<warden url>/signin/callback`; their origins may also call the
+   * token endpoint from a browser (CORS), which a single-page app needs to redeem its code.
    */
-  login?: { clientId: string; users: OidcUser[] };
+  login?: { clientId: string; users: OidcUser[]; redirectUris?: string[] };
   /**
    * Device flow: the polling `interval` announced in seconds (oidc-provider announces none, so
    * clients wait 5 s) and the lifetime of a code in seconds (default 600).
@@ -110,7 +112,7 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
               application_type: 'native' as const,
               grant_types: ['authorization_code', DEVICE_GRANT],
               response_types: ['code' as const],
-              redirect_uris: ['http://127.0.0.1/callback'],
+              redirect_uris: ['http://127.0.0.1/callback', ...(opts.login.redirectUris ?? [])],
               token_endpoint_auth_method: 'none' as const,
             },
           ]
@@ -131,6 +133,10 @@ export async function startOidcProvider(opts: OidcProviderOptions): Promise<Oidc
     // Otherwise a code-flow ID token carries only `sub` and the rest waits at userinfo.
     conformIdTokenClaims: false,
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // As a deployment configures it: a browser may call the token endpoint for a client only from
+    // the origin of one of that client's redirect URIs (the console that asked for the code).
+    clientBasedCORS: (_ctx, origin, client) =>
+      client.redirectUris?.some((uri) => new URL(uri).origin === origin) ?? false,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -257,13 +263,31 @@ async function interaction(
   const details = await provider.interactionDetails(req, res);
   const action = `/interaction/${details.uid}`;
   if (req.method === 'GET') {
-    const field = details.prompt.name === 'login' ? '<input name="login"/>' : '';
+    // Buttons for a real browser; the HTTP-played one submits the form without them.
+    const [field, submit] =
+      details.prompt.name === 'login'
+        ? ['<label>User name <input name="login" autofocus/></label>', 'Sign in']
+        : ['<p>Allow this application to access your account?</p>', 'Allow'];
     res.writeHead(200, { 'content-type': 'text/html' });
-    res.end(`<form method="post" action="${action}">${field}</form>`);
+    res.end(
+      `<form method="post" action="${action}">${field}<button type="submit">${submit}</button>` +
+        '<button type="submit" name="cancel" value="yes">Cancel</button></form>',
+    );
+    return;
+  }
+  const form = await readForm(req);
+  if (form.get('cancel') === 'yes') {
+    // The person declined: the client gets error=access_denied at its redirect URI.
+    await provider.interactionFinished(
+      req,
+      res,
+      { error: 'access_denied', error_description: 'the person declined to sign in' },
+      { mergeWithLastSubmission: false },
+    );
     return;
   }
   if (details.prompt.name === 'login') {
-    const subject = (await readForm(req)).get('login') ?? '';
+    const subject = form.get('login') ?? '';
     if (!users.has(subject)) {
       res.writeHead(200, { 'content-type': 'text/html' }).end(`<p>unknown user ${subject}</p>`);
       return;

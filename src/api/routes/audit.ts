@@ -36,6 +36,8 @@ export function auditRoutes(app: ZodApp, ctx: ApiContext): void {
         summary: 'Audit records in seq order',
         querystring: z.strictObject({
           after_seq: z.coerce.number().int().min(0).optional(),
+          /** Records before this seq: with `tail`, the page older than one already shown. */
+          before_seq: z.coerce.number().int().min(1).optional(),
           limit: z.coerce.number().int().min(1).max(1000).default(100),
           /** The newest records instead of the oldest. */
           tail: z.enum(['true', 'false']).optional(),
@@ -51,6 +53,7 @@ export function auditRoutes(app: ZodApp, ctx: ApiContext): void {
       const q = req.query;
       let query = ctx.store.db.selectFrom('audit_log').selectAll();
       if (q.after_seq !== undefined) query = query.where('seq', '>', q.after_seq);
+      if (q.before_seq !== undefined) query = query.where('seq', '<', q.before_seq);
       if (q.type)
         query = q.type.endsWith('*')
           ? query.where('type', 'like', `${q.type.slice(0, -1)}%`)

@@ -18,6 +18,12 @@ import type { ZodApp } from '../server.js';
 
 const nameParams = z.object({ name: connectionName });
 
+/** POST /api/connections/:name/test answers this whether or not the target let Warden in. */
+const connectionTestView = z.discriminatedUnion('ok', [
+  z.object({ name: z.string(), ok: z.literal(true), latency_ms: z.number(), server_version: z.string() }),
+  z.object({ name: z.string(), ok: z.literal(false), latency_ms: z.number(), error: z.string() }),
+]);
+
 /** Field names (never values) that differ between two views, for the audit payload. */
 function changedFields(before: object, after: object): string[] {
   const b = before as Record<string, unknown>;
@@ -121,6 +127,36 @@ export function connectionRoutes(app: ZodApp, ctx: ApiContext): void {
         password_changed: req.body.credentials?.password !== undefined,
       });
       return after;
+    },
+  );
+
+  app.post(
+    '/api/connections/:name/test',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags: ['connections'],
+        summary: "Log in to a connection's target as a session would, and say whether it worked",
+        description:
+          'Connects with the stored credentials and the connection’s TLS settings, logs in, reads the ' +
+          'server version and leaves (10 s at most). A target that cannot be reached or refuses the ' +
+          'login is not an HTTP error: the answer is `ok: false` with the reason in `error`. Audited ' +
+          'as `connection.test`.',
+        params: nameParams,
+        response: { 200: connectionTestView },
+      },
+    },
+    async (req) => {
+      const c = await existing(req.params.name);
+      const result = await ctx.probeConnection(c);
+      await ctx.audit.append({
+        type: 'connection.test',
+        actor: actorOf(caller(req), req.ip),
+        target: `connection:${c.name}`,
+        outcome: result.ok ? 'success' : 'failure',
+        payload: { protocol: c.protocol, host: c.target.host, port: c.target.port, ...result },
+      });
+      return { name: c.name, ...result };
     },
   );
 

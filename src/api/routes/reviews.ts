@@ -6,14 +6,17 @@
 import { z } from 'zod';
 import { durationAtLeast } from '../../config/duration.js';
 import { hasRole, type Identity } from '../../identity/identity.js';
+import { analyzeCommand } from '../../policy/analyze.js';
+import { mayDecide } from '../../reviews/approvals.js';
 import { ReviewFeed } from '../../reviews/feed.js';
 import { REVIEW_STATUSES, type ReviewStatus, type ReviewView } from '../../store/reviews.js';
 import { caller } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { notFound, refusedAsForbidden } from '../errors.js';
-import { EventStream } from '../event-stream.js';
+import { EVENT_STREAM_RESPONSE, type EventStream } from '../event-stream.js';
 import { preapprovalView, reviewView } from '../schemas.js';
 import type { ZodApp } from '../server.js';
+import { LiveStreams } from '../stream-guard.js';
 
 /** Reviews waiting for approvers: pending, and broken glass to review after the fact. */
 const AWAITING: ReviewStatus[] = ['pending', 'break-glass'];
@@ -32,6 +35,26 @@ function mayView(who: Identity, r: ReviewView): boolean {
 /** How many reviews a stream's snapshot holds (the newest). */
 const SNAPSHOT_LIMIT = 200;
 
+/** A review as one caller sees it: with whether that caller may approve or deny it now. */
+const callerReview = reviewView.extend({
+  may_decide: z
+    .boolean()
+    .describe(
+      'You may approve or deny it now: it awaits approvers (pending, or break-glass to ratify), you are one of them, and not its requester or in its chain',
+    ),
+});
+
+function forCaller(r: ReviewView, who: Identity): z.infer<typeof callerReview> {
+  // Break-glass runs await approvers too: they ratify or flag them after the fact.
+  let may = AWAITING.includes(r.status);
+  try {
+    if (may) mayDecide(r, who);
+  } catch {
+    may = false;
+  }
+  return { ...r, may_decide: may };
+}
+
 export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
   app.get(
     '/api/reviews',
@@ -49,7 +72,7 @@ export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
             .optional(),
           limit: z.coerce.number().int().min(1).max(500).default(50),
         }),
-        response: { 200: z.object({ reviews: z.array(reviewView) }) },
+        response: { 200: z.object({ reviews: z.array(callerReview) }) },
       },
     },
     async (req) => {
@@ -59,7 +82,7 @@ export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
         ...(seesAll(who) ? {} : { visibleTo: { root: who.rootSubject, groups: who.groups } }),
       });
       // The store's group match is a coarse text match (case-blind on SQLite): decided exactly here.
-      return { reviews: reviews.filter((r) => mayView(who, r)) };
+      return { reviews: reviews.filter((r) => mayView(who, r)).map((r) => forCaller(r, who)) };
     },
   );
 
@@ -71,12 +94,22 @@ export function reviewRoutes(app: ZodApp, ctx: ApiContext): void {
       config: { auth: 'user' },
       schema: {
         tags: ['reviews'],
-        summary: 'One review',
+        summary: 'One review, with the facts its command was judged on',
+        description:
+          '`facts` is what the analyzer reads from the held command (statement kinds, tables, ' +
+          'whether a WHERE clause is present, …), read again from the held command as stored: the ' +
+          'same analysis the rules were matched with.',
         params: z.object({ id: z.string().min(1) }),
-        response: { 200: reviewView },
+        response: { 200: callerReview.extend({ facts: z.record(z.string(), z.unknown()).nullable() }) },
       },
     },
-    async (req) => visibleReview(ctx, caller(req), req.params.id),
+    async (req) => {
+      const who = caller(req);
+      const r = await visibleReview(ctx, who, req.params.id);
+      const conn = await ctx.connections.get(r.connection);
+      // A connection removed since the hold leaves no protocol to read the command with.
+      return { ...forCaller(r, who), facts: conn ? { ...analyzeCommand(conn.protocol, r.command) } : null };
+    },
   );
 
   const verdicts = {
@@ -185,12 +218,8 @@ function streamRoute(app: ZodApp, ctx: ApiContext): void {
   const feed = new ReviewFeed(ctx.reviews, ctx.approvals, {
     onError: (err) => ctx.log.warn({ err }, 'review stream: reading the store failed; retrying'),
   });
-  const open = new Set<EventStream>();
-  // A stream never ends by itself: without this the server's close would wait for every client.
-  app.addHook('preClose', async () => {
-    feed.close();
-    for (const s of open) s.end();
-  });
+  const live = new LiveStreams(app, ctx);
+  app.addHook('preClose', async () => feed.close());
 
   app.get(
     '/api/reviews/stream',
@@ -200,17 +229,13 @@ function streamRoute(app: ZodApp, ctx: ApiContext): void {
         tags: ['reviews'],
         summary: 'Reviews live (server-sent events): a snapshot, then every change you may see',
         description:
-          '`event: snapshot` with `{"reviews": [...]}` (newest first, at most 200; pending ones unless ' +
+          '`event: snapshot` with `{"reviews": [...]}` (each with `may_decide` for you; newest first, at most 200; pending ones unless ' +
           '`status=all`), then `event: review` with a review each time one you may see is created, ' +
-          'approved, denied, expires or is cancelled, on any gateway sharing the store. A `: ping` ' +
+          'approved, denied, expires or is cancelled, on any gateway sharing the store. It closes when ' +
+          'your credential expires or is revoked; at most 20 open streams per caller (429). A `: ping` ' +
           'comment every 15 s. A reconnecting client gets a fresh snapshot (Last-Event-ID is ignored).',
         querystring: z.strictObject({ status: z.enum(['pending', 'all']).default('pending') }),
-        response: {
-          200: {
-            description: 'An event stream',
-            content: { 'text/event-stream': { schema: z.string() } },
-          },
-        },
+        response: EVENT_STREAM_RESPONSE,
       },
     },
     async (req, reply) => {
@@ -224,7 +249,7 @@ function streamRoute(app: ZodApp, ctx: ApiContext): void {
         if (!stream) return void early.push(r);
         if ((sent.get(r.id) ?? 0) >= r.version) return;
         sent.set(r.id, r.version);
-        stream.send('review', r, `${r.id}:${r.version}`);
+        stream.send('review', forCaller(r, who), `${r.id}:${r.version}`);
       };
       const unsubscribe = feed.subscribe(pass);
       let snapshot: ReviewView[];
@@ -241,16 +266,16 @@ function streamRoute(app: ZodApp, ctx: ApiContext): void {
         unsubscribe();
         throw err;
       }
-      // From here on fastify neither serializes nor ends the reply: the stream owns the socket.
-      reply.hijack();
-      const s = new EventStream(reply.raw);
-      open.add(s);
-      s.whenClosed(() => {
+      let s: EventStream;
+      try {
+        s = live.start(req, reply, who);
+      } catch (err) {
         unsubscribe();
-        open.delete(s);
-      });
+        throw err;
+      }
+      s.whenClosed(unsubscribe);
       for (const r of snapshot) sent.set(r.id, r.version);
-      s.send('snapshot', { reviews: snapshot });
+      s.send('snapshot', { reviews: snapshot.map((r) => forCaller(r, who)) });
       stream = s;
       for (const r of early.splice(0)) pass(r);
       return reply;

@@ -9,6 +9,7 @@ import type { ApiContext } from '../context.js';
 import { badRequest, notFound } from '../errors.js';
 import { sessionEventView, sessionView } from '../schemas.js';
 import type { ZodApp } from '../server.js';
+import { visibleSession } from '../session-visibility.js';
 import { parseTime } from './audit.js';
 
 export function sessionRoutes(app: ZodApp, ctx: ApiContext): void {
@@ -133,15 +134,6 @@ export function sessionRoutes(app: ZodApp, ctx: ApiContext): void {
       return { id: s.id, result };
     },
   );
-}
-
-/** The session when the caller may see it; someone else's answers exactly like a missing one. */
-async function visibleSession(ctx: ApiContext, who: ReturnType<typeof caller>, id: string) {
-  const s = await ctx.sessions.get(id);
-  if (!s || (!hasRole(who, 'auditor') && s.subject !== who.subject && s.root_subject !== who.subject)) {
-    throw notFound(`session ${id} does not exist`);
-  }
-  return s;
 }
 
 /** The cursor after a page: opaque to clients, the (started_at, id) of its last session. */

@@ -1,4 +1,4 @@
-// `warden connections add|ls|show|rm`: manage targets through the API. Passwords are read
+// `warden connections add|ls|show|test|rm`: manage targets through the API. Passwords are read
 // from stdin or an environment variable, never from argv (where `ps` would show them).
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
@@ -6,6 +6,12 @@ import { type ConnectionView, PROTOCOLS, TLS_MODES } from '../../config/connecti
 import { ApiClient, CliError } from '../client.js';
 import { commaList } from '../options.js';
 import { printJson, printTable } from '../output.js';
+
+/** What POST /api/connections/:name/test answers. */
+type ConnectionTest = { name: string; latency_ms: number } & (
+  | { ok: true; server_version: string }
+  | { ok: false; error: string }
+);
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -178,6 +184,26 @@ export function connectionCommands(program: Command): void {
         ['updated', c.updated_at],
       ];
       for (const [k, v] of rows) process.stdout.write(`${`${k}:`.padEnd(13)}${v}\n`);
+    });
+
+  cmd
+    .command('test <name>')
+    .description("log in to the connection's target as a session would; exit 1 if that fails")
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { json?: boolean }) => {
+      const r = await new ApiClient().request<ConnectionTest>(
+        'POST',
+        `/api/connections/${encodeURIComponent(name)}/test`,
+      );
+      if (o.json) {
+        printJson(r);
+        if (!r.ok) process.exitCode = 1;
+        return;
+      }
+      if (!r.ok) throw new CliError(`connection ${r.name} failed after ${r.latency_ms} ms: ${r.error}`);
+      process.stdout.write(
+        `ok: connection ${r.name} answered in ${r.latency_ms} ms, server version ${r.server_version}\n`,
+      );
     });
 
   cmd

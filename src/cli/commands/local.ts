@@ -61,7 +61,8 @@ export function localCommands(program: Command): void {
               '  select name, email, card_number from customers;   -- email and card masked\n' +
               '  delete from orders;                                -- held until someone in "dba" approves it:\n' +
               `     WARDEN_URL=${w.url} WARDEN_TOKEN=$(cat ${dba}) npx warden reviews ls --pending   (then: reviews approve <id>)\n` +
-              '  drop table orders;                                 -- blocked by rule "no-drop"\n\n',
+              '  drop table orders;                                 -- blocked by rule "no-drop"\n' +
+              `  web console: ${w.url}/ (sign in with the API key in ${key}; approve as ${dba})\n\n`,
           );
         },
         stopped: () => target.stop(),

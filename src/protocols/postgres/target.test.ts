@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { CA_PEM, preparePasswordAuth, ROLES } from '../../testing/pg-auth.js';
 import { ADMIN_URL } from '../../testing/postgres.js';
 import { selfSignedCert } from '../../testing/tls.js';
 import {
@@ -22,29 +20,9 @@ import {
 } from './codec.js';
 import { connectTarget, TargetError, type TargetOptions, type TargetSession } from './target.js';
 
-// Roles, passwords and the CA path that scripts/pg-test-auth.sh sets up on the local server.
-const SETUP_SCRIPT = fileURLToPath(new URL('../../../scripts/pg-test-auth.sh', import.meta.url));
-const CA_PEM = '/var/lib/postgresql/warden-test-ca.pem';
-const ROLES = { scram: 'scram-test-pw', md5: 'md5-test-pw', clear: 'clear-test-pw' } as const;
 const admin = new URL(ADMIN_URL);
 const PG_HOST = admin.hostname;
 const PG_PORT = Number(admin.port || 5432);
-
-async function serverReady(): Promise<boolean> {
-  if (!existsSync(CA_PEM)) return false;
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    const { rows } = await c.query<{ roles: number; rules: number; ssl: string }>(
-      `select (select count(*)::int from pg_roles where rolname in ('warden_scram', 'warden_md5', 'warden_clear')) as roles,
-              (select count(*)::int from pg_hba_file_rules where user_name::text like '{warden_%}') as rules,
-              current_setting('ssl') as ssl`,
-    );
-    return rows[0]?.roles === 3 && rows[0]?.rules === 3 && rows[0]?.ssl === 'on';
-  } finally {
-    await c.end();
-  }
-}
 
 const opts = (o: Partial<TargetOptions> = {}): TargetOptions => ({
   host: PG_HOST,
@@ -124,8 +102,7 @@ const portOf = (s: net.Server): number => (s.address() as net.AddressInfo).port;
 
 describe('connecting to a PostgreSQL target', () => {
   before(async () => {
-    if (!(await serverReady())) execFileSync('bash', [SETUP_SCRIPT], { stdio: 'inherit' });
-    assert.ok(await serverReady(), 'scripts/pg-test-auth.sh did not prepare the server');
+    await preparePasswordAuth();
   });
 
   it('logs in with trust, forwards client parameters but never user, database or replication', async () => {
