@@ -160,7 +160,7 @@ export class ChunkOutput implements SentBytes {
   /** Writes `value` as a big-endian int32 at output offset `at`, inside bytes given by `copy`. */
   setInt32(at: number, value: number): void {
     if (at + 4 <= this.at) {
-      this.buf!.writeInt32BE(value, at);
+      int32Into(this.buf!, at, value);
       return;
     }
     const k = this.patches++;
@@ -235,9 +235,17 @@ export class ChunkOutput implements SentBytes {
     this.at += length;
     this.run = null;
     this.runStart = this.runEnd = 0;
-    for (let k = 0; k < this.patches; k++) buf.writeInt32BE(this.patchValue[k]!, this.patchAt[k]!);
+    for (let k = 0; k < this.patches; k++) int32Into(buf, this.patchAt[k]!, this.patchValue[k]!);
     this.patches = 0;
   }
+}
+
+/** A big-endian int32 written byte by byte: Buffer#writeInt32BE checks its range on every call. */
+function int32Into(b: Buffer, at: number, value: number): void {
+  b[at] = value >>> 24;
+  b[at + 1] = (value >>> 16) & 0xff;
+  b[at + 2] = (value >>> 8) & 0xff;
+  b[at + 3] = value & 0xff;
 }
 
 /** A message's length on the wire, read without making a view of it. */
