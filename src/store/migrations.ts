@@ -413,6 +413,25 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0014_search_index_queue': {
+      async up(db: AnyDb) {
+        if (dialect === 'postgres') return; // its GIN index (0012) is kept by the database
+        // Statements are indexed for search a moment after they are written (search-index.ts): a
+        // written row only queues its rowid, in the recorder's transaction. Rows written before
+        // this migration are already in the index. The delete trigger drops a row from both, so a
+        // rowid SQLite hands out again later is queued afresh, never indexed with another's text.
+        await sql`create table session_events_fts_pending (event_rowid integer primary key)`.execute(db);
+        await sql`drop trigger session_events_fts_insert`.execute(db);
+        await sql`create trigger session_events_fts_queue after insert on session_events begin
+          insert or ignore into session_events_fts_pending (event_rowid) values (new.rowid);
+        end`.execute(db);
+        await sql`drop trigger session_events_fts_delete`.execute(db);
+        await sql`create trigger session_events_fts_delete after delete on session_events begin
+          delete from session_events_fts where rowid = old.rowid;
+          delete from session_events_fts_pending where event_rowid = old.rowid;
+        end`.execute(db);
+      },
+    },
   };
 }
 

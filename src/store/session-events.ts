@@ -1,6 +1,7 @@
 // The session_events repository: what each statement of a session did (text, masked parameters,
 // decision, timing, rows, bytes, error, a masked sample of its result). The recorder writes it.
 import type { Selectable } from 'kysely';
+import { searchIndexOf } from './search-index.js';
 import type { Store } from './store.js';
 import type { SessionEventsTable } from './tables.js';
 
@@ -76,6 +77,7 @@ export class SessionEvents {
         const insert = sql(text);
         for (const row of rows) insert.run(...Object.values(row));
       });
+      searchIndexOf(this.store).later();
       return;
     }
     await this.store.db.transaction().execute(async (tx) => {

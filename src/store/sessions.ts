@@ -1,6 +1,7 @@
 // The sessions repository: one row per connection a caller made through a gateway, with the
 // identity and actor chain it ran under. Protocol engines write them; the API reads them.
 import { type CompiledQuery, type Selectable, sql } from 'kysely';
+import { searchIndexOf } from './search-index.js';
 import type { Store } from './store.js';
 import type { SessionsTable } from './tables.js';
 
@@ -163,7 +164,10 @@ export class Sessions {
   /** One page of sessions, newest first by (started_at, id). */
   async list(f: SessionFilter): Promise<SessionView[]> {
     const q = this.listing(f);
-    return q ? (await q.execute()).map(view) : [];
+    if (!q) return [];
+    // Statements written in the last moment may still wait for the search index: in it first.
+    if (f.search !== undefined) await searchIndexOf(this.store).catchUp();
+    return (await q.execute()).map(view);
   }
 
   /** The SQL `list` runs for this filter (none: it answers nothing), for checking its query plan. */

@@ -33,10 +33,15 @@ export function isPostgresUrl(url: string | undefined): boolean {
 }
 
 export class Store {
+  /** Work to stop before the database closes (timers of deferred index upkeep). */
+  private readonly closing: Array<() => Promise<void>> = [];
+
   private constructor(
     readonly db: Db,
     readonly dialect: Dialect,
     readonly location: string,
+    /** Called with errors of work nobody awaits (an idle PostgreSQL client dropping, deferred upkeep). */
+    readonly onBackgroundError: (err: Error) => void,
     /** The embedded database's own handle (SQLite only), for the hot write paths. */
     private readonly sqlite?: SqliteDatabase.Database,
     /** Prepares a statement on the embedded database once per SQL text. */
@@ -74,13 +79,14 @@ export class Store {
             oid === PG_INT8 ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
         },
       });
-      pool.on('error', (err) => opts.onBackgroundError?.(err));
+      const onBackgroundError = opts.onBackgroundError ?? (() => undefined);
+      pool.on('error', onBackgroundError);
       // pg-pool listens for errors only on idle clients. A connection that dies while checked
       // out also emits 'error' on its client, and with no listener that kills the process;
       // the query running on it fails and is handled by its caller, so nothing is lost here.
       pool.on('connect', (client) => client.on('error', () => undefined));
       const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-      return new Store(db, 'postgres', redactUrl(opts.url as string));
+      return new Store(db, 'postgres', redactUrl(opts.url as string), onBackgroundError);
     }
     const file = opts.url?.replace(/^(sqlite|file):(\/\/)?/, '') ?? join(opts.dataDir, 'warden.db');
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -105,7 +111,7 @@ export class Store {
     const db = new Kysely<Database>({
       dialect: new SqliteDialect({ database: { prepare, close: () => database.close() } }),
     });
-    return new Store(db, 'sqlite', file, database, prepare);
+    return new Store(db, 'sqlite', file, opts.onBackgroundError ?? (() => undefined), database, prepare);
   }
 
   async migrate(): Promise<void> {
@@ -174,7 +180,13 @@ export class Store {
     });
   }
 
+  /** Runs `fn` when the store closes, before the database does (it may still write). */
+  onClose(fn: () => Promise<void>): void {
+    this.closing.push(fn);
+  }
+
   async close(): Promise<void> {
+    for (const fn of this.closing.splice(0)) await fn();
     await this.db.destroy();
   }
 }

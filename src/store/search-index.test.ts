@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { type StoreFixture, storeFixture } from '../testing/dialects.js';
+import { statementEvent } from '../testing/session-rows.js';
+import { SEARCH_INDEX_DELAY_MS, searchIndexOf } from './search-index.js';
+import { SessionEvents } from './session-events.js';
+import { Sessions } from './sessions.js';
+import { Store } from './store.js';
+
+// The embedded store indexes statements for search a moment after they are written; PostgreSQL's
+// index is the database's own, and the listing tests cover search on both.
+describe('search index of recorded statements (sqlite): queued when written, indexed in batches', () => {
+  let fx: StoreFixture;
+  let store: Store;
+  let events: SessionEvents;
+  let sessions: Sessions;
+  let seq = 0;
+
+  const count = async (table: 'session_events_fts' | 'session_events_fts_pending') =>
+    Number(
+      (await sql<{ n: number }>`select count(*) as n from ${sql.table(table)}`.execute(store.db)).rows[0]!.n,
+    );
+  const write = (session_id: string, texts: string[]) =>
+    events.insert(texts.map((text) => statementEvent({ session_id, seq: seq++, text })));
+  const found = async (words: string) =>
+    (await sessions.list({ limit: 100, search: words })).map((s) => s.id).sort();
+  const newSession = (id: string) =>
+    sessions.insert({
+      id,
+      subject: 'alice',
+      kind: 'human',
+      root_subject: 'alice',
+      chain: [],
+      token_id: null,
+      parent_session_id: null,
+      connection: 'orders',
+      protocol: 'postgres',
+      client_addr: null,
+      status: 'active',
+      started_at: new Date().toISOString(),
+      ended_at: null,
+    });
+
+  before(async () => {
+    fx = await storeFixture('sqlite');
+    store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
+    events = new SessionEvents(store);
+    sessions = new Sessions(store);
+    for (const id of ['s1', 's2', 's3', 's4', 's5']) await newSession(id);
+  });
+  after(async () => {
+    await store.close();
+    await fx.cleanup();
+  });
+
+  it('queues what the recorder writes, and indexes it within a second with no search asking', async () => {
+    const before = await count('session_events_fts');
+    await write('s1', ['select quince from fruit', 'select medlar from fruit']);
+    // Written, queued, not yet in the index: the write did not pay for it.
+    assert.equal(await count('session_events_fts_pending'), 2);
+    assert.equal(await count('session_events_fts'), before);
+    const deadline = Date.now() + SEARCH_INDEX_DELAY_MS + 10_000;
+    while ((await count('session_events_fts_pending')) > 0) {
+      assert.ok(Date.now() < deadline, 'the queue was not indexed in time');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(await count('session_events_fts'), before + 2);
+  });
+
+  it('indexes what still waits before a search, so a statement written a moment ago is found', async () => {
+    await write('s2', ['select loquat from orchard']);
+    assert.equal(await count('session_events_fts_pending'), 1);
+    assert.deepEqual(await found('loquat'), ['s2']);
+    assert.equal(await count('session_events_fts_pending'), 0);
+  });
+
+  it('indexes a queue longer than one batch, every row once', async () => {
+    const before = await count('session_events_fts');
+    const texts = Array.from(
+      { length: 4_500 },
+      (_, i) => `select ${i} from bulk_${i % 3 === 0 ? 'tick' : 'tock'}`,
+    );
+    await write('s3', texts);
+    await searchIndexOf(store).catchUp();
+    assert.equal(await count('session_events_fts_pending'), 0);
+    assert.equal(await count('session_events_fts'), before + 4_500);
+    assert.deepEqual(await found('bulk_tick'), ['s3']);
+    const ticks = await sql<{
+      n: number;
+    }>`select count(*) as n from session_events_fts where session_events_fts match '"bulk_tick"'`.execute(
+      store.db,
+    );
+    assert.equal(Number(ticks.rows[0]!.n), 1_500);
+  });
+
+  it('forgets a row deleted before it was indexed, and indexes a reused rowid with its own text', async () => {
+    await write('s4', ['select persimmon from tree']);
+    const [gone] = (
+      await sql<{ rowid: number }>`select max(rowid) as rowid from session_events`.execute(store.db)
+    ).rows;
+    await sql`delete from session_events where rowid = ${gone!.rowid}`.execute(store.db);
+    assert.equal(await count('session_events_fts_pending'), 0);
+    // The deleted row had the highest rowid: SQLite hands the same one to the next row.
+    await write('s5', ['select pomelo from tree']);
+    const [reused] = (
+      await sql<{ rowid: number }>`select max(rowid) as rowid from session_events`.execute(store.db)
+    ).rows;
+    assert.equal(reused!.rowid, gone!.rowid);
+    assert.deepEqual(await found('persimmon'), []);
+    assert.deepEqual(await found('pomelo'), ['s5']);
+    assert.deepEqual(await found('tree'), ['s5']);
+  });
+
+  it('indexes what waits when the store closes, for the next process to find', async () => {
+    await write('s1', ['select tamarillo from vine']);
+    await store.close();
+    store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
+    events = new SessionEvents(store);
+    sessions = new Sessions(store);
+    assert.equal(await count('session_events_fts_pending'), 0);
+    const hit = await sql<{
+      n: number;
+    }>`select count(*) as n from session_events_fts where session_events_fts match '"tamarillo"'`.execute(
+      store.db,
+    );
+    assert.equal(Number(hit.rows[0]!.n), 1);
+  });
+});
