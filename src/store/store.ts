@@ -7,6 +7,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction
 import pg from 'pg';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './tables.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type Db = Kysely<Database>;
@@ -62,6 +63,12 @@ export class Store {
         await store.close();
         throw err;
       }
+    }
+    if (store.sqlite) {
+      // A serving store checkpoints its write-ahead log from a thread of its own (tools that
+      // only read, through connect(), leave it to SQLite).
+      const checkpointer = new WalCheckpointer(store.sqlite, store.location, store.onBackgroundError);
+      store.onClose(() => checkpointer.stop());
     }
     return store;
   }

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
+import { type StoreFixture, storeFixture } from '../testing/dialects.js';
+import { statementEvent } from '../testing/session-rows.js';
+import { SessionEvents } from './session-events.js';
+import { Store } from './store.js';
+import { CHECKPOINT_INTERVAL_MS, WalCheckpointer } from './wal-checkpointer.js';
+
+const autocheckpoint = (db: SqliteDatabase.Database) => db.pragma('wal_autocheckpoint', { simple: true });
+
+describe('WAL checkpoints of the embedded store, from a thread of their own', () => {
+  let fx: StoreFixture;
+  before(async () => {
+    fx = await storeFixture('sqlite');
+  });
+  after(() => fx.cleanup());
+
+  it('copies the log into the database file within a second, and closes before the store does', async () => {
+    const store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
+    const file = join(fx.dataDir, 'warden.db');
+    try {
+      const deadline = Date.now() + CHECKPOINT_INTERVAL_MS + 10_000;
+      const raw = new SqliteDatabase(file);
+      try {
+        const sizeBefore = statSync(file).size;
+        // About 1 MB of rows: they land in the log first, and the database file grows only by a
+        // checkpoint; SQLite's own would wait for 1,000 pages (4 MB) of log.
+        const text = 'select '.padEnd(500, 'x');
+        await new SessionEvents(store).insert(
+          Array.from({ length: 2_000 }, (_, seq) => statementEvent({ session_id: 'wal', seq, text })),
+        );
+        while (statSync(file).size <= sizeBefore) {
+          assert.ok(Date.now() < deadline, 'no checkpoint reached the database file');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const count = raw.prepare('select count(*) as n from session_events where session_id = ?').get('wal');
+        assert.deepEqual(count, { n: 2_000 });
+      } finally {
+        raw.close();
+      }
+    } finally {
+      await store.close();
+    }
+    // The thread closed its connection first: the store's, the last one, removed the log on closing.
+    assert.equal(existsSync(`${file}-wal`), false);
+  });
+
+  it("stops checkpointing on the store's connection only while its thread runs", async () => {
+    const file = join(fx.dataDir, 'warden.db');
+    const db = new SqliteDatabase(file);
+    try {
+      const errors: Error[] = [];
+      const checkpointer = new WalCheckpointer(db, file, (err) => errors.push(err));
+      assert.equal(await checkpointer.ready, true);
+      assert.equal(autocheckpoint(db), 0);
+      await checkpointer.stop();
+      assert.equal(autocheckpoint(db), 1_000);
+      assert.deepEqual(errors, []);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('leaves checkpoints to SQLite, and says why, when its thread cannot start', async () => {
+    const file = join(fx.dataDir, 'warden.db');
+    const db = new SqliteDatabase(file);
+    try {
+      const errors: Error[] = [];
+      const checkpointer = new WalCheckpointer(db, join(fx.dataDir, 'no-such.db'), (err) => errors.push(err));
+      assert.equal(await checkpointer.ready, false);
+      assert.equal(autocheckpoint(db), 1_000);
+      assert.equal(errors.length, 1);
+      assert.match(errors[0]!.message, /^WAL checkpoint: unable to open database file/);
+      await checkpointer.stop();
+    } finally {
+      db.close();
+    }
+  });
+});
