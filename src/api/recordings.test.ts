@@ -5,7 +5,7 @@ import { SessionEvents } from '../store/session-events.js';
 import { Sessions } from '../store/sessions.js';
 import { DIALECTS } from '../testing/dialects.js';
 import { type Gateway, startGateway } from '../testing/gateway.js';
-import { statementEvent } from '../testing/session-rows.js';
+import { sessionRow, statementEvent } from '../testing/session-rows.js';
 import { recordTerminalSample, type TerminalSample } from '../testing/terminal-sample.js';
 
 for (const dialect of DIALECTS) {
@@ -37,21 +37,7 @@ for (const dialect of DIALECTS) {
       const store = gw.openStore();
       try {
         sample = await recordTerminalSample(store, 'ssh-alice-1', { subject: 'alice' });
-        await new Sessions(store).insert({
-          id: 'pg-alice-1',
-          subject: 'alice',
-          kind: 'human',
-          root_subject: 'alice',
-          chain: [],
-          token_id: null,
-          parent_session_id: null,
-          connection: 'orders',
-          protocol: 'postgres',
-          client_addr: null,
-          status: 'closed',
-          started_at: new Date().toISOString(),
-          ended_at: null,
-        });
+        await new Sessions(store).insert(sessionRow({ id: 'pg-alice-1', status: 'closed' }));
         await new SessionEvents(store).insert([
           statementEvent({ session_id: 'pg-alice-1', seq: 1, text: 'select 1' }),
         ]);

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Sessions } from '../store/sessions.js';
 import { DIALECTS } from '../testing/dialects.js';
 import { type Gateway, startGateway, stderrLines } from '../testing/gateway.js';
+import { sessionRow } from '../testing/session-rows.js';
 import type { CliResult } from '../testing/warden-process.js';
 
 /** A local port nothing listens on. */
@@ -35,21 +36,9 @@ for (const dialect of DIALECTS) {
       user = gw.credential((res.body as { key: string }).key);
       const store = gw.openStore();
       try {
-        await new Sessions(store).insert({
-          id: 's-dev-1',
-          subject: 'dev',
-          kind: 'service',
-          root_subject: 'dev',
-          chain: [],
-          token_id: null,
-          parent_session_id: null,
-          connection: 'orders',
-          protocol: 'postgres',
-          client_addr: null,
-          status: 'active',
-          started_at: new Date().toISOString(),
-          ended_at: null,
-        });
+        await new Sessions(store).insert(
+          sessionRow({ id: 's-dev-1', subject: 'dev', kind: 'service', root_subject: 'dev' }),
+        );
       } finally {
         await store.close();
       }

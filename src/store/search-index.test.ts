@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { type StoreFixture, storeFixture } from '../testing/dialects.js';
-import { statementEvent } from '../testing/session-rows.js';
+import { sessionRow, statementEvent } from '../testing/session-rows.js';
 import { SEARCH_INDEX_DELAY_MS, searchIndexOf } from './search-index.js';
 import { SessionEvents } from './session-events.js';
 import { Sessions } from './sessions.js';
@@ -25,29 +25,12 @@ describe('search index of recorded statements (sqlite): queued when written, ind
     events.insert(texts.map((text) => statementEvent({ session_id, seq: seq++, text })));
   const found = async (words: string) =>
     (await sessions.list({ limit: 100, search: words })).map((s) => s.id).sort();
-  const newSession = (id: string) =>
-    sessions.insert({
-      id,
-      subject: 'alice',
-      kind: 'human',
-      root_subject: 'alice',
-      chain: [],
-      token_id: null,
-      parent_session_id: null,
-      connection: 'orders',
-      protocol: 'postgres',
-      client_addr: null,
-      status: 'active',
-      started_at: new Date().toISOString(),
-      ended_at: null,
-    });
-
   before(async () => {
     fx = await storeFixture('sqlite');
     store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
     events = new SessionEvents(store);
     sessions = new Sessions(store);
-    for (const id of ['s1', 's2', 's3', 's4', 's5']) await newSession(id);
+    for (const id of ['s1', 's2', 's3', 's4', 's5']) await sessions.insert(sessionRow({ id }));
   });
   after(async () => {
     await store.close();
