@@ -133,7 +133,9 @@ describe('Chaskey-12', () => {
     assert.equal(dst.toString(), `..${CHASKEY_12[17]}..`);
   });
 
-  it('refuses a key that is not 16 bytes', () => {
+  it('refuses a key that is not 16 bytes, and a round count it does not run', () => {
     assert.throws(() => chaskeyKey(new Uint8Array(15)), /16-byte key, got 15/);
+    const key = chaskeyKey(new Uint8Array(16));
+    assert.throws(() => chaskeyTag(key, MESSAGE, 0, 3, 6), /multiple of 4, got 6/);
   });
 });

@@ -420,12 +420,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // written row only queues its rowid, in the recorder's transaction. Rows written before
         // this migration are already in the index. The delete trigger drops a row from both, so a
         // rowid SQLite hands out again later is queued afresh, never indexed with another's text.
-        await sql`create table session_events_fts_pending (event_rowid integer primary key)`.execute(db);
-        await sql`drop trigger session_events_fts_insert`.execute(db);
-        await sql`create trigger session_events_fts_queue after insert on session_events begin
+        // Each step can run again: a migration interrupted halfway is completed by the next start.
+        await sql`create table if not exists session_events_fts_pending (event_rowid integer primary key)`.execute(
+          db,
+        );
+        await sql`drop trigger if exists session_events_fts_insert`.execute(db);
+        await sql`create trigger if not exists session_events_fts_queue after insert on session_events begin
           insert or ignore into session_events_fts_pending (event_rowid) values (new.rowid);
         end`.execute(db);
-        await sql`drop trigger session_events_fts_delete`.execute(db);
+        await sql`drop trigger if exists session_events_fts_delete`.execute(db);
         await sql`create trigger session_events_fts_delete after delete on session_events begin
           delete from session_events_fts where rowid = old.rowid;
           delete from session_events_fts_pending where event_rowid = old.rowid;

@@ -16,6 +16,7 @@ describe('search index of recorded statements (sqlite): queued when written, ind
   let events: SessionEvents;
   let sessions: Sessions;
   let seq = 0;
+  const errors: Error[] = [];
 
   const count = async (table: 'session_events_fts' | 'session_events_fts_pending') =>
     Number(
@@ -27,7 +28,11 @@ describe('search index of recorded statements (sqlite): queued when written, ind
     (await sessions.list({ limit: 100, search: words })).map((s) => s.id).sort();
   before(async () => {
     fx = await storeFixture('sqlite');
-    store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
+    store = await Store.open({
+      url: fx.url,
+      dataDir: fx.dataDir,
+      onBackgroundError: (err) => errors.push(err),
+    });
     events = new SessionEvents(store);
     sessions = new Sessions(store);
     for (const id of ['s1', 's2', 's3', 's4', 's5']) await sessions.insert(sessionRow({ id }));
@@ -65,7 +70,12 @@ describe('search index of recorded statements (sqlite): queued when written, ind
       (_, i) => `select ${i} from bulk_${i % 3 === 0 ? 'tick' : 'tock'}`,
     );
     await write('s3', texts);
+    // Batches run synchronously, but the sessions' sockets are served between them.
+    const order: string[] = [];
+    setImmediate(() => order.push('served'));
     await searchIndexOf(store).catchUp();
+    order.push('indexed');
+    assert.deepEqual(order, ['served', 'indexed']);
     assert.equal(await count('session_events_fts_pending'), 0);
     assert.equal(await count('session_events_fts'), before + 4_500);
     assert.deepEqual(await found('bulk_tick'), ['s3']);
@@ -93,6 +103,28 @@ describe('search index of recorded statements (sqlite): queued when written, ind
     assert.deepEqual(await found('persimmon'), []);
     assert.deepEqual(await found('pomelo'), ['s5']);
     assert.deepEqual(await found('tree'), ['s5']);
+  });
+
+  it('still answers a search when indexing fails, from what is indexed, and says why', async () => {
+    await write('s4', ['select jujube from shrub']);
+    const [queued] = (
+      await sql<{ rowid: number }>`select max(rowid) as rowid from session_events`.execute(store.db)
+    ).rows;
+    // A row already in the index under the queued rowid: the queue's insert fails on it.
+    await sql`insert into session_events_fts (rowid, text, session_id) values (${queued!.rowid}, 'blocker', 's4')`.execute(
+      store.db,
+    );
+    errors.length = 0;
+    assert.deepEqual(await found('pomelo'), ['s5']);
+    assert.deepEqual(await found('jujube'), []);
+    // (The indexing timer may have failed on it too, and said so in its own words.)
+    const fromSearch = errors.filter((e) => e.message.startsWith('search ran without'));
+    assert.equal(fromSearch.length, 2); // one per search
+    assert.match(fromSearch[0]!.message, /indexing failed: .*constraint failed/);
+    // Nothing was lost: the statement is still queued, and is indexed once the fault is gone.
+    assert.equal(await count('session_events_fts_pending'), 1);
+    await sql`delete from session_events_fts where rowid = ${queued!.rowid}`.execute(store.db);
+    assert.deepEqual(await found('jujube'), ['s4']);
   });
 
   it('indexes what waits when the store closes, for the next process to find', async () => {

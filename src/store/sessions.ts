@@ -165,8 +165,19 @@ export class Sessions {
   async list(f: SessionFilter): Promise<SessionView[]> {
     const q = this.listing(f);
     if (!q) return [];
-    // Statements written in the last moment may still wait for the search index: in it first.
-    if (f.search !== undefined) await searchIndexOf(this.store).catchUp();
+    // Statements written in the last moment may still wait for the search index: in it first. Should
+    // that fail (the write lock held elsewhere, a full disk), the search runs on what is indexed.
+    if (f.search !== undefined) {
+      await searchIndexOf(this.store)
+        .catchUp()
+        .catch((err: Error) =>
+          this.store.onBackgroundError(
+            new Error(
+              `search ran without the statements of the last second: indexing failed: ${err.message}`,
+            ),
+          ),
+        );
+    }
     return (await q.execute()).map(view);
   }
 

@@ -7,7 +7,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction
 import pg from 'pg';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './tables.js';
-import { WalCheckpointer } from './wal-checkpointer.js';
+import { WalCheckpointThread } from './wal-checkpoint-thread.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type Db = Kysely<Database>;
@@ -36,6 +36,7 @@ export function isPostgresUrl(url: string | undefined): boolean {
 export class Store {
   /** Work to stop before the database closes (timers of deferred index upkeep). */
   private readonly closing: Array<() => Promise<void>> = [];
+  private closed = false;
 
   private constructor(
     readonly db: Db,
@@ -67,8 +68,8 @@ export class Store {
     if (store.sqlite) {
       // A serving store checkpoints its write-ahead log from a thread of its own (tools that
       // only read, through connect(), leave it to SQLite).
-      const checkpointer = new WalCheckpointer(store.sqlite, store.location, store.onBackgroundError);
-      store.onClose(() => checkpointer.stop());
+      const checkpoints = new WalCheckpointThread(store.sqlite, store.location, store.onBackgroundError);
+      store.onClose(() => checkpoints.stop());
     }
     return store;
   }
@@ -187,14 +188,24 @@ export class Store {
     });
   }
 
-  /** Runs `fn` when the store closes, before the database does (it may still write). */
+  /**
+   * Runs `fn` when the store closes, before the database does (it may still write); hooks run last
+   * added first. Added while the store is closing or closed, `fn` runs at once.
+   */
   onClose(fn: () => Promise<void>): void {
-    this.closing.push(fn);
+    if (this.closed) void fn().catch((err: Error) => this.onBackgroundError(err));
+    else this.closing.push(fn);
   }
 
   async close(): Promise<void> {
-    for (const fn of this.closing.splice(0)) await fn();
-    await this.db.destroy();
+    this.closed = true;
+    try {
+      for (const fn of this.closing.splice(0).reverse()) {
+        await fn().catch((err: Error) => this.onBackgroundError(err));
+      }
+    } finally {
+      await this.db.destroy();
+    }
   }
 }
 

@@ -7,7 +7,7 @@ import { type StoreFixture, storeFixture } from '../testing/dialects.js';
 import { statementEvent } from '../testing/session-rows.js';
 import { SessionEvents } from './session-events.js';
 import { Store } from './store.js';
-import { CHECKPOINT_INTERVAL_MS, WalCheckpointer } from './wal-checkpointer.js';
+import { CHECKPOINT_INTERVAL_MS, WalCheckpointThread } from './wal-checkpoint-thread.js';
 
 const autocheckpoint = (db: SqliteDatabase.Database) => db.pragma('wal_autocheckpoint', { simple: true });
 
@@ -53,7 +53,7 @@ describe('WAL checkpoints of the embedded store, from a thread of their own', ()
     const db = new SqliteDatabase(file);
     try {
       const errors: Error[] = [];
-      const checkpointer = new WalCheckpointer(db, file, (err) => errors.push(err));
+      const checkpointer = new WalCheckpointThread(db, file, (err) => errors.push(err));
       assert.equal(await checkpointer.ready, true);
       assert.equal(autocheckpoint(db), 0);
       await checkpointer.stop();
@@ -69,11 +69,16 @@ describe('WAL checkpoints of the embedded store, from a thread of their own', ()
     const db = new SqliteDatabase(file);
     try {
       const errors: Error[] = [];
-      const checkpointer = new WalCheckpointer(db, join(fx.dataDir, 'no-such.db'), (err) => errors.push(err));
+      const checkpointer = new WalCheckpointThread(db, join(fx.dataDir, 'no-such.db'), (err) =>
+        errors.push(err),
+      );
       assert.equal(await checkpointer.ready, false);
       assert.equal(autocheckpoint(db), 1_000);
       assert.equal(errors.length, 1);
-      assert.match(errors[0]!.message, /^WAL checkpoint: unable to open database file/);
+      assert.match(
+        errors[0]!.message,
+        /^WAL checkpoint of .*no-such\.db: unable to open database file; the thread stops \(SQLite checkpoints on the gateway's own connection/,
+      );
       await checkpointer.stop();
     } finally {
       db.close();
