@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { sql } from 'kysely';
+import { type Kysely, Migrator, sql } from 'kysely';
 import { type StoreFixture, storeFixture } from '../testing/dialects.js';
 import { sessionRow, statementEvent } from '../testing/session-rows.js';
+import { migrationProvider } from './migrations.js';
 import { SEARCH_INDEX_DELAY_MS, searchIndexOf } from './search-index.js';
 import { SessionEvents } from './session-events.js';
 import { Sessions } from './sessions.js';
@@ -140,5 +141,60 @@ describe('search index of recorded statements (sqlite): queued when written, ind
       store.db,
     );
     assert.equal(Number(hit.rows[0]!.n), 1);
+  });
+});
+
+describe('migration 0014 on a store recorded before it (sqlite)', () => {
+  let fx: StoreFixture;
+  before(async () => {
+    fx = await storeFixture('sqlite');
+  });
+  after(() => fx.cleanup());
+
+  it('keeps what was indexed before searchable, queues what is written after, and can run again', async () => {
+    // A store left at 0013, where the insert trigger indexed each statement at once.
+    const early = Store.connect({ url: fx.url, dataDir: fx.dataDir });
+    const migrated = await new Migrator({ db: early.db, provider: migrationProvider('sqlite') }).migrateTo(
+      '0013_terminal_recordings',
+    );
+    assert.equal(migrated.error, undefined);
+    await new Sessions(early).insert(sessionRow({ id: 'old' }));
+    await new SessionEvents(early).insert([
+      statementEvent({ session_id: 'old', seq: 0, text: 'select durian from stall' }),
+    ]);
+    await early.close();
+
+    const store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
+    try {
+      const triggers = await sql<{
+        name: string;
+      }>`select name from sqlite_master where type = 'trigger' and tbl_name = 'session_events' order by name`.execute(
+        store.db,
+      );
+      assert.deepEqual(
+        triggers.rows.map((t) => t.name),
+        ['session_events_fts_delete', 'session_events_fts_queue'],
+      );
+      const sessions = new Sessions(store);
+      await sessions.insert(sessionRow({ id: 'new' }));
+      await new SessionEvents(store).insert([
+        statementEvent({ session_id: 'new', seq: 0, text: 'select durian from cart' }),
+      ]);
+      const pending = await sql<{ n: number }>`select count(*) as n from session_events_fts_pending`.execute(
+        store.db,
+      );
+      assert.equal(Number(pending.rows[0]!.n), 1);
+      const found = async (words: string) =>
+        (await sessions.list({ limit: 10, search: words })).map((s) => s.id).sort();
+      assert.deepEqual(await found('durian'), ['new', 'old']);
+      assert.deepEqual(await found('stall'), ['old']);
+
+      // Interrupted and run again, it completes without an error and changes nothing.
+      const migrations = await migrationProvider('sqlite').getMigrations();
+      await migrations['0014_search_index_queue']!.up(store.db as unknown as Kysely<unknown>);
+      assert.deepEqual(await found('durian'), ['new', 'old']);
+    } finally {
+      await store.close();
+    }
   });
 });
