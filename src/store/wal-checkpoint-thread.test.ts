@@ -3,8 +3,10 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
+import { sql } from 'kysely';
 import { type StoreFixture, storeFixture } from '../testing/dialects.js';
 import { statementEvent } from '../testing/session-rows.js';
+import { searchIndexOf } from './search-index.js';
 import { SessionEvents } from './session-events.js';
 import { Store } from './store.js';
 import { CHECKPOINT_INTERVAL_MS, WalCheckpointThread } from './wal-checkpoint-thread.js';
@@ -83,5 +85,37 @@ describe('WAL checkpoints of the embedded store, from a thread of their own', ()
     } finally {
       db.close();
     }
+  });
+
+  it('runs beside a second store on the same file: both write, both find all, both close cleanly', async () => {
+    const errors: Error[] = [];
+    const open = () =>
+      Store.open({ url: fx.url, dataDir: fx.dataDir, onBackgroundError: (err) => errors.push(err) });
+    const [a, b] = [await open(), await open()];
+    try {
+      const write = (store: Store, session_id: string) =>
+        new SessionEvents(store).insert(
+          Array.from({ length: 500 }, (_, seq) =>
+            statementEvent({ session_id, seq, text: `select ${seq} from ${session_id}_rows` }),
+          ),
+        );
+      await Promise.all([write(a, 'left'), write(b, 'right'), write(a, 'left2'), write(b, 'right2')]);
+      // Past a checkpoint interval of both threads, and each store's search index caught up.
+      await new Promise((r) => setTimeout(r, CHECKPOINT_INTERVAL_MS + 500));
+      for (const store of [a, b]) {
+        await searchIndexOf(store).catchUp();
+        const rows = await sql<{
+          n: number;
+        }>`select count(*) as n from session_events_fts where session_events_fts match 'rows'`.execute(
+          store.db,
+        );
+        assert.equal(Number(rows.rows[0]!.n), 2_000);
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    assert.deepEqual(errors, []);
+    assert.equal(existsSync(`${join(fx.dataDir, 'warden.db')}-wal`), false);
   });
 });
