@@ -1,4 +1,4 @@
-// Serves the web console (web/, built by Vite into dist/web) at `/`: hashed assets cached for
+// Serves the web console (src/web/, built by Vite into dist/web) at `/`: hashed assets cached for
 // good, every other console path answered with index.html so a copied address opens its page.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

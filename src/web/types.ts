@@ -8,9 +8,9 @@ import type {
   sessionEventView,
   sessionView,
   verifyReport,
-} from '../../src/api/schemas.js';
-import type { Trace, TraceNode, TraceSession } from '../../src/audit/trace.js';
-import type { ConnectionView } from '../../src/config/connection.js';
+} from '../api/schemas.js';
+import type { Trace, TraceNode, TraceSession } from '../audit/trace.js';
+import type { ConnectionView } from '../config/connection.js';
 
 export type Identity = z.infer<typeof identityView>;
 export type Session = z.infer<typeof sessionView>;
@@ -25,4 +25,4 @@ export type { Trace, TraceNode, TraceSession };
 export type Role = Identity['roles'][number];
 
 // The server's own rule (admins can do what auditors and approvers can), not a copy of it.
-export { hasRole } from '../../src/identity/identity.js';
+export { hasRole } from '../identity/identity.js';

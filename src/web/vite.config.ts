@@ -11,7 +11,7 @@ export default defineConfig({
   plugins: [react()],
   base: '/',
   build: {
-    outDir: fileURLToPath(new URL('../dist/web', import.meta.url)),
+    outDir: fileURLToPath(new URL('../../dist/web', import.meta.url)),
     emptyOutDir: true,
     chunkSizeWarningLimit: 1024,
   },
