@@ -4,14 +4,14 @@ import { parseAsciicast } from '../recording/asciicast.js';
 import { SessionEvents } from '../store/session-events.js';
 import { Sessions } from '../store/sessions.js';
 import { DIALECTS } from '../testing/dialects.js';
-import { type Gateway, startGateway } from '../testing/gateway.js';
+import { apiKeys, type Gateway, startGateway } from '../testing/gateway.js';
 import { sessionRow, statementEvent } from '../testing/session-rows.js';
 import { recordTerminalSample, type TerminalSample } from '../testing/terminal-sample.js';
 
 for (const dialect of DIALECTS) {
   describe(`GET /api/sessions/:id/recording (${dialect})`, () => {
     let gw: Gateway;
-    const keys: Record<string, string> = {};
+    let keys: Record<'alice' | 'bob' | 'sec', string>;
     let sample: TerminalSample;
 
     const get = async (id: string, token: string) => {
@@ -25,15 +25,7 @@ for (const dialect of DIALECTS) {
       gw = await startGateway(dialect, {
         config: { identity: { roles: { admin: ['platform-admins'], auditor: ['security'] } } },
       });
-      for (const [name, groups] of [
-        ['alice', ['staff']],
-        ['bob', ['staff']],
-        ['sec', ['security']],
-      ] as const) {
-        const res = await gw.api('POST', '/api/keys', { body: { name, groups } });
-        assert.equal(res.status, 201, res.text);
-        keys[name] = gw.credential((res.body as { key: string }).key);
-      }
+      keys = await apiKeys(gw, { alice: ['staff'], bob: ['staff'], sec: ['security'] });
       const store = gw.openStore();
       try {
         sample = await recordTerminalSample(store, 'ssh-alice-1', { subject: 'alice' });

@@ -3,7 +3,14 @@ import { after, before, describe, it } from 'node:test';
 import type { AuditRecord } from '../audit/record.js';
 import { type NewSession, Sessions, type SessionView } from '../store/sessions.js';
 import { DIALECTS } from '../testing/dialects.js';
-import { type ApiResponse, errorOf, type Gateway, keySecret, startGateway } from '../testing/gateway.js';
+import {
+  type ApiResponse,
+  apiKeys,
+  errorOf,
+  type Gateway,
+  keySecret,
+  startGateway,
+} from '../testing/gateway.js';
 
 const PASSWORD = 'roles-Pw-7d3c0e9f15';
 
@@ -34,7 +41,7 @@ const SESSIONS = [
 for (const dialect of DIALECTS) {
   describe(`roles (${dialect})`, () => {
     let gw: Gateway;
-    const keys: Record<string, string> = {};
+    let keys: Record<'alice' | 'bob' | 'sec', string>;
     /** Everything alice was answered, to prove none of it carries a secret. */
     const seenByAlice: ApiResponse[] = [];
     const asAlice = async (method: string, path: string, body?: unknown) => {
@@ -50,15 +57,7 @@ for (const dialect of DIALECTS) {
         },
       });
       gw.secret(PASSWORD);
-      for (const [name, groups] of [
-        ['alice', ['staff']],
-        ['bob', ['staff']],
-        ['sec', ['security']],
-      ] as const) {
-        const res = await gw.api('POST', '/api/keys', { body: { name, groups } });
-        assert.equal(res.status, 201, res.text);
-        keys[name] = gw.credential((res.body as { key: string }).key);
-      }
+      keys = await apiKeys(gw, { alice: ['staff'], bob: ['staff'], sec: ['security'] });
       const conn = await gw.api('POST', '/api/connections', {
         body: {
           name: 'orders',

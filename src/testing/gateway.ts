@@ -180,7 +180,6 @@ function hint(value: string): string {
   return `a secret (${value.slice(0, 6)}…)`;
 }
 
-/** The secret part of an API key (`wdn_<id>_<secret>`; the secret may itself contain `_`). */
 /**
  * Mints one API key per name through the CLI, in the groups given (comma-separated), and returns
  * them by name; each is remembered as a credential (`leaks()` looks for it).
@@ -194,6 +193,20 @@ export async function mintKeys<N extends string>(
     const created = await gw.cli(['keys', 'create', '--name', name, '--groups', groups[name]]);
     if (created.code !== 0) throw new Error(`keys create ${name}: ${created.stderr}`);
     keys[name] = gw.credential(created.stdout.trim());
+  }
+  return keys;
+}
+
+/** The same as mintKeys, through `POST /api/keys` with the bootstrap admin key: no process per key. */
+export async function apiKeys<N extends string>(
+  gw: Gateway,
+  groups: Record<N, readonly string[]>,
+): Promise<Record<N, string>> {
+  const keys = {} as Record<N, string>;
+  for (const name of Object.keys(groups) as N[]) {
+    const res = await gw.api('POST', '/api/keys', { body: { name, groups: groups[name] } });
+    if (res.status !== 201) throw new Error(`POST /api/keys ${name}: ${res.status} ${res.text}`);
+    keys[name] = gw.credential((res.body as { key: string }).key);
   }
   return keys;
 }
@@ -227,6 +240,7 @@ export async function delegatedToken(
   return gw.credential((res.body as { access_token: string }).access_token);
 }
 
+/** The secret part of an API key (`wdn_<id>_<secret>`; the secret may itself contain `_`). */
 export function keySecret(key: string): string | undefined {
   return /^wdn_[0-9a-f]{16}_(.+)$/.exec(key)?.[1];
 }
