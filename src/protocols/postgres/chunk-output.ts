@@ -1,7 +1,7 @@
 // The bytes one received chunk becomes on its way out: unchanged messages stay views of the chunk,
 // and once any message changes, everything goes into one buffer per chunk, written in place.
 import type { Message } from './codec.js';
-import { Frame } from './codec.js';
+import { Frame, int32Into } from './codec.js';
 
 /** The bytes the last message became, for recording: its length always, its bytes only when asked. */
 export interface SentBytes {
@@ -238,14 +238,6 @@ export class ChunkOutput implements SentBytes {
     for (let k = 0; k < this.patches; k++) int32Into(buf, this.patchAt[k]!, this.patchValue[k]!);
     this.patches = 0;
   }
-}
-
-/** A big-endian int32 written byte by byte: Buffer#writeInt32BE checks its range on every call. */
-function int32Into(b: Buffer, at: number, value: number): void {
-  b[at] = value >>> 24;
-  b[at + 1] = (value >>> 16) & 0xff;
-  b[at + 2] = (value >>> 8) & 0xff;
-  b[at + 3] = value & 0xff;
 }
 
 /** A message's length on the wire, read without making a view of it. */

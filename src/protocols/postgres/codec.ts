@@ -252,6 +252,14 @@ export interface Int16 {
 export const int32 = (value: number): Int32 => ({ size: 4, value });
 export const int16 = (value: number): Int16 => ({ size: 2, value });
 
+/** A big-endian int32 written at `b[at]` byte by byte: for hot paths, where Buffer#writeInt32BE checks its range on every call. */
+export function int32Into(b: Uint8Array, at: number, value: number): void {
+  b[at] = value >>> 24;
+  b[at + 1] = (value >>> 16) & 0xff;
+  b[at + 2] = (value >>> 8) & 0xff;
+  b[at + 3] = value & 0xff;
+}
+
 /** Fields of an ErrorResponse or NoticeResponse, by their one-letter codes. */
 export interface ErrorFields {
   severity: 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'DEBUG' | 'INFO' | 'LOG';

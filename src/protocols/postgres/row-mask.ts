@@ -3,7 +3,7 @@
 import type { BytesWriter } from '../../policy/mask/styles.js';
 import type { RowPlan } from '../../policy/mask/values.js';
 import { ChunkOutput } from './chunk-output.js';
-import { Back, type FieldDescription, type Message, message, ProtocolError } from './codec.js';
+import { Back, type FieldDescription, int32Into, type Message, message, ProtocolError } from './codec.js';
 
 /** Types whose binary format is their UTF-8 text (jsonb after a one-byte version). */
 const TEXT_LIKE = new Set([25, 1043, 1042, 19, 114, 3802, 705]);
@@ -121,10 +121,7 @@ function writeEdited(out: ChunkOutput, size: number): void {
       let o = out.room(room);
       const buf = out.buffer;
       if (withLengths) {
-        buf[o] = n >>> 24;
-        buf[o + 1] = (n >>> 16) & 0xff;
-        buf[o + 2] = (n >>> 8) & 0xff;
-        buf[o + 3] = n & 0xff;
+        int32Into(buf, o, n);
         o += 4;
       }
       if (value !== null) {
