@@ -3,7 +3,7 @@
 // Terminal sessions go the same way through a TerminalRecorder it owns.
 import type { SessionEvent, SessionEvents } from '../store/session-events.js';
 import type { TerminalRecordings } from '../store/terminal-recordings.js';
-import { WriteScheduler } from '../store/write-scheduler.js';
+import { WriteScheduler, writeInBatches } from '../store/write-scheduler.js';
 import {
   type TerminalOptions,
   TerminalRecorder,
@@ -95,19 +95,8 @@ export class Recorder {
     this.writes.kick(false);
   }
 
-  /** Writes batches until the queue is empty (true) or the store refuses one (false: retried). */
-  private async writeLoop(): Promise<boolean> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.slice(0, this.maxBatch);
-      try {
-        await this.events.insert(batch);
-      } catch (err) {
-        this.opts.onError?.(err as Error, this.queue.length);
-        return false;
-      }
-      this.queue.splice(0, batch.length);
-    }
-    return true;
+  private writeLoop(): Promise<boolean> {
+    return writeInBatches(this.queue, this.maxBatch, (batch) => this.events.insert(batch), this.opts.onError);
   }
 
   /** Resolves when everything queued so far is written (or a write failed and awaits its retry). */
@@ -123,10 +112,7 @@ export class Recorder {
   async close(timeoutMs: number): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     const lostChunks = this.terminals ? this.terminals.close(timeoutMs) : Promise.resolve(0);
-    while (this.queue.length > 0 && Date.now() < deadline) {
-      await this.writes.flush();
-      if (this.queue.length > 0) await new Promise((r) => setTimeout(r, 100));
-    }
+    await this.writes.flushUntil(deadline, () => this.queue.length);
     this.closed = true;
     this.writes.stop();
     await this.writes.settled();

@@ -2,7 +2,7 @@
 // bytes as they pass, chunks are written in batches off the data path, the queue is bounded.
 import { performance } from 'node:perf_hooks';
 import type { TerminalChunk, TerminalRecordings } from '../store/terminal-recordings.js';
-import { WriteScheduler } from '../store/write-scheduler.js';
+import { WriteScheduler, writeInBatches } from '../store/write-scheduler.js';
 import { AsciicastWriter, formatEvent, formatHeader } from './asciicast.js';
 
 export interface TerminalOptions {
@@ -116,18 +116,15 @@ export class TerminalRecorder {
   private async writeLoop(): Promise<boolean> {
     for (const s of this.unsealed) s.seal();
     this.unsealed.clear();
-    while (this.queue.length > 0) {
-      const batch = this.queue.slice(0, this.maxBatch);
-      try {
+    return writeInBatches(
+      this.queue,
+      this.maxBatch,
+      async (batch) => {
         await this.recordings.append(batch);
-      } catch (err) {
-        this.opts.onError?.(err as Error, this.queue.length);
-        return false;
-      }
-      this.queue.splice(0, batch.length);
-      for (const c of batch) this.queuedBytes -= Buffer.byteLength(c.data);
-    }
-    return true;
+        for (const c of batch) this.queuedBytes -= Buffer.byteLength(c.data);
+      },
+      this.opts.onError,
+    );
   }
 
   /** Writes what is queued or unsealed now; resolves when that write is over. */
@@ -143,10 +140,7 @@ export class TerminalRecorder {
   async close(timeoutMs: number): Promise<number> {
     for (const s of [...this.open]) s.end();
     const deadline = Date.now() + timeoutMs;
-    while (this.queue.length + this.unsealed.size > 0 && Date.now() < deadline) {
-      await this.writes.flush();
-      if (this.queue.length > 0) await new Promise((r) => setTimeout(r, 100));
-    }
+    await this.writes.flushUntil(deadline, () => this.queue.length + this.unsealed.size);
     this.writes.stop();
     await this.writes.settled();
     return this.queue.length;

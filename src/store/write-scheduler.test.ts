@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WriteScheduler } from './write-scheduler.js';
+import { WriteScheduler, writeInBatches } from './write-scheduler.js';
 
 /** A queue whose writes can be made to fail, and a record of what each write took. */
 function harness(delayMs: number, maxBatch = 100) {
@@ -75,5 +75,29 @@ describe('WriteScheduler', () => {
     h.scheduler.kick(true);
     await h.scheduler.settled();
     assert.deepEqual(h.writes, []);
+  });
+});
+
+describe('writeInBatches', () => {
+  it('writes from the head in batches, and keeps a refused batch and all after it queued', async () => {
+    const queue = [1, 2, 3, 4, 5];
+    const written: number[][] = [];
+    const errors: Array<[string, number]> = [];
+    const ok = await writeInBatches(
+      queue,
+      2,
+      async (batch) => {
+        if (batch[0] === 3) throw new Error('store down');
+        written.push(batch);
+      },
+      (err, queued) => errors.push([err.message, queued]),
+    );
+    assert.equal(ok, false);
+    assert.deepEqual(written, [[1, 2]]);
+    assert.deepEqual(queue, [3, 4, 5]);
+    assert.deepEqual(errors, [['store down', 3]]);
+    assert.equal(await writeInBatches(queue, 2, async (batch) => void written.push(batch)), true);
+    assert.deepEqual(written, [[1, 2], [3, 4], [5]]);
+    assert.deepEqual(queue, []);
   });
 });

@@ -63,6 +63,17 @@ export class WriteScheduler {
     await this.settled();
   }
 
+  /**
+   * Writes until `pending()` is 0 or `deadline` (epoch ms) passes, a refused write tried again every
+   * 100 ms: what a closing owner does before stop().
+   */
+  async flushUntil(deadline: number, pending: () => number): Promise<void> {
+    while (pending() > 0 && Date.now() < deadline) {
+      await this.flush();
+      if (pending() > 0) await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** Resolves when no write is running. */
   async settled(): Promise<void> {
     while (this.writing) await this.writing;
@@ -90,4 +101,27 @@ export class WriteScheduler {
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.batchTimer = undefined;
   }
+}
+
+/**
+ * Writes `queue` from its head in batches of at most `maxBatch`, each removed once written: true
+ * once the queue is empty, false when the store refused a batch (it stays queued for the retry).
+ */
+export async function writeInBatches<T>(
+  queue: T[],
+  maxBatch: number,
+  write: (batch: T[]) => Promise<unknown>,
+  onError?: (err: Error, queued: number) => void,
+): Promise<boolean> {
+  while (queue.length > 0) {
+    const batch = queue.slice(0, maxBatch);
+    try {
+      await write(batch);
+    } catch (err) {
+      onError?.(err as Error, queue.length);
+      return false;
+    }
+    queue.splice(0, batch.length);
+  }
+  return true;
 }
