@@ -8,6 +8,8 @@ export interface EventStreamClient {
   events: ServerEvent[];
   /** The first event received (from the start) that matches, waiting up to `timeoutMs` for it. */
   waitFor(match: (e: ServerEvent) => boolean, timeoutMs?: number): Promise<ServerEvent>;
+  /** Waits until the server ends the stream (failing after `timeoutMs`); the names of all it sent. */
+  ended(timeoutMs?: number): Promise<string[]>;
   close(): void;
 }
 
@@ -38,7 +40,7 @@ export async function openEventStream(url: string, token: string): Promise<Event
   } else {
     ended = true;
   }
-  return {
+  const client: EventStreamClient = {
     response,
     events,
     waitFor(match, timeoutMs = 20_000) {
@@ -64,6 +66,16 @@ export async function openEventStream(url: string, token: string): Promise<Event
         check();
       });
     },
+    async ended(timeoutMs) {
+      const never = await client
+        .waitFor(() => false, timeoutMs)
+        .catch((err: Error) => {
+          if (!err.message.startsWith('stream ended')) throw err;
+        });
+      if (never) throw new Error('an event matched a predicate that matches none');
+      return events.map((e) => e.event);
+    },
     close: () => abort.abort(),
   };
+  return client;
 }
