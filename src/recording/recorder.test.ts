@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { SessionEvent, SessionEvents } from '../store/session-events.js';
 import { SessionEvents as StoreSessionEvents } from '../store/session-events.js';
-import { Store } from '../store/store.js';
-import { DIALECTS, type StoreFixture, storeFixture } from '../testing/dialects.js';
+import { DIALECTS, storeForSuite } from '../testing/dialects.js';
 import { Recorder } from './recorder.js';
 
 const event = (seq: number, over: Partial<SessionEvent> = {}): SessionEvent => ({
@@ -155,19 +154,10 @@ describe('recorder: statement events written in batches off the hot path', () =>
 
 for (const dialect of DIALECTS) {
   describe(`session events in the store (${dialect})`, () => {
-    let fx: StoreFixture;
-    let store: Store;
-    before(async () => {
-      fx = await storeFixture(dialect);
-      store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
-    });
-    after(async () => {
-      await store.close();
-      await fx.cleanup();
-    });
+    const suite = storeForSuite(dialect);
 
     it('reads back what it wrote, in seq order, with numbers as numbers; a retried batch is not doubled', async () => {
-      const events = new StoreSessionEvents(store);
+      const events = new StoreSessionEvents(suite.store);
       const a = event(2, {
         params: ['[masked]', null],
         rows: null,
@@ -182,8 +172,8 @@ for (const dialect of DIALECTS) {
     });
 
     it(`writes through ${dialect === 'sqlite' ? 'prepared statements on the embedded store' : 'Kysely'}: a batch retried with new events adds only those, and a failing batch adds nothing`, async () => {
-      assert.equal(store.embedded, dialect === 'sqlite');
-      const events = new StoreSessionEvents(store);
+      assert.equal(suite.store.embedded, dialect === 'sqlite');
+      const events = new StoreSessionEvents(suite.store);
       const batch = Array.from({ length: 700 }, (_, i) => event(i + 1, { session_id: 's-retried' }));
       await events.insert(batch.slice(0, 400));
       // Retried after a lost acknowledgement, with more queued meanwhile; over one INSERT's rows.

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { SessionEvents } from '../store/session-events.js';
-import { Store } from '../store/store.js';
 import { type TerminalChunk, TerminalRecordings } from '../store/terminal-recordings.js';
-import { DIALECTS, type StoreFixture, storeFixture } from '../testing/dialects.js';
+import { DIALECTS, storeForSuite } from '../testing/dialects.js';
 import { parseAsciicast } from './asciicast.js';
 import { Recorder } from './recorder.js';
 
@@ -166,21 +165,12 @@ describe('terminal recorder: protocols feed bytes, chunks are written in batches
 
 for (const dialect of DIALECTS) {
   describe(`terminal recordings in the store (${dialect})`, () => {
-    let fx: StoreFixture;
-    let store: Store;
-    before(async () => {
-      fx = await storeFixture(dialect);
-      store = await Store.open({ url: fx.url, dataDir: fx.dataDir });
-    });
-    after(async () => {
-      await store.close();
-      await fx.cleanup();
-    });
+    const suite = storeForSuite(dialect);
 
     it('reads back as asciicast v2 what the recorder wrote, keystrokes only when asked', async () => {
       const clock = manualClock();
-      const rec = new Recorder(new SessionEvents(store), {
-        terminals: new TerminalRecordings(store),
+      const rec = new Recorder(new SessionEvents(suite.store), {
+        terminals: new TerminalRecordings(suite.store),
         terminal: { clock: clock.now, chunkBytes: 64 },
       });
       const quiet = rec.terminal('t-quiet', { width: 80, height: 24, title: 'psql' });
@@ -196,7 +186,7 @@ for (const dialect of DIALECTS) {
         for (let i = 0; i < 5; i++) term.output(text(`line ${i} of a listing\n`));
         await term.close();
       }
-      const recordings = new TerminalRecordings(store);
+      const recordings = new TerminalRecordings(suite.store);
       const quietCast = parseAsciicast((await recordings.read('t-quiet'))!);
       assert.deepEqual(quietCast.header.title, 'psql');
       assert.deepEqual(quietCast.events.slice(0, 2), [
@@ -212,30 +202,30 @@ for (const dialect of DIALECTS) {
     });
 
     it('stops a recording at its size bound with a truncation marker instead of growing', async () => {
-      const rec = new Recorder(new SessionEvents(store), {
-        terminals: new TerminalRecordings(store),
+      const rec = new Recorder(new SessionEvents(suite.store), {
+        terminals: new TerminalRecordings(suite.store),
         terminal: { maxSessionBytes: 2_000, chunkBytes: 256 },
       });
       const term = rec.terminal('t-long', { width: 80, height: 24 });
       for (let i = 0; i < 500; i++) term.output(text(`${i} ${'z'.repeat(60)}\n`));
       await term.close();
-      const stored = (await new TerminalRecordings(store).read('t-long'))!;
+      const stored = (await new TerminalRecordings(suite.store).read('t-long'))!;
       const cast = parseAsciicast(stored);
       assert.equal(cast.events.at(-1)![1], 'm');
       assert.match(cast.events.at(-1)![2], /^recording truncated: over 2000 bytes/);
       assert.ok(Buffer.byteLength(stored) < 2_000 + 300, `${Buffer.byteLength(stored)} bytes stored`);
       // Read page by page (as the API streams it), the text is the same, in the same order.
-      const chunks = await new TerminalRecordings(store).chunks('t-long');
+      const chunks = await new TerminalRecordings(suite.store).chunks('t-long');
       assert.ok(chunks.length > 3, `${chunks.length} chunks`);
       const paged: string[] = [];
-      for await (const part of new TerminalRecordings(store).text('t-long', 2)) paged.push(part);
+      for await (const part of new TerminalRecordings(suite.store).text('t-long', 2)) paged.push(part);
       assert.equal(paged.length, chunks.length);
       assert.equal(paged.join(''), stored);
       await rec.close(1_000);
     });
 
     it('writes a chunk retried after a lost acknowledgement once, and a failing batch not at all', async () => {
-      const recordings = new TerminalRecordings(store);
+      const recordings = new TerminalRecordings(suite.store);
       const chunk = (seq: number, data: string) => ({ session_id: 't-retry', seq, time: seq / 10, data });
       await recordings.append([
         chunk(0, '{"version":2,"width":80,"height":24}\n'),

@@ -2,6 +2,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { Store, type StoreOptions } from '../store/store.js';
 import { createThrowawayDb } from './postgres.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -33,6 +35,36 @@ export async function storeFixture(dialect: DialectName): Promise<StoreFixture> 
     async cleanup() {
       await db.drop();
       rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A store of `dialect` for the enclosing suite: opened before its tests, closed (its database
+ * dropped) after them. Call inside `describe`; read `.store` inside tests.
+ */
+export function storeForSuite(
+  dialect: DialectName,
+  opts: Pick<StoreOptions, 'onBackgroundError'> = {},
+): { readonly store: Store; readonly fixture: StoreFixture } {
+  let fixture: StoreFixture | undefined;
+  let store: Store | undefined;
+  before(async () => {
+    fixture = await storeFixture(dialect);
+    store = await Store.open({ url: fixture.url, dataDir: fixture.dataDir, ...opts });
+  });
+  after(async () => {
+    await store?.close();
+    await fixture?.cleanup();
+  });
+  return {
+    get store() {
+      if (!store) throw new Error('the suite store is opened in before()');
+      return store;
+    },
+    get fixture() {
+      if (!fixture) throw new Error('the suite store is opened in before()');
+      return fixture;
     },
   };
 }
