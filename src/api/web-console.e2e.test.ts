@@ -256,6 +256,11 @@ describe('web console in Chromium against a real Warden and PostgreSQL', () => {
     }
     await page.goto(`${gw.url}/sessions`);
     await page.locator(`tr[data-session="${alice.id}"]`).waitFor();
+    // Each cell shows its column's heading in front of it: the row reads as a labelled card.
+    const labels = await page.evaluate<string[]>(
+      `[...document.querySelectorAll('tr[data-session="${alice.id}"] td')].map((td) => getComputedStyle(td, '::before').content)`,
+    );
+    assert.deepEqual(labels, ['"Started"', '"Caller"', '"Chain"', '"Connection"', '"Status"', '"Session"']);
     await ui.screenshot('09-sessions-narrow');
     await page.setViewportSize({ width: 1280, height: 860 });
   });

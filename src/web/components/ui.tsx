@@ -106,3 +106,56 @@ export function Field({ label, children }: { label: string; children: ReactNode 
 export function chainText(root: string | undefined, chain: string[]): string {
   return [root, ...chain.filter((c) => c !== root)].filter(Boolean).join(' → ');
 }
+
+/** A column of a DataTable: its heading, what a row shows in it, and the cell's class. */
+export interface Column<T> {
+  label: string;
+  cell: (row: T) => ReactNode;
+  className?: string;
+}
+
+/**
+ * A table whose cells carry their column's heading (`data-label`), so a narrow window can show
+ * each row as a labelled card; `rowData` names the row for tests and links (`data-<name>`).
+ */
+export function DataTable<T>({
+  rows,
+  columns,
+  rowKey,
+  rowData,
+  className,
+}: {
+  rows: readonly T[];
+  columns: ReadonlyArray<Column<T>>;
+  rowKey: (row: T) => string | number;
+  rowData?: (row: T) => Record<string, string | number>;
+  className?: string;
+}) {
+  return (
+    <div className="table-wrap">
+      <table className={className}>
+        <thead>
+          <tr>
+            {columns.map((c) => (
+              <th key={c.label}>{c.label}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr
+              key={rowKey(row)}
+              {...Object.fromEntries(Object.entries(rowData?.(row) ?? {}).map(([k, v]) => [`data-${k}`, v]))}
+            >
+              {columns.map((c) => (
+                <td key={c.label} data-label={c.label} className={c.className}>
+                  {c.cell(row)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

@@ -2,7 +2,7 @@
 // verifies and when it was last signed, and an export for offline verification.
 import { type FormEvent, useState } from 'react';
 import { query, request } from '../api.js';
-import { Badge, chainText, ErrorNote, Loading, Time } from '../components/ui.js';
+import { Badge, type Column, chainText, DataTable, ErrorNote, Loading, Time } from '../components/ui.js';
 import { useAction, useApi } from '../hooks.js';
 import { navigate } from '../router.js';
 import type { AuditRecord, VerifyReport } from '../types.js';
@@ -10,6 +10,26 @@ import type { AuditRecord, VerifyReport } from '../types.js';
 const FILTERS = ['type', 'subject', 'since', 'until'] as const;
 type Filter = (typeof FILTERS)[number];
 const PAGE = 100;
+
+const AUDIT_COLUMNS: Array<Column<AuditRecord>> = [
+  { label: 'Seq', cell: (r) => r.seq },
+  { label: 'Time', cell: (r) => <Time at={r.time} /> },
+  { label: 'Type', className: 'mono', cell: (r) => r.type },
+  {
+    label: 'Actor',
+    cell: (r) => (
+      <>
+        {r.actor.subject}
+        {r.actor.chain.length ? (
+          <span className="muted small"> ({chainText(r.actor.root, r.actor.chain)})</span>
+        ) : null}
+      </>
+    ),
+  },
+  { label: 'Target', className: 'mono', cell: (r) => r.target ?? '—' },
+  { label: 'Outcome', cell: (r) => <Badge value={r.outcome} /> },
+  { label: 'Details', className: 'payload', cell: (r) => <code>{JSON.stringify(r.payload)}</code> },
+];
 
 export function AuditPage({ params }: { params: URLSearchParams }) {
   const current = Object.fromEntries(FILTERS.map((f) => [f, params.get(f) ?? ''])) as Record<Filter, string>;
@@ -50,49 +70,13 @@ export function AuditPage({ params }: { params: URLSearchParams }) {
       {page.loading && !page.data ? <Loading what="audit records" /> : null}
       {page.data && records.length === 0 ? <p className="muted">No records match.</p> : null}
       {records.length ? (
-        <div className="table-wrap">
-          <table className="audit">
-            <thead>
-              <tr>
-                <th>Seq</th>
-                <th>Time</th>
-                <th>Type</th>
-                <th>Actor</th>
-                <th>Target</th>
-                <th>Outcome</th>
-                <th>Details</th>
-              </tr>
-            </thead>
-            <tbody>
-              {records.map((r) => (
-                <tr key={r.seq} data-seq={r.seq}>
-                  <td data-label="Seq">{r.seq}</td>
-                  <td data-label="Time">
-                    <Time at={r.time} />
-                  </td>
-                  <td data-label="Type" className="mono">
-                    {r.type}
-                  </td>
-                  <td data-label="Actor">
-                    {r.actor.subject}
-                    {r.actor.chain.length ? (
-                      <span className="muted small"> ({chainText(r.actor.root, r.actor.chain)})</span>
-                    ) : null}
-                  </td>
-                  <td data-label="Target" className="mono">
-                    {r.target ?? '—'}
-                  </td>
-                  <td data-label="Outcome">
-                    <Badge value={r.outcome} />
-                  </td>
-                  <td data-label="Details" className="payload">
-                    <code>{JSON.stringify(r.payload)}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          className="audit"
+          rows={records}
+          columns={AUDIT_COLUMNS}
+          rowKey={(r) => r.seq}
+          rowData={(r) => ({ seq: r.seq })}
+        />
       ) : null}
       <div className="pager">
         {before ? (

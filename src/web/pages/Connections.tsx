@@ -2,9 +2,21 @@
 // Warden to reach a target with its held credentials ("test connection").
 import { useState } from 'react';
 import { api } from '../api.js';
-import { Badge, ErrorNote, Field, Link, Loading, Time } from '../components/ui.js';
+import { Badge, type Column, DataTable, ErrorNote, Field, Link, Loading, Time } from '../components/ui.js';
 import { useAction, useApi } from '../hooks.js';
 import { type Connection, hasRole, type Identity } from '../types.js';
+
+const CONNECTION_COLUMNS: Array<Column<Connection>> = [
+  { label: 'Name', cell: (c) => <Link to={`/connections/${encodeURIComponent(c.name)}`}>{c.name}</Link> },
+  { label: 'Protocol', cell: (c) => c.protocol },
+  {
+    label: 'Target',
+    className: 'mono',
+    cell: (c) => `${c.target.host}:${c.target.port}${c.target.database ? `/${c.target.database}` : ''}`,
+  },
+  { label: 'Access', cell: (c) => c.access },
+  { label: 'Tags', cell: (c) => c.tags.join(', ') || '—' },
+];
 
 export function ConnectionsPage() {
   const list = useApi<{ connections: Connection[] }>('/api/connections');
@@ -15,35 +27,12 @@ export function ConnectionsPage() {
       {list.loading && !list.data ? <Loading what="connections" /> : null}
       {list.data?.connections.length === 0 ? <p className="muted">No connections are defined.</p> : null}
       {list.data?.connections.length ? (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Protocol</th>
-                <th>Target</th>
-                <th>Access</th>
-                <th>Tags</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.connections.map((c) => (
-                <tr key={c.name} data-connection={c.name}>
-                  <td data-label="Name">
-                    <Link to={`/connections/${encodeURIComponent(c.name)}`}>{c.name}</Link>
-                  </td>
-                  <td data-label="Protocol">{c.protocol}</td>
-                  <td data-label="Target" className="mono">
-                    {c.target.host}:{c.target.port}
-                    {c.target.database ? `/${c.target.database}` : ''}
-                  </td>
-                  <td data-label="Access">{c.access}</td>
-                  <td data-label="Tags">{c.tags.join(', ') || '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          rows={list.data.connections}
+          columns={CONNECTION_COLUMNS}
+          rowKey={(c) => c.name}
+          rowData={(c) => ({ connection: c.name })}
+        />
       ) : null}
     </section>
   );

@@ -2,7 +2,17 @@
 // server-side pages newest first, and the first page refreshed while it is on screen.
 import { type FormEvent, useState } from 'react';
 import { query } from '../api.js';
-import { Badge, chainText, ErrorNote, Link, Loading, shortId, Time } from '../components/ui.js';
+import {
+  Badge,
+  type Column,
+  chainText,
+  DataTable,
+  ErrorNote,
+  Link,
+  Loading,
+  shortId,
+  Time,
+} from '../components/ui.js';
 import { useApi, useInterval } from '../hooks.js';
 import { navigate } from '../router.js';
 import type { Session } from '../types.js';
@@ -127,49 +137,39 @@ export function SessionsPage({ params }: { params: URLSearchParams }) {
   );
 }
 
+const SESSION_COLUMNS: Array<Column<Session>> = [
+  { label: 'Started', cell: (s) => <Time at={s.started_at} /> },
+  {
+    label: 'Caller',
+    cell: (s) => (
+      <>
+        <Link to={`/sessions/${s.id}`}>{s.subject}</Link>
+        {s.root_subject !== s.subject ? <span className="muted small"> for {s.root_subject}</span> : null}
+      </>
+    ),
+  },
+  { label: 'Chain', className: 'chain', cell: (s) => chainText(s.root_subject, s.chain) },
+  {
+    label: 'Connection',
+    cell: (s) => (
+      <>
+        {s.connection} <span className="muted small">{s.protocol}</span>
+      </>
+    ),
+  },
+  { label: 'Status', cell: (s) => <Badge value={s.status} title={s.end_reason ?? undefined} /> },
+  { label: 'Session', className: 'mono', cell: (s) => <Link to={`/sessions/${s.id}`}>{shortId(s.id)}</Link> },
+];
+
 function SessionTable({ sessions }: { sessions: Session[] }) {
   if (sessions.length === 0) return <p className="muted">No sessions match.</p>;
   return (
-    <div className="table-wrap">
-      <table className="sessions">
-        <thead>
-          <tr>
-            <th>Started</th>
-            <th>Caller</th>
-            <th>Chain</th>
-            <th>Connection</th>
-            <th>Status</th>
-            <th>Session</th>
-          </tr>
-        </thead>
-        <tbody>
-          {sessions.map((s) => (
-            <tr key={s.id} data-session={s.id}>
-              <td data-label="Started">
-                <Time at={s.started_at} />
-              </td>
-              <td data-label="Caller">
-                <Link to={`/sessions/${s.id}`}>{s.subject}</Link>
-                {s.root_subject !== s.subject ? (
-                  <span className="muted small"> for {s.root_subject}</span>
-                ) : null}
-              </td>
-              <td data-label="Chain" className="chain">
-                {chainText(s.root_subject, s.chain)}
-              </td>
-              <td data-label="Connection">
-                {s.connection} <span className="muted small">{s.protocol}</span>
-              </td>
-              <td data-label="Status">
-                <Badge value={s.status} title={s.end_reason ?? undefined} />
-              </td>
-              <td data-label="Session" className="mono">
-                <Link to={`/sessions/${s.id}`}>{shortId(s.id)}</Link>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable
+      className="sessions"
+      rows={sessions}
+      columns={SESSION_COLUMNS}
+      rowKey={(s) => s.id}
+      rowData={(s) => ({ session: s.id })}
+    />
   );
 }
