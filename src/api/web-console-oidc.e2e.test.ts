@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { Page } from 'playwright-core';
-import { type ConsoleBrowser, openBrowser } from '../testing/browser.js';
+import { type ConsoleBrowser, openBrowser, SEEN_WITHIN } from '../testing/browser.js';
 import { freePort, type Gateway, startGateway } from '../testing/gateway.js';
 import { type OidcProvider, RESOURCE, startOidcProvider } from '../testing/oidc-provider.js';
 
@@ -13,8 +13,6 @@ const CLIENT_ID = 'warden-cli';
 const PARTNER_CLIENT_ID = 'warden-partner';
 /** Where the console keeps its Warden token. */
 const TOKEN_KEY = 'warden.console.token';
-/** Generous bounds for a shared, noisy machine; they only stop a test that would never pass. */
-const SEEN_WITHIN = { timeout: 20_000 };
 
 /**
  * "Sign in with the configured OIDC provider" end to end: Debian's Chromium, driven by

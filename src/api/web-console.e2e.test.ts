@@ -6,15 +6,13 @@ import type { Page } from 'playwright-core';
 import { timeOrderedId } from '../crypto/ids.js';
 import { REDACTED } from '../policy/mask/styles.js';
 import type { SessionView } from '../store/sessions.js';
-import { type ConsoleBrowser, openBrowser } from '../testing/browser.js';
+import { type ConsoleBrowser, openBrowser, SEEN_WITHIN } from '../testing/browser.js';
 import { delegatedToken, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { psqlVia, type RunResult } from '../testing/run.js';
 import { recordTerminalSample } from '../testing/terminal-sample.js';
 
 const EMAIL = 'ada@example.com';
-/** Generous bounds for a shared, noisy machine; they only stop a test that would never pass. */
-const SEEN_WITHIN = { timeout: 20_000 };
 
 /**
  * The web console end to end: Debian's Chromium, driven by playwright-core, against a real Warden

@@ -4,7 +4,7 @@ import { type Kysely, Migrator, sql } from 'kysely';
 import { type StoreFixture, storeFixture } from '../testing/dialects.js';
 import { sessionRow, statementEvent } from '../testing/session-rows.js';
 import { migrationProvider } from './migrations.js';
-import { SEARCH_INDEX_DELAY_MS, searchIndexOf } from './search-index.js';
+import { INDEX_QUEUED, SEARCH_INDEX_DELAY_MS, searchIndexOf } from './search-index.js';
 import { SessionEvents } from './session-events.js';
 import { Sessions } from './sessions.js';
 import { Store } from './store.js';
@@ -86,6 +86,17 @@ describe('search index of recorded statements (sqlite): queued when written, ind
       store.db,
     );
     assert.equal(Number(ticks.rows[0]!.n), 1_500);
+  });
+
+  it('reads only the queued events for a batch, not every event recorded before them', async () => {
+    const plan = await store.writeSync(
+      (prepared) => prepared(`explain query plan ${INDEX_QUEUED}`).all(1_000) as Array<{ detail: string }>,
+    );
+    // The queue, walked by its own key; each event fetched by rowid.
+    assert.deepEqual(
+      plan.map((step) => step.detail),
+      ['SEARCH p USING INTEGER PRIMARY KEY (rowid<?)', 'SEARCH e USING INTEGER PRIMARY KEY (rowid=?)'],
+    );
   });
 
   it('forgets a row deleted before it was indexed, and indexes a reused rowid with its own text', async () => {

@@ -9,22 +9,30 @@ export const CHECKPOINT_INTERVAL_MS = 1_000;
 const SQLITE_AUTOCHECKPOINT_PAGES = 1_000;
 
 /** What the thread (wal-checkpoint.worker.ts) tells the store: it runs, or what failed. */
-export type CheckpointMessage = { ready: true } | { error: string; fatal: boolean };
+export type CheckpointMessage = { ready: true } | { copied: number } | { error: string; fatal: boolean };
+
+/**
+ * A log this long after a pass is started over (4,000 pages: 16 MB of 4 KiB pages), so the file
+ * stays about this size plus what is written in one interval.
+ */
+export const RESTART_LOG_PAGES = 4_000;
 
 /** What the thread is given. */
 export interface CheckpointWork {
   file: string;
   intervalMs: number;
+  /** Frames in the log after a pass from which the log is started over. */
+  restartPages: number;
 }
 
 /**
  * By default SQLite checkpoints inside the commit that takes the log past 1,000 pages: it copies
  * them into the database file and fsyncs it on the event loop, a few times a second under load
  * (about 17 µs of that thread per `pgbench -S` transaction, and a stall for every session while it
- * runs). Here a worker thread checkpoints every second, and the store's connection stops
- * checkpointing once that thread has opened the database. Whenever the thread is not running
- * (failed to start, gave up after repeated failures, ended, stopped), SQLite's own checkpoints are
- * back on the store's connection.
+ * runs). Here a worker thread checkpoints every second (and starts a long log over, see
+ * RESTART_LOG_PAGES), and the store's connection stops checkpointing once that thread has opened
+ * the database. Whenever the thread is not running (failed to start, gave up after repeated
+ * failures, ended, stopped), SQLite's own checkpoints are back on the store's connection.
  */
 export class WalCheckpointThread {
   private stopped = false;
@@ -40,8 +48,9 @@ export class WalCheckpointThread {
     private readonly file: string,
     private readonly onError: (err: Error) => void,
     intervalMs = CHECKPOINT_INTERVAL_MS,
+    restartPages = RESTART_LOG_PAGES,
   ) {
-    const work: CheckpointWork = { file, intervalMs };
+    const work: CheckpointWork = { file, intervalMs, restartPages };
     this.worker = new Worker(new URL('./wal-checkpoint.worker.js', import.meta.url), {
       workerData: work,
       // Not the process's flags: node options such as --cpu-prof or --input-type are not for this thread.
@@ -57,6 +66,10 @@ export class WalCheckpointThread {
           // Its connection is open: from now on it checkpoints, and the store's connection does not.
           if (!this.stopped) database.pragma('wal_autocheckpoint = 0');
           resolve(true);
+          return;
+        }
+        if ('copied' in m) {
+          this.startOver();
           return;
         }
         if (m.fatal) this.told = true;
@@ -92,6 +105,22 @@ export class WalCheckpointThread {
         `WAL checkpoint of ${this.file}: ${what} (SQLite checkpoints on the gateway's own connection while the thread is not running)`,
       ),
     );
+  }
+
+  /**
+   * The thread has copied a long log but for what was written meanwhile: the store's connection
+   * copies that tail (what was written since the thread's last pass, which added at most 256
+   * pages; and an fsync), so that its next commit starts the log over instead of growing it.
+   */
+  private startOver(): void {
+    // Inside a transaction the checkpoint would fail (no transaction spans a turn of the event
+    // loop today): the thread asks again after its next passes.
+    if (this.stopped || !this.database.open || this.database.inTransaction) return;
+    try {
+      this.database.pragma('wal_checkpoint(PASSIVE)');
+    } catch (err) {
+      this.fail(`copying the log's tail: ${(err as Error).message}`);
+    }
   }
 
   /** SQLite checkpoints on the store's connection again. */

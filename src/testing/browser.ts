@@ -7,6 +7,8 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 /** Where Debian puts Chromium; CHROMIUM_PATH points elsewhere. `.ci/run` installs it when missing. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const SCREENSHOTS = join(process.cwd(), 'test-artifacts', 'screenshots');
+/** Generous bounds for a shared, noisy machine; they only stop a test that would never pass. */
+export const SEEN_WITHIN = { timeout: 20_000 };
 
 export interface ConsoleBrowser {
   browser: Browser;

@@ -90,6 +90,29 @@ describe('facts cache', () => {
     assert.equal(fake.calls(), 4);
   });
 
+  it('keeps exactly the most recently used texts through a long random sequence of lookups', () => {
+    const fake = fakeAnalyzer();
+    const cache = new FactsCache({ analyze: fake.analyze, maxEntries: 5 });
+    // The reference: texts in order of use, most recent last, never more than five.
+    const recent: string[] = [];
+    let expectedCalls = 0;
+    let seed = 7;
+    for (let step = 0; step < 5_000; step++) {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      const sql = `select t${(seed >>> 16) % 12}`;
+      const at = recent.indexOf(sql);
+      if (at < 0) expectedCalls++;
+      else recent.splice(at, 1);
+      recent.push(sql);
+      if (recent.length > 5) recent.shift();
+      cache.get(sql);
+      assert.equal(fake.calls(), expectedCalls, `after lookup ${step} (${sql})`);
+    }
+    assert.equal(cache.stats().exactEntries, 5);
+    // Some lookups hit and some missed: the sequence exercised both.
+    assert.ok(expectedCalls > 1_000 && expectedCalls < 4_000, `${expectedCalls} misses`);
+  });
+
   it('bounds the summed key length and does not keep a text longer than the bound', () => {
     const fake = fakeAnalyzer();
     const cache = new FactsCache({ analyze: fake.analyze, maxChars: 20 });

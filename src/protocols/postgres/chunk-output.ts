@@ -89,18 +89,12 @@ export class ChunkOutput implements SentBytes {
 
   /** `m` goes out as it came. */
   pass(m: Message): void {
-    let src: Buffer;
-    let start: number;
-    let end: number;
-    if (m instanceof Frame) {
-      src = m.chunk;
-      start = m.start;
-      end = m.end;
-    } else {
-      src = m.raw;
-      start = 0;
-      end = src.length;
-    }
+    if (m instanceof Frame) this.passBytes(m.chunk, m.start, m.end);
+    else this.passBytes(m.raw, 0, m.raw.length);
+  }
+
+  /** `src[start, end)`, a message of the batch (a row of a RowRun), goes out as it came. */
+  passBytes(src: Buffer, start: number, end: number): void {
     this.lastSrc = src;
     this.lastStart = start;
     this.lastEnd = end;
@@ -128,8 +122,16 @@ export class ChunkOutput implements SentBytes {
    * the input, `room` for new bytes, `setInt32` for a length word inside a copied range.
    */
   replace(m: Message | null, size: number): void {
-    const input = m === null ? size : sizeOf(m);
-    if (m !== null) this.remaining -= input;
+    if (m === null) this.replaceBytes(size, size, false);
+    else this.replaceBytes(sizeOf(m), size, true);
+  }
+
+  /**
+   * `replace` for an input message of `input` bytes known only by its place in a chunk (a row of a
+   * RowRun); `consumed`: those bytes are part of the batch begun (false: new bytes of their own).
+   */
+  replaceBytes(input: number, size: number, consumed = true): void {
+    if (consumed) this.remaining -= input;
     // Rows of one result tend to change alike: expect the rest of the batch to grow as this one does.
     this.reserve(size, size > input ? Math.ceil(this.remaining / input) * (size - input) : 0);
     this.replaced(size);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   Back,
+  dataRow,
   errorResponse,
   Front,
   int16,
@@ -10,6 +11,8 @@ import {
   message,
   negotiateProtocolVersion,
   ProtocolError,
+  ROW_RUN,
+  RowRun,
   readNoticeFields,
   readParse,
   readQuery,
@@ -33,6 +36,50 @@ describe('postgres codec', () => {
       assert.equal(framer.pending, 0);
       assert.deepEqual(got[0]?.raw, q, 'the raw bytes forward untouched');
     }
+  });
+
+  it('frames DataRows back to back as runs on the target side, whole rows at every cut', () => {
+    const rows = [1, 22, 333, 4444, 55555].map((n) => dataRow([Buffer.from(String(n)), null]));
+    const complete = message(Back.CommandComplete, 'SELECT 5');
+    const stream = Buffer.concat([rows[0]!, rows[1]!, q, ...rows.slice(2), complete]);
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const framer = new MessageFramer(undefined, true);
+      const got = [...framer.push(stream.subarray(0, cut)), ...framer.push(stream.subarray(cut))];
+      // Every message and every row exactly once, in order, whichever way the runs fell.
+      const flat = got.flatMap((m) => (m instanceof RowRun ? m.rows() : [m]));
+      assert.deepEqual(
+        flat.map((m) => m.raw),
+        [rows[0], rows[1], q, ...rows.slice(2), complete],
+        `cut at ${cut}`,
+      );
+      for (const m of got) {
+        if (!(m instanceof RowRun)) continue;
+        assert.equal(m.type, ROW_RUN, 'a run is never typed as one DataRow');
+        assert.ok(m.count >= 2);
+        assert.equal(m.rows().length, m.count);
+        assert.equal(m.raw.length, m.end - m.start);
+      }
+      assert.equal(framer.pending, 0);
+    }
+    // Uncut: the rows before the Query are one run, the three after it another.
+    const whole = new MessageFramer(undefined, true).push(stream);
+    assert.deepEqual(
+      whole.map((m) => (m instanceof RowRun ? `run of ${m.count}` : m.type)),
+      ['run of 2', Front.Query, 'run of 3', Back.CommandComplete],
+    );
+    // A framer not asked for runs frames each row alone.
+    assert.equal(new MessageFramer().push(stream).length, 7);
+    // COPY OUT rows likewise; a change of type ends a run.
+    const copy = ['1\n', '2\n', '3\n'].map((line) => message(Back.CopyData, line));
+    const mixed = new MessageFramer(undefined, true).push(Buffer.concat([...copy, rows[0]!, rows[1]!]));
+    assert.deepEqual(
+      mixed.map((m) => (m instanceof RowRun ? `${m.count} of ${m.rowType}` : m.type)),
+      [`3 of ${Back.CopyData}`, `2 of ${Back.DataRow}`],
+    );
+    assert.deepEqual(
+      (mixed[0] as RowRun).rows().map((m) => [m.type, m.raw]),
+      copy.map((raw) => [Back.CopyData, raw]),
+    );
   });
 
   it('reads Query and Parse bodies', () => {

@@ -96,6 +96,47 @@ export class Frame implements Message {
   }
 }
 
+/** The type of a RowRun: no PostgreSQL message has it (types are one byte). */
+export const ROW_RUN = 0x100;
+
+/**
+ * DataRows (or CopyData messages) that lie back to back in one chunk, framed as one piece (a framer
+ * made with `rowRuns`): a result of a million rows is then some hundreds of runs, each passed whole
+ * when nothing needs to read its rows, instead of a Frame and a trip through every stage per row.
+ * Its type is no real message's: the stages that look at messages one by one would treat it as an
+ * unknown message and pass it unmasked, so the engine takes each run whole or cuts it into rows
+ * (`rows()`) before them, and its row-by-row path refuses one.
+ */
+export class RowRun extends Frame {
+  constructor(
+    /** Back.DataRow or Back.CopyData: the type of every message in the run. */
+    readonly rowType: number,
+    chunk: Buffer,
+    start: number,
+    end: number,
+    /** Messages in the run, two or more. */
+    readonly count: number,
+  ) {
+    super(ROW_RUN, chunk, start, end);
+  }
+
+  /** The run's messages, each a Frame of the chunk. */
+  rows(): Frame[] {
+    const rows: Frame[] = [];
+    for (let at = this.start; at < this.end; ) {
+      const end = this.endOf(at);
+      rows.push(new Frame(this.rowType, this.chunk, at, end));
+      at = end;
+    }
+    return rows;
+  }
+
+  /** Where the run's message starting at `at` ends (its length was checked when framed). */
+  endOf(at: number): number {
+    return at + 1 + this.chunk.readInt32BE(at + 1);
+  }
+}
+
 /**
  * Cuts a stream into typed messages. Messages inside a chunk are views of it; only a message
  * split across chunks is copied, once, when its last byte arrives (its parts are held until
@@ -106,7 +147,11 @@ export class MessageFramer {
   private parts: Buffer[] = [];
   private held = 0;
 
-  constructor(private readonly maxMessage = DEFAULT_MAX_MESSAGE) {}
+  constructor(
+    private readonly maxMessage = DEFAULT_MAX_MESSAGE,
+    /** Whether DataRows (CopyData) back to back in a chunk come out as one RowRun (the target's side). */
+    private readonly rowRuns = false,
+  ) {}
 
   /** Complete messages in `chunk` (plus what was held back); throws ProtocolError on a bad length. */
   push(chunk: Buffer): Frame[] {
@@ -116,12 +161,27 @@ export class MessageFramer {
       at = this.finishHeld(chunk, out);
       if (at < 0) return out;
     }
+    /** Where the rows of one type seen since the last other message start, and how many there are. */
+    let rowsFrom = -1;
+    let rows = 0;
+    let rowType = 0;
     while (chunk.length - at >= 5) {
       const total = this.lengthAt(chunk, at) + 1;
       if (chunk.length - at < total) break;
-      out.push(new Frame(chunk[at]!, chunk, at, at + total));
+      const type = chunk[at]!;
+      if (type !== rowType && rows > 0) {
+        out.push(rowsOf(rowType, chunk, rowsFrom, at, rows));
+        rows = 0;
+      }
+      if ((type === Back.DataRow || type === Back.CopyData) && this.rowRuns) {
+        if (rows++ === 0) {
+          rowsFrom = at;
+          rowType = type;
+        }
+      } else out.push(new Frame(type, chunk, at, at + total));
       at += total;
     }
+    if (rows > 0) out.push(rowsOf(rowType, chunk, rowsFrom, at, rows));
     if (at < chunk.length) this.hold(chunk.subarray(at));
     return out;
   }
@@ -175,6 +235,10 @@ export class MessageFramer {
     return len;
   }
 }
+
+/** One row as a Frame, more as a RowRun. */
+const rowsOf = (type: number, chunk: Buffer, start: number, end: number, count: number): Frame =>
+  count === 1 ? new Frame(type, chunk, start, end) : new RowRun(type, chunk, start, end, count);
 
 /** A cursor over a message body; every read checks bounds and throws ProtocolError past the end. */
 export class Reader {

@@ -15,6 +15,8 @@ import {
   MessageFramer,
   message,
   ProtocolError,
+  ROW_RUN,
+  RowRun,
   readFunctionCall,
   readNoticeFields,
   readParse,
@@ -82,6 +84,13 @@ const reviewHolds = new WeakSet<Promise<Buffer>>();
 /** What a client may send behind a statement held for review before it is no longer read. */
 const MAX_HELD_INPUT = 1024 * 1024;
 
+/** `messages` with each RowRun cut into its rows: a copy of a run would no longer be one. */
+function rowsOfRuns(messages: Message[]): Message[] {
+  return messages.some((m) => m instanceof RowRun)
+    ? messages.flatMap((m) => (m instanceof RowRun ? m.rows() : [m]))
+    : messages;
+}
+
 function copyMessage(m: Message): Message {
   const raw = Buffer.from(m.raw);
   return { type: m.type, raw, body: raw.subarray(5) };
@@ -95,7 +104,7 @@ export function runEngine(
 ): EngineHandle {
   const fromClient = new MessageFramer(opts.maxMessage);
   const { traceComment } = opts;
-  const fromTarget = new MessageFramer(opts.maxMessage);
+  const fromTarget = new MessageFramer(opts.maxMessage, true);
   /** Markers sent to the target, oldest first, with the error the client gets instead. */
   const refusals = new Refusals();
   const tracker = new ResultTracker<Command>();
@@ -257,6 +266,8 @@ export function runEngine(
    * syntax error, result rows masked and limited; a promise while the catalog is asked about a result's tables.
    */
   const inbound = (received: Message, out: ChunkOutput): Promise<Buffer> | undefined => {
+    // Runs are taken whole by takeRun or cut into rows by the relay, never seen here as one row.
+    if (received.type === ROW_RUN) throw new Error('a run of rows reached the row-by-row path');
     if (received.type === Back.ReadyForQuery) {
       outstanding = Math.max(0, outstanding - 1);
       txStatus = received.body[0] ?? 0;
@@ -285,6 +296,21 @@ export function runEngine(
     }
     out.put(m, ours);
     return undefined;
+  };
+
+  /**
+   * Target rows that lie back to back in one chunk, taken as a whole when their result's plan is
+   * all they need (passed or masked, no row limit within reach: the rewriter) and its recorded
+   * sample is already taken (recording); a duration limit lets rows pass as they are. False: the
+   * relay cuts the run into rows, which go through `inbound` one at a time.
+   */
+  const takeRun = (run: RowRun, out: ChunkOutput): boolean => {
+    const ev = tracker.receivedRows(run.rowType);
+    if (recording && !recording.countsRows(ev)) return false;
+    const sent = rewriter.runInto(ev, run, out);
+    if (sent < 0) return false;
+    recording?.countRows(ev, run.count, sent);
+    return true;
   };
 
   /** The client's message as it goes to the target, appended to `out` (or a promise of it). */
@@ -343,8 +369,18 @@ export function runEngine(
             break;
           }
           let later: Promise<Buffer> | undefined;
+          /** Rows of a run cut into rows, after the one whose mapping waits. */
+          let rest: Message[] = [];
           try {
-            later = map(m, out);
+            if (m instanceof RowRun) {
+              if (takeRun(m, out)) continue;
+              // Rows a stage reads one by one: the run's rows are mapped in turn.
+              const rows = m.rows();
+              for (let k = 0; k < rows.length && !later; k++) {
+                later = map(rows[k]!, out);
+                if (later) rest = rows.slice(k + 1);
+              }
+            } else later = map(m, out);
           } catch (err) {
             // A target message Warden cannot read (a malformed row): better no session than a wrong one.
             out.take();
@@ -358,7 +394,7 @@ export function runEngine(
             if (reviewHolds.has(later)) heldInput = 0;
             else from.pause();
             // Held across an await: keep copies, the socket's chunk is not ours to keep.
-            backlog = messages.slice(i + 1).map(copyMessage);
+            backlog = rest.concat(rowsOfRuns(messages.slice(i + 1))).map(copyMessage);
             later.then(
               (data) => {
                 if (ended) return;
@@ -393,7 +429,7 @@ export function runEngine(
         pump();
         return;
       }
-      backlog.push(...messages.map(copyMessage));
+      backlog.push(...rowsOfRuns(messages).map(copyMessage));
       if (side === 'client' && messages.some((m) => m.type === Front.Terminate)) {
         end('client', 'the client left while a statement waited');
         return;

@@ -286,16 +286,27 @@ describe('PostgreSQL gateway: recording.result_rows caps the sample', () => {
     await db?.drop();
   });
 
-  it('keeps only the first 2 rows of a 6-row result, and counts all 6', async () => {
+  /** Runs `sql` in a session of its own, checks the rows the client got, returns the recorded event. */
+  const recorded = async (sql: string, rowCount: number) => {
     const id = await inSession(
       gw,
       { host: '127.0.0.1', port, database: 'app-db', user: 'alice', password: key },
-      async (c) => {
-        const r = await c.query('select id from users where id <= 6 order by id');
-        assert.equal(r.rowCount, 6);
-      },
+      async (c) => assert.equal((await c.query(sql)).rowCount, rowCount),
     );
     const [e] = await eventsOf(gw, id, 1);
-    assert.deepEqual([e!.rows, e!.sample], [6, [['1'], ['2']]]);
+    return e!;
+  };
+
+  it('keeps only the first 2 rows of a 6-row result, and counts all 6', async () => {
+    const e = await recorded('select id from users where id <= 6 order by id', 6);
+    assert.deepEqual([e.rows, e.sample], [6, [['1'], ['2']]]);
+  });
+
+  it('counts every row and byte of a 100,000-row result whose rows pass in runs', async () => {
+    const e = await recorded('select i from generate_series(1, 100000) i', 100_000);
+    // Each DataRow: type, length, field count and the value's length (11 bytes), then its digits:
+    // 9 of one digit, 90 of two, ... 90,000 of five and one of six.
+    const digits = 9 + 90 * 2 + 900 * 3 + 9_000 * 4 + 90_000 * 5 + 6;
+    assert.deepEqual([e.rows, e.bytes, e.sample], [100_000, 100_000 * 11 + digits, [['1'], ['2']]]);
   });
 });

@@ -14,6 +14,7 @@ import {
   type FieldDescription,
   MessageFramer,
   message,
+  RowRun,
   readCommandTag,
   readDataRow,
   readNoticeFields,
@@ -93,6 +94,43 @@ describe('result rewriting: masks and limits for one result', () => {
     const out = await r.rewrite(row('123-45-6789', 'Ada'), { kind: 'row', result });
     assert.deepEqual(values(out), [REDACTED, 'Ada']);
     assert.match(warnings.join('\n'), /cannot resolve result table names/);
+  });
+
+  it('takes a run of rows whole up to exactly the limit, masking each; past it, leaves the run to go row by row', async () => {
+    const { r } = rewriter();
+    const c = command('select ssn, name from users', [
+      { name: 'hide-ssn', effect: 'mask', mask: { columns: ['*.ssn'], style: 'redact' } },
+      { name: 'five', effect: 'limit', limit: { rows: 5 } },
+    ]);
+    const result: Result<Command> = { command: c, statement: 0, fields: [f('ssn', 0), f('name', 0)] };
+    const ev = { kind: 'row', result } as const;
+    const runOf = (...names: string[]) => {
+      const [run] = new MessageFramer(undefined, true).push(
+        Buffer.concat(names.map((n) => dataRow([Buffer.from(`ssn-${n}`), Buffer.from(n)]))),
+      );
+      assert.ok(run instanceof RowRun);
+      return run;
+    };
+    // The plan is made with the result's first row, on the row-by-row path.
+    const first = await r.rewrite(row('ssn-a', 'a'), ev);
+    assert.deepEqual(values(first), [REDACTED, 'a']);
+    const out = new ChunkOutput();
+    const run = runOf('b', 'c', 'd', 'e');
+    out.begin([run]);
+    const sent = r.runInto(ev, run, out);
+    const bytes = out.take();
+    assert.equal(sent, bytes.length);
+    // Rows 2 to 5: the limit is reached exactly, every value masked.
+    assert.deepEqual(
+      new MessageFramer().push(bytes).map((m) => values(m.raw)),
+      ['b', 'c', 'd', 'e'].map((n) => [REDACTED, n]),
+    );
+    // A sixth row is past the limit: the run is not taken, nothing is written, nothing counted.
+    const late = runOf('f', 'g');
+    out.begin([late]);
+    assert.equal(r.runInto(ev, late, out), -1);
+    assert.equal(out.take().length, 0);
+    assert.deepEqual(r.rewrite(row('ssn-f', 'f'), ev), Buffer.alloc(0), 'dropped on the row-by-row path');
   });
 
   it('forwards rows untouched when the decision masks nothing this result holds', () => {

@@ -13,6 +13,7 @@ import {
   Frame,
   type Message,
   noticeResponse,
+  type RowRun,
   readCommandTag,
   readCopyResponse,
   readDataRow,
@@ -98,6 +99,58 @@ export class ResultRewriter {
     return undefined;
   }
 
+  /**
+   * Appends the rows of `run` to `out` when its result's plan is all they need: each row passed or
+   * masked, none past the row limit (the rows are counted towards it). Returns the bytes sent for
+   * them, or -1, with nothing appended, when the run must go row by row through `rewriteInto` (the
+   * plan is not made yet, or the limit falls within the run). Throws ProtocolError on a bad row.
+   */
+  runInto(ev: ResultEvent<Command>, run: RowRun, out: ChunkOutput): number {
+    // Rows no statement expects pass as they came, as in rewriteInto.
+    if (
+      ev.kind === 'other' ||
+      ((ev.kind === 'row' || ev.kind === 'copy-data') && !touches(ev.result.command.decision))
+    ) {
+      out.pass(run);
+      return run.end - run.start;
+    }
+    if (ev.kind !== 'row' && ev.kind !== 'copy-data') return -1;
+    const r = ev.result;
+    const state = r === this.lastResult ? this.lastState : this.states.get(r);
+    if (!state) return -1;
+    if (ev.kind === 'copy-data') {
+      // Binary COPY data is not cut at rows: it passes, uncounted, as in `rewrite`.
+      if (state.copyText && (state.copyPlan !== null || this.overLimitWithin(r, state, run.count))) return -1;
+      if (state.copyText) state.rows += run.count;
+      out.pass(run);
+      return run.end - run.start;
+    }
+    if (this.overLimitWithin(r, state, run.count)) return -1;
+    this.lastResult = r;
+    this.lastState = state;
+    state.rows += run.count;
+    const masker = state.masker;
+    if (masker === null) {
+      out.pass(run);
+      return run.end - run.start;
+    }
+    const chunk = run.chunk;
+    let sent = 0;
+    for (let at = run.start; at < run.end; ) {
+      const end = run.endOf(at);
+      const size = masker.measure(chunk, at, end);
+      if (size < 0) {
+        out.passBytes(chunk, at, end);
+        sent += end - at;
+      } else {
+        masker.writeRowTo(out, end - at, size);
+        sent += size;
+      }
+      at = end;
+    }
+    return sent;
+  }
+
   /** The bytes for target message `m`: its own, a rewritten one, none (a dropped row), or a later answer. */
   rewrite(m: Message, ev: ResultEvent<Command>): Buffer | Promise<Buffer> {
     if (ev.kind === 'other' || !touches(ev.result.command.decision)) return m.raw;
@@ -148,6 +201,12 @@ export class ResultRewriter {
       if (size < 0) out.pass(m);
       else masker.writeTo(out, m, size);
     }
+  }
+
+  /** Whether the row limit falls within the next `count` rows (they must then go one by one). */
+  private overLimitWithin(r: Result<Command>, s: ResultState, count: number): boolean {
+    const limit = r.command.decision.limits.rows;
+    return limit !== null && s.rows + count > limit;
   }
 
   /** Counts a row; true when it is past the limit and must be dropped. */

@@ -163,6 +163,13 @@ export class ResultTracker<C> {
     }
   }
 
+  /** The event of DataRows or CopyData messages received (a RowRun's: they all belong to one result). */
+  receivedRows(type: number): ResultEvent<C> {
+    const head = this.expected[0];
+    if (!head) return { kind: 'other' };
+    return this.event(type === Back.CopyData ? 'copy-data' : 'row', head);
+  }
+
   received(m: Message): ResultEvent<C> {
     const head = this.expected[0];
     if (!head) return { kind: 'other' };

@@ -272,6 +272,12 @@ export class RowMasker {
     out.replace(m, size);
     writeEdited(out, size);
   }
+
+  /** `writeTo` for a row of the batch known only by its place (`input` bytes: a row of a RowRun). */
+  writeRowTo(out: ChunkOutput, input: number, size: number): void {
+    out.replaceBytes(input, size);
+    writeEdited(out, size);
+  }
 }
 
 const UNESCAPE: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };

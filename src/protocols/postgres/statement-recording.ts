@@ -102,6 +102,20 @@ export class StatementRecording {
     });
   }
 
+  /** Whether rows of `ev` can be counted in bulk: the sample of their result is complete (COPY has none). */
+  countsRows(ev: ResultEvent<Command>): boolean {
+    if (ev.kind !== 'row' || this.refusedCommands.has(ev.result.command)) return true;
+    return this.sampleRows === 0 || this.run(ev.result).rows >= this.sampleRows;
+  }
+
+  /** `count` rows of `ev`, `bytes` in all, sent as received (a RowRun), once `countsRows` allowed it. */
+  countRows(ev: ResultEvent<Command>, count: number, bytes: number): void {
+    if ((ev.kind !== 'row' && ev.kind !== 'copy-data') || this.refusedCommands.has(ev.result.command)) return;
+    const run = this.run(ev.result);
+    run.rows += count;
+    run.bytes += bytes;
+  }
+
   /**
    * Every target message, with the bytes the client got for it (after masks and limits); those bytes
    * are looked at only for the sample rows, the rest only counted.

@@ -47,6 +47,7 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
           pgConnection(db.name, 'app-db'),
           pgConnection(db.name, 'scan-db'),
           pgConnection(db.name, 'limit-db'),
+          pgConnection(db.name, 'deep-limit-db'),
         ],
         policy: {
           rules: [
@@ -69,6 +70,18 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
               mask: { detectors: ['card'], style: 'keep-last-4' },
             },
             { name: 'five-rows', match: { connections: ['limit-db'] }, effect: 'limit', limit: { rows: 5 } },
+            {
+              name: 'deep-email',
+              match: { connections: ['deep-limit-db'] },
+              effect: 'mask',
+              mask: { columns: ['*.email'], style: 'keep-last-4' },
+            },
+            {
+              name: 'deep-limit',
+              match: { connections: ['deep-limit-db'] },
+              effect: 'limit',
+              limit: { rows: 54_321 },
+            },
           ],
         },
       },
@@ -216,6 +229,75 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
     assert.equal(r.rowCount, 100_000);
     const wrong = r.rows.find((x: { i: number; email: string }) => x.email !== keepLast(email(x.i), 4));
     assert.equal(wrong, undefined);
+  });
+
+  it('masks a 100,000-row result and stops it at a limit inside a run of rows, at exactly that row', async () => {
+    const notices: string[] = [];
+    const r = await withClient(client('deep-limit-db'), (c) => {
+      c.on('notice', (n) => notices.push(n.message ?? ''));
+      return c.query({
+        text: `select i, 'user' || i || '@example.com' as email from generate_series(1, 100000) i`,
+        rowMode: 'array',
+      });
+    });
+    assert.equal(r.rowCount, 54_321);
+    assert.deepEqual(r.rows.at(-1), [54_321, keepLast(email(54_321), 4)]);
+    const wrong = r.rows.findIndex(
+      (row: unknown[], k: number) => row[0] !== k + 1 || row[1] !== keepLast(email(k + 1), 4),
+    );
+    assert.equal(wrong, -1);
+    assert.deepEqual(notices, ['result stopped after 54321 rows by rule "deep-limit" (warden)']);
+  });
+
+  it('stops a 100,000-row COPY OUT at a limit inside a run of CopyData messages, at exactly that row', async () => {
+    const res = await psql('deep-limit-db', 'copy (select i from generate_series(1, 100000) i) to stdout');
+    assert.equal(res.code, 0, res.stderr);
+    const lines = res.stdout.split('\n');
+    assert.equal(lines.pop(), '');
+    assert.equal(lines.length, 54_321);
+    assert.equal(
+      lines.findIndex((line, k) => line !== String(k + 1)),
+      -1,
+    );
+    assert.match(res.stderr, /NOTICE: {2}result stopped after 54321 rows by rule "deep-limit" \(warden\)/);
+  });
+
+  it('delivers every row of a large result to a client that stops reading for a while', {
+    timeout: 60_000,
+  }, async () => {
+    // Writes to the paused client back up: Warden must pause the target, then resume on 'drain'.
+    const r = await withClient(client(), async (c) => {
+      const socket = (c as unknown as { connection: { stream: import('node:net').Socket } }).connection
+        .stream;
+      const query = c.query({
+        text: `select i, repeat('x', 80) as pad from generate_series(1, 200000) i`,
+        rowMode: 'array',
+      });
+      socket.pause();
+      await new Promise((res) => setTimeout(res, 500));
+      socket.resume();
+      const rows = await query;
+      // The session goes on: the target was resumed once the client caught up.
+      assert.deepEqual((await c.query({ text: 'select 42', rowMode: 'array' })).rows, [[42]]);
+      return rows;
+    });
+    assert.equal(r.rowCount, 200_000);
+    assert.equal(
+      r.rows.findIndex((row: unknown[], k: number) => row[0] !== k + 1),
+      -1,
+    );
+  });
+
+  it('passes a 100,000-row result with no masked column exactly as a direct connection gets it', async () => {
+    // app-db masks columns by name: none of these, so the result's rows pass in runs.
+    const sql = {
+      text: `select i, md5(i::text) as digest from generate_series(1, 100000) i`,
+      rowMode: 'array' as const,
+    };
+    const mine = await withClient(client(), (c) => c.query(sql));
+    const theirs = await withClient(direct(), (c) => c.query(sql));
+    assert.equal(mine.rowCount, 100_000);
+    assert.deepEqual(mine.rows, theirs.rows);
   });
 
   it('passes a result with nothing to mask through exactly as the target sent it', async () => {
