@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
+import { Sessions } from '../store/sessions.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { DIALECTS, type StoreFixture, storeFixture } from '../testing/dialects.js';
 import { AuditLog } from './log.js';
@@ -133,6 +134,23 @@ for (const dialect of DIALECTS) {
       await log.close();
     });
 
+    it('leaves a batched append() to its batch, and writes it with the next append that is not', async () => {
+      await trail.reset();
+      const batches: Array<{ count: number; lastSeq: number }> = [];
+      const log = new AuditLog(trail.store, { batchDelayMs: 60_000, onWritten: (w) => batches.push(w) });
+      let settled = false;
+      const batched = log.append(event(0), { batched: true }).finally(() => {
+        settled = true;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(settled, false, 'a batched append waits for its batch');
+      assert.deepEqual(batches, []);
+      assert.equal((await log.append(event(1))).seq, 2);
+      assert.equal((await batched).seq, 1);
+      assert.deepEqual(batches, [{ count: 2, lastSeq: 2 }]);
+      await log.close();
+    });
+
     it('writes records still waiting for their batch at close()', async () => {
       await trail.reset();
       const batches: Array<{ count: number; lastSeq: number }> = [];
@@ -179,6 +197,62 @@ for (const dialect of DIALECTS) {
         ],
       );
       assert.equal((await trail.verify()).ok, true);
+    });
+
+    it("writes a row change in its event's transaction: a refused pair waits whole, and is spooled whole", async () => {
+      await trail.reset();
+      const sessions = new Sessions(trail.store);
+      const row = (id: string) =>
+        sessions.insertWrite({
+          id,
+          subject: 'alice',
+          kind: 'user',
+          root_subject: 'alice',
+          chain: [],
+          token_id: null,
+          parent_session_id: null,
+          connection: 'app-db',
+          protocol: 'postgres',
+          client_addr: null,
+          status: 'active',
+          started_at: new Date().toISOString(),
+          ended_at: null,
+        });
+      const statusOf = async (id: string) => (await sessions.get(id))?.status;
+
+      await trail.log.append(event(0), { alongside: row('s-0') });
+      assert.equal(await statusOf('s-0'), 'active');
+      await refuseWrites(true);
+      try {
+        await assert.rejects(trail.log.append(event(1), { alongside: row('s-1') }), StoreUnavailableError);
+        // The row was inserted before the refused event, in the transaction that rolled back.
+        assert.equal(await statusOf('s-1'), undefined);
+        trail.log.record(event(2), sessions.endWrite('s-0', 'closed', new Date().toISOString(), 'client'));
+      } finally {
+        await refuseWrites(false);
+      }
+      await trail.log.drain();
+      assert.equal(await statusOf('s-1'), 'active');
+      assert.equal(await statusOf('s-0'), 'closed');
+
+      const spoolFile = join(fx.dataDir, 'alongside-spool.jsonl');
+      const log = new AuditLog(trail.store, { spoolFile, batchDelayMs: 60_000 });
+      await refuseWrites(true);
+      try {
+        log.record(event(3), row('s-3'));
+        assert.deepEqual(await log.close(200), { spooled: 1, lost: 0 });
+      } finally {
+        await refuseWrites(false);
+      }
+      assert.equal(await statusOf('s-3'), undefined);
+      const next = new AuditLog(trail.store, { spoolFile });
+      assert.equal(await next.replaySpool(), 1);
+      await next.close();
+      assert.equal(await statusOf('s-3'), 'active');
+      assert.deepEqual(
+        (await trail.records()).map((r) => r.payload.i),
+        [0, 1, 2, 3],
+      );
     });
 
     it('keeps one verifiable chain through records and appends mixed in and across ticks', async () => {

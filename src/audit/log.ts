@@ -8,7 +8,7 @@
 // milliseconds and written together: one transaction per batch, not per statement. An event a
 // caller awaits is written at once, with whatever else is queued.
 import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
-import type { Selectable } from 'kysely';
+import { CompiledQuery, type Selectable } from 'kysely';
 import { canonicalJson } from '../crypto/canonical.js';
 import { timeOrderedId } from '../crypto/ids.js';
 import { isUnavailable, type Store, StoreUnavailableError, type Tx } from '../store/store.js';
@@ -37,6 +37,31 @@ interface Pending {
   waiter?: { resolve: (r: AuditRecord) => void; reject: (err: Error) => void };
   /** Replayed from the spool: it may already be in the store. */
   replayed?: boolean;
+  alongside?: RowWrite;
+  /** Its waiter does not hurry the write: it goes with the next batch. */
+  batched?: boolean;
+}
+
+/** How append() writes an event. */
+export interface AppendOptions {
+  /** A row change written in the event's transaction (see RowWrite). */
+  alongside?: RowWrite;
+  /**
+   * Written with the next batch (within `batchDelayMs`) instead of at once: for a caller that
+   * wants to know the event is written but need not hold anything up for it.
+   */
+  batched?: boolean;
+}
+
+/**
+ * A row change that belongs with an event (a session's row with its `session.opened` or
+ * `session.closed`): written in the event's transaction, so both land or neither, retried and
+ * spooled with it, and without a commit of its own. SQL and parameters in the store's dialect
+ * (Kysely's compile()), so that it needs no builder to run and survives a restart in the spool.
+ */
+export interface RowWrite {
+  sql: string;
+  parameters: readonly unknown[];
 }
 
 /** A batch's new links (or records found already written), and the tail they continue. */
@@ -61,6 +86,7 @@ interface SpooledEvent {
   id: string;
   time: string;
   event: AuditEvent & { actor: AuditActor; payload: Record<string, unknown> };
+  alongside?: RowWrite;
 }
 
 export interface AuditLogOptions {
@@ -107,7 +133,7 @@ export class AuditLog {
       queued: () => this.queue.length,
       maxBatch: this.maxBatch,
       delayMs: opts.batchDelayMs ?? 10,
-      urgent: () => this.queue.some((p) => p.waiter),
+      urgent: () => this.queue.some((p) => p.waiter && !p.batched),
       unrefRetry: false,
     });
   }
@@ -120,10 +146,14 @@ export class AuditLog {
     return this.opts.maxBatch ?? 500;
   }
 
-  /** Appends and resolves with the written record (its seq and hash). */
-  append(event: AuditEvent): Promise<AuditRecord> {
+  /**
+   * Appends and resolves with the written record (its seq and hash). When the write fails the
+   * caller hears so, and the event (with its `alongside` row change) stays queued, to be written
+   * once the store takes it.
+   */
+  append(event: AuditEvent, opts: AppendOptions = {}): Promise<AuditRecord> {
     return new Promise<AuditRecord>((resolve, reject) => {
-      const problem = this.enqueue(event, { resolve, reject });
+      const problem = this.enqueue(event, { resolve, reject }, opts);
       if (problem) reject(problem);
     });
   }
@@ -132,12 +162,12 @@ export class AuditLog {
    * Appends without waiting; the event is retried until written. Never throws: an event that
    * cannot be encoded, or arrives while the queue is full, is reported to `onError` instead.
    */
-  record(event: AuditEvent): void {
-    const problem = this.enqueue(event, undefined);
+  record(event: AuditEvent, alongside?: RowWrite): void {
+    const problem = this.enqueue(event, undefined, alongside ? { alongside } : {});
     if (problem && !this.closed) this.opts.onError?.(problem, this.queue.length);
   }
 
-  private enqueue(event: AuditEvent, waiter: Pending['waiter']): Error | undefined {
+  private enqueue(event: AuditEvent, waiter: Pending['waiter'], opts: AppendOptions): Error | undefined {
     if (this.closed) return new Error('audit log is closed');
     if (this.queue.length >= (this.opts.maxQueue ?? 100_000)) {
       return new AuditQueueFullError('audit queue is full: the store has not accepted events for too long');
@@ -162,8 +192,10 @@ export class AuditLog {
       actorJson,
       payloadJson,
       ...(waiter ? { waiter } : {}),
+      ...(opts.alongside ? { alongside: opts.alongside } : {}),
+      ...(opts.batched ? { batched: true } : {}),
     });
-    this.writes.kick(waiter !== undefined);
+    this.writes.kick(waiter !== undefined && !opts.batched);
     return undefined;
   }
 
@@ -246,6 +278,7 @@ export class AuditLog {
     for (const [i, p] of batch.entries()) {
       const l = links[i]!;
       if ('id' in l) continue;
+      if (p.alongside) sql(p.alongside.sql).run(...p.alongside.parameters);
       insert.run(
         l.seq,
         p.id,
@@ -303,6 +336,11 @@ export class AuditLog {
         },
       ];
     });
+    for (const [i, p] of batch.entries()) {
+      if (p.alongside && !('id' in links[i]!)) {
+        await tx.executeQuery(CompiledQuery.raw(p.alongside.sql, [...p.alongside.parameters]));
+      }
+    }
     for (let i = 0; i < rows.length; i += 100) {
       await tx
         .insertInto('audit_log')
@@ -371,7 +409,9 @@ export class AuditLog {
           actor: JSON.parse(p.actorJson),
           payload: JSON.parse(p.payloadJson),
         };
-        return JSON.stringify({ id: p.id, time: p.time, event } satisfies SpooledEvent);
+        const spooled: SpooledEvent = { id: p.id, time: p.time, event };
+        if (p.alongside) spooled.alongside = p.alongside;
+        return JSON.stringify(spooled);
       });
       appendFileSync(this.opts.spoolFile, `${lines.join('\n')}\n`, { mode: 0o600 });
       for (const p of left)
@@ -408,6 +448,7 @@ export class AuditLog {
             payloadJson: canonicalJson(s.event.payload ?? {}),
             waiter: { resolve, reject },
             replayed: true,
+            ...(s.alongside ? { alongside: s.alongside } : {}),
           });
         }),
     );

@@ -11,8 +11,14 @@ import { Session, type SessionDeps } from './session.js';
 function session(recorder: Recorder) {
   const inserted: string[] = [];
   const deps = {
-    sessions: { insert: async (s: { id: string }) => void inserted.push(s.id) } as unknown as Sessions,
-    audit: { append: async () => undefined },
+    sessions: {
+      insertWrite: (s: { id: string }) => ({ sql: 'insert', parameters: [s.id] }),
+    } as unknown as Sessions,
+    // The row is written with the `session.opened` event.
+    audit: {
+      append: async (_event: unknown, opts: { alongside: { parameters: string[] } }) =>
+        void inserted.push(opts.alongside.parameters[0]!),
+    },
     recorder,
     resultRows: 7,
   } as unknown as SessionDeps;

@@ -64,6 +64,8 @@ export class Session {
   readonly startedAt = new Date();
   private readonly context: DecisionContext;
   private closed = false;
+  /** Whether its `session.opened` event (and row) is queued: then close() records its end. */
+  private announced = false;
   private readonly maskSets = new WeakMap<Decision, MaskSet>();
   private commands = 0;
   private events = 0;
@@ -107,12 +109,15 @@ export class Session {
     });
   }
 
-  /** Writes the session row and its `session.opened` event; a store that refuses them refuses the session. */
+  /**
+   * Writes the session row and its `session.opened` event, in one transaction; a store that
+   * refuses them refuses the session (both stay queued: close() then records how it ended).
+   */
   async open(): Promise<void> {
     if (this.deps.recorder && !this.deps.recorder.healthy) {
       throw new Error('the session recorder is over its queue bound: the store is not keeping up');
     }
-    await this.deps.sessions.insert({
+    const row = this.deps.sessions.insertWrite({
       id: this.id,
       subject: this.identity.subject,
       kind: this.identity.kind,
@@ -132,19 +137,23 @@ export class Session {
       traceparent: this.client.trace?.received ?? null,
       gateway_id: this.deps.gatewayId ?? null,
     });
-    await this.deps.audit.append({
-      type: 'session.opened',
-      actor: this.actor,
-      target: `connection:${this.connection.name}`,
-      outcome: 'success',
-      payload: {
-        session: this.id,
-        protocol: this.connection.protocol,
-        application: this.client.application,
-        ...(this.identity.parentSessionId ? { parent_session: this.identity.parentSessionId } : {}),
-        ...(this.client.trace ? { traceparent: this.client.trace.received } : {}),
+    this.announced = true;
+    await this.deps.audit.append(
+      {
+        type: 'session.opened',
+        actor: this.actor,
+        target: `connection:${this.connection.name}`,
+        outcome: 'success',
+        payload: {
+          session: this.id,
+          protocol: this.connection.protocol,
+          application: this.client.application,
+          ...(this.identity.parentSessionId ? { parent_session: this.identity.parentSessionId } : {}),
+          ...(this.client.trace ? { traceparent: this.client.trace.received } : {}),
+        },
       },
-    });
+      { alongside: row },
+    );
   }
 
   /** Analyzes and decides one command, and records the decision in the audit chain (not its results). */
@@ -320,25 +329,33 @@ export class Session {
   async close(reason: CloseReason, detail?: string): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (!this.announced) return;
     // Its held commands will never run: their reviews are cancelled.
     this.deps.approvals?.cancelSession(this.id);
     const endedAt = new Date();
     const status = END_STATUS[reason];
-    this.deps.audit.record({
-      type: 'session.closed',
-      actor: this.actor,
-      target: `connection:${this.connection.name}`,
-      outcome: reason === 'error' ? 'failure' : 'info',
-      payload: {
-        session: this.id,
-        reason,
-        ...(detail ? { detail } : {}),
-        commands: this.commands,
-        duration_ms: endedAt.getTime() - this.startedAt.getTime(),
-      },
-    });
-    await this.deps.sessions
-      .end(this.id, status, endedAt.toISOString(), detail ?? reason)
+    const row = this.deps.sessions.endWrite(this.id, status, endedAt.toISOString(), detail ?? reason);
+    // The row's end is written with the event, and like it kept until the store takes it. A client
+    // that left is written with the next batch (often the next session's opening: one commit fewer
+    // per session); an end Warden caused (a kill, a limit, an error), at once, for whoever acts on
+    // it. The caller waits for it unless the store is refusing writes.
+    await this.deps.audit
+      .append(
+        {
+          type: 'session.closed',
+          actor: this.actor,
+          target: `connection:${this.connection.name}`,
+          outcome: reason === 'error' ? 'failure' : 'info',
+          payload: {
+            session: this.id,
+            reason,
+            ...(detail ? { detail } : {}),
+            commands: this.commands,
+            duration_ms: endedAt.getTime() - this.startedAt.getTime(),
+          },
+        },
+        { alongside: row, batched: reason === 'client' },
+      )
       .catch(() => undefined);
   }
 }

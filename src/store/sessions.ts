@@ -1,6 +1,7 @@
 // The sessions repository: one row per connection a caller made through a gateway, with the
 // identity and actor chain it ran under. Protocol engines write them; the API reads them.
-import { type CompiledQuery, type Selectable, sql } from 'kysely';
+import { CompiledQuery, type Selectable, sql } from 'kysely';
+import type { RowWrite } from '../audit/log.js';
 import { searchIndexOf } from './search-index.js';
 import type { Store } from './store.js';
 import type { SessionsTable } from './tables.js';
@@ -104,32 +105,44 @@ function view(row: Selectable<SessionsTable>): SessionView {
 export class Sessions {
   constructor(private readonly store: Store) {}
 
+  /** The SQL of insertWrite() and endWrite(), compiled once for the store's dialect. */
+  private readonly compiled: { insert?: string; end?: string } = {};
+
   async insert(s: NewSession): Promise<void> {
-    await this.store.db
-      .insertInto('sessions')
-      .values({
-        id: s.id,
-        subject: s.subject,
-        kind: s.kind,
-        root_subject: s.root_subject,
-        chain_json: JSON.stringify(s.chain),
-        token_id: s.token_id,
-        parent_session_id: s.parent_session_id,
-        connection_name: s.connection,
-        protocol: s.protocol,
-        client_addr: s.client_addr,
-        status: s.status,
-        started_at: s.started_at,
-        ended_at: s.ended_at,
-        kill_requested: null,
-        parent_token_id: s.parent_token_id ?? null,
-        traceparent: s.traceparent ?? null,
-        application: s.application ?? null,
-        end_reason: s.end_reason ?? null,
-        orphaned_at: null,
-        gateway_id: s.gateway_id ?? null,
-      })
-      .execute();
+    const w = this.insertWrite(s);
+    await this.store.db.executeQuery(CompiledQuery.raw(w.sql, [...w.parameters]));
+  }
+
+  /**
+   * The insert of a new session as a RowWrite, for the audit log to write with its
+   * `session.opened` event in one transaction.
+   */
+  insertWrite(s: NewSession): RowWrite {
+    // Every column, in this order: the compiled SQL names them in the order the values are given.
+    const row: SessionsTable = {
+      id: s.id,
+      subject: s.subject,
+      kind: s.kind,
+      root_subject: s.root_subject,
+      chain_json: JSON.stringify(s.chain),
+      token_id: s.token_id,
+      parent_session_id: s.parent_session_id,
+      connection_name: s.connection,
+      protocol: s.protocol,
+      client_addr: s.client_addr,
+      status: s.status,
+      started_at: s.started_at,
+      ended_at: s.ended_at,
+      kill_requested: null,
+      parent_token_id: s.parent_token_id ?? null,
+      traceparent: s.traceparent ?? null,
+      application: s.application ?? null,
+      end_reason: s.end_reason ?? null,
+      orphaned_at: null,
+      gateway_id: s.gateway_id ?? null,
+    };
+    this.compiled.insert ??= this.store.db.insertInto('sessions').values(row).compile().sql;
+    return { sql: this.compiled.insert, parameters: Object.values(row) };
   }
 
   /**
@@ -245,11 +258,18 @@ export class Sessions {
 
   /** Marks a session ended with its final status (`closed`, `killed`, `failed` …) and why, in words. */
   async end(id: string, status: string, endedAt: string, reason: string | null = null): Promise<void> {
-    await this.store.db
+    const w = this.endWrite(id, status, endedAt, reason);
+    await this.store.db.executeQuery(CompiledQuery.raw(w.sql, [...w.parameters]));
+  }
+
+  /** The end of a session as a RowWrite, written with its `session.closed` event. */
+  endWrite(id: string, status: string, endedAt: string, reason: string | null = null): RowWrite {
+    this.compiled.end ??= this.store.db
       .updateTable('sessions')
       .set({ status, ended_at: endedAt, end_reason: reason })
       .where('id', '=', id)
-      .execute();
+      .compile().sql;
+    return { sql: this.compiled.end, parameters: [status, endedAt, reason, id] };
   }
 
   /** Flags an active session to be ended by whichever gateway carries it; false when it is not active. */

@@ -197,6 +197,8 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       await session.open();
     } catch (err) {
       deps.log.error({ err: (err as Error).message }, 'cannot record a new session; refusing it');
+      // Its row and `session.opened` stay queued until the store takes them; so does how it ended.
+      void session.close('error', `refused: Warden could not record the session (${(err as Error).message})`);
       return sendFatal(
         client,
         '57P03',
