@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ConnectionView } from '../config/connection.js';
 import type { Identity } from '../identity/identity.js';
+import type { Decision } from '../policy/decide.js';
 import { Recorder } from '../recording/recorder.js';
 import type { SessionEvent, SessionEvents } from '../store/session-events.js';
 import type { Sessions } from '../store/sessions.js';
@@ -25,7 +26,7 @@ function session(recorder: Recorder) {
   const identity = { subject: 'alice', kind: 'user', groups: [], rootSubject: 'alice', chain: [] };
   const conn = { name: 'app-db', protocol: 'postgres', tags: [] } as unknown as ConnectionView;
   const s = new Session(deps, identity as unknown as Identity, conn, { address: null, application: null });
-  return { s, inserted };
+  return { s, inserted, deps };
 }
 
 /** A repository whose every write fails: the store is down. */
@@ -78,5 +79,20 @@ describe('session: recording', () => {
         [s.id, 2, 'statement', 'select 2'],
       ],
     );
+  });
+});
+
+describe('session: masks', () => {
+  it("compiles a decision's masks once for every session of a gateway, not once per session", () => {
+    const recorder = new Recorder({ insert: async () => undefined } as unknown as SessionEvents);
+    const decision = { masks: [{ columns: ['users.email'], style: 'redact' }] } as unknown as Decision;
+    const first = session(recorder);
+    const set = first.s.masksFor(decision);
+    assert.ok(set);
+    const sameGateway = new Session(first.deps, first.s.identity, first.s.connection, first.s.client);
+    assert.equal(sameGateway.masksFor(decision), set);
+    // Another gateway's sessions (their own deps, their own tokenization key) compile their own.
+    assert.notEqual(session(recorder).s.masksFor(decision), set);
+    assert.equal(first.s.masksFor({ masks: [] } as unknown as Decision), null);
   });
 });

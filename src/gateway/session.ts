@@ -45,6 +45,9 @@ export interface Command {
   decision: Decision;
 }
 
+/** Compiled masks of each decision, for the sessions sharing one set of deps (one gateway's). */
+const MASK_SETS = new WeakMap<SessionDeps, WeakMap<Decision, MaskSet>>();
+
 /** `timed_out`: its idle timeout or maximum duration; `orphaned`: its parent session ended. */
 export type CloseReason = 'client' | 'target' | 'error' | 'killed' | 'shutdown' | 'timed_out' | 'orphaned';
 
@@ -66,7 +69,6 @@ export class Session {
   private closed = false;
   /** Whether its `session.opened` event (and row) is queued: then close() records its end. */
   private announced = false;
-  private readonly maskSets = new WeakMap<Decision, MaskSet>();
   private commands = 0;
   private events = 0;
   /** Who every audit event of this session names; frozen, so the audit log encodes it once. */
@@ -317,11 +319,17 @@ export class Session {
   /** The masks a decision carries, ready for result rows (null when nothing is masked). */
   masksFor(decision: Decision): MaskSet | null {
     if (decision.masks.length === 0) return null;
-    // Decisions are shared per statement shape (Decider cache): compile each one's masks once.
-    let set = this.maskSets.get(decision);
+    // Decisions are shared per statement shape (Decider cache), by every session of a gateway:
+    // each one's masks are compiled once for them all (a MaskSet keeps nothing of a session).
+    let sets = MASK_SETS.get(this.deps);
+    if (!sets) {
+      sets = new WeakMap();
+      MASK_SETS.set(this.deps, sets);
+    }
+    let set = sets.get(decision);
     if (!set) {
       set = new MaskSet(decision.masks, this.deps.tokenizeKey);
-      this.maskSets.set(decision, set);
+      sets.set(decision, set);
     }
     return set;
   }
