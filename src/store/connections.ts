@@ -22,6 +22,13 @@ export interface Sealer {
   readonly currentId: string;
 }
 
+/** A connection as a gateway dials it: one read of its row for the login and the dial. */
+export interface GatewayConnection {
+  view: ConnectionView;
+  /** The target credentials in clear, opened only when called (once the caller is let in). */
+  credentials(): { user: string | null; password: string | null };
+}
+
 export class ConflictError extends Error {
   override name = 'ConflictError';
 }
@@ -216,6 +223,23 @@ export class Connections {
       .where('name', '=', name)
       .executeTakeFirst();
     if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
+    return this.opened(row);
+  }
+
+  /** The connection a gateway is asked for, with its credentials (see GatewayConnection). */
+  async forGateway(name: string): Promise<GatewayConnection | undefined> {
+    const row = await this.store.db
+      .selectFrom('connections')
+      .selectAll()
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row ? { view: toView(row), credentials: () => this.opened(row) } : undefined;
+  }
+
+  private opened(row: Pick<ConnectionsTable, 'id' | 'username' | 'secret_sealed'>): {
+    user: string | null;
+    password: string | null;
+  } {
     return {
       user: row.username,
       password: row.secret_sealed ? this.sealer.open(row.secret_sealed, sealContext(row.id)) : null,

@@ -146,6 +146,14 @@ for (const dialect of DIALECTS) {
       await assert.rejects(connections.create(input('orders-db'), 'api'), ConflictError);
     });
 
+    it('hands a gateway the view and, on demand, the credentials from one read', async () => {
+      const found = await connections.forGateway('orders-db');
+      assert.ok(found);
+      assert.deepEqual(found.view, await connections.get('orders-db'));
+      assert.deepEqual(found.credentials(), { user: 'warden_rw', password: 'pg-Secret-1' });
+      assert.equal(await connections.forGateway('no-such-db'), undefined);
+    });
+
     it('a sealed secret copied onto another connection does not open there', async () => {
       await connections.create(input('other-db'), 'api');
       const { secret_sealed } = await store.db
@@ -159,6 +167,8 @@ for (const dialect of DIALECTS) {
         .where('name', '=', 'other-db')
         .execute();
       await assert.rejects(connections.credentials('other-db'), /bound to another record/);
+      const found = await connections.forGateway('other-db');
+      assert.throws(() => found?.credentials(), /bound to another record/);
       await connections.remove('other-db');
     });
 

@@ -135,10 +135,11 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
 
   const open = async (client: Socket, hello: Extract<ClientHello, { kind: 'startup' }>) => {
     const name = hello.params.database ?? '';
-    const conn = await deps.connections.get(name);
-    if (conn?.protocol !== 'postgres') {
+    const found = await deps.connections.forGateway(name);
+    if (found?.view.protocol !== 'postgres') {
       return refused(client, '3D000', `connection "${name}" does not exist (warden)`, { connection: name });
     }
+    const conn = found.view;
     let identity: Identity;
     try {
       identity = await deps.authenticator.authenticate(hello.password);
@@ -205,7 +206,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         'Warden cannot record sessions right now; try again shortly (warden)',
       );
     }
-    const creds = await deps.connections.credentials(name);
+    const creds = found.credentials();
     const forwarded = { ...startup };
     for (const k of ['user', 'database', 'replication']) delete forwarded[k];
     forwarded.application_name = targetApplicationName(startup.application_name, identity, session.id);
