@@ -6,6 +6,7 @@ import { emptyStatementFacts, type SqlFacts, type SqlStatementFacts, unparseable
 import { FactsCache, type FactsCacheStats } from './facts-cache.js';
 import { routineFlows, statementLineage } from './postgres-lineage.js';
 import { constantSpans, type Span } from './postgres-literals.js';
+import { ShapeIndex } from './postgres-shape-index.js';
 import { constantsOf, type Shape, shapeOf } from './postgres-shapes.js';
 import type { TracedValue } from './postgres-values.js';
 import { isRecord, kindOf, objectOf, StatementWalker } from './postgres-walker.js';
@@ -31,24 +32,29 @@ interface Template {
 
 const templates = new WeakMap<SqlFacts, Template>();
 
+/** Shapes of texts whose facts are shared: their siblings' keys without the parser. */
+const shapes = new ShapeIndex();
+
+// Values tied to columns are shared only with their text's shape: a constant's span differs
+// from text to text, and `a = $1` has the normalized key of `a = 5`, whose shape it has not.
+const shareable = (facts: SqlFacts): boolean =>
+  facts.unparseable === null &&
+  facts.statements.every((s) => !CONSTANT_READERS.has(s.kind) && !s.opaque && !s.program && !s.file_access) &&
+  (templates.has(facts) || facts.statements.every((s) => s.values.length === 0));
+
 const cache = new FactsCache({
   analyze: (sql, normalized) => {
     const facts = analyzePostgresUncached(sql, normalized);
-    if (normalized !== null && facts.statements.some((s) => s.values.length > 0)) {
+    if (normalized === null) return facts;
+    if (facts.statements.some((s) => s.values.length > 0)) {
       const template = templateOf(sql, normalized, facts);
       if (template) templates.set(facts, template);
     }
+    if (shareable(facts)) shapes.add(sql, normalized, templates.get(facts)?.shape);
     return facts;
   },
-  normalize: normalizedText,
-  // Values tied to columns are shared only with their text's shape: a constant's span differs
-  // from text to text, and `a = $1` has the normalized key of `a = 5`, whose shape it has not.
-  shareable: (facts) =>
-    facts.unparseable === null &&
-    facts.statements.every(
-      (s) => !CONSTANT_READERS.has(s.kind) && !s.opaque && !s.program && !s.file_access,
-    ) &&
-    (templates.has(facts) || facts.statements.every((s) => s.values.length === 0)),
+  normalize: (sql) => shapes.keyOf(sql) ?? normalizedText(sql),
+  shareable,
   rebase,
 });
 
@@ -120,6 +126,15 @@ export function analyzePostgres(sql: string): SqlFacts {
 /** Where analyses were answered from since start-up (exact text, normalized text, parser). */
 export function postgresCacheStats(): FactsCacheStats {
   return cache.stats();
+}
+
+/**
+ * The normalized key `analyzePostgres` uses for `sql`: from the shapes of texts already parsed
+ * when it has one (see ShapeIndex), else null. For tests: what the parser would say is
+ * `normalizeSync(sql)`.
+ */
+export function knownShapeKey(sql: string): string | null {
+  return shapes.keyOf(sql);
 }
 
 /**
