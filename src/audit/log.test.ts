@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { Sessions } from '../store/sessions.js';
 import { StoreUnavailableError } from '../store/store.js';
 import { DIALECTS, type StoreFixture, storeFixture } from '../testing/dialects.js';
+import { sessionRow } from '../testing/session-rows.js';
 import { AuditLog } from './log.js';
 import type { AuditRecord } from './record.js';
 import { event, openTrail, type Trail } from './testdata/trail.js';
@@ -202,22 +203,7 @@ for (const dialect of DIALECTS) {
     it("writes a row change in its event's transaction: a refused pair waits whole, and is spooled whole", async () => {
       await trail.reset();
       const sessions = new Sessions(trail.store);
-      const row = (id: string) =>
-        sessions.insertWrite({
-          id,
-          subject: 'alice',
-          kind: 'user',
-          root_subject: 'alice',
-          chain: [],
-          token_id: null,
-          parent_session_id: null,
-          connection: 'app-db',
-          protocol: 'postgres',
-          client_addr: null,
-          status: 'active',
-          started_at: new Date().toISOString(),
-          ended_at: null,
-        });
+      const row = (id: string) => sessions.insertWrite(sessionRow({ id }));
       const statusOf = async (id: string) => (await sessions.get(id))?.status;
 
       await trail.log.append(event(0), { alongside: row('s-0') });

@@ -125,13 +125,13 @@ export class Connections {
   ) {}
 
   private async rowNamed(name: string): Promise<Selectable<ConnectionsTable>> {
-    const row = await this.store.db
-      .selectFrom('connections')
-      .selectAll()
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const row = await this.findRow(name);
     if (!row) throw new NotFoundError(`connection "${name}" does not exist`);
     return row;
+  }
+
+  private findRow(name: string): Promise<Selectable<ConnectionsTable> | undefined> {
+    return this.store.db.selectFrom('connections').selectAll().where('name', '=', name).executeTakeFirst();
   }
 
   async list(): Promise<ConnectionView[]> {
@@ -140,11 +140,7 @@ export class Connections {
   }
 
   async get(name: string): Promise<ConnectionView | undefined> {
-    const row = await this.store.db
-      .selectFrom('connections')
-      .selectAll()
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const row = await this.findRow(name);
     return row ? toView(row) : undefined;
   }
 
@@ -228,11 +224,7 @@ export class Connections {
 
   /** The connection a gateway is asked for, with its credentials (see GatewayConnection). */
   async forGateway(name: string): Promise<GatewayConnection | undefined> {
-    const row = await this.store.db
-      .selectFrom('connections')
-      .selectAll()
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const row = await this.findRow(name);
     return row ? { view: toView(row), credentials: () => this.opened(row) } : undefined;
   }
 
