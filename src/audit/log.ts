@@ -6,7 +6,8 @@
 //
 // Events nobody waits for (one per statement through a gateway) are gathered for a few
 // milliseconds and written together: one transaction per batch, not per statement. An event a
-// caller awaits is written at once, with whatever else is queued.
+// caller awaits is written at once, with whatever else is queued, unless the caller lets it wait
+// for the next batch. A row change that belongs with an event is written in its transaction.
 import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { CompiledQuery, type Selectable } from 'kysely';
 import { canonicalJson } from '../crypto/canonical.js';

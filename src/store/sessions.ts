@@ -118,21 +118,22 @@ export class Sessions {
    * `session.opened` event in one transaction.
    */
   insertWrite(s: NewSession): RowWrite {
-    // Every column, in this order: the compiled SQL names them in the order the values are given.
+    // Every column, in this order, none undefined (Kysely leaves those out): the SQL compiled once
+    // names them in the order the values are given.
     const row: SessionsTable = {
       id: s.id,
       subject: s.subject,
       kind: s.kind,
       root_subject: s.root_subject,
       chain_json: JSON.stringify(s.chain),
-      token_id: s.token_id,
-      parent_session_id: s.parent_session_id,
+      token_id: s.token_id ?? null,
+      parent_session_id: s.parent_session_id ?? null,
       connection_name: s.connection,
       protocol: s.protocol,
-      client_addr: s.client_addr,
+      client_addr: s.client_addr ?? null,
       status: s.status,
       started_at: s.started_at,
-      ended_at: s.ended_at,
+      ended_at: s.ended_at ?? null,
       kill_requested: null,
       parent_token_id: s.parent_token_id ?? null,
       traceparent: s.traceparent ?? null,
