@@ -9,16 +9,30 @@ import { constantsOf, type Shape, shapeOf } from './postgres-shapes.js';
 /**
  * The kinds of constant a text may change and keep its key: digits, digits after a minus sign,
  * and a quoted string without backslashes (whose end no setting can move). Others (E'…', $$…$$,
- * numbers with a fraction or exponent, true/false) are left to the parser.
+ * numbers with a fraction or exponent, true/false) are left to the parser. Digits are of two
+ * kinds: PostgreSQL makes an Integer of digits that fit 32 bits and a Float of longer ones, and
+ * the normalizer treats them apart (it keeps `ORDER BY 1`, a column position, but replaces
+ * `ORDER BY 10000000000`).
  */
-type ConstantKind = 'digits' | 'negative' | 'string';
+type ConstantKind = 'int' | 'wide' | '-int' | '-wide' | 'string';
 
-const DIGITS = /^[0-9]+$/;
-const NEGATIVE = /^-[0-9]+$/;
+const DIGITS = /^-?[0-9]+$/;
+const INT4_MAX = '2147483647';
+
+/** Whether the digits `text` (no sign) fit PostgreSQL's Integer: at most 2^31 - 1. */
+function fitsInt4(digits: string): boolean {
+  let i = 0;
+  while (i < digits.length - 1 && digits[i] === '0') i++;
+  const value = digits.slice(i);
+  return value.length < INT4_MAX.length || (value.length === INT4_MAX.length && value <= INT4_MAX);
+}
 
 function kindOf(text: string): ConstantKind | null {
-  if (DIGITS.test(text)) return 'digits';
-  if (NEGATIVE.test(text)) return 'negative';
+  if (DIGITS.test(text)) {
+    const negative = text[0] === '-';
+    const int = fitsInt4(negative ? text.slice(1) : text);
+    return negative ? (int ? '-int' : '-wide') : int ? 'int' : 'wide';
+  }
   if (text.length >= 2 && text[0] === "'" && text.at(-1) === "'" && !text.includes('\\')) return 'string';
   return null;
 }
