@@ -239,6 +239,20 @@ for (const dialect of DIALECTS) {
         (await trail.records()).map((r) => r.payload.i),
         [0, 1, 2, 3],
       );
+
+      // A NUL, which PostgreSQL refuses in text, cannot hold up the queue: it is replaced.
+      await trail.log.append(event(4), {
+        alongside: sessions.insertWrite(sessionRow({ id: 's-4', subject: 'a\u0000b' })),
+      });
+      await trail.log.append(event(5), {
+        alongside: sessions.endWrite('s-4', 'killed', new Date().toISOString(), 'why\u0000not'),
+      });
+      const killed = await sessions.get('s-4');
+      assert.deepEqual(
+        [killed?.subject, killed?.status, killed?.end_reason],
+        ['a\uFFFDb', 'killed', 'why\uFFFDnot'],
+      );
+      assert.equal(trail.log.queued, 0);
     });
 
     it('keeps one verifiable chain through records and appends mixed in and across ticks', async () => {

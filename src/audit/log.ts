@@ -193,7 +193,7 @@ export class AuditLog {
       actorJson,
       payloadJson,
       ...(waiter ? { waiter } : {}),
-      ...(opts.alongside ? { alongside: opts.alongside } : {}),
+      ...(opts.alongside ? { alongside: storable(opts.alongside) } : {}),
       ...(opts.batched ? { batched: true } : {}),
     });
     this.writes.kick(waiter !== undefined && !opts.batched);
@@ -458,6 +458,20 @@ export class AuditLog {
     rmSync(file, { force: true });
     return spooled.length;
   }
+}
+
+/**
+ * `w` with U+0000 in its text parameters replaced by U+FFFD. PostgreSQL refuses a NUL in text
+ * (a subject claim or a kill reason could carry one), and a row change it refuses would fail its
+ * batch on every retry, holding up every event behind it. The events themselves are JSON, which
+ * escapes it.
+ */
+function storable(w: RowWrite): RowWrite {
+  if (!w.parameters.some((p) => typeof p === 'string' && p.includes('\u0000'))) return w;
+  return {
+    sql: w.sql,
+    parameters: w.parameters.map((p) => (typeof p === 'string' ? p.replaceAll('\u0000', '\uFFFD') : p)),
+  };
 }
 
 /** Seq and hashes for the batch's new records, continuing `tail`; records already written pass through. */
