@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import pg from 'pg';
+import { Sessions } from '../../store/sessions.js';
 import type { Gateway } from '../../testing/gateway.js';
 import { startProxiedGateway } from '../../testing/gateway.js';
 import { createThrowawayDb, type ThrowawayDb } from '../../testing/postgres.js';
@@ -60,6 +62,37 @@ describe('PostgreSQL gateway while its store is down', () => {
       await c.end();
     }
     await gw.waitForAudit('gateway.refused', (r) => (r.payload as { code?: string }).code === '57P03');
+  });
+
+  it('refuses a login whose session it cannot record, and records it, opened and ended, once the store takes writes', async () => {
+    // The store answers reads (the connection, the key) but refuses every audit write.
+    const store = gw.openStore();
+    await sql`create or replace function refuse_audit() returns trigger language plpgsql as $$
+              begin raise exception 'could not extend file' using errcode = 'disk_full'; end $$`.execute(
+      store.db,
+    );
+    await sql`create trigger refuse_audit before insert on audit_log for each row execute function refuse_audit()`.execute(
+      store.db,
+    );
+    try {
+      await assert.rejects(connect(), (err: pg.DatabaseError) => {
+        assert.equal(err.code, '57P03');
+        assert.match(err.message, /cannot record sessions/);
+        return true;
+      });
+    } finally {
+      await sql`drop trigger refuse_audit on audit_log`.execute(store.db);
+    }
+    const closed = await gw.waitForAudit('session.closed', (r) =>
+      /could not record the session/.test(String(r.payload.detail)),
+    );
+    const id = String(closed.payload.session);
+    const opened = await gw.waitForAudit('session.opened', (r) => r.payload.session === id);
+    assert.ok(opened.seq < closed.seq);
+    const row = await new Sessions(store).get(id);
+    await store.close();
+    assert.equal(row?.status, 'failed');
+    assert.match(row?.end_reason ?? '', /could not record the session/);
   });
 
   it('refuses a login to a just-in-time connection with 57P03 when its grants cannot be read', async () => {
