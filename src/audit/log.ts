@@ -163,8 +163,8 @@ export class AuditLog {
    * Appends without waiting; the event is retried until written. Never throws: an event that
    * cannot be encoded, or arrives while the queue is full, is reported to `onError` instead.
    */
-  record(event: AuditEvent, alongside?: RowWrite): void {
-    const problem = this.enqueue(event, undefined, alongside ? { alongside } : {});
+  record(event: AuditEvent): void {
+    const problem = this.enqueue(event, undefined, {});
     if (problem && !this.closed) this.opts.onError?.(problem, this.queue.length);
   }
 

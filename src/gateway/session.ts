@@ -67,6 +67,8 @@ export class Session {
   readonly startedAt = new Date();
   private readonly context: DecisionContext;
   private closed = false;
+  /** Each decision's compiled masks, shared with every session of its gateway (see MASK_SETS). */
+  private readonly maskSets: WeakMap<Decision, MaskSet>;
   /** Whether its `session.opened` event (and row) is queued: then close() records its end. */
   private announced = false;
   private commands = 0;
@@ -85,6 +87,12 @@ export class Session {
       trace?: TraceContext | undefined;
     },
   ) {
+    let sets = MASK_SETS.get(deps);
+    if (!sets) {
+      sets = new WeakMap();
+      MASK_SETS.set(deps, sets);
+    }
+    this.maskSets = sets;
     this.context = {
       connection: {
         name: connection.name,
@@ -321,15 +329,10 @@ export class Session {
     if (decision.masks.length === 0) return null;
     // Decisions are shared per statement shape (Decider cache), by every session of a gateway:
     // each one's masks are compiled once for them all (a MaskSet keeps nothing of a session).
-    let sets = MASK_SETS.get(this.deps);
-    if (!sets) {
-      sets = new WeakMap();
-      MASK_SETS.set(this.deps, sets);
-    }
-    let set = sets.get(decision);
+    let set = this.maskSets.get(decision);
     if (!set) {
       set = new MaskSet(decision.masks, this.deps.tokenizeKey);
-      sets.set(decision, set);
+      this.maskSets.set(decision, set);
     }
     return set;
   }
