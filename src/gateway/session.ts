@@ -123,13 +123,8 @@ export class Session {
    * Writes the session row and its `session.opened` event, in one transaction; a store that
    * refuses them refuses the session (both stay queued: close() then records how it ended).
    */
-  /** Whether the session can be recorded now (its recorder is within its queue bound): else open() refuses it. */
-  get recordable(): boolean {
-    return !this.deps.recorder || this.deps.recorder.healthy;
-  }
-
   async open(): Promise<void> {
-    if (!this.recordable) {
+    if (this.deps.recorder && !this.deps.recorder.healthy) {
       throw new Error('the session recorder is over its queue bound: the store is not keeping up');
     }
     const row = this.deps.sessions.insertWrite({

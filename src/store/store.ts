@@ -19,7 +19,7 @@ export class StoreUnavailableError extends Error {
 }
 
 const PG_INT8 = 20;
-export const AUDIT_LOCK_KEY = 0x57617264; // "Ward": one advisory lock serialises audit appends across gateways
+const AUDIT_LOCK_KEY = 0x57617264; // "Ward": one advisory lock serialises audit appends across gateways
 
 export interface StoreOptions {
   /** postgres:// URL, a SQLite file path, or undefined for <dataDir>/warden.db. */

@@ -16,13 +16,13 @@ import { AuthError } from '../../identity/errors.js';
 import { type Identity, scopeCovers } from '../../identity/identity.js';
 import type { AccessGrants } from '../../reviews/access-grants.js';
 import type { GrantedSessions } from '../../reviews/granted-sessions.js';
-import type { Connections, GatewayConnection } from '../../store/connections.js';
+import type { Connections } from '../../store/connections.js';
 import { isUnavailable } from '../../store/store.js';
 import { openCatalog } from './catalog.js';
 import { acceptClient, type ClientHello, HandshakeError, sendFatal } from './client-handshake.js';
 import { authenticationOk, backendKeyData, parameterStatus, readyForQuery } from './codec.js';
 import { runEngine } from './engine.js';
-import { TargetPool, terminate } from './pool.js';
+import { TargetPool } from './pool.js';
 import { traceFromStartup } from './startup-trace.js';
 import { cancelTarget, connectTarget, TargetDial, TargetError, type TargetSession } from './target.js';
 import { traceComment } from './trace-comment.js';
@@ -65,25 +65,6 @@ export function targetApplicationName(
   const who = identity.rootSubject !== identity.subject ? `${identity.rootSubject}${via}` : identity.subject;
   // PostgreSQL keeps 63 bytes; the session id goes first so it survives truncation of a long name.
   return `${app ? `${app} ` : ''}[warden s=${sessionId.slice(0, 8)} ${who}]`;
-}
-
-/**
- * Watches a logged-in target connection that nobody reads yet (while its session is being
- * recorded): a reset is no uncaught error, and a close is noticed. The function it returns stops
- * watching and tells whether the connection is gone.
- */
-function watchGone(socket: Socket): () => boolean {
-  let gone = false;
-  const mark = () => {
-    gone = true;
-  };
-  socket.on('error', mark);
-  socket.on('close', mark);
-  return () => {
-    socket.off('error', mark);
-    socket.off('close', mark);
-    return gone || socket.destroyed;
-  };
 }
 
 /**
@@ -158,6 +139,29 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     if (found?.view.protocol !== 'postgres') {
       return refused(client, '3D000', `connection "${name}" does not exist (warden)`, { connection: name });
     }
+    // The target's TCP connection is opened now, while the credential is checked and the session
+    // recorded: the server's accept (a process forked for it) overlaps with that work instead of
+    // following it. Nothing is sent on it before the login succeeds; otherwise it is closed unused.
+    // A pooled connection usually finds a server connection parked: it dials only when it must.
+    const dial =
+      found.view.pool === 'session'
+        ? undefined
+        : new TargetDial(found.view.target.host, found.view.target.port);
+    try {
+      await login(client, hello, found, dial);
+    } finally {
+      dial?.abandon();
+    }
+  };
+
+  const login = async (
+    client: Socket,
+    hello: Extract<ClientHello, { kind: 'startup' }>,
+    found: NonNullable<Awaited<ReturnType<Connections['forGateway']>>>,
+    dial: TargetDial | undefined,
+  ) => {
+    const name = hello.params.database ?? '';
+    const conn = found.view;
     let identity: Identity;
     try {
       identity = await deps.authenticator.authenticate(hello.password);
@@ -171,31 +175,6 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         subject: identity.subject,
       });
     }
-    // Once the credential is accepted, the target's TCP connection is opened while the rest of the
-    // login runs (lifetime and grant checks, recording the session): the server's accept (a
-    // process forked for it) overlaps with that work instead of following it. Nothing is sent on
-    // it before the session is recorded; a login that goes no further closes it unused. A pooled
-    // connection usually finds a server connection parked: it dials only when it must.
-    const dial =
-      found.view.pool === 'session'
-        ? undefined
-        : new TargetDial(found.view.target.host, found.view.target.port);
-    try {
-      await login(client, hello, found, identity, dial);
-    } finally {
-      dial?.abandon();
-    }
-  };
-
-  const login = async (
-    client: Socket,
-    hello: Extract<ClientHello, { kind: 'startup' }>,
-    found: GatewayConnection,
-    identity: Identity,
-    dial: TargetDial | undefined,
-  ) => {
-    const name = hello.params.database ?? '';
-    const conn = found.view;
     const limits = sessionLimits(deps.config.sessions, conn);
     const orphan = await orphanAtBirth(deps.session.sessions, identity.parentSessionId, limits);
     if (orphan) {
@@ -238,8 +217,8 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       trace,
     });
     const creds = found.credentials();
-    // Recorded while the target logs in (neither waits for the other): the client hears nothing,
-    // and the target gets no statement, before both are done.
+    // Recorded while the target is reached (neither waits for the other); the client hears
+    // nothing, and the target gets no query, before both are done.
     const opening = session.open();
     const forwarded = { ...startup };
     for (const k of ['user', 'database', 'replication']) delete forwarded[k];
@@ -256,32 +235,25 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     };
     // A parked server connection serves only a session that would have opened the same one.
     const poolKey = conn.pool === 'session' ? poolKeyOf(name, targetOptions) : null;
-    const reach = async () =>
+    const reaching = (async () =>
       (poolKey !== null ? await pool.take(poolKey, applicationName, session.id) : null) ??
       (await connectTarget({
         ...targetOptions,
         params: withSessionSetting(forwarded, session.id),
         ...(dial ? { dial } : {}),
-      }));
+      })))();
     // Settled apart, so that a target failing while the session is being recorded is not an
-    // unhandled rejection; and watched until the engine takes it over. A session the recorder
-    // cannot take now is refused before the target hears of it.
-    const reaching = () =>
-      reach().then(
-        (target) => ({ target, gone: watchGone(target.socket) }),
-        (error: Error) => ({ error }),
-      );
-    const reached = session.recordable ? reaching() : undefined;
+    // unhandled rejection.
+    const reached = reaching.then(
+      (target) => ({ target }),
+      (error: Error) => ({ error }),
+    );
     try {
       await opening;
     } catch (err) {
       deps.log.error({ err: (err as Error).message }, 'cannot record a new session; refusing it');
-      // A target already logged in is let go politely (a pooled one goes back to the pool).
-      void reached?.then((r) => {
-        if (!('target' in r)) return;
-        r.gone();
-        if (poolKey !== null) pool.release(poolKey, r.target, r.target.socket);
-        else terminate(r.target.socket);
+      void reached.then((r) => {
+        if ('target' in r) r.target.socket.destroy();
       });
       // Its row and `session.opened` stay queued until the store takes them; so does how it ended.
       void session.close('error', `refused: Warden could not record the session (${(err as Error).message})`);
@@ -291,7 +263,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         'Warden cannot record sessions right now; try again shortly (warden)',
       );
     }
-    const r = await (reached ?? reaching());
+    const r = await reached;
     if ('error' in r) {
       const err = r.error;
       const code = err instanceof TargetError ? err.code : '08001';
@@ -301,14 +273,6 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       return;
     }
     const target: TargetSession = r.target;
-    if (r.gone()) {
-      // It was reset or closed while the session was being recorded.
-      target.socket.destroy();
-      const message = `could not open connection "${name}": the target closed the connection during the login (warden)`;
-      sendFatal(client, '08006', message);
-      await session.close('error', message);
-      return;
-    }
     if (client.destroyed) {
       target.socket.destroy();
       await session.close('client', 'the client left during startup');

@@ -68,8 +68,7 @@ async function simpleQuery(target: TargetSession, sql: string, timeoutMs: number
 }
 
 /** Ends a server connection as a client should, so the server logs no unexpected EOF. */
-/** Ends a target connection politely (Terminate, then FIN): the server logs no lost client. */
-export function terminate(socket: Socket): void {
+function terminate(socket: Socket): void {
   socket.on('error', () => undefined); // nobody is left to care about a late reset
   if (!socket.destroyed) socket.end(message(Front.Terminate));
 }

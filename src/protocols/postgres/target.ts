@@ -43,20 +43,16 @@ export interface TargetOptions {
 }
 
 /**
- * A TCP connection to a target opened before its startup can be sent: the listener dials once the
- * caller's credential is accepted, so that the server's accept (PostgreSQL forks a process for it)
- * overlaps with the rest of the login instead of following it. `connectTarget` takes it over;
- * `abandon()` closes it, before a byte was sent, when the login went no further.
+ * A TCP connection to a target opened before its startup is known: the listener dials while it
+ * checks the caller's credential and records the session, so that the server's accept (PostgreSQL
+ * forks a process for it) overlaps with that work. `connectTarget` takes it over; `abandon()`
+ * closes it, before a byte was sent, when the login went no further (the server logs nothing for
+ * such a connection unless it logs every connection received).
  */
 export class TargetDial {
   readonly socket: net.Socket;
   readonly connected: Promise<net.Socket>;
   private taken = false;
-  /** Reset or closed before anyone took it over. */
-  private gone = false;
-  private readonly markGone = () => {
-    this.gone = true;
-  };
 
   constructor(
     readonly host: string,
@@ -76,25 +72,12 @@ export class TargetDial {
     });
     // Whoever takes it over hears how it went; an abandoned one's failure is nobody's business.
     this.connected.catch(() => undefined);
-    // Until it is taken, nobody else listens: a reset must not be an uncaught error, and a
-    // connection the server closed meanwhile must not be taken for a live one.
-    socket.on('error', this.markGone);
-    socket.on('close', this.markGone);
   }
 
-  /**
-   * Hands the socket over when it is still usable (true); otherwise closes it (false) and the
-   * caller dials again. Either way it is no longer the dial's to close.
-   */
-  take(): boolean {
-    if (this.taken) return false;
+  /** Marks it taken: `abandon()` no longer closes it. */
+  take(): net.Socket {
     this.taken = true;
-    this.socket.off('error', this.markGone);
-    this.socket.off('close', this.markGone);
-    if (!this.gone && !this.socket.destroyed) return true;
-    this.socket.on('error', () => undefined);
-    this.socket.destroy();
-    return false;
+    return this.socket;
   }
 
   /** Closes it unless it was taken over. */
@@ -260,17 +243,11 @@ function startupMessage(o: TargetOptions): Buffer {
 }
 
 function openTcp(o: TargetOptions, attempt: Attempt): Promise<net.Socket> {
-  // A dial to somewhere else, or one the server reset or closed meanwhile, is no use: dial anew.
-  let dial = o.dial;
-  if (dial && !(dial.host === o.host && dial.port === o.port && dial.take())) {
-    dial.abandon();
-    dial = undefined;
-  }
-  if (!dial) {
-    dial = new TargetDial(o.host, o.port);
-    dial.take();
-  }
-  attempt.socket = dial.socket;
+  // A dial to somewhere else is no use here.
+  const dialled = o.dial?.host === o.host && o.dial.port === o.port ? o.dial : undefined;
+  if (!dialled) o.dial?.abandon();
+  const dial = dialled ?? new TargetDial(o.host, o.port);
+  attempt.socket = dial.take();
   return dial.connected;
 }
 
