@@ -24,7 +24,7 @@ import { authenticationOk, backendKeyData, parameterStatus, readyForQuery } from
 import { runEngine } from './engine.js';
 import { TargetPool } from './pool.js';
 import { traceFromStartup } from './startup-trace.js';
-import { cancelTarget, connectTarget, TargetDial, TargetError, type TargetSession } from './target.js';
+import { cancelTarget, connectTarget, TargetError, type TargetSession } from './target.js';
 import { traceComment } from './trace-comment.js';
 
 export interface PostgresListenerDeps {
@@ -139,28 +139,6 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     if (found?.view.protocol !== 'postgres') {
       return refused(client, '3D000', `connection "${name}" does not exist (warden)`, { connection: name });
     }
-    // The target's TCP connection is opened now, while the credential is checked and the session
-    // recorded: the server's accept (a process forked for it) overlaps with that work instead of
-    // following it. Nothing is sent on it before the login succeeds; otherwise it is closed unused.
-    // A pooled connection usually finds a server connection parked: it dials only when it must.
-    const dial =
-      found.view.pool === 'session'
-        ? undefined
-        : new TargetDial(found.view.target.host, found.view.target.port);
-    try {
-      await login(client, hello, found, dial);
-    } finally {
-      dial?.abandon();
-    }
-  };
-
-  const login = async (
-    client: Socket,
-    hello: Extract<ClientHello, { kind: 'startup' }>,
-    found: NonNullable<Awaited<ReturnType<Connections['forGateway']>>>,
-    dial: TargetDial | undefined,
-  ) => {
-    const name = hello.params.database ?? '';
     const conn = found.view;
     let identity: Identity;
     try {
@@ -216,14 +194,22 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       application: startup.application_name ?? null,
       trace,
     });
+    try {
+      await session.open();
+    } catch (err) {
+      deps.log.error({ err: (err as Error).message }, 'cannot record a new session; refusing it');
+      // Its row and `session.opened` stay queued until the store takes them; so does how it ended.
+      void session.close('error', `refused: Warden could not record the session (${(err as Error).message})`);
+      return sendFatal(
+        client,
+        '57P03',
+        'Warden cannot record sessions right now; try again shortly (warden)',
+      );
+    }
     const creds = found.credentials();
-    // Recorded while the target is reached (neither waits for the other); the client hears
-    // nothing, and the target gets no query, before both are done.
-    const opening = session.open();
     const forwarded = { ...startup };
     for (const k of ['user', 'database', 'replication']) delete forwarded[k];
-    const applicationName = targetApplicationName(startup.application_name, identity, session.id);
-    forwarded.application_name = applicationName;
+    forwarded.application_name = targetApplicationName(startup.application_name, identity, session.id);
     const targetOptions = {
       host: conn.target.host,
       port: conn.target.port,
@@ -235,44 +221,18 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     };
     // A parked server connection serves only a session that would have opened the same one.
     const poolKey = conn.pool === 'session' ? poolKeyOf(name, targetOptions) : null;
-    const reaching = (async () =>
-      (poolKey !== null ? await pool.take(poolKey, applicationName, session.id) : null) ??
-      (await connectTarget({
-        ...targetOptions,
-        params: withSessionSetting(forwarded, session.id),
-        ...(dial ? { dial } : {}),
-      })))();
-    // Settled apart, so that a target failing while the session is being recorded is not an
-    // unhandled rejection.
-    const reached = reaching.then(
-      (target) => ({ target }),
-      (error: Error) => ({ error }),
-    );
+    let target: TargetSession;
     try {
-      await opening;
+      target =
+        (poolKey !== null ? await pool.take(poolKey, forwarded.application_name, session.id) : null) ??
+        (await connectTarget({ ...targetOptions, params: withSessionSetting(forwarded, session.id) }));
     } catch (err) {
-      deps.log.error({ err: (err as Error).message }, 'cannot record a new session; refusing it');
-      void reached.then((r) => {
-        if ('target' in r) r.target.socket.destroy();
-      });
-      // Its row and `session.opened` stay queued until the store takes them; so does how it ended.
-      void session.close('error', `refused: Warden could not record the session (${(err as Error).message})`);
-      return sendFatal(
-        client,
-        '57P03',
-        'Warden cannot record sessions right now; try again shortly (warden)',
-      );
-    }
-    const r = await reached;
-    if ('error' in r) {
-      const err = r.error;
       const code = err instanceof TargetError ? err.code : '08001';
-      const message = `could not open connection "${name}": ${err.message} (warden)`;
+      const message = `could not open connection "${name}": ${(err as Error).message} (warden)`;
       sendFatal(client, code, message);
       await session.close('error', message);
       return;
     }
-    const target: TargetSession = r.target;
     if (client.destroyed) {
       target.socket.destroy();
       await session.close('client', 'the client left during startup');

@@ -18,7 +18,7 @@ import {
   readNoticeFields,
   readyForQuery,
 } from './codec.js';
-import { connectTarget, TargetDial, TargetError, type TargetOptions, type TargetSession } from './target.js';
+import { connectTarget, TargetError, type TargetOptions, type TargetSession } from './target.js';
 
 const admin = new URL(ADMIN_URL);
 const PG_HOST = admin.hostname;
@@ -228,85 +228,6 @@ describe('connecting to a PostgreSQL target', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
-});
-
-/** A TCP server that answers nothing: what each connection was sent, and when it closed. */
-async function silentServer(): Promise<{
-  server: net.Server;
-  seen: Array<{ bytes: number; closed: Promise<void> }>;
-}> {
-  const seen: Array<{ bytes: number; closed: Promise<void> }> = [];
-  const server = net.createServer((sock) => {
-    const s = { bytes: 0, closed: new Promise<void>((resolve) => sock.once('close', () => resolve())) };
-    sock.on('data', (d) => {
-      s.bytes += d.length;
-    });
-    sock.on('error', () => undefined);
-    seen.push(s);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, seen };
-}
-
-describe('a target connection dialled ahead of its login', () => {
-  it('is the connection the login runs over', async () => {
-    const dial = new TargetDial(PG_HOST, PG_PORT);
-    const s = await connectTarget(opts({ dial }));
-    try {
-      assert.equal(s.socket, dial.socket);
-      assert.deepEqual(await query(s, 'select 1'), [['1']]);
-    } finally {
-      s.socket.destroy();
-    }
-  });
-
-  it('is closed without a byte sent when abandoned, and abandoning it once taken does nothing', async () => {
-    const { server, seen } = await silentServer();
-    try {
-      const dial = new TargetDial('127.0.0.1', portOf(server));
-      await dial.connected;
-      dial.abandon();
-      for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(seen.length, 1);
-      await seen[0]!.closed;
-      assert.equal(seen[0]!.bytes, 0);
-
-      const taken = new TargetDial(PG_HOST, PG_PORT);
-      const s = await connectTarget(opts({ dial: taken }));
-      taken.abandon();
-      assert.deepEqual(await query(s, 'select 2'), [['2']]);
-      s.socket.destroy();
-    } finally {
-      server.close();
-    }
-  });
-
-  it('is closed unused when it went elsewhere than the login', async () => {
-    const { server, seen } = await silentServer();
-    try {
-      const elsewhere = new TargetDial('127.0.0.1', portOf(server));
-      await elsewhere.connected;
-      const s = await connectTarget(opts({ dial: elsewhere }));
-      assert.notEqual(s.socket, elsewhere.socket);
-      assert.deepEqual(await query(s, 'select 3'), [['3']]);
-      s.socket.destroy();
-      await seen[0]!.closed;
-      assert.equal(seen[0]!.bytes, 0);
-    } finally {
-      server.close();
-    }
-  });
-
-  it('fails its login with 08001 when nothing listens there', async () => {
-    const probe = net.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = portOf(probe);
-    await new Promise((resolve) => probe.close(resolve));
-    const err = await connectTarget(opts({ port, dial: new TargetDial('127.0.0.1', port) })).catch((e) => e);
-    assert.ok(err instanceof TargetError);
-    assert.equal(err.code, '08001');
-    assert.match(err.message, /could not connect to 127\.0\.0\.1:\d+/);
   });
 });
 

@@ -38,55 +38,6 @@ export interface TargetOptions {
   params: Record<string, string>;
   /** Limit for the whole connect, TLS and login; default 10 s. */
   connectTimeoutMs?: number;
-  /** A TCP connection to host:port opened ahead of time, taken over instead of dialling anew. */
-  dial?: TargetDial;
-}
-
-/**
- * A TCP connection to a target opened before its startup is known: the listener dials while it
- * checks the caller's credential and records the session, so that the server's accept (PostgreSQL
- * forks a process for it) overlaps with that work. `connectTarget` takes it over; `abandon()`
- * closes it, before a byte was sent, when the login went no further (the server logs nothing for
- * such a connection unless it logs every connection received).
- */
-export class TargetDial {
-  readonly socket: net.Socket;
-  readonly connected: Promise<net.Socket>;
-  private taken = false;
-
-  constructor(
-    readonly host: string,
-    readonly port: number,
-  ) {
-    const socket = net.connect({ host, port });
-    this.socket = socket;
-    this.connected = new Promise((resolve, reject) => {
-      const refused = (err: Error) =>
-        reject(new TargetError(`could not connect to ${host}:${port}: ${err.message}`, '08001'));
-      socket.once('error', refused);
-      socket.once('connect', () => {
-        socket.off('error', refused);
-        socket.setNoDelay(true);
-        resolve(socket);
-      });
-    });
-    // Whoever takes it over hears how it went; an abandoned one's failure is nobody's business.
-    this.connected.catch(() => undefined);
-  }
-
-  /** Marks it taken: `abandon()` no longer closes it. */
-  take(): net.Socket {
-    this.taken = true;
-    return this.socket;
-  }
-
-  /** Closes it unless it was taken over. */
-  abandon(): void {
-    if (this.taken) return;
-    this.taken = true;
-    this.socket.on('error', () => undefined);
-    this.socket.destroy();
-  }
 }
 
 export type TargetAuthMethod =
@@ -243,12 +194,18 @@ function startupMessage(o: TargetOptions): Buffer {
 }
 
 function openTcp(o: TargetOptions, attempt: Attempt): Promise<net.Socket> {
-  // A dial to somewhere else is no use here.
-  const dialled = o.dial?.host === o.host && o.dial.port === o.port ? o.dial : undefined;
-  if (!dialled) o.dial?.abandon();
-  const dial = dialled ?? new TargetDial(o.host, o.port);
-  attempt.socket = dial.take();
-  return dial.connected;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: o.host, port: o.port });
+    attempt.socket = socket;
+    const refused = (err: Error) =>
+      reject(new TargetError(`could not connect to ${o.host}:${o.port}: ${err.message}`, '08001'));
+    socket.once('error', refused);
+    socket.once('connect', () => {
+      socket.off('error', refused);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
 }
 
 async function startTls(socket: net.Socket, o: TargetOptions): Promise<tls.TLSSocket> {
