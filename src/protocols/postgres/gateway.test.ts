@@ -164,6 +164,51 @@ describe('PostgreSQL gateway: stock clients through Warden to a real database', 
     );
   });
 
+  it('refuses with 08001, and records the session failed, when the stored credentials do not open', async () => {
+    const created = await gw.api('POST', '/api/connections', {
+      body: {
+        name: 'sealed-db',
+        protocol: 'postgres',
+        target: { host: '127.0.0.1', port: 5432, database: db.name },
+        credentials: { user: 'postgres', password: 'not-needed-with-trust' },
+      },
+    });
+    assert.equal(created.status, 201, created.text);
+    // The sealed secret changed under the gateway: it no longer opens.
+    const store = gw.openStore();
+    try {
+      const row = await store.db
+        .selectFrom('connections')
+        .select(['secret_sealed'])
+        .where('name', '=', 'sealed-db')
+        .executeTakeFirstOrThrow();
+      const sealed = row.secret_sealed!;
+      const flipped = `${sealed.slice(0, -2)}${sealed.endsWith('A') ? 'B' : 'A'}${sealed.slice(-1)}`;
+      await store.db
+        .updateTable('connections')
+        .set({ secret_sealed: flipped })
+        .where('name', '=', 'sealed-db')
+        .execute();
+    } finally {
+      await store.close();
+    }
+    const c = client(key, 'sealed-db');
+    await assert.rejects(c.connect(), (err: pg.DatabaseError) => {
+      assert.equal(err.code, '08001');
+      assert.match(err.message, /stored credentials cannot be opened/);
+      return true;
+    });
+    await c.end().catch(() => undefined);
+    const closed = await gw.waitForAudit(
+      'session.closed',
+      (r) =>
+        (r.payload as { detail?: string }).detail?.includes('stored credentials cannot be opened') ?? false,
+    );
+    const res = await gw.api('GET', `/api/sessions/${(closed.payload as { session: string }).session}`);
+    assert.equal(res.status, 200, res.text);
+    assert.equal((res.body as { status: string }).status, 'failed');
+  });
+
   it('serves pgbench in simple, extended and prepared modes', async () => {
     const init = await run('pgbench', ['-i', '-s', '1', '-q', db.url]);
     assert.equal(init.code, 0, init.stderr);

@@ -16,7 +16,7 @@ import { AuthError } from '../../identity/errors.js';
 import { type Identity, scopeCovers } from '../../identity/identity.js';
 import type { AccessGrants } from '../../reviews/access-grants.js';
 import type { GrantedSessions } from '../../reviews/granted-sessions.js';
-import type { Connections } from '../../store/connections.js';
+import type { Connections, GatewayConnection } from '../../store/connections.js';
 import { isUnavailable } from '../../store/store.js';
 import { openCatalog } from './catalog.js';
 import { acceptClient, type ClientHello, HandshakeError, sendFatal } from './client-handshake.js';
@@ -206,7 +206,18 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         'Warden cannot record sessions right now; try again shortly (warden)',
       );
     }
-    const creds = found.credentials();
+    let creds: ReturnType<GatewayConnection['credentials']>;
+    try {
+      creds = found.credentials();
+    } catch (err) {
+      // A sealed secret that does not open (sealed under a key this gateway lacks, or changed in
+      // the store): the session is recorded as failed, not left open.
+      const message = `could not open connection "${name}": its stored credentials cannot be opened (warden)`;
+      deps.log.error({ err: (err as Error).message, connection: name }, 'cannot open stored credentials');
+      sendFatal(client, '08001', message);
+      await session.close('error', message);
+      return;
+    }
     const forwarded = { ...startup };
     for (const k of ['user', 'database', 'replication']) delete forwarded[k];
     forwarded.application_name = targetApplicationName(startup.application_name, identity, session.id);
