@@ -184,7 +184,7 @@ export class AuditLog {
       return new TypeError(`audit event ${event.type} cannot be encoded: ${(err as Error).message}`);
     }
     const now = Date.now();
-    this.queue.push({
+    const pending: Pending = {
       id: timeOrderedId(now),
       time: new Date(now).toISOString(),
       type: event.type,
@@ -192,10 +192,11 @@ export class AuditLog {
       outcome: event.outcome,
       actorJson,
       payloadJson,
-      ...(waiter ? { waiter } : {}),
-      ...(opts.alongside ? { alongside: storable(opts.alongside) } : {}),
-      ...(opts.batched ? { batched: true } : {}),
-    });
+    };
+    if (waiter) pending.waiter = waiter;
+    if (opts.alongside) pending.alongside = storable(opts.alongside);
+    if (opts.batched) pending.batched = true;
+    this.queue.push(pending);
     this.writes.kick(waiter !== undefined && !opts.batched);
     return undefined;
   }

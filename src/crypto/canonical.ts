@@ -15,7 +15,7 @@ export function canonicalJson(value: unknown): string {
   }
   // Written out rather than entries/filter/sort/map/join: this runs for every audit event.
   const object = value as Record<string, unknown>;
-  const keys = Object.keys(object).sort();
+  const keys = sortedInPlace(Object.keys(object));
   let out = '{';
   let first = true;
   for (const k of keys) {
@@ -25,6 +25,23 @@ export function canonicalJson(value: unknown): string {
     first = false;
   }
   return `${out}}`;
+}
+
+/**
+ * `keys` in the order of `Array.prototype.sort()` (UTF-16 code units), sorted where they are:
+ * an object has a handful of keys, and the built-in sort allocates a work array every time.
+ */
+function sortedInPlace(keys: string[]): string[] {
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+  return keys;
 }
 
 export function sha256Hex(data: string | Buffer): string {

@@ -6,7 +6,10 @@ import { randomFillSync } from 'node:crypto';
 const POOL_IDS = 256;
 const pool = Buffer.alloc(16 * POOL_IDS);
 let next = POOL_IDS;
-const hex: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const DASH = 0x2d;
+/** The id being spelled out: written in place and read as one string (one allocation per id). */
+const text = Buffer.alloc(36);
 
 /** A UUIDv7: unique, and ordered by creation time to the millisecond. */
 export function timeOrderedId(now = Date.now()): string {
@@ -14,20 +17,21 @@ export function timeOrderedId(now = Date.now()): string {
     randomFillSync(pool);
     next = 0;
   }
-  const b = pool.subarray(next * 16, next * 16 + 16);
+  const at = next * 16;
   next++;
   // 48-bit big-endian milliseconds (split: bitwise operators work on 32 bits).
   const high = Math.floor(now / 2 ** 32);
-  const low = now >>> 0;
-  b[0] = (high >>> 8) & 0xff;
-  b[1] = high & 0xff;
-  b.writeUInt32BE(low, 2);
-  b[6] = 0x70 | (b[6]! & 0x0f); // version 7
-  b[8] = 0x80 | (b[8]! & 0x3f); // RFC 9562 variant
-  let s = '';
+  pool[at] = (high >>> 8) & 0xff;
+  pool[at + 1] = high & 0xff;
+  pool.writeUInt32BE(now >>> 0, at + 2);
+  pool[at + 6] = 0x70 | (pool[at + 6]! & 0x0f); // version 7
+  pool[at + 8] = 0x80 | (pool[at + 8]! & 0x3f); // RFC 9562 variant
+  let o = 0;
   for (let i = 0; i < 16; i++) {
-    s += hex[b[i]!];
-    if (i === 3 || i === 5 || i === 7 || i === 9) s += '-';
+    const byte = pool[at + i]!;
+    text[o++] = HEX[byte >> 4]!;
+    text[o++] = HEX[byte & 0x0f]!;
+    if (i === 3 || i === 5 || i === 7 || i === 9) text[o++] = DASH;
   }
-  return s;
+  return text.toString('latin1', 0, 36);
 }
