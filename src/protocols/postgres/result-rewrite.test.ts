@@ -143,6 +143,33 @@ describe('result rewriting: masks and limits for one result', () => {
     assert.equal(r.rewrite(m, { kind: 'row', result }), m.raw);
   });
 
+  it('plans a statement run again anew when its fields change, and counts each result’s rows from zero', () => {
+    const { r } = rewriter();
+    // One command, as a statement repeated with new constants shares its facts and decision.
+    const c = command('select * from users', [
+      { name: 'hide-email', effect: 'mask', mask: { columns: ['*.email'], style: 'redact' } },
+      { name: 'one', effect: 'limit', limit: { rows: 1 } },
+    ]);
+    const run = (fields: FieldDescription[], ...rows: string[][]) => {
+      const result: Result<Command> = { command: c, statement: 0, fields };
+      return rows.map((v) => {
+        const sent = r.rewrite(row(...v), { kind: 'row', result }) as Buffer;
+        return sent.length === 0 ? [] : values(sent);
+      });
+    };
+    // No email column yet: the row passes as it is, and the limit drops the second.
+    assert.deepEqual(run([f('id', 7), f('name', 7)], ['1', 'ada'], ['2', 'bob']), [['1', 'ada'], []]);
+    // The table gained an email column: the same statement now describes other fields.
+    assert.deepEqual(run([f('id', 7), f('name', 7), f('email', 7)], ['1', 'ada', 'a@x.io']), [
+      ['1', 'ada', REDACTED],
+    ]);
+    // The same fields again: masked the same way, and counted from zero.
+    assert.deepEqual(
+      run([f('id', 7), f('name', 7), f('email', 7)], ['2', 'bob', 'b@x.io'], ['3', 'cy', 'c@x.io']),
+      [['2', 'bob', REDACTED], []],
+    );
+  });
+
   it('drops rows past the limit and ends the result with a notice and the row count it kept', () => {
     const { r } = rewriter();
     const c = command('select id from t', [{ name: 'two', effect: 'limit', limit: { rows: 2 } }]);

@@ -67,6 +67,20 @@ export class ResultRewriter {
   private readonly qualified = new WeakMap<Decision, QualifiedColumn[]>();
   /** Table OID → `schema.table`, for this session's target. */
   private readonly tables = new Map<number, string>();
+  /**
+   * The last masker made with nothing left to resolve, and what it was made for: a statement run
+   * again with new constants (`pgbench -S`) has the same facts and decision and describes the same
+   * fields, and its rows need the same masker, not a new plan.
+   */
+  private lastShape:
+    | {
+        decision: Decision;
+        facts: unknown;
+        statement: number;
+        fields: FieldDescription[];
+        masker: RowMasker | null;
+      }
+    | undefined;
   private lastResult: Result<Command> | null = null;
   private lastState: ResultState | undefined;
 
@@ -251,6 +265,18 @@ export class ResultRewriter {
     unknown = false,
   ): ResultState | Promise<ResultState> {
     const d = r.command.decision;
+    const last = this.lastShape;
+    if (
+      !unknown &&
+      last?.decision === d &&
+      last.facts === r.command.facts &&
+      last.statement === r.statement &&
+      sameFields(last.fields, fields)
+    ) {
+      const s: ResultState = { masker: last.masker, copyPlan: null, copyText: false, rows: 0, dropped: 0 };
+      this.states.set(r, s);
+      return s;
+    }
     const set = this.maskSet(d);
     let qualified = set ? this.qualified.get(d) : [];
     if (qualified === undefined) {
@@ -268,6 +294,15 @@ export class ResultRewriter {
     const done = (failClosed: boolean) => {
       const s = this.build(r, fields, failClosed ? qualified : [], unknown);
       this.states.set(r, s);
+      if (!failClosed && !unknown) {
+        this.lastShape = {
+          decision: d,
+          facts: r.command.facts,
+          statement: r.statement,
+          fields,
+          masker: s.masker,
+        };
+      }
       return s;
     };
     if (missing.length === 0) return done(false);
@@ -334,6 +369,26 @@ export class ResultRewriter {
     if (!set?.scans) return null;
     return set.plan(Array.from({ length: count }, () => ({ table: null, name: '' })));
   }
+}
+
+/** Whether two row descriptions describe the same fields. */
+function sameFields(a: readonly FieldDescription[], b: readonly FieldDescription[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (
+      x.name !== y.name ||
+      x.tableOid !== y.tableOid ||
+      x.column !== y.column ||
+      x.typeOid !== y.typeOid ||
+      x.format !== y.format
+    ) {
+      return false;
+    }
+  }
+  return true;
 }
 
 function then<T>(v: T | Promise<T>, f: (v: T) => Buffer): Buffer | Promise<Buffer> {
