@@ -70,11 +70,15 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
   });
 
   it('lets an admin kill a live session: psql is told who ended it, and the session is marked killed', async () => {
+    // Only a session this psql opens: the previous test's may still read active for the few
+    // milliseconds until its end is written with the next batch.
+    const since = new Date().toISOString();
     const running = run('psql', [conninfo('require'), '-XAtc', 'select pg_sleep(30)'], { PGPASSWORD: key });
     let id: string | undefined;
     for (let i = 0; i < 100 && !id; i++) {
       const res = await gw.api('GET', '/api/sessions?status=active&subject=carol');
-      id = (res.body as { sessions: Array<{ id: string }> }).sessions[0]?.id;
+      const sessions = (res.body as { sessions: Array<{ id: string; started_at: string }> }).sessions;
+      id = sessions.find((s) => s.started_at >= since)?.id;
       if (!id) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(id, 'the psql session shows up as active');
