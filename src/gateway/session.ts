@@ -8,7 +8,7 @@ import type { ConnectionView } from '../config/connection.js';
 import { timeOrderedId } from '../crypto/ids.js';
 import type { Identity } from '../identity/identity.js';
 import { analyzeCommand } from '../policy/analyze.js';
-import { type Decision, type DecisionContext, plainDecision } from '../policy/decide.js';
+import { type Decision, type DecisionContext, frozenContext, plainDecision } from '../policy/decide.js';
 import { type Facts, unparseableSql } from '../policy/facts.js';
 import type { RulesInForce } from '../policy/in-force.js';
 import { MaskSet } from '../policy/mask/mask-set.js';
@@ -93,7 +93,8 @@ export class Session {
       MASK_SETS.set(deps, sets);
     }
     this.maskSets = sets;
-    this.context = {
+    // Frozen: the policy keys a session's decisions once, not for every statement.
+    this.context = frozenContext({
       connection: {
         name: connection.name,
         tags: connection.tags,
@@ -106,7 +107,7 @@ export class Session {
         kind: identity.kind,
         chain: identity.chain,
       },
-    };
+    });
     this.actor = Object.freeze({
       subject: identity.subject,
       kind: identity.kind,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Rule, ruleSet } from '../config/rules.js';
-import { Decider, type DecisionContext, decide } from './decide.js';
+import { Decider, type DecisionContext, decide, frozenContext } from './decide.js';
 import type { Facts, SqlFacts, SqlStatementFacts } from './facts.js';
 import { globMatch } from './glob.js';
 
@@ -274,6 +274,20 @@ describe('decide()', () => {
     const deep = decider.decide(ctx({ chain: ['planner', 'helper'] }), facts);
     assert.notEqual(deep, first);
     assert.deepEqual([first.action, deep.action], ['review', 'deny']);
+  });
+
+  it('keys a frozen context once, and a context that changed between calls anew', () => {
+    const decider = new Decider(rules);
+    const facts = sql(stmt({ kind: 'delete', where_absent: true }));
+    const frozen = frozenContext(ctx());
+    const first = decider.decide(frozen, facts);
+    assert.equal(decider.decide(frozen, facts), first);
+    assert.throws(() => (frozen.caller.chain as string[]).push('helper'), TypeError);
+    // Not frozen: a caller that changes it between calls is judged as it is now.
+    const open = ctx();
+    assert.equal(decider.decide(open, facts).action, 'review');
+    open.caller.chain = ['planner', 'helper'];
+    assert.equal(decider.decide(open, facts).action, 'deny');
   });
 
   it('globs: * stays within a path segment, ** crosses them, case-insensitively', () => {

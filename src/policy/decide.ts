@@ -284,11 +284,24 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
  */
 export class Decider {
   private readonly cache = new WeakMap<Facts, Map<string, Decision>>();
+  /** Each frozen context's key, made once (a session decides every statement with the same one). */
+  private readonly keys = new WeakMap<DecisionContext, string>();
 
   constructor(readonly rules: Rule[]) {}
 
+  /** A context that cannot change (see frozenContext) is keyed once; any other on every call. */
+  private keyOf(ctx: DecisionContext): string {
+    if (!Object.isFrozen(ctx) || !isFrozenContext(ctx)) return contextKey(ctx);
+    let key = this.keys.get(ctx);
+    if (key === undefined) {
+      key = contextKey(ctx);
+      this.keys.set(ctx, key);
+    }
+    return key;
+  }
+
   decide(ctx: DecisionContext, facts: Facts): Decision {
-    const key = contextKey(ctx);
+    const key = this.keyOf(ctx);
     let byContext = this.cache.get(facts);
     const hit = byContext?.get(key);
     if (hit) return hit;
@@ -300,6 +313,29 @@ export class Decider {
     if (byContext.size < 256) byContext.set(key, decision);
     return decision;
   }
+}
+
+/** `ctx` with it and everything in it frozen: a Decider then makes its key once. */
+export function frozenContext(ctx: DecisionContext): DecisionContext {
+  const { connection: c, caller: u } = ctx;
+  return Object.freeze({
+    connection: Object.freeze({ ...c, tags: Object.freeze([...c.tags]) as string[] }),
+    caller: Object.freeze({
+      ...u,
+      groups: Object.freeze([...u.groups]) as string[],
+      chain: Object.freeze([...u.chain]) as string[],
+    }),
+  });
+}
+
+function isFrozenContext({ connection: c, caller: u }: DecisionContext): boolean {
+  return (
+    Object.isFrozen(c) &&
+    Object.isFrozen(c.tags) &&
+    Object.isFrozen(u) &&
+    Object.isFrozen(u.groups) &&
+    Object.isFrozen(u.chain)
+  );
 }
 
 function contextKey({ connection: c, caller: u }: DecisionContext): string {
