@@ -276,6 +276,22 @@ describe('decide()', () => {
     assert.deepEqual([first.action, deep.action], ['review', 'deny']);
   });
 
+  it('never shares a cached decision between a group named "a,x" and the groups a and x', () => {
+    const denyX = ruleSet.parse([{ name: 'deny-x', match: { groups: ['x'] }, effect: 'deny' }]);
+    const facts = sql(stmt({ kind: 'select' }));
+    for (const order of [
+      [['a,x'], ['a', 'x']],
+      [['a', 'x'], ['a,x']],
+    ]) {
+      const decider = new Decider(denyX);
+      const [first, second] = order.map(
+        (groups) => decider.decide(frozenContext(ctx({ groups })), facts).action,
+      );
+      const expected = order.map((groups) => (groups.includes('x') ? 'deny' : 'allow'));
+      assert.deepEqual([first, second], expected, JSON.stringify(order));
+    }
+  });
+
   it('keys a frozen context once, and a context that changed between calls anew', () => {
     const decider = new Decider(rules);
     const facts = sql(stmt({ kind: 'delete', where_absent: true }));

@@ -338,6 +338,10 @@ function isFrozenContext({ connection: c, caller: u }: DecisionContext): boolean
   );
 }
 
+/**
+ * Every field, each string quoted (JSON): a group named `a,x` and groups `a` and `x` must not share
+ * a key (an LDAP group's distinguished name has commas), or one caller's decision would be another's.
+ */
 function contextKey({ connection: c, caller: u }: DecisionContext): string {
-  return `${c.name}\u0000${c.protocol}\u0000${c.default}\u0000${c.tags.join(',')}\u0000${u.subject}\u0000${u.kind}\u0000${u.groups.join(',')}\u0000${u.chain.join(',')}`;
+  return JSON.stringify([c.name, c.protocol, c.default, c.tags, u.subject, u.kind, u.groups, u.chain]);
 }
