@@ -27,11 +27,16 @@ export function canonicalJson(value: unknown): string {
   return `${out}}`;
 }
 
+/** Up to this many keys an insertion sort wins; past it (a whole policy document), the built-in sort. */
+const INSERTION_SORT_MAX = 24;
+
 /**
  * `keys` in the order of `Array.prototype.sort()` (UTF-16 code units), sorted where they are:
- * an object has a handful of keys, and the built-in sort allocates a work array every time.
+ * an audit event's object has a handful of keys, and the built-in sort allocates a work array
+ * every time.
  */
 function sortedInPlace(keys: string[]): string[] {
+  if (keys.length > INSERTION_SORT_MAX) return keys.sort();
   for (let i = 1; i < keys.length; i++) {
     const k = keys[i]!;
     let j = i - 1;
