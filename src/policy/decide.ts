@@ -291,7 +291,7 @@ export class Decider {
 
   /** A context that cannot change (see frozenContext) is keyed once; any other on every call. */
   private keyOf(ctx: DecisionContext): string {
-    if (!Object.isFrozen(ctx) || !isFrozenContext(ctx)) return contextKey(ctx);
+    if (!isFrozenContext(ctx)) return contextKey(ctx);
     let key = this.keys.get(ctx);
     if (key === undefined) {
       key = contextKey(ctx);
@@ -328,8 +328,10 @@ export function frozenContext(ctx: DecisionContext): DecisionContext {
   });
 }
 
-function isFrozenContext({ connection: c, caller: u }: DecisionContext): boolean {
+function isFrozenContext(ctx: DecisionContext): boolean {
+  const { connection: c, caller: u } = ctx;
   return (
+    Object.isFrozen(ctx) &&
     Object.isFrozen(c) &&
     Object.isFrozen(c.tags) &&
     Object.isFrozen(u) &&

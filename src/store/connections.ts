@@ -22,11 +22,17 @@ export interface Sealer {
   readonly currentId: string;
 }
 
+/** A connection's target credentials in clear: only for the gateway's own use when it dials. */
+export interface TargetCredentials {
+  user: string | null;
+  password: string | null;
+}
+
 /** A connection as a gateway dials it: one read of its row for the login and the dial. */
 export interface GatewayConnection {
   view: ConnectionView;
-  /** The target credentials in clear, opened only when called (once the caller is let in). */
-  credentials(): { user: string | null; password: string | null };
+  /** The target credentials, opened only when called (once the caller is let in). */
+  credentials(): TargetCredentials;
 }
 
 export class ConflictError extends Error {
@@ -212,7 +218,7 @@ export class Connections {
   }
 
   /** The target credentials in clear, for the gateway's own use when it dials the target. */
-  async credentials(name: string): Promise<{ user: string | null; password: string | null }> {
+  async credentials(name: string): Promise<TargetCredentials> {
     const row = await this.store.db
       .selectFrom('connections')
       .select(['id', 'username', 'secret_sealed'])
@@ -228,10 +234,7 @@ export class Connections {
     return row ? { view: toView(row), credentials: () => this.opened(row) } : undefined;
   }
 
-  private opened(row: Pick<ConnectionsTable, 'id' | 'username' | 'secret_sealed'>): {
-    user: string | null;
-    password: string | null;
-  } {
+  private opened(row: Pick<ConnectionsTable, 'id' | 'username' | 'secret_sealed'>): TargetCredentials {
     return {
       user: row.username,
       password: row.secret_sealed ? this.sealer.open(row.secret_sealed, sealContext(row.id)) : null,

@@ -167,9 +167,7 @@ describe('PostgreSQL gateway: stock clients through Warden to a real database', 
   it('refuses with 08001, and records the session failed, when the stored credentials do not open', async () => {
     const created = await gw.api('POST', '/api/connections', {
       body: {
-        name: 'sealed-db',
-        protocol: 'postgres',
-        target: { host: '127.0.0.1', port: 5432, database: db.name },
+        ...pgConnection(db.name, 'sealed-db'),
         credentials: { user: 'postgres', password: 'not-needed-with-trust' },
       },
     });

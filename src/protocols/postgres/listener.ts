@@ -16,7 +16,7 @@ import { AuthError } from '../../identity/errors.js';
 import { type Identity, scopeCovers } from '../../identity/identity.js';
 import type { AccessGrants } from '../../reviews/access-grants.js';
 import type { GrantedSessions } from '../../reviews/granted-sessions.js';
-import type { Connections, GatewayConnection } from '../../store/connections.js';
+import type { Connections, TargetCredentials } from '../../store/connections.js';
 import { isUnavailable } from '../../store/store.js';
 import { openCatalog } from './catalog.js';
 import { acceptClient, type ClientHello, HandshakeError, sendFatal } from './client-handshake.js';
@@ -206,7 +206,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
         'Warden cannot record sessions right now; try again shortly (warden)',
       );
     }
-    let creds: ReturnType<GatewayConnection['credentials']>;
+    let creds: TargetCredentials;
     try {
       creds = found.credentials();
     } catch (err) {
