@@ -116,6 +116,24 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
     assert.equal(res.stdout, `${REDACTED}|${keepLast(email(3), 4)}|User 3\n`);
   });
 
+  it('masks a column a table gains between two runs of the same statement in one session', async () => {
+    const seen = await withClient(client(), async (c) => {
+      await c.query(`create temp table leads (id int, name text); insert into leads values (1, 'Ada')`);
+      // The same text twice: the second result's plan is the first one's.
+      const before = [
+        (await c.query('select * from leads')).rows,
+        (await c.query('select * from leads')).rows,
+      ];
+      await c.query(`alter table leads add column email text; update leads set email = 'ada@example.com'`);
+      return [...before, (await c.query('select * from leads')).rows];
+    });
+    assert.deepEqual(seen, [
+      [{ id: 1, name: 'Ada' }],
+      [{ id: 1, name: 'Ada' }],
+      [{ id: 1, name: 'Ada', email: keepLast('ada@example.com', 4) }],
+    ]);
+  });
+
   it('masks binary-format results: text values rewritten, a masked integer sent as NULL', async () => {
     const r = await withClient(client('app-db', true), (c) =>
       c.query({ text: 'select id, pin, ssn, email, name from users where id = $1', values: [4] }),
