@@ -142,6 +142,7 @@ export async function startWarden(
     tokens,
     new OidcVerifier(config.identity.oidc, config.identity.clock_skew, config.identity.roles),
     disabledSubjects,
+    { cacheTtlMs: config.identity.credential_cache },
   );
 
   // Events a previous run could not write before it stopped go first, exactly once.

@@ -183,6 +183,13 @@ export const configSchema = z.strictObject({
       token_ttl: durationAtLeast(1000, '1s').prefault('15m'),
       token_max_ttl: durationAtLeast(1000, '1s').prefault('12h'),
       clock_skew: duration.prefault('30s'),
+      /**
+       * How long a credential that was just verified (API key, Warden token, OIDC token) is taken as
+       * verified when it comes again, so that reconnecting clients skip the store read and signature
+       * check; `off` checks every use. A revocation through this gateway applies at once, one
+       * through another gateway sharing the store within this time.
+       */
+      credential_cache: limitDuration.prefault('1s'),
       /** How many delegates a chain may hold (RFC 8693 token exchange, `POST /oauth/token`). */
       max_delegation_depth: z.number().int().min(1).max(32).default(5),
       oidc: z.array(oidcIssuer).default([]),

@@ -7,6 +7,7 @@ import type { Store } from '../store/store.js';
 import type { ApiKeysTable } from '../store/tables.js';
 import { AuthError } from './errors.js';
 import { type Identity, type IdentityKind, rolesFor } from './identity.js';
+import { RevocationSignal } from './verified-credentials.js';
 
 const PREFIX = 'wdn_';
 const KEY_RE = /^wdn_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -49,6 +50,9 @@ function view(row: ApiKeysTable): ApiKeyView {
 }
 
 export class ApiKeys {
+  /** Fired once a revocation is written. */
+  readonly revocations = new RevocationSignal();
+
   constructor(
     private readonly store: Store,
     private readonly roles: Config['identity']['roles'],
@@ -105,6 +109,7 @@ export class ApiKeys {
       .where('id', '=', id)
       .where('revoked_at', 'is', null)
       .execute();
+    this.revocations.fire();
     return this.get(id);
   }
 

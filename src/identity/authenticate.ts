@@ -7,18 +7,35 @@ import { type ApiKeys, looksLikeApiKey } from './api-keys.js';
 import { AuthError } from './errors.js';
 import type { CredentialKind, Identity } from './identity.js';
 import type { OidcVerifier } from './oidc.js';
+import { VerifiedCredentials } from './verified-credentials.js';
 import type { WardenTokens } from './warden-tokens.js';
 
 const MAX_CREDENTIAL_LENGTH = 16 * 1024;
 
+export interface AuthenticatorOptions {
+  /**
+   * How long a verified credential is taken as verified without checking it again (0: always
+   * checked); a revocation through this gateway ends that at once (`identity.credential_cache`).
+   */
+  cacheTtlMs?: number;
+}
+
 export class Authenticator {
+  private readonly verified: VerifiedCredentials;
+
   constructor(
     readonly apiKeys: ApiKeys,
     readonly tokens: WardenTokens,
     private readonly oidc: OidcVerifier,
     /** Without it nobody is ever refused as disabled (unit tests). */
     private readonly disabled?: DisabledSubjects,
-  ) {}
+    opts: AuthenticatorOptions = {},
+  ) {
+    this.verified = new VerifiedCredentials(opts.cacheTtlMs ?? 0);
+    const forget = () => this.verified.forget();
+    apiKeys.revocations.listen(forget);
+    tokens.revocations.listen(forget);
+  }
 
   /** What kind of credential this looks like (unverified), for audit records of refusals. */
   classify(credential: string): CredentialKind | 'unknown' {
@@ -31,12 +48,18 @@ export class Authenticator {
   }
 
   async authenticate(credential: string | undefined): Promise<Identity> {
-    const identity = await this.verify(credential);
+    const identity = (credential && this.verified.get(credential)) || (await this.verifyAndKeep(credential));
     // A disabled person or service account is refused whoever presents its credential, and so is
     // every delegate acting for it or through it.
     const refusal = await this.disabled?.refusal([identity.subject, identity.rootSubject, ...identity.chain]);
     if (refusal) throw new AuthError('revoked', refusal, identity.issuer);
     return identity;
+  }
+
+  private async verifyAndKeep(credential: string | undefined): Promise<Identity> {
+    const mark = this.verified.mark();
+    const identity = await this.verify(credential);
+    return credential ? this.verified.keep(credential, identity, mark) : identity;
   }
 
   private async verify(credential: string | undefined): Promise<Identity> {

@@ -10,6 +10,7 @@ import type { TokensTable } from '../store/tables.js';
 import { AuthError } from './errors.js';
 import { type Identity, type IdentityKind, KINDS, rolesFor } from './identity.js';
 import { mapJoseError } from './oidc.js';
+import { RevocationSignal } from './verified-credentials.js';
 
 export const WARDEN_AUDIENCE = 'warden';
 
@@ -78,6 +79,9 @@ function actorOfAct(act: unknown): string | undefined {
 }
 
 export class WardenTokens {
+  /** Fired once a revocation (of a token and, in turn, of the tokens minted from it) is written. */
+  readonly revocations = new RevocationSignal();
+
   constructor(
     private readonly store: Store,
     private readonly key: SigningKey,
@@ -355,6 +359,7 @@ export class WardenTokens {
             live.map((r) => r.jti),
           )
           .execute();
+        this.revocations.fire();
         revoked.push(...live.map((r) => r.jti));
       }
       const children = await this.store.db

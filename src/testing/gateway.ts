@@ -273,11 +273,14 @@ export function configFileConnection(password: string, target: Record<string, un
 }
 
 /** A PostgreSQL-backed gateway that reaches its store through a proxy the test can cut. */
-export async function startProxiedGateway(): Promise<{ gw: Gateway; proxy: TcpProxy; storeUrl: string }> {
+export async function startProxiedGateway(
+  config?: Record<string, unknown>,
+): Promise<{ gw: Gateway; proxy: TcpProxy; storeUrl: string }> {
   const pg = new URL(ADMIN_URL);
   const proxy = await startTcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
   let storeUrl = '';
   const gw = await startGateway('postgres', {
+    ...(config ? { config } : {}),
     storeUrl: (url) => {
       const viaProxy = new URL(url);
       viaProxy.hostname = '127.0.0.1';
