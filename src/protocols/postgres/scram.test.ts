@@ -5,7 +5,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ScramClient, ScramError, saslprep, signatureAlgorithmOid, tlsServerEndPoint } from './scram.js';
+import {
+  SaltedPasswords,
+  ScramClient,
+  ScramError,
+  saslprep,
+  signatureAlgorithmOid,
+  tlsServerEndPoint,
+} from './scram.js';
 
 // RFC 7677 §3: the SCRAM-SHA-256 exchange for user "user", password "pencil".
 const RFC = {
@@ -27,6 +34,42 @@ describe('SCRAM-SHA-256 client', () => {
     assert.equal(c.clientFirst(), RFC.clientFirst);
     assert.equal(await c.clientFinal(RFC.serverFirst), RFC.clientFinal);
     c.verifyServerFinal(RFC.serverFinal);
+  });
+
+  it('derives a role’s key once: a second login with the same salt is answered from memory', async () => {
+    const salted = new SaltedPasswords();
+    const login = (password: string, serverFirst = RFC.serverFirst) =>
+      new ScramClient({
+        password,
+        user: 'user',
+        nonce: RFC.nonce,
+        channelBinding: { kind: 'none' },
+        salted,
+      }).clientFinal(serverFirst);
+    assert.equal(await login('pencil'), RFC.clientFinal);
+    assert.equal(salted.hits, 0);
+    const again = new ScramClient({
+      password: 'pencil',
+      user: 'user',
+      nonce: RFC.nonce,
+      channelBinding: { kind: 'none' },
+      salted,
+    });
+    assert.equal(
+      await again.clientFinal(RFC.serverFirst),
+      RFC.clientFinal,
+      'the same proof from the kept key',
+    );
+    again.verifyServerFinal(RFC.serverFinal);
+    assert.equal(salted.hits, 1);
+    // Another password, salt or iteration count is another key: derived, not served.
+    assert.notEqual(await login('pen'), RFC.clientFinal);
+    await login(
+      'pencil',
+      RFC.serverFirst.replace('s=W22ZaJ0SNY7soEsUEjb6gQ==', 's=AAAAAAAAAAAAAAAAAAAAAA=='),
+    );
+    await login('pencil', RFC.serverFirst.replace('i=4096', 'i=4097'));
+    assert.equal(salted.hits, 1);
   });
 
   it('rejects a server signature that does not match, and a server error', async () => {

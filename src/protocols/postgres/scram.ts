@@ -5,6 +5,50 @@ import { promisify } from 'node:util';
 
 const pbkdf2Async = promisify(pbkdf2);
 
+/**
+ * SaltedPassword (RFC 5802) by password, salt and iteration count. A role keeps its salt until its
+ * password changes, so every login to it would run the same PBKDF2 again: 4,096 rounds of
+ * HMAC-SHA-256 by default, about a millisecond of CPU and of login latency. PgBouncer keeps these
+ * keys too. Bounded, least recently used first out; the map key is an HMAC under a key of this
+ * process, so no password or fast hash of one is kept.
+ */
+export class SaltedPasswords {
+  private readonly entries = new Map<string, Buffer>();
+  private readonly keyKey = randomBytes(32);
+  /** Derivations answered from memory (tests read it). */
+  hits = 0;
+
+  constructor(private readonly max = 1_000) {}
+
+  async derive(password: string, salt: string, iterations: number): Promise<Buffer> {
+    const key = createHmac('sha256', this.keyKey)
+      .update(`${iterations}\0${salt}\0`)
+      .update(password, 'utf8')
+      .digest('base64');
+    const kept = this.entries.get(key);
+    if (kept) {
+      this.hits++;
+      this.entries.delete(key);
+      this.entries.set(key, kept);
+      return kept;
+    }
+    // Async PBKDF2: the iteration count is the server's choice and must not stall the event loop.
+    const salted = await pbkdf2Async(
+      saslprep(password),
+      Buffer.from(salt, 'base64'),
+      iterations,
+      32,
+      'sha256',
+    );
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(key, salted);
+    return salted;
+  }
+}
+
+/** The process's keys, shared by every target login. */
+const SALTED = new SaltedPasswords();
+
 export const SCRAM_SHA_256 = 'SCRAM-SHA-256';
 export const SCRAM_SHA_256_PLUS = 'SCRAM-SHA-256-PLUS';
 
@@ -26,6 +70,8 @@ export interface ScramOptions {
   user?: string;
   /** Fixed client nonce, for RFC test vectors only. */
   nonce?: string;
+  /** Where derived keys are kept between logins (default: the process's). */
+  salted?: SaltedPasswords;
 }
 
 /** One SCRAM exchange: clientFirst() → clientFinal(serverFirst) → verifyServerFinal(serverFinal). */
@@ -72,14 +118,7 @@ export class ScramClient {
     const withoutProof = `c=${cbind.toString('base64')},r=${serverNonce}`;
     const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
 
-    // Async PBKDF2: the iteration count is the server's choice and must not stall the event loop.
-    const salted = await pbkdf2Async(
-      saslprep(this.o.password),
-      Buffer.from(salt, 'base64'),
-      iterations,
-      32,
-      'sha256',
-    );
+    const salted = await (this.o.salted ?? SALTED).derive(this.o.password, salt, iterations);
     const clientKey = hmac(salted, 'Client Key');
     const storedKey = createHash('sha256').update(clientKey).digest();
     const clientSignature = hmac(storedKey, authMessage);
