@@ -12,6 +12,8 @@ import type {
   TargetTls,
 } from '../config/connection.js';
 import { formatLimit, limitMs } from '../config/duration.js';
+import { deepFreeze } from '../freeze.js';
+import { RecentReads } from './recent-reads.js';
 import type { Store } from './store.js';
 import type { ConnectionsTable } from './tables.js';
 
@@ -124,7 +126,16 @@ function comparable(
   ];
 }
 
+/**
+ * How long a connection read for a login serves the next logins to it. A change made through this
+ * process applies at once; one made through another gateway sharing the store, within this time.
+ */
+const RECENT_MS = 1000;
+
 export class Connections {
+  /** Connections read for logins in the last RECENT_MS, by name. */
+  private readonly recent = new RecentReads<GatewayConnection>(RECENT_MS, 1_000);
+
   constructor(
     private readonly store: Store,
     private readonly sealer: Sealer,
@@ -177,6 +188,7 @@ export class Connections {
       updated_at: now,
     };
     await this.store.db.insertInto('connections').values(row).execute();
+    this.recent.forget();
     return toView(row);
   }
 
@@ -208,12 +220,14 @@ export class Connections {
           : this.sealer.seal(patch.credentials.password, sealContext(row.id));
     }
     await this.store.db.updateTable('connections').set(next).where('id', '=', row.id).execute();
+    this.recent.forget();
     return { before: toView(row), after: toView(next) };
   }
 
   async remove(name: string): Promise<ConnectionView> {
     const row = await this.rowNamed(name);
     await this.store.db.deleteFrom('connections').where('id', '=', row.id).execute();
+    this.recent.forget();
     return toView(row);
   }
 
@@ -228,10 +242,19 @@ export class Connections {
     return this.opened(row);
   }
 
-  /** The connection a gateway is asked for, with its credentials (see GatewayConnection). */
+  /**
+   * The connection a gateway is asked for, with its credentials (see GatewayConnection). Read for
+   * a login and used again by the logins of the next RECENT_MS; its view is frozen, being shared.
+   */
   async forGateway(name: string): Promise<GatewayConnection | undefined> {
+    const kept = this.recent.get(name);
+    if (kept) return kept;
+    const mark = this.recent.mark();
     const row = await this.findRow(name);
-    return row ? { view: toView(row), credentials: () => this.opened(row) } : undefined;
+    if (!row) return undefined;
+    const found: GatewayConnection = { view: deepFreeze(toView(row)), credentials: () => this.opened(row) };
+    this.recent.keep(name, found, mark);
+    return found;
   }
 
   private opened(row: Pick<ConnectionsTable, 'id' | 'username' | 'secret_sealed'>): TargetCredentials {
@@ -296,7 +319,7 @@ export class Connections {
 
   /** Re-seals every secret under the sealer's current key, in one transaction. */
   async resealAll(): Promise<{ resealed: number; total: number }> {
-    return this.store.db.transaction().execute(async (tx) => {
+    const result = await this.store.db.transaction().execute(async (tx) => {
       const rows = await tx
         .selectFrom('connections')
         .select(['id', 'secret_sealed'])
@@ -316,5 +339,7 @@ export class Connections {
       }
       return { resealed, total: rows.length };
     });
+    this.recent.forget();
+    return result;
   }
 }

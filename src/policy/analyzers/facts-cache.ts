@@ -1,6 +1,7 @@
 // Caches SQL facts in two bounded LRUs: the exact text first, then a normalized key (literals
 // replaced) for texts an analyzer proves share their facts, so a repeated statement costs a lookup.
 
+import { deepFreeze } from '../../freeze.js';
 import type { SqlFacts } from '../facts.js';
 
 /** An entry of the LRU's recency list. */
@@ -155,12 +156,4 @@ export class FactsCache {
   stats(): FactsCacheStats {
     return { ...this.counts, exactEntries: this.exact.size, normalizedEntries: this.shapes.size };
   }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -2,81 +2,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import pg from 'pg';
-import { delegatedToken, type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
-import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
-import type { Identity } from './identity.js';
-import { VerifiedCredentials } from './verified-credentials.js';
+import { delegatedToken, type Gateway, mintKeys, startGateway } from '../../testing/gateway.js';
+import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 
-const identity = (expiresAt: Date | null = null): Identity => ({
-  subject: 'ci-bot',
-  kind: 'service',
-  groups: ['bots'],
-  rootSubject: 'ci-bot',
-  chain: [],
-  via: 'api_key',
-  tokenId: 'k1',
-  parentTokenId: null,
-  parentSessionId: null,
-  issuer: 'warden',
-  scope: ['*'],
-  expiresAt,
-  roles: ['user'],
-});
-
-describe('verified credentials (the cache)', () => {
-  it('serves an entry for its time to live, and never past the credential’s own expiry', () => {
-    const cache = new VerifiedCredentials(1_000);
-    const now = 1_000_000;
-    cache.keep('wdn_a', identity(), cache.mark(), now);
-    assert.equal(cache.get('wdn_a', now + 999)?.subject, 'ci-bot');
-    assert.equal(cache.get('wdn_a', now + 1_000), undefined, 'expired with its time to live');
-    assert.equal(cache.size, 0, 'an expired entry is dropped when asked for');
-
-    cache.keep('wdn_b', identity(new Date(now + 300)), cache.mark(), now);
-    assert.ok(cache.get('wdn_b', now + 299));
-    assert.equal(cache.get('wdn_b', now + 300), undefined, 'the credential expired before the entry would');
-    cache.keep('wdn_c', identity(new Date(now)), cache.mark(), now);
-    assert.equal(cache.size, 0, 'an expired credential is not kept at all');
-    assert.equal(cache.get('wdn_other', now), undefined);
-  });
-
-  it('keeps nothing verified before a revocation, even when the verification ends after it', () => {
-    const cache = new VerifiedCredentials(60_000);
-    cache.keep('wdn_a', identity(), cache.mark());
-    const mark = cache.mark();
-    // A verification reads the store, a revocation lands here meanwhile, then the verification ends.
-    cache.forget();
-    cache.keep('wdn_b', identity(), mark);
-    assert.equal(cache.get('wdn_a'), undefined, 'forget() drops what was kept');
-    assert.equal(cache.get('wdn_b'), undefined, 'a verification begun before the revocation is not kept');
-    cache.keep('wdn_b', identity(), cache.mark());
-    assert.ok(cache.get('wdn_b'));
-  });
-
-  it('is bounded, does nothing when off, and shares a frozen identity', () => {
-    const cache = new VerifiedCredentials(60_000, 3);
-    for (const c of ['a', 'b', 'c', 'd']) cache.keep(c, identity(), cache.mark());
-    assert.equal(cache.size, 3);
-    assert.equal(cache.get('a'), undefined, 'the oldest entry made room');
-    const kept = cache.get('d');
-    assert.ok(kept && Object.isFrozen(kept) && Object.isFrozen(kept.groups));
-
-    const off = new VerifiedCredentials(0);
-    off.keep('a', identity(), off.mark());
-    assert.equal(off.get('a'), undefined);
-    assert.equal(off.size, 0);
-  });
-});
-
-describe('identity.credential_cache on the PostgreSQL listener', () => {
+describe('what a login reads, used again: credential_cache and connections, on the PostgreSQL listener', () => {
   let db: ThrowawayDb;
   let gw: Gateway;
   let port: number;
   let keys: Record<'behind' | 'revoked' | 'minter' | 'parent' | 'disabled', string>;
 
   /** A session opened and closed with `password`: the error that refused it, or undefined. */
-  const login = async (password: string): Promise<pg.DatabaseError | undefined> => {
-    const c = new pg.Client({ host: '127.0.0.1', port, database: 'shop', user: 'x', password });
+  const login = async (password: string, database = 'shop'): Promise<pg.DatabaseError | undefined> => {
+    const c = new pg.Client({ host: '127.0.0.1', port, database, user: 'x', password });
     try {
       await c.connect();
       await c.query('select 1');
@@ -154,6 +91,25 @@ describe('identity.credential_cache on the PostgreSQL listener', () => {
     assert.equal(revoked.code, 0, revoked.stderr);
     await refused(child, /revoked/);
     await refused(keys.parent, /API key parent was revoked/);
+  });
+
+  it('uses a connection read for a login again, until it is changed through this gateway', async () => {
+    const created = await gw.api('POST', '/api/connections', { body: pgConnection(db.name, 'api-made') });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(await login(keys.minter, 'api-made'), undefined);
+    // Another gateway sharing the store points it at a port nothing listens on.
+    const store = gw.openStore();
+    try {
+      await store.db.updateTable('connections').set({ port: 1 }).where('name', '=', 'api-made').execute();
+    } finally {
+      await store.close();
+    }
+    assert.equal(await login(keys.minter, 'api-made'), undefined, 'the connection read a moment ago');
+    // A change through this gateway's API: the next login reads the row again, dead port and all.
+    const patched = await gw.api('PATCH', '/api/connections/api-made', { body: { description: 'moved' } });
+    assert.equal(patched.status, 200, patched.text);
+    const err = await login(keys.minter, 'api-made');
+    assert.equal(err?.code, '08001', err?.message);
   });
 
   it('still refuses a disabled subject at once: that check is not cached', async () => {
