@@ -12,7 +12,9 @@
 # (command.allowed / command.denied / command.held) an event in the hash-chained audit trail, with
 # signed checkpoints, all in the SQLite store under data_dir. The settings below are the defaults,
 # written out so the run is explicit. WARDEN_BENCH_POOL=session turns on server connection reuse
-# (pool: session) for the connection, to compare churn with PgBouncer's.
+# (pool: session) for the connection, to compare churn with PgBouncer's. WARDEN_BENCH_PASSWORD_ENV
+# names the environment variable Warden reads the target password from (pg-churn-scram.sh), for a
+# target that is not on trust.
 set -euo pipefail
 
 : "${WARDEN_BENCH_DIR:?}" "${WARDEN_BENCH_CONNECTION:?}"
@@ -34,7 +36,7 @@ connections:
   - name: $WARDEN_BENCH_CONNECTION
     protocol: postgres
     target: { host: $PG_HOST, port: $PG_PORT, database: $PG_DB, tls: disable }
-    credentials: { user: $PG_USER }
+    credentials: { user: $PG_USER$([[ -n ${WARDEN_BENCH_PASSWORD_ENV:-} ]] && echo ", password: { env: $WARDEN_BENCH_PASSWORD_ENV }") }
     tags: [bench, pii]
     pool: ${WARDEN_BENCH_POOL:-none}
     description: throwaway cluster started by pg-baseline.sh

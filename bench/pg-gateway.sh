@@ -88,37 +88,9 @@ REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 log "Warden $("${WARDEN[@]}" --version 2>/dev/null || echo '?') at $REV, from $APP"
 
 # ---------------------------------------------------------------- 2. bootstrap store and key
-mkdir -p "$WDIR/data"
-cat >"$WDIR/bootstrap.yaml" <<EOF
-data_dir: $WDIR/data
-log: { level: warn }
-api: { host: 127.0.0.1, port: 0 }
-listeners: { postgres: { enabled: false } }
-EOF
-"${WARDEN[@]}" serve --config "$WDIR/bootstrap.yaml" >"$WDIR/bootstrap.out" 2>"$WDIR/bootstrap.err" &
-BOOT_PID=$!
-URL=
-for _ in $(seq 300); do
-  URL=$(sed -n 's/^warden: API listening on \(http[^ ]*\).*/\1/p' "$WDIR/bootstrap.err" | head -1)
-  [[ -n $URL ]] && break
-  kill -0 "$BOOT_PID" 2>/dev/null || break
-  sleep 0.2
-done
-[[ -n $URL && -s $WDIR/data/admin.key ]] || {
-  cat "$WDIR/bootstrap.err" "$WDIR/bootstrap.out" >&2
-  die "bootstrap Warden did not come up"
-}
-ADMIN_KEY=$(tr -d '\n' <"$WDIR/data/admin.key")
-CLIENT_KEY=$(WARDEN_URL=$URL WARDEN_TOKEN=$ADMIN_KEY "${WARDEN[@]}" keys create --name pgbench-client --groups bench 2>"$WDIR/keys.err" | tr -d '\n') || true
-if [[ $CLIENT_KEY != wdn_* ]]; then
-  log "WARN: minting a client key failed ($(cat "$WDIR/keys.err")); using the bootstrap admin key"
-  CLIENT_KEY=$ADMIN_KEY
-else
-  log "minted API key pgbench-client (service) as the PostgreSQL password"
-fi
-kill -TERM "$BOOT_PID" 2>/dev/null || true
-wait "$BOOT_PID" 2>/dev/null || true
-BOOT_PID=
+# shellcheck source=bench/warden-bootstrap.sh
+source "$BENCH/warden-bootstrap.sh"
+warden_bootstrap "${WARDEN[@]}"
 
 # ---------------------------------------------------------------- 3. the run
 export CUSTOM_PASSWORD=$CLIENT_KEY
