@@ -127,7 +127,7 @@ export async function startWarden(
     onError: (err) => log.warn({ err: err.message }, 'audit checkpoint failed'),
   });
 
-  const connections = new Connections(store, keyring);
+  const connections = new Connections(store, keyring, { recentMs: config.identity.login_cache });
   // Another gateway starting from the same config at the same moment may create a row between
   // this one's read and write; the second pass sees it and has nothing left to do.
   const synced = await connections
@@ -142,7 +142,7 @@ export async function startWarden(
     tokens,
     new OidcVerifier(config.identity.oidc, config.identity.clock_skew, config.identity.roles),
     disabledSubjects,
-    { cacheTtlMs: config.identity.credential_cache },
+    { cacheTtlMs: config.identity.login_cache },
   );
 
   // Events a previous run could not write before it stopped go first, exactly once.

@@ -12,7 +12,7 @@ describe('the PostgreSQL store going away and coming back', () => {
   before(async () => {
     // Every request checks its credential in the store, so a cut store shows on every path (with
     // the cache on, a credential checked within the last second is taken without the store).
-    ({ gw, proxy } = await startProxiedGateway({ identity: { credential_cache: 'off' } }));
+    ({ gw, proxy } = await startProxiedGateway({ identity: { login_cache: 'off' } }));
   });
   after(async () => {
     await gw?.close();

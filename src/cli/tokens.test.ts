@@ -21,7 +21,7 @@ for (const dialect of DIALECTS) {
     /**
      * `GET /api/whoami` with `token` until it is refused. A revocation written behind this
      * gateway's back (as another gateway sharing the store writes one) is seen once the token's
-     * last verification is older than `identity.credential_cache` (1s by default); this fails if
+     * last verification is older than `identity.login_cache` (1s by default); this fails if
      * it is not within 5 s.
      */
     const refusedWithinCache = async (token: string) => {

@@ -45,6 +45,16 @@ describe('configuration', () => {
     assert.equal(config.identity.token_ttl, 15 * 60_000);
     assert.equal(config.identity.token_max_ttl, 12 * 3_600_000);
     assert.equal(config.identity.clock_skew, 30_000);
+    assert.equal(config.identity.login_cache, 1_000);
+    for (const [text, ms] of [
+      ['off', 0],
+      ['0', 0],
+      ['250ms', 250],
+      ['1m', 60_000],
+    ] as const) {
+      const f2 = file('login-cache.yaml', `identity:\n  login_cache: ${text}\n`);
+      assert.equal(loadConfig(f2, {}).config.identity.login_cache, ms, text);
+    }
     assert.equal(config.identity.oidc[0]?.jwks_refresh_cooldown, 30_000);
     assert.equal(config.audit.checkpoint_interval, 60_000);
   });
@@ -102,6 +112,7 @@ describe('configuration', () => {
         'identity:\n  token_ttl: 2h\n  token_max_ttl: 1h\n',
         /identity\.token_ttl: token_ttl must not be longer than token_max_ttl/,
       ],
+      ['identity:\n  login_cache: 5m\n', /identity\.login_cache: must be at most 60s/],
     ];
     for (const [text, expected] of cases) {
       assert.throws(() => loadConfig(file('runtime.yaml', text), {}), expected, text);

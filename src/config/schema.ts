@@ -184,12 +184,19 @@ export const configSchema = z.strictObject({
       token_max_ttl: durationAtLeast(1000, '1s').prefault('12h'),
       clock_skew: duration.prefault('30s'),
       /**
-       * How long a credential that was just verified (API key, Warden token, OIDC token) is taken as
-       * verified when it comes again, so that reconnecting clients skip the store read and signature
-       * check; `off` checks every use. A revocation through this gateway applies at once, one
-       * through another gateway sharing the store within this time.
+       * How long what a login read is used again by the next ones: a credential's verification (API
+       * key row, token signature and lineage) and the record of the connection it opens, so that
+       * reconnecting clients skip those reads; `off` reads them every time. A change through this
+       * gateway (a revocation, an edited connection) applies at once, one through another gateway
+       * sharing the store within this time.
        */
-      credential_cache: limitDuration.prefault('1s'),
+      login_cache: limitDuration
+        .prefault('1s')
+        .pipe(
+          z
+            .number()
+            .max(60_000, 'must be at most 60s (or off: no cache), so revocations elsewhere apply soon'),
+        ),
       /** How many delegates a chain may hold (RFC 8693 token exchange, `POST /oauth/token`). */
       max_delegation_depth: z.number().int().min(1).max(32).default(5),
       oidc: z.array(oidcIssuer).default([]),

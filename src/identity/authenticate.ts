@@ -15,7 +15,7 @@ const MAX_CREDENTIAL_LENGTH = 16 * 1024;
 export interface AuthenticatorOptions {
   /**
    * How long a verified credential is taken as verified without checking it again (0: always
-   * checked); a revocation through this gateway ends that at once (`identity.credential_cache`).
+   * checked); a revocation through this gateway ends that at once (`identity.login_cache`).
    */
   cacheTtlMs?: number;
 }

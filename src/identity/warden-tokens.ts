@@ -359,7 +359,6 @@ export class WardenTokens {
             live.map((r) => r.jti),
           )
           .execute();
-        this.revocations.fire();
         revoked.push(...live.map((r) => r.jti));
       }
       const children = await this.store.db
@@ -369,6 +368,9 @@ export class WardenTokens {
         .execute();
       frontier = children.map((c) => c.jti);
     }
+    // Also when nothing was left to revoke here: another gateway may have written it, and this
+    // one may still hold the token as verified.
+    this.revocations.fire();
     return revoked;
   }
 

@@ -126,20 +126,26 @@ function comparable(
   ];
 }
 
-/**
- * How long a connection read for a login serves the next logins to it. A change made through this
- * process applies at once; one made through another gateway sharing the store, within this time.
- */
-const RECENT_MS = 1000;
+export interface ConnectionsOptions {
+  /**
+   * How long a connection read for a login serves the next logins to it (`identity.login_cache`;
+   * default 0: read every time). A change made through this process applies at once; one made
+   * through another gateway sharing the store, within this time.
+   */
+  recentMs?: number;
+}
 
 export class Connections {
-  /** Connections read for logins in the last RECENT_MS, by name. */
-  private readonly recent = new RecentReads<GatewayConnection>(RECENT_MS, 1_000);
+  /** Connections read for logins in the last `recentMs`, by name. */
+  private readonly recent: RecentReads<GatewayConnection>;
 
   constructor(
     private readonly store: Store,
     private readonly sealer: Sealer,
-  ) {}
+    opts: ConnectionsOptions = {},
+  ) {
+    this.recent = new RecentReads<GatewayConnection>(opts.recentMs ?? 0, 1_000);
+  }
 
   private async rowNamed(name: string): Promise<Selectable<ConnectionsTable>> {
     const row = await this.findRow(name);
@@ -244,7 +250,7 @@ export class Connections {
 
   /**
    * The connection a gateway is asked for, with its credentials (see GatewayConnection). Read for
-   * a login and used again by the logins of the next RECENT_MS; its view is frozen, being shared.
+   * a login and used again by the logins of the next `recentMs`; its view is frozen, being shared.
    */
   async forGateway(name: string): Promise<GatewayConnection | undefined> {
     const kept = this.recent.get(name);

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { delegatedToken, type Gateway, mintKeys, startGateway } from '../../testing/gateway.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 
-describe('what a login reads, used again: credential_cache and connections, on the PostgreSQL listener', () => {
+describe('identity.login_cache: what a login reads, used again, on the PostgreSQL listener', () => {
   let db: ThrowawayDb;
   let gw: Gateway;
   let port: number;
@@ -36,7 +36,7 @@ describe('what a login reads, used again: credential_cache and connections, on t
     db = await createThrowawayDb();
     // An hour: whatever the test sees refused was refused by a revocation, not by the time running out.
     gw = await startGateway('sqlite', {
-      config: { connections: [pgConnection(db.name, 'shop')], identity: { credential_cache: '1h' } },
+      config: { connections: [pgConnection(db.name, 'shop')], identity: { login_cache: '1m' } },
     });
     assert.ok(gw.proc.postgres);
     port = gw.proc.postgres.port;
@@ -91,6 +91,26 @@ describe('what a login reads, used again: credential_cache and connections, on t
     assert.equal(revoked.code, 0, revoked.stderr);
     await refused(child, /revoked/);
     await refused(keys.parent, /API key parent was revoked/);
+  });
+
+  it('refuses a token revoked elsewhere at once when it is revoked here too, with nothing left to write', async () => {
+    const token = await delegatedToken(gw, keys.minter, 'helper-3', 'shop');
+    const jti = decodeJwt(token).jti as string;
+    assert.equal(await login(token), undefined);
+    const store = gw.openStore();
+    try {
+      await store.db
+        .updateTable('tokens')
+        .set({ revoked_at: new Date().toISOString() })
+        .where('jti', '=', jti)
+        .execute();
+    } finally {
+      await store.close();
+    }
+    assert.equal(await login(token), undefined, 'served from the cache');
+    const res = await gw.cli(['token', 'revoke', jti]);
+    assert.equal(res.code, 0, res.stderr);
+    await refused(token, /token was revoked/);
   });
 
   it('uses a connection read for a login again, until it is changed through this gateway', async () => {
