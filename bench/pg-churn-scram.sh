@@ -42,11 +42,14 @@ method=$("${ADMIN[@]}" -d postgres -Atc "select auth_method from pg_hba_file_rul
   die "cannot reach PostgreSQL at 127.0.0.1:5432 as postgres"
 [[ $method == scram-sha-256 ]] ||
   die "pg_hba.conf has no scram-sha-256 line for $PG_ROLE (found '${method:-none}'): run bash scripts/pg-test-auth.sh"
-PGPASSWORD=$PG_ROLE_PASSWORD psql -X -q -h 127.0.0.1 -U "$PG_ROLE" -d postgres -c 'select 1' >/dev/null ||
+PGPASSWORD=$PG_ROLE_PASSWORD psql -X -q -h 127.0.0.1 -p 5432 -U "$PG_ROLE" -d postgres -c 'select 1' >/dev/null ||
   die "$PG_ROLE cannot log in with its password: run bash scripts/pg-test-auth.sh"
 
-mkdir -p "$OUTDIR"
-WDIR=$(mktemp -d /tmp/warden-churn-scram.XXXXXX)
+# WARDEN_* in the caller's environment would override the bench config (env wins over the file).
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^WARDEN_' || true)
+
+mkdir -p "$OUTDIR" || die "cannot create $OUTDIR"
+WDIR=$(mktemp -d /tmp/warden-churn-scram.XXXXXX) || die "mktemp failed"
 chmod 700 "$WDIR"
 BOOT_PID= HAPROXY_PID= WARDEN_PID=
 cleanup() {
@@ -114,6 +117,7 @@ printf 'round\tpath\tconn_per_s\tconnection_ms\n' >"$OUTDIR/results.tsv"
 for r in $(seq "$ROUNDS"); do
   for p in direct haproxy warden; do
     read -r tps ms < <(run "$p" "$DURATION") || die "$p failed in round $r"
+    [[ -n $tps && -n $ms ]] || die "$p: no tps or connection time in pgbench's output (round $r)"
     log "round $r $p: $tps conn/s, connection $ms ms"
     printf '%s\t%s\t%s\t%s\n' "$r" "$p" "$tps" "$ms" >>"$OUTDIR/results.tsv"
   done
@@ -126,4 +130,5 @@ done
   console.log(`pgbench -S -C -c ${process.argv[2]} against a SCRAM-SHA-256 target, medians of ${process.argv[3]} rounds:`);
   for (const p of ["direct", "haproxy", "warden"]) console.log(`  ${p.padEnd(8)} ${of(p).toFixed(0).padStart(6)} conn/s, connection ${ms(p).toFixed(2)} ms`);
   console.log(`  Warden/haproxy ${(of("warden") / of("haproxy")).toFixed(2)}, Warden/direct ${(of("warden") / of("direct")).toFixed(2)}`);
+  console.log("  (pgbench runs SCRAM, PBKDF2 included, on every direct and haproxy connection; to Warden it sends its API key in clear over loopback)");
 ' "$OUTDIR/results.tsv" "$CLIENTS" "$ROUNDS" | tee "$OUTDIR/summary.txt"

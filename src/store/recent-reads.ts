@@ -60,11 +60,14 @@ export class RecentReads<V> {
     this.entries.clear();
   }
 
-  /** Drops expired entries; when none has, the oldest one. */
+  /**
+   * Drops entries from the oldest on, while they have expired or there is no room: entries share
+   * one time to live, so the oldest expire first and this stops at the first live one.
+   */
   private evict(now: number): void {
-    for (const [key, entry] of this.entries) if (entry.until <= now) this.entries.delete(key);
-    if (this.entries.size < this.maxEntries) return;
-    const oldest = this.entries.keys().next();
-    if (!oldest.done) this.entries.delete(oldest.value);
+    for (const [key, entry] of this.entries) {
+      if (entry.until > now && this.entries.size < this.maxEntries) return;
+      this.entries.delete(key);
+    }
   }
 }

@@ -9,8 +9,10 @@ const pbkdf2Async = promisify(pbkdf2);
  * SaltedPassword (RFC 5802) by password, salt and iteration count. A role keeps its salt until its
  * password changes, so every login to it would run the same PBKDF2 again: 4,096 rounds of
  * HMAC-SHA-256 by default, about a millisecond of CPU and of login latency. PgBouncer keeps these
- * keys too. Bounded, least recently used first out; the map key is an HMAC under a key of this
- * process, so no password or fast hash of one is kept.
+ * keys too. A SaltedPassword logs in as its role (to a server that keeps that salt) just as the
+ * password does, and it stays in this process's memory like the opened passwords do, until it is
+ * the least recently used of `max`; a changed password gets a new salt, hence a new entry. The
+ * map key is an HMAC under a key of this process, so no password or fast hash of one is kept.
  */
 export class SaltedPasswords {
   private readonly entries = new Map<string, Buffer>();
