@@ -49,7 +49,7 @@ export class SaltedPasswords {
 }
 
 /** The process's keys, shared by every target login. */
-const SALTED = new SaltedPasswords();
+export const SALTED = new SaltedPasswords();
 
 export const SCRAM_SHA_256 = 'SCRAM-SHA-256';
 export const SCRAM_SHA_256_PLUS = 'SCRAM-SHA-256-PLUS';

@@ -18,6 +18,7 @@ import {
   readNoticeFields,
   readyForQuery,
 } from './codec.js';
+import { SALTED } from './scram.js';
 import { connectTarget, TargetError, type TargetOptions, type TargetSession } from './target.js';
 
 const admin = new URL(ADMIN_URL);
@@ -143,6 +144,22 @@ describe('connecting to a PostgreSQL target', () => {
     } finally {
       close(s);
     }
+  });
+
+  it('logs in again with the SCRAM key it derived at the first login, and PostgreSQL accepts it', async () => {
+    const login = async () => {
+      const s = await connectTarget(opts({ user: 'warden_scram', password: ROLES.scram }));
+      try {
+        assert.deepEqual(await query(s, 'select current_user'), [['warden_scram']]);
+      } finally {
+        close(s);
+      }
+    };
+    await login();
+    const before = SALTED.hits;
+    await login();
+    await login();
+    assert.equal(SALTED.hits - before, 2, 'both later logins used the kept key');
   });
 
   it('logs in with SCRAM-SHA-256-PLUS over verified TLS, bound to the server certificate', async () => {
