@@ -15,6 +15,7 @@ import { timeOrderedId } from '../crypto/ids.js';
 import { isUnavailable, type Store, StoreUnavailableError, type Tx } from '../store/store.js';
 import type { AuditLogTable } from '../store/tables.js';
 import { WriteScheduler } from '../store/write-scheduler.js';
+import { isoTime } from '../time.js';
 import {
   type AuditActor,
   type AuditEvent,
@@ -186,7 +187,7 @@ export class AuditLog {
     const now = Date.now();
     const pending: Pending = {
       id: timeOrderedId(now),
-      time: new Date(now).toISOString(),
+      time: isoTime(now),
       type: event.type,
       target: event.target ?? null,
       outcome: event.outcome,

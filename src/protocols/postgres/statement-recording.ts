@@ -4,6 +4,7 @@ import type { Command, Session } from '../../gateway/session.js';
 import type { Decision } from '../../policy/decide.js';
 import type { MaskSet } from '../../policy/mask/mask-set.js';
 import { maskErrorText, maskParams, maskStatementText } from '../../recording/params.js';
+import { isoTime } from '../../time.js';
 import type { SentBytes } from './chunk-output.js';
 import {
   Back,
@@ -191,7 +192,13 @@ export class StatementRecording {
     const now = performance.now();
     // The next statement of a simple query starts when this one completes.
     if (this.queryStart.has(r.command)) this.queryStart.set(r.command, now);
-    this.emit(r.command, run.start, run.params, { ...o, bytes: run.bytes, sample: run.sample }, now);
+    this.emit(
+      r.command,
+      run.start,
+      run.params,
+      { rows: o.rows, bytes: run.bytes, sample: run.sample, error: o.error },
+      now,
+    );
   }
 
   private emit(
@@ -208,7 +215,7 @@ export class StatementRecording {
   ): void {
     const d = c.decision;
     this.session.record({
-      time: new Date(performance.timeOrigin + start).toISOString(),
+      time: isoTime(performance.timeOrigin + start),
       duration_ms: Math.max(0, Math.round((end - start) * 1000) / 1000),
       text: maskStatementText(c.text, d, this.maskSet(d), c.facts),
       params,
