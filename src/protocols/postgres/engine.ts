@@ -91,6 +91,14 @@ function rowsOfRuns(messages: Message[]): Message[] {
     : messages;
 }
 
+/**
+ * Ends our side of a socket that is still open. Node answers end() on a socket already closed or
+ * ended with an error object (a stack trace captured, then dropped): on every session's close.
+ */
+function endSocket(s: Socket): void {
+  if (!s.destroyed && !s.writableEnded) s.end();
+}
+
 function copyMessage(m: Message): Message {
   const raw = Buffer.from(m.raw);
   return { type: m.type, raw, body: raw.subarray(5) };
@@ -165,13 +173,13 @@ export function runEngine(
     ended = true;
     durations?.close();
     if (terminated && reason !== 'error') reason = 'client';
-    client.end();
+    endSocket(client);
     if (reason === 'client' && reusable() && !target.destroyed) {
       for (const [event, fn] of targetListeners) target.removeListener(event, fn);
       target.pause();
       opts.release?.(target);
     } else {
-      target.end();
+      endSocket(target);
     }
     opts.onClose?.(reason, detail);
   };
