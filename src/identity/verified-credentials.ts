@@ -3,7 +3,7 @@
 // no signature check and revocation walk for a token. An entry lives `ttlMs` at most, never past
 // the credential's own expiry, and a revocation made through this gateway drops them all at once.
 // A revocation made through another gateway sharing the store is seen here within `ttlMs`.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { deepFreeze } from '../freeze.js';
 import { RecentReads } from '../store/recent-reads.js';
 import type { Identity } from './identity.js';
@@ -49,7 +49,7 @@ export class VerifiedCredentials {
   }
 }
 
-const keyOf = (credential: string): string => createHash('sha256').update(credential).digest('base64');
+const keyOf = (credential: string): string => hash('sha256', credential, 'base64');
 
 /** Told of every revocation its owner writes, once it is written: a cache of verifications listens. */
 export class RevocationSignal {
