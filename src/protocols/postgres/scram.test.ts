@@ -72,6 +72,39 @@ describe('SCRAM-SHA-256 client', () => {
     assert.equal(salted.hits, 1);
   });
 
+  it('runs one derivation for logins that arrive together for a key not yet kept', async () => {
+    const salted = new SaltedPasswords();
+    const login = () =>
+      new ScramClient({
+        password: 'pencil',
+        user: 'user',
+        nonce: RFC.nonce,
+        channelBinding: { kind: 'none' },
+        salted,
+      }).clientFinal(RFC.serverFirst);
+    const proofs = await Promise.all([login(), login(), login(), login(), login()]);
+    assert.deepEqual(proofs, Array(5).fill(RFC.clientFinal), 'every login gets the right proof');
+    assert.equal(salted.derivations, 1, 'one PBKDF2 for the five');
+    assert.equal(await login(), RFC.clientFinal);
+    assert.equal(salted.derivations, 1, 'a later login is served from memory');
+    assert.equal(salted.hits, 1);
+    // Another salt while the first derivation runs is a derivation of its own.
+    const other = RFC.serverFirst.replace('s=W22ZaJ0SNY7soEsUEjb6gQ==', 's=AAAAAAAAAAAAAAAAAAAAAA==');
+    const two = await Promise.all([
+      login(),
+      new ScramClient({
+        password: 'pencil',
+        user: 'user',
+        nonce: RFC.nonce,
+        channelBinding: { kind: 'none' },
+        salted,
+      }).clientFinal(other),
+    ]);
+    assert.equal(two[0], RFC.clientFinal);
+    assert.notEqual(two[1], RFC.clientFinal);
+    assert.equal(salted.derivations, 2);
+  });
+
   it('rejects a server signature that does not match, and a server error', async () => {
     const c = rfcClient();
     await c.clientFinal(RFC.serverFirst);

@@ -16,9 +16,13 @@ const pbkdf2Async = promisify(pbkdf2);
  */
 export class SaltedPasswords {
   private readonly entries = new Map<string, Buffer>();
+  /** Derivations under way: logins arriving together for a key not yet kept share one. */
+  private readonly running = new Map<string, Promise<Buffer>>();
   private readonly keyKey = randomBytes(32);
   /** Derivations answered from memory (tests read it). */
   hits = 0;
+  /** PBKDF2 runs (tests read it). */
+  derivations = 0;
 
   constructor(private readonly max = 1_000) {}
 
@@ -34,17 +38,21 @@ export class SaltedPasswords {
       this.entries.set(key, kept);
       return kept;
     }
+    // A burst of logins to one role (a restart, an application's pool reconnecting) waits for one
+    // derivation instead of running it once each; a failed one fails them all and is not kept.
+    const running = this.running.get(key);
+    if (running) return running;
+    this.derivations++;
     // Async PBKDF2: the iteration count is the server's choice and must not stall the event loop.
-    const salted = await pbkdf2Async(
-      saslprep(password),
-      Buffer.from(salt, 'base64'),
-      iterations,
-      32,
-      'sha256',
-    );
-    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
-    this.entries.set(key, salted);
-    return salted;
+    const derivation = pbkdf2Async(saslprep(password), Buffer.from(salt, 'base64'), iterations, 32, 'sha256')
+      .then((salted) => {
+        if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
+        this.entries.set(key, salted);
+        return salted;
+      })
+      .finally(() => this.running.delete(key));
+    this.running.set(key, derivation);
+    return derivation;
   }
 }
 
