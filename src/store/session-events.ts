@@ -5,7 +5,10 @@ import { searchIndexOf } from './search-index.js';
 import type { Store } from './store.js';
 import type { SessionEventsTable } from './tables.js';
 
-/** One recorded statement. Parameters and sample values are already masked when built. */
+/**
+ * One recorded statement. Parameters and sample values are already masked when built. A new field
+ * must also be copied in `Session.record`, which spells the event out (no spread).
+ */
 export interface SessionEvent {
   id: string;
   session_id: string;

@@ -92,8 +92,8 @@ function rowsOfRuns(messages: Message[]): Message[] {
 }
 
 /**
- * Ends our side of a socket that is still open. Node answers end() on a socket already closed or
- * ended with an error object (a stack trace captured, then dropped): on every session's close.
+ * Ends our side of a socket that is still open. Node answers end() on a socket already finished or
+ * destroyed with an error object (a stack trace captured, then dropped): on every session's close.
  */
 function endSocket(s: Socket): void {
   if (!s.destroyed && !s.writableEnded) s.end();
