@@ -27,6 +27,16 @@ const RFC = {
 const rfcClient = () =>
   new ScramClient({ password: 'pencil', user: 'user', nonce: RFC.nonce, channelBinding: { kind: 'none' } });
 
+/** The RFC 7677 client's final message for `password`, with keys kept in `salted`. */
+const keptKeyLogin = (salted: SaltedPasswords, password: string, serverFirst = RFC.serverFirst) =>
+  new ScramClient({
+    password,
+    user: 'user',
+    nonce: RFC.nonce,
+    channelBinding: { kind: 'none' },
+    salted,
+  }).clientFinal(serverFirst);
+
 describe('SCRAM-SHA-256 client', () => {
   it('produces the RFC 7677 messages and accepts the server signature', async () => {
     const c = rfcClient();
@@ -39,13 +49,7 @@ describe('SCRAM-SHA-256 client', () => {
   it('derives a role’s key once: a second login with the same salt is answered from memory', async () => {
     const salted = new SaltedPasswords();
     const login = (password: string, serverFirst = RFC.serverFirst) =>
-      new ScramClient({
-        password,
-        user: 'user',
-        nonce: RFC.nonce,
-        channelBinding: { kind: 'none' },
-        salted,
-      }).clientFinal(serverFirst);
+      keptKeyLogin(salted, password, serverFirst);
     assert.equal(await login('pencil'), RFC.clientFinal);
     assert.equal(salted.hits, 0);
     const again = new ScramClient({
@@ -74,14 +78,7 @@ describe('SCRAM-SHA-256 client', () => {
 
   it('runs one derivation for logins that arrive together for a key not yet kept', async () => {
     const salted = new SaltedPasswords();
-    const login = () =>
-      new ScramClient({
-        password: 'pencil',
-        user: 'user',
-        nonce: RFC.nonce,
-        channelBinding: { kind: 'none' },
-        salted,
-      }).clientFinal(RFC.serverFirst);
+    const login = () => keptKeyLogin(salted, 'pencil');
     const proofs = await Promise.all([login(), login(), login(), login(), login()]);
     assert.deepEqual(proofs, Array(5).fill(RFC.clientFinal), 'every login gets the right proof');
     assert.equal(salted.derivations, 1, 'one PBKDF2 for the five');
@@ -90,16 +87,7 @@ describe('SCRAM-SHA-256 client', () => {
     assert.equal(salted.hits, 1);
     // Another salt while the first derivation runs is a derivation of its own.
     const other = RFC.serverFirst.replace('s=W22ZaJ0SNY7soEsUEjb6gQ==', 's=AAAAAAAAAAAAAAAAAAAAAA==');
-    const two = await Promise.all([
-      login(),
-      new ScramClient({
-        password: 'pencil',
-        user: 'user',
-        nonce: RFC.nonce,
-        channelBinding: { kind: 'none' },
-        salted,
-      }).clientFinal(other),
-    ]);
+    const two = await Promise.all([login(), keptKeyLogin(salted, 'pencil', other)]);
     assert.equal(two[0], RFC.clientFinal);
     assert.notEqual(two[1], RFC.clientFinal);
     assert.equal(salted.derivations, 2);
