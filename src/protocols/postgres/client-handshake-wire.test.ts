@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import pg from 'pg';
+import { watchNoDelay } from '../../testing/no-delay.js';
 import {
   AUTH_CLEARTEXT,
   fatalIn,
@@ -52,6 +53,24 @@ describe('postgres client handshake on the wire', () => {
     assert.ok(hello?.kind === 'startup');
     assert.deepEqual(hello.params, { user: 'carol', database: 'carol' });
     c.socket.destroy();
+  });
+
+  it('turns Nagle off (TCP_NODELAY) on the client socket as soon as it is accepted', LIMIT, async () => {
+    const watch = watchNoDelay();
+    try {
+      const c = new RawClient(noTls.port);
+      c.socket.write(startupPacket({ user: 'dave' }));
+      await c.waitFor(AUTH_CLEARTEXT.length);
+      c.socket.destroy();
+      await noTls.next();
+      const accepted = watch.calls.filter((call) => call.localPort === noTls.port);
+      assert.deepEqual(
+        accepted.map((call) => call.noDelay),
+        [true],
+      );
+    } finally {
+      watch.restore();
+    }
   });
 
   it('parses a CancelRequest without answering it', LIMIT, async () => {

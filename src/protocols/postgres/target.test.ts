@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
+import { watchNoDelay } from '../../testing/no-delay.js';
 import { CA_PEM, preparePasswordAuth, ROLES } from '../../testing/pg-auth.js';
 import { ADMIN_URL } from '../../testing/postgres.js';
 import { selfSignedCert } from '../../testing/tls.js';
@@ -133,6 +134,24 @@ describe('connecting to a PostgreSQL target', () => {
       ]);
     } finally {
       close(s);
+    }
+  });
+
+  it('turns Nagle off (TCP_NODELAY) on the target socket, plain and under TLS', async () => {
+    for (const tlsMode of ['disable', 'require'] as const) {
+      const watch = watchNoDelay();
+      try {
+        const s = await connectTarget(opts({ tls: { mode: tlsMode } }));
+        close(s);
+        const toTarget = watch.calls.filter((call) => call.remotePort === PG_PORT);
+        assert.deepEqual(
+          toTarget.map((call) => call.noDelay),
+          [true],
+          `tls ${tlsMode}`,
+        );
+      } finally {
+        watch.restore();
+      }
     }
   });
 
