@@ -1,13 +1,48 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
-import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
+import { preparePasswordAuth } from '../../testing/pg-auth.js';
+import { ADMIN_URL, createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 import { runProgram as run } from '../../testing/run.js';
 import { selfSignedCert } from '../../testing/tls.js';
+
+/** What the connection `wrong-password-db` holds for the target: PostgreSQL refuses it. */
+const WRONG_TARGET_PASSWORD = 'not-the-scram-test-password';
+
+/** A CancelRequest (PostgreSQL's 80877102) for `pid.secret`, sent on a connection of its own. */
+function sendCancel(port: number, pid: number, secret: number): Promise<void> {
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(pid, 8);
+  packet.writeInt32BE(secret, 12);
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.end(packet));
+    s.on('error', reject);
+    s.on('close', () => resolve());
+    s.resume();
+  });
+}
+
+/** The target backends of `pids` that are running a statement now (pg_stat_activity, direct). */
+async function activeBackends(pids: number[]): Promise<number[]> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  try {
+    const res = await admin.query<{ pid: number }>(
+      "select pid from pg_stat_activity where pid = any($1::int[]) and state = 'active' order by pid",
+      [pids],
+    );
+    return res.rows.map((r) => r.pid);
+  } finally {
+    await admin.end();
+  }
+}
 
 describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may bypass', () => {
   let db: ThrowawayDb;
@@ -17,6 +52,7 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
   let dir: string;
 
   before(async () => {
+    await preparePasswordAuth();
     db = await createThrowawayDb();
     dir = mkdtempSync(join(tmpdir(), 'warden-pg-tls-'));
     const { cert, key: tlsKey } = selfSignedCert(dir);
@@ -27,6 +63,10 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
         connections: [
           pgConnection(db.name),
           { name: 'dead-db', protocol: 'postgres', target: { host: '127.0.0.1', port: 1 } },
+          {
+            ...pgConnection(db.name, 'wrong-password-db'),
+            credentials: { user: 'warden_scram', password: WRONG_TARGET_PASSWORD },
+          },
         ],
       },
     });
@@ -67,6 +107,110 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
       { interruptAfterMs: 1500 },
     );
     assert.match(res.stderr, /canceling statement due to user request/);
+  });
+
+  /** A pg client through Warden (TLS), connected, with its target backend's pid. */
+  const through = async (application: string) => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      database: 'app-db',
+      user: 'carol',
+      password: key,
+      application_name: application,
+      ssl: { rejectUnauthorized: false },
+    });
+    await c.connect();
+    const res = await c.query<{ pid: number }>('select pg_backend_pid() as pid');
+    const client = c as pg.Client & { processID: number; secretKey: number };
+    return { c, key: { pid: client.processID, secret: client.secretKey }, backend: res.rows[0]!.pid };
+  };
+
+  it('sends a cancel to the backend of the session whose key it names, and only with its secret', async () => {
+    const a = await through('cancel-a');
+    const b = await through('cancel-b');
+    try {
+      // The key a client sees is Warden's, not its backend's.
+      assert.notEqual(a.key.pid, a.backend);
+      assert.notEqual(b.key.pid, b.backend);
+      const sleepA = a.c.query('select pg_sleep(30)').then(
+        () => 'finished',
+        (err: pg.DatabaseError) => err.code,
+      );
+      const sleepB = b.c.query('select pg_sleep(30)').then(
+        () => 'finished',
+        (err: pg.DatabaseError) => err.code,
+      );
+      const both = [a.backend, b.backend].sort((x, y) => x - y);
+      for (let i = 0; i < 100 && (await activeBackends(both)).length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(await activeBackends(both), both, 'both statements are running');
+      // B's pid with a wrong secret, then A's key: only A's statement is cancelled.
+      await sendCancel(port, b.key.pid, b.key.secret ^ 1);
+      await sendCancel(port, a.key.pid, a.key.secret);
+      assert.equal(await sleepA, '57014', "A's statement was cancelled");
+      assert.deepEqual(await activeBackends(both), [b.backend], "B's statement still runs");
+      await sendCancel(port, b.key.pid, b.key.secret);
+      assert.equal(await sleepB, '57014');
+      // Both sessions stay usable after their cancelled statements.
+      assert.deepEqual((await a.c.query('select 1 as one')).rows, [{ one: 1 }]);
+      assert.deepEqual((await b.c.query('select 2 as two')).rows, [{ two: 2 }]);
+    } finally {
+      await Promise.all([a.c.end(), b.c.end()]);
+    }
+  });
+
+  it('ends the session when the target ends its backend: the client hears why, the session is closed by the target', async () => {
+    const s = await through('terminated-by-target');
+    const ended = new Promise<Error>((resolve) => s.c.on('error', resolve));
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    try {
+      await admin.query('select pg_terminate_backend($1)', [s.backend]);
+    } finally {
+      await admin.end();
+    }
+    const err = (await ended) as pg.DatabaseError;
+    assert.equal(err.code, '57P01', err.message);
+    assert.match(err.message, /terminating connection due to administrator command/);
+    const sessions = await gw.api('GET', '/api/sessions?subject=carol&limit=200');
+    const row = (
+      sessions.body as { sessions: Array<{ id: string; application: string | null }> }
+    ).sessions.find((x) => x.application === 'terminated-by-target');
+    assert.ok(row, 'the session was recorded');
+    const closed = await gw.waitForAudit(
+      'session.closed',
+      (r) => (r.payload as { session?: string }).session === row.id,
+    );
+    assert.equal((closed.payload as { reason: string }).reason, 'target');
+  });
+
+  it('tells the client when the target refuses the stored credentials, never naming the password', async () => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      database: 'wrong-password-db',
+      user: 'carol',
+      password: key,
+      ssl: { rejectUnauthorized: false },
+    });
+    let message = '';
+    await assert.rejects(c.connect(), (err: pg.DatabaseError) => {
+      assert.equal(err.severity, 'FATAL');
+      assert.equal(err.code, '28P01');
+      assert.match(err.message, /could not open connection "wrong-password-db"/);
+      message = `${err.message} ${err.detail ?? ''} ${err.hint ?? ''}`;
+      return true;
+    });
+    assert.ok(!message.includes(WRONG_TARGET_PASSWORD), message);
+    const closed = await gw.waitForAudit(
+      'session.closed',
+      (r) =>
+        (r.payload as { reason?: string; detail?: string }).reason === 'error' &&
+        /wrong-password-db/.test((r.payload as { detail?: string }).detail ?? ''),
+    );
+    assert.ok(!JSON.stringify(closed).includes(WRONG_TARGET_PASSWORD));
   });
 
   it('lets an admin kill a live session: psql is told who ended it, and the session is marked killed', async () => {
