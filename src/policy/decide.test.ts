@@ -26,6 +26,7 @@ function stmt(over: Partial<SqlStatementFacts>): SqlStatementFacts {
     tables_written: [],
     functions: [],
     where_absent: false,
+    changes: [],
     program: false,
     file_access: false,
     binary_output: false,
@@ -105,6 +106,22 @@ describe('decide()', () => {
       sql(stmt({}), stmt({ kind: 'truncate', tables_written: [{ schema: 'public', name: 'orders' }] })),
     );
     assert.equal(d.action, 'deny');
+  });
+
+  it('matches a rule on a statement kind against the data-changing statements a statement holds', () => {
+    const noDeletes: Rule[] = ruleSet.parse([
+      {
+        name: 'no-delete',
+        when: { sql: { statements: ['delete'] } },
+        effect: 'deny',
+        message: 'No deletes.',
+      },
+    ]);
+    // WITH gone AS (DELETE … WHERE …) SELECT …: a select that deletes, with a WHERE.
+    const hidden = decide(noDeletes, ctx(), sql(stmt({ kind: 'select', changes: ['delete'] })));
+    assert.deepEqual([hidden.action, hidden.decidedBy], ['deny', 'no-delete']);
+    const plain = decide(noDeletes, ctx(), sql(stmt({ kind: 'select', changes: ['insert'] })));
+    assert.equal(plain.action, 'allow');
   });
 
   it('holds an unbounded write for review with the rule’s approvers, and deny outranks review', () => {

@@ -23,6 +23,12 @@ export interface SqlStatementFacts {
   functions: string[];
   /** UPDATE or DELETE (also inside a CTE) with no WHERE clause. */
   where_absent: boolean;
+  /**
+   * Kinds of the data-changing statements it holds (insert, update, delete, merge), itself
+   * included: `WITH gone AS (DELETE …) SELECT …` is a select that deletes. Statements of a DO
+   * block or function body count too, as their other facts do.
+   */
+  changes: string[];
   /** COPY … TO/FROM PROGRAM, or COPY/pg_read_file-style server file access. */
   program: boolean;
   file_access: boolean;
@@ -112,6 +118,7 @@ export function emptyStatementFacts(kind: string, opaque = false): SqlStatementF
     tables_written: [],
     functions: [],
     where_absent: false,
+    changes: [],
     program: false,
     file_access: false,
     binary_output: false,

@@ -66,6 +66,9 @@ function objectOf(ast: Node): string | undefined {
   return typeof ast.keyword === 'string' ? ast.keyword.toLowerCase() : undefined;
 }
 
+/** Statements that change rows, by node type (their kind too). */
+const CHANGES = new Set(['insert', 'replace', 'update', 'delete']);
+
 function kindOf(ast: Node): string {
   const type = String(ast.type).toLowerCase();
   if (type === 'create') {
@@ -104,7 +107,10 @@ function statementFacts(ast: Node, tableList: string[]): SqlStatementFacts {
   const functions: string[] = [];
   let fileAccess = ast.type === 'load_data';
   let whereAbsent = false;
+  const changes: string[] = [];
   walk(ast, (node) => {
+    const type = String(node.type).toLowerCase();
+    if (CHANGES.has(type) && !changes.includes(type)) changes.push(type);
     const fn = functionName(node);
     if (fn !== null) {
       if (!functions.includes(fn)) functions.push(fn);
@@ -127,6 +133,7 @@ function statementFacts(ast: Node, tableList: string[]): SqlStatementFacts {
     tables_written: written,
     functions,
     where_absent: whereAbsent,
+    changes,
     program: false,
     file_access: fileAccess,
     binary_output: false,

@@ -168,10 +168,12 @@ export class StatementWalker {
       case 'InsertStmt':
       case 'MergeStmt':
         this.write(body.relation, skip);
+        this.changes(name);
         break;
       case 'UpdateStmt':
       case 'DeleteStmt':
         this.write(body.relation, skip);
+        this.changes(name);
         if (body.whereClause === undefined) this.facts.where_absent = true;
         break;
       case 'TruncateStmt':
@@ -218,6 +220,11 @@ export class StatementWalker {
         if (RELATION_WRITERS.has(name)) this.write(body.relation, skip);
     }
     for (const key in body) if (!skip.has(key)) this.walk(body[key], scope);
+  }
+
+  private changes(nodeName: string): void {
+    const kind = kindOf(nodeName);
+    if (!this.facts.changes.includes(kind)) this.facts.changes.push(kind);
   }
 
   /** Non-recursive CTEs see only earlier siblings, so `WITH users AS (SELECT * FROM users)` reads the table. */

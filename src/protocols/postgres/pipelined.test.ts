@@ -3,7 +3,23 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import postgres from 'postgres';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { rawSession } from '../../testing/pg-wire.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
+import { Back, Front, int16, int32, type Message, message, readDataRow, readNoticeFields } from './codec.js';
+
+// Extended-protocol messages, unnamed unless named; no parameters, text results.
+const parse = (text: string, name = '') => message(Front.Parse, name, text, int16(0));
+const bind = (portal = '', statement = '') =>
+  message(Front.Bind, portal, statement, int16(0), int16(0), int16(0));
+const execute = (portal = '', maxRows = 0) => message(Front.Execute, portal, int32(maxRows));
+const describeMessage = (kind: 'S' | 'P', name: string) => message(Front.Describe, Buffer.from(kind), name);
+const close = (kind: 'S' | 'P', name: string) => message(Front.Close, Buffer.from(kind), name);
+const SYNC = message(Front.Sync);
+const FLUSH = message(Front.Flush);
+
+const types = (ms: Message[]): string => ms.map((m) => String.fromCharCode(m.type)).join('');
+const cells = (ms: Message[]): Array<Array<string | null>> =>
+  ms.filter((m) => m.type === Back.DataRow).map((m) => readDataRow(m.body).map((v) => v?.toString() ?? null));
 
 describe('PostgreSQL gateway with a pipelining client (porsager postgres, one connection)', () => {
   let db: ThrowawayDb;
@@ -68,6 +84,108 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     assert.ok(refused.status === 'rejected');
     assert.match(String((refused.reason as Error).message), /No deletes\. \(warden\)/);
     assert.equal(after.status === 'fulfilled' && after.value[0]?.owner, 'owner-2');
+  });
+
+  it('refuses a whole multi-statement query string when one of its statements is denied, wherever it hides', async () => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: gw.proc.postgres?.port,
+      database: 'app-db',
+      user: 'multi',
+      password: gw.adminKey,
+    });
+    await c.connect();
+    try {
+      for (const text of [
+        'select count(*) from items; delete from items',
+        'delete from items where id = 4; select 1',
+        'select 1; /* a comment */ DELETE FROM items WHERE id = 5; select 2',
+        'with gone as (delete from items where id = 6 returning id) select count(*) from gone',
+      ]) {
+        await assert.rejects(
+          c.query(text),
+          (err: pg.DatabaseError) => err.code === '42501' && /No deletes\. \(warden\)/.test(err.message),
+          text,
+        );
+      }
+      // Nothing was deleted, and the session goes on.
+      assert.equal((await c.query('select count(*)::int as n from items')).rows[0].n, 50);
+      const [first, second] = (await c.query('select 1 as a; select 2 as b')) as unknown as pg.QueryResult[];
+      assert.deepEqual([first?.rows, second?.rows], [[{ a: 1 }], [{ b: 2 }]]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('skips a denied Parse’s Bind and Execute up to its Sync, then answers the next Sync’s statements', async () => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      s.send(
+        Buffer.concat([
+          parse('delete from items where id = 3'),
+          bind(),
+          execute(),
+          SYNC,
+          parse('select owner from items where id = 3'),
+          bind(),
+          describeMessage('P', ''),
+          execute(),
+          SYNC,
+        ]),
+      );
+      const refused = await s.until(Back.ReadyForQuery);
+      assert.equal(types(refused), 'EZ', 'one error, no ParseComplete, BindComplete or rows');
+      const error = readNoticeFields(refused[0]!.body);
+      assert.equal(error.get('C'), '42501');
+      assert.match(error.get('M') ?? '', /No deletes\./);
+      const answered = await s.until(Back.ReadyForQuery);
+      assert.equal(types(answered), '12TDCZ');
+      assert.deepEqual(cells(answered), [['owner-3']]);
+      // Without a Describe the rows come with no RowDescription: their columns have no names, so
+      // a result from a table with a masked column is masked whole (fail closed).
+      s.send(Buffer.concat([parse('select owner from items where id = 3'), bind(), execute(), SYNC]));
+      assert.deepEqual(cells(await s.until(Back.ReadyForQuery)), [['[masked]']]);
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
+  it('answers Flush before any Sync, suspends a named portal at its row count with masks kept, and closes it', async () => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      s.send(
+        Buffer.concat([
+          parse('select id, email from items where id <= 5 order by id', 'five'),
+          describeMessage('S', 'five'),
+          FLUSH,
+        ]),
+      );
+      assert.equal(types(await s.until(Back.RowDescription)), '1tT', 'described without a Sync');
+      s.send(Buffer.concat([bind('cursor', 'five'), execute('cursor', 2), FLUSH]));
+      const page1 = await s.until(Back.PortalSuspended);
+      assert.equal(types(page1), '2DDs');
+      s.send(Buffer.concat([execute('cursor', 2), FLUSH]));
+      const page2 = await s.until(Back.PortalSuspended);
+      assert.equal(types(page2), 'DDs');
+      s.send(Buffer.concat([execute('cursor', 0), SYNC]));
+      const rest = await s.until(Back.ReadyForQuery);
+      assert.equal(types(rest), 'DCZ');
+      const rows = [...cells(page1), ...cells(page2), ...cells(rest)];
+      assert.deepEqual(
+        rows.map((r) => r[0]),
+        ['1', '2', '3', '4', '5'],
+      );
+      for (const [, email] of rows) assert.ok(email && !email.includes('@example.com'), `masked: ${email}`);
+      s.send(Buffer.concat([close('P', 'cursor'), close('S', 'five'), SYNC]));
+      assert.equal(types(await s.until(Back.ReadyForQuery)), '33Z');
+      // The statement is gone on the target too.
+      s.send(Buffer.concat([bind('again', 'five'), execute('again'), SYNC]));
+      const gone = await s.until(Back.ReadyForQuery);
+      assert.equal(types(gone), 'EZ');
+      assert.equal(readNoticeFields(gone[0]!.body).get('C'), '26000');
+    } finally {
+      s.socket.destroy();
+    }
   });
 
   it('masks a column in every pipelined result', async () => {
