@@ -17,6 +17,9 @@ function random(seed: number): () => number {
   };
 }
 
+/** A case that waits for bytes that never come fails here instead of holding up the suite. */
+const LIMIT = { timeout: 30_000 };
+
 describe('PostgreSQL gateway: malformed messages after login', () => {
   let db: ThrowawayDb;
   let gw: Gateway;
@@ -63,6 +66,55 @@ describe('PostgreSQL gateway: malformed messages after login', () => {
     const fatal = fatalOf(await s.closed);
     assert.match(fatal?.get('M') ?? '', /invalid message length 1073741824/);
   });
+
+  it(
+    'takes a Query just under the configured max_message, refuses one over it, and records why the session ended',
+    LIMIT,
+    async () => {
+      const s = await login();
+      const under = `select length('${'x'.repeat(1000 * 1000)}') as n`;
+      s.send(message(Front.Query, under));
+      const underReplies = await s.until(Back.ReadyForQuery);
+      assert.equal(fatalOf(underReplies), undefined);
+      assert.ok(underReplies.some((m) => m.type === Back.DataRow));
+      // 2 MiB: over this listener's 1 MiB, far under the 64 MiB default.
+      s.send(message(Front.Query, `select '${'y'.repeat(2 * 1024 * 1024)}'`));
+      const answered = await s.until(Back.ReadyForQuery).then(
+        () => true,
+        () => false,
+      );
+      assert.equal(answered, false, 'a Query over max_message was answered');
+      const fatal = fatalOf(await s.closed);
+      assert.deepEqual([fatal?.get('S'), fatal?.get('C')], ['FATAL', '08P01']);
+      assert.match(fatal?.get('M') ?? '', /invalid message length 2097166/);
+      await gw.waitForAudit('session.closed', (r) => {
+        const p = r.payload as { reason?: string; detail?: string };
+        return p.reason === 'error' && /invalid message length 2097166/.test(p.detail ?? '');
+      });
+    },
+  );
+
+  it(
+    'answers a negative or too short message length, and an unknown message type, with FATAL 08P01',
+    LIMIT,
+    async () => {
+      for (const length of [-1, 0, 3]) {
+        const s = await login();
+        const head = Buffer.alloc(5);
+        head[0] = Front.Query;
+        head.writeInt32BE(length, 1);
+        s.send(head);
+        const fatal = fatalOf(await s.closed);
+        assert.deepEqual([fatal?.get('S'), fatal?.get('C')], ['FATAL', '08P01'], `length ${length}`);
+        assert.match(fatal?.get('M') ?? '', /invalid message length/);
+      }
+      const s = await login();
+      s.send(message(0x7a, Buffer.from('zz')));
+      const fatal = fatalOf(await s.closed);
+      assert.deepEqual([fatal?.get('S'), fatal?.get('C')], ['FATAL', '08P01']);
+      assert.match(fatal?.get('M') ?? '', /invalid frontend message type 122/);
+    },
+  );
 
   it('passes a Bind with 10,000 parameters to the target, which answers it; the session stays usable', async () => {
     const s = await login();
