@@ -12,6 +12,8 @@ import {
 
 export interface RawSession {
   socket: Socket;
+  /** What the server sent after the password, up to and including the first ReadyForQuery. */
+  startup: Message[];
   /** Resolves with every reply up to and including the first message of `type`. */
   until(type: number): Promise<Message[]>;
   send(bytes: Buffer): boolean;
@@ -20,7 +22,12 @@ export interface RawSession {
 }
 
 /** A bare protocol client: startup, password, then whatever the test writes; collects replies. */
-export async function rawSession(port: number, database: string, password: string): Promise<RawSession> {
+export async function rawSession(
+  port: number,
+  database: string,
+  password: string,
+  params: Record<string, string> = {},
+): Promise<RawSession> {
   const socket = connect({ host: '127.0.0.1', port });
   await new Promise((r) => socket.once('connect', r));
   const framer = new MessageFramer();
@@ -47,13 +54,14 @@ export async function rawSession(port: number, database: string, password: strin
       });
     }
   };
-  const params = Buffer.from(`user\u0000raw\u0000database\u0000${database}\u0000\u0000`);
-  const startup = Buffer.alloc(8);
-  startup.writeInt32BE(8 + params.length);
-  startup.writeInt32BE(PROTOCOL_V3, 4);
-  socket.write(Buffer.concat([startup, params]));
+  const fields = Object.entries({ user: 'raw', database, ...params }).flatMap(([k, v]) => [k, v]);
+  const body = Buffer.from(`${fields.join('\u0000')}\u0000\u0000`);
+  const head = Buffer.alloc(8);
+  head.writeInt32BE(8 + body.length);
+  head.writeInt32BE(PROTOCOL_V3, 4);
+  socket.write(Buffer.concat([head, body]));
   await until(Back.Authentication);
   socket.write(message(Front.PasswordMessage, password));
-  await until(Back.ReadyForQuery);
-  return { socket, until, send: (b: Buffer) => socket.write(b), closed };
+  const startup = await until(Back.ReadyForQuery);
+  return { socket, startup, until, send: (b: Buffer) => socket.write(b), closed };
 }

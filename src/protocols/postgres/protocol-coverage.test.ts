@@ -2,8 +2,21 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { rawSession } from '../../testing/pg-wire.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 import { runProgram } from '../../testing/run.js';
+import { Back, Front, type Message, message } from './codec.js';
+
+/** ParameterStatus messages as name → value (the last one of a name wins). */
+const parameters = (ms: Message[]): Map<string, string> =>
+  new Map(
+    ms
+      .filter((m) => m.type === Back.ParameterStatus)
+      .map((m) => {
+        const [name = '', value = ''] = m.body.toString('utf8').split('\u0000');
+        return [name, value];
+      }),
+  );
 
 describe('PostgreSQL gateway: session state, notifications, notices and COPY behave as on a direct connection', () => {
   let db: ThrowawayDb;
@@ -63,6 +76,87 @@ describe('PostgreSQL gateway: session state, notifications, notices and COPY beh
     } finally {
       await c.end();
     }
+  });
+
+  it('sends the target’s ParameterStatus with the client’s own application_name, and relays later ones', async () => {
+    const s = await rawSession(port, 'app-db', gw.adminKey, {
+      application_name: 'mine',
+      DateStyle: 'SQL, DMY',
+    });
+    try {
+      const startup = parameters(s.startup);
+      assert.equal(startup.get('application_name'), 'mine', 'not the label Warden gives the target');
+      assert.equal(startup.get('DateStyle'), 'SQL, DMY', 'the forwarded startup setting took effect');
+      assert.ok(startup.get('server_version'), 'the target’s own parameters');
+      s.send(message(Front.Query, "set timezone = 'Asia/Tokyo'"));
+      const replies = await s.until(Back.ReadyForQuery);
+      assert.equal(parameters(replies).get('TimeZone'), 'Asia/Tokyo');
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
+  it('forwards every field of a NoticeResponse exactly as a direct connection gets them', async () => {
+    const raise =
+      "do $$ begin raise notice using message = 'careful: 42', detail = 'a detail', hint = 'a hint', " +
+      "errcode = '01000', column = 'c', constraint = 'k', datatype = 'd', table = 't', schema = 's'; end $$";
+    const noticeOf = async (c: pg.Client) => {
+      await c.connect();
+      try {
+        const got = new Promise<Record<string, unknown>>((resolve) => c.once('notice', resolve));
+        await c.query(raise);
+        const { name: _name, length: _length, ...fields } = await got;
+        return fields;
+      } finally {
+        await c.end();
+      }
+    };
+    const direct = await noticeOf(new pg.Client({ connectionString: db.url }));
+    const through = await noticeOf(client());
+    assert.equal(direct.hint, 'a hint');
+    assert.equal(direct.table, 't');
+    assert.deepEqual(through, direct);
+  });
+
+  it('tells a listener which backend notified, as pg_backend_pid() names it to the sender', async () => {
+    const listener = client();
+    const sender = client();
+    await Promise.all([listener.connect(), sender.connect()]);
+    try {
+      await listener.query('listen who_sent');
+      const got = new Promise<pg.Notification>((resolve) => listener.once('notification', resolve));
+      const pid = (await sender.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+      await sender.query("notify who_sent, 'me'");
+      assert.equal((await got).processId, pid);
+    } finally {
+      await Promise.all([listener.end(), sender.end()]);
+    }
+  });
+
+  it('records the client’s address on the session and on its audit records', async () => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      database: 'app-db',
+      user: 'eve',
+      password: gw.adminKey,
+      application_name: 'where-from',
+    });
+    await c.connect();
+    await c.end();
+    const listed = await gw.api('GET', '/api/sessions?limit=200');
+    const row = (
+      listed.body as {
+        sessions: Array<{ id: string; application: string | null; client_addr: string | null }>;
+      }
+    ).sessions.find((x) => x.application === 'where-from');
+    assert.ok(row, 'the session was recorded');
+    assert.equal(row.client_addr, '127.0.0.1');
+    const opened = await gw.waitForAudit(
+      'session.opened',
+      (r) => (r.payload as { session?: string }).session === row.id,
+    );
+    assert.equal((opened.actor as { address?: string }).address, '127.0.0.1');
   });
 
   it('runs COPY FROM STDIN and COPY TO STDOUT with psql', async () => {
