@@ -116,6 +116,28 @@ describe('PostgreSQL gateway: masks and row limits applied to results on the wir
     assert.equal(res.stdout, `${REDACTED}|${keepLast(email(3), 4)}|User 3\n`);
   });
 
+  it('lets no masked column out through COPY TO STDOUT, of the table or of a query', async () => {
+    for (const sql of [
+      'copy users to stdout',
+      'copy users (id, ssn) to stdout',
+      'copy (select ssn from users) to stdout',
+      'copy (select upper(ssn) as s from users) to stdout',
+      'copy (select id, email from users where id = 1) to stdout with (format csv)',
+    ]) {
+      const res = await psql('app-db', sql);
+      assert.ok(!/123-45-\d{4}/.test(res.stdout), `${sql}: an SSN came out`);
+      assert.ok(!res.stdout.includes('@example.com'), `${sql}: an email came out whole`);
+      if (res.code !== 0) assert.match(res.stderr, /\(warden\)/, `${sql}: refused by Warden`);
+    }
+    // A COPY of unmasked columns passes.
+    const names = await psql(
+      'app-db',
+      'copy (select id, name from users where id <= 2 order by id) to stdout',
+    );
+    assert.equal(names.code, 0, names.stderr);
+    assert.equal(names.stdout, '1\tUser 1\n2\tUser 2\n');
+  });
+
   it('masks a column a table gains between two runs of the same statement in one session', async () => {
     const seen = await withClient(client(), async (c) => {
       await c.query(`create temp table leads (id int, name text); insert into leads values (1, 'Ada')`);
