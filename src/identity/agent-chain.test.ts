@@ -9,7 +9,7 @@ import type { SessionView } from '../store/sessions.js';
 import { startLogin } from '../testing/cli-login.js';
 import { type Gateway, startGateway } from '../testing/gateway.js';
 import { type OidcProvider, RESOURCE, startOidcProvider } from '../testing/oidc-provider.js';
-import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
+import { ADMIN_URL, createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { psqlVia } from '../testing/run.js';
 
 const ALICE = 'alice@example.com';
@@ -185,6 +185,22 @@ describe('a three-level agent chain from a person signed in with OIDC, through t
     assert.equal(sessionB.parent_session_id, sessionA.id);
     assert.equal(sessionA.parent_session_id, aliceSession.id);
     assert.equal(sessionB.kind, 'agent');
+    // The database's own view names the person and the chain behind B's backend (63 bytes kept).
+    const label = `psql [warden s=${sessionB.id.slice(0, 8)} ${ALICE} via agent-a>agent-b]`;
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    try {
+      const seen = await admin.query<{ application_name: string }>(
+        'select application_name from pg_stat_activity where application_name like $1',
+        [`psql [warden s=${sessionB.id.slice(0, 8)} %`],
+      );
+      assert.deepEqual(
+        seen.rows.map((r) => r.application_name),
+        [Buffer.from(label).subarray(0, 63).toString()],
+      );
+    } finally {
+      await admin.end();
+    }
     const opened = await gw.waitForAudit('session.opened', (r) => r.payload.session === sessionB.id);
     assert.equal(opened.actor.root, ALICE);
     assert.deepEqual(opened.actor.chain, ['agent-a', 'agent-b']);
