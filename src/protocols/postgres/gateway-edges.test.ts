@@ -10,6 +10,7 @@ import { preparePasswordAuth } from '../../testing/pg-auth.js';
 import { ADMIN_URL, createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 import { runProgram as run } from '../../testing/run.js';
 import { selfSignedCert } from '../../testing/tls.js';
+import { AUTH_CLEARTEXT, fatalIn, RawClient, startupPacket } from './client-handshake.harness.js';
 
 /** What the connection `wrong-password-db` holds for the target: PostgreSQL refuses it. */
 const WRONG_TARGET_PASSWORD = 'not-the-scram-test-password';
@@ -262,5 +263,49 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
       return true;
     });
     await gw.waitForAudit('session.closed', (r) => (r.payload as { reason?: string }).reason === 'error');
+  });
+});
+
+describe('PostgreSQL gateway: a listener on all interfaces that allows plaintext passwords, with a short login timeout', () => {
+  let db: ThrowawayDb;
+  let gw: Gateway;
+  let port: number;
+
+  before(async () => {
+    db = await createThrowawayDb();
+    gw = await startGateway('sqlite', {
+      config: {
+        listeners: { postgres: { host: '0.0.0.0', allow_plaintext_password: true, login_timeout: '500ms' } },
+        connections: [pgConnection(db.name)],
+      },
+    });
+    port = gw.proc.postgres?.port ?? 0;
+  });
+  after(async () => {
+    await gw?.close();
+    await db?.drop();
+  });
+
+  it('takes the credential in plaintext on a listener that is not loopback-only, because the config says so', async () => {
+    const res = await run(
+      'psql',
+      [`host=127.0.0.1 port=${port} dbname=app-db user=dora sslmode=disable`, '-XAtc', 'select 41 + 1'],
+      { PGPASSWORD: gw.adminKey },
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, '42\n');
+  });
+
+  it('drops a client that never sends its password once login_timeout passes, and records the attempt', {
+    timeout: 30_000,
+  }, async () => {
+    const stalled = new RawClient(port);
+    stalled.socket.write(startupPacket({ user: 'slow', database: 'app-db' }));
+    const bytes = await stalled.closed;
+    assert.deepEqual(bytes.subarray(0, AUTH_CLEARTEXT.length), AUTH_CLEARTEXT, 'it was asked for a password');
+    const fatal = fatalIn(bytes.subarray(AUTH_CLEARTEXT.length));
+    assert.deepEqual([fatal.severity, fatal.code], ['FATAL', '57014']);
+    assert.match(fatal.message ?? '', /canceling authentication due to timeout/);
+    await gw.waitForAudit('gateway.refused', (r) => (r.payload as { code?: string }).code === '57014');
   });
 });
