@@ -176,6 +176,23 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
     for (const secret of [NEW_SSN, SSN(1), SSN(2), SSN(3)]) assert.ok(!stored.includes(secret), secret);
   });
 
+  it('keeps the first 100 rows of a result by default, counts them all, and times the statement when it ran', async () => {
+    // Warden's clock is the monotonic one from its start: a few seconds of slack for clock steps.
+    const from = new Date(Date.now() - 5_000).toISOString();
+    const id = await inSession(gw, login('app-db'), async (c) => {
+      assert.equal((await c.query('select i from generate_series(1, 150) i')).rowCount, 150);
+    });
+    const to = new Date(Date.now() + 5_000).toISOString();
+    const [e] = await eventsOf(gw, id, 1);
+    assert.equal(e!.rows, 150);
+    assert.deepEqual(
+      e!.sample,
+      Array.from({ length: 100 }, (_, i) => [String(i + 1)]),
+    );
+    assert.match(e!.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.ok(from <= e!.time && e!.time <= to, `${e!.time} between ${from} and ${to}`);
+  });
+
   it('scans parameters and samples with the detectors of a mask rule, exactly as the client got them', async () => {
     let seen: Array<Array<string | null>> = [];
     const id = await inSession(gw, login('scan-db'), async (c) => {
