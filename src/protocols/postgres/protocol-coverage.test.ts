@@ -159,6 +159,58 @@ describe('PostgreSQL gateway: session state, notifications, notices and COPY beh
     assert.equal((opened.actor as { address?: string }).address, '127.0.0.1');
   });
 
+  it('reads a client’s COPY data only as fast as the target takes it (backpressure towards the target)', {
+    timeout: 120_000,
+  }, async () => {
+    // A target that takes about 2 ms a row: 2,048 rows of 32 KiB (64 MiB) need 4 s or more.
+    const direct = new pg.Client({ connectionString: db.url });
+    await direct.connect();
+    await direct.query(`create table slow_in (id int, pad text);
+      create function slow_row() returns trigger language plpgsql as $$
+        begin perform pg_sleep(0.002); return new; end $$;
+      create trigger slow_row before insert on slow_in for each row execute function slow_row()`);
+    await direct.end();
+    const s = await rawSession(port, 'app-db', gw.adminKey);
+    try {
+      s.send(message(Front.Query, 'copy slow_in from stdin'));
+      await s.until(Back.CopyInResponse);
+      const pad = 'x'.repeat(32 * 1024);
+      let sent = 0;
+      for (let i = 1; i <= 2048; i++) {
+        const row = message(Front.CopyData, Buffer.from(`${i}\t${pad}\n`));
+        sent += row.length - 5;
+        s.send(row);
+      }
+      // Once this client's own buffer is empty, everything it sent is in the kernel, in Warden or
+      // in the target: with backpressure, Warden reads only what the target has room for.
+      while (s.socket.writableLength > 0) await new Promise((r) => s.socket.once('drain', r));
+      const progress = new pg.Client({ connectionString: db.url });
+      await progress.connect();
+      let processed: number;
+      try {
+        const res = await progress.query<{ bytes: string }>(
+          "select bytes_processed::text as bytes from pg_stat_progress_copy where relid = 'slow_in'::regclass",
+        );
+        processed = Number(res.rows[0]?.bytes ?? sent);
+      } finally {
+        await progress.end();
+      }
+      // Socket buffers on loopback hold a few MiB each way (about 8 MiB in all here); Warden
+      // reading the 64 MiB ahead of the target would leave nearly all of it unprocessed here.
+      const ahead = sent - processed;
+      assert.ok(ahead < 24 * 1024 * 1024, `Warden read ${ahead} bytes ahead of the target`);
+      s.send(Buffer.concat([message(Front.CopyDone), message(Front.Query, 'select count(*) from slow_in')]));
+      const done = await s.until(Back.ReadyForQuery);
+      assert.ok(
+        done.some((m) => m.type === Back.CommandComplete && m.body.toString().startsWith('COPY 2048')),
+      );
+      const counted = await s.until(Back.ReadyForQuery);
+      assert.ok(counted.some((m) => m.type === Back.DataRow && m.body.toString().includes('2048')));
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
   it('runs COPY FROM STDIN and COPY TO STDOUT with psql', async () => {
     const conninfo = `host=127.0.0.1 port=${port} dbname=app-db user=eve sslmode=disable`;
     const env = { PGPASSWORD: gw.adminKey };
