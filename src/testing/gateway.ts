@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import type { AuditRecord } from '../audit/record.js';
 import { Store } from '../store/store.js';
 import { type DialectName, type StoreFixture, storeFixture } from './dialects.js';
-import { ADMIN_URL } from './postgres.js';
+import { ADMIN_URL, createThrowawayDb, pgConnection, type ThrowawayDb } from './postgres.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 import { api, type CliResult, runCli, startWarden, type WardenProcess } from './warden-process.js';
 
@@ -290,4 +290,31 @@ export async function startProxiedGateway(
     },
   });
   return { gw, proxy, storeUrl };
+}
+
+/**
+ * A gateway (SQLite store) whose PostgreSQL listener has the settings `listener`, in front of a
+ * throwaway database as connection `app-db`; `close` stops the one and drops the other.
+ */
+export async function gatewayToThrowawayDb(
+  listener: Record<string, unknown>,
+): Promise<{ gw: Gateway; port: number; close(): Promise<void> }> {
+  const db: ThrowawayDb = await createThrowawayDb();
+  let gw: Gateway;
+  try {
+    gw = await startGateway('sqlite', {
+      config: { listeners: { postgres: listener }, connections: [pgConnection(db.name)] },
+    });
+  } catch (err) {
+    await db.drop();
+    throw err;
+  }
+  return {
+    gw,
+    port: gw.proc.postgres?.port ?? 0,
+    close: async () => {
+      await gw.close();
+      await db.drop();
+    },
+  };
 }

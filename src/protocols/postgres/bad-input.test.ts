@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { type Gateway, gatewayToThrowawayDb } from '../../testing/gateway.js';
 import { rawSession } from '../../testing/pg-wire.js';
-import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 import { Back, Front, int16, int32, message, readNoticeFields } from './codec.js';
 
 /** A small deterministic PRNG (mulberry32), so a failing case can be replayed. */
@@ -21,24 +20,14 @@ function random(seed: number): () => number {
 const LIMIT = { timeout: 30_000 };
 
 describe('PostgreSQL gateway: malformed messages after login', () => {
-  let db: ThrowawayDb;
   let gw: Gateway;
   let port: number;
+  let close: () => Promise<void> = async () => undefined;
 
   before(async () => {
-    db = await createThrowawayDb();
-    gw = await startGateway('sqlite', {
-      config: {
-        listeners: { postgres: { max_message: 1024 * 1024 } },
-        connections: [pgConnection(db.name)],
-      },
-    });
-    port = gw.proc.postgres?.port ?? 0;
+    ({ gw, port, close } = await gatewayToThrowawayDb({ max_message: 1024 * 1024 }));
   });
-  after(async () => {
-    await gw?.close();
-    await db?.drop();
-  });
+  after(() => close());
 
   const login = () => rawSession(port, 'app-db', gw.adminKey);
   const fatalOf = (replies: Array<{ type: number; body: Buffer }>) => {

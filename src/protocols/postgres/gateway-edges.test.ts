@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { type Gateway, gatewayToThrowawayDb, startGateway } from '../../testing/gateway.js';
 import { preparePasswordAuth } from '../../testing/pg-auth.js';
 import { ADMIN_URL, createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 import { runProgram as run } from '../../testing/run.js';
@@ -110,17 +110,21 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
     assert.match(res.stderr, /canceling statement due to user request/);
   });
 
-  /** A pg client through Warden (TLS), connected, with its target backend's pid. */
-  const through = async (application: string) => {
-    const c = new pg.Client({
+  /** A pg client for `database` through Warden, over TLS, as carol. */
+  const pgVia = (database: string, application?: string) =>
+    new pg.Client({
       host: '127.0.0.1',
       port,
-      database: 'app-db',
+      database,
       user: 'carol',
       password: key,
-      application_name: application,
+      ...(application ? { application_name: application } : {}),
       ssl: { rejectUnauthorized: false },
     });
+
+  /** A pg client through Warden, connected, with its target backend's pid. */
+  const through = async (application: string) => {
+    const c = pgVia('app-db', application);
     await c.connect();
     const res = await c.query<{ pid: number }>('select pg_backend_pid() as pid');
     const client = c as pg.Client & { processID: number; secretKey: number };
@@ -188,14 +192,7 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
   });
 
   it('tells the client when the target refuses the stored credentials, never naming the password', async () => {
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port,
-      database: 'wrong-password-db',
-      user: 'carol',
-      password: key,
-      ssl: { rejectUnauthorized: false },
-    });
+    const c = pgVia('wrong-password-db');
     let message = '';
     await assert.rejects(c.connect(), (err: pg.DatabaseError) => {
       assert.equal(err.severity, 'FATAL');
@@ -249,14 +246,7 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
   });
 
   it('tells the client when the target cannot be reached, with an SQLSTATE of class 08', async () => {
-    const c = new pg.Client({
-      host: '127.0.0.1',
-      port,
-      database: 'dead-db',
-      user: 'carol',
-      password: key,
-      ssl: { rejectUnauthorized: false },
-    });
+    const c = pgVia('dead-db');
     await assert.rejects(c.connect(), (err: pg.DatabaseError) => {
       assert.match(err.code ?? '', /^08/);
       assert.match(err.message, /could not open connection "dead-db"/);
@@ -267,24 +257,18 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
 });
 
 describe('PostgreSQL gateway: a listener on all interfaces that allows plaintext passwords, with a short login timeout', () => {
-  let db: ThrowawayDb;
   let gw: Gateway;
   let port: number;
+  let close: () => Promise<void> = async () => undefined;
 
   before(async () => {
-    db = await createThrowawayDb();
-    gw = await startGateway('sqlite', {
-      config: {
-        listeners: { postgres: { host: '0.0.0.0', allow_plaintext_password: true, login_timeout: '500ms' } },
-        connections: [pgConnection(db.name)],
-      },
-    });
-    port = gw.proc.postgres?.port ?? 0;
+    ({ gw, port, close } = await gatewayToThrowawayDb({
+      host: '0.0.0.0',
+      allow_plaintext_password: true,
+      login_timeout: '500ms',
+    }));
   });
-  after(async () => {
-    await gw?.close();
-    await db?.drop();
-  });
+  after(() => close());
 
   it('takes the credential in plaintext on a listener that is not loopback-only, because the config says so', async () => {
     const res = await run(
