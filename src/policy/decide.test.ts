@@ -122,6 +122,13 @@ describe('decide()', () => {
     assert.deepEqual([hidden.action, hidden.decidedBy], ['deny', 'no-delete']);
     const plain = decide(noDeletes, ctx(), sql(stmt({ kind: 'select', changes: ['insert'] })));
     assert.equal(plain.action, 'allow');
+    // A WHERE-less UPDATE is an update, not a delete: "No deletes." would be the wrong refusal.
+    const update = decide(
+      noDeletes,
+      ctx(),
+      sql(stmt({ kind: 'update', where_absent: true, changes: ['update'] })),
+    );
+    assert.equal(update.action, 'allow');
   });
 
   it('holds an unbounded write for review with the rule’s approvers, and deny outranks review', () => {

@@ -88,10 +88,9 @@ function sqlHolds(c: NonNullable<RuleWhen['sql']>, f: SqlFacts): boolean {
   if (!statementLevel) return true;
   return f.statements.some(
     (s) =>
-      // A statement matches as its own kind and as every data-changing statement it holds: a
-      // DELETE in a CTE leaves the outer kind `select`, and must not slip past a rule on delete.
-      // A WHERE-less UPDATE/DELETE also counts as both (erring towards the guardrail).
-      anyGlob(c.statements, [s.kind, ...s.changes, ...(s.where_absent ? ['update', 'delete'] : [])]) &&
+      // A statement matches as its own kind and as every data change it makes: a DELETE in a
+      // CTE leaves the outer kind `select`, and must not slip past a rule on delete.
+      anyGlob(c.statements, [s.kind, ...s.changes]) &&
       (c.objects === undefined || (s.object !== undefined && anyGlob(c.objects, [s.object]))) &&
       (c.tables === undefined ||
         anyGlob(c.tables, [...s.tables_read, ...s.tables_written].flatMap(tableNames))) &&

@@ -24,9 +24,11 @@ export interface SqlStatementFacts {
   /** UPDATE or DELETE (also inside a CTE) with no WHERE clause. */
   where_absent: boolean;
   /**
-   * Kinds of the data-changing statements it holds (insert, update, delete, merge), itself
-   * included: `WITH gone AS (DELETE …) SELECT …` is a select that deletes. Statements of a DO
-   * block or function body count too, as their other facts do.
+   * The data changes it makes, as statement kinds (insert, update, delete, merge, replace), its own
+   * included: `WITH gone AS (DELETE …) SELECT …` is a select that deletes, `INSERT … ON CONFLICT DO
+   * UPDATE` (or MySQL's ON DUPLICATE KEY UPDATE) also updates, `MERGE … THEN DELETE` also deletes,
+   * MySQL's REPLACE also deletes and inserts. The static statements of a DO block or a function
+   * body count too, as their other facts do; what a plain EXPLAIN only plans does not.
    */
   changes: string[];
   /** COPY … TO/FROM PROGRAM, or COPY/pg_read_file-style server file access. */

@@ -48,6 +48,17 @@ describe('mysql analyzer', () => {
     assert.deepEqual(replace.tables_written, [t('settings')]);
   });
 
+  it('lists the row changes a statement makes: REPLACE deletes and inserts, ON DUPLICATE KEY UPDATE updates', () => {
+    assert.deepEqual(only('SELECT * FROM a').changes, []);
+    assert.deepEqual(only('DELETE FROM a WHERE id = 1').changes, ['delete']);
+    assert.deepEqual(only('REPLACE INTO a (id) VALUES (1)').changes, ['replace', 'insert', 'delete']);
+    assert.deepEqual(only('INSERT INTO a (id, n) VALUES (1, 1) ON DUPLICATE KEY UPDATE n = n + 1').changes, [
+      'insert',
+      'update',
+    ]);
+    assert.deepEqual(only('SELECT REPLACE(name, "a", "b") FROM a FOR UPDATE').changes, []);
+  });
+
   it('flags UPDATE and DELETE without WHERE, and not with one', () => {
     assert.equal(only('UPDATE accounts SET balance = 0').where_absent, true);
     assert.equal(only('DELETE FROM sessions LIMIT 10').where_absent, true);

@@ -66,8 +66,13 @@ function objectOf(ast: Node): string | undefined {
   return typeof ast.keyword === 'string' ? ast.keyword.toLowerCase() : undefined;
 }
 
-/** Statements that change rows, by node type (their kind too). */
-const CHANGES = new Set(['insert', 'replace', 'update', 'delete']);
+/** The row changes of a statement, by node type: REPLACE deletes the rows it collides with and inserts. */
+const CHANGES: Record<string, readonly string[]> = {
+  insert: ['insert'],
+  replace: ['replace', 'insert', 'delete'],
+  update: ['update'],
+  delete: ['delete'],
+};
 
 function kindOf(ast: Node): string {
   const type = String(ast.type).toLowerCase();
@@ -110,7 +115,10 @@ function statementFacts(ast: Node, tableList: string[]): SqlStatementFacts {
   const changes: string[] = [];
   walk(ast, (node) => {
     const type = String(node.type).toLowerCase();
-    if (CHANGES.has(type) && !changes.includes(type)) changes.push(type);
+    const kinds = [...(CHANGES[type] ?? [])];
+    // INSERT … ON DUPLICATE KEY UPDATE updates the rows it collides with.
+    if (type === 'insert' && node.on_duplicate_update) kinds.push('update');
+    for (const k of kinds) if (!changes.includes(k)) changes.push(k);
     const fn = functionName(node);
     if (fn !== null) {
       if (!functions.includes(fn)) functions.push(fn);

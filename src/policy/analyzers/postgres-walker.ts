@@ -128,9 +128,33 @@ function nameList(v: unknown): string[] {
   return items.flatMap((i) => (isRecord(i) && isRecord(i.String) ? [str(i.String.sval) ?? ''] : []));
 }
 
+/** MERGE's WHEN … THEN actions, as statement kinds. */
+const MERGE_ACTIONS: Record<string, string> = {
+  CMD_INSERT: 'insert',
+  CMD_UPDATE: 'update',
+  CMD_DELETE: 'delete',
+};
+
+/**
+ * Whether an EXPLAIN runs its statement: an ANALYZE option, unless set to false, off or 0 (any
+ * other value counts as running it, erring towards the guardrail).
+ */
+function explainRuns(body: Fields): boolean {
+  return (Array.isArray(body.options) ? body.options : []).some((o) => {
+    const d = isRecord(o) && isRecord(o.DefElem) ? o.DefElem : undefined;
+    if (str(d?.defname) !== 'analyze') return false;
+    const arg = d?.arg;
+    const value = isRecord(arg) && isRecord(arg.String) ? str(arg.String.sval) : undefined;
+    const number = isRecord(arg) && isRecord(arg.Integer) ? arg.Integer.ival : undefined;
+    return !(['false', 'off'].includes((value ?? '').toLowerCase()) || number === 0);
+  });
+}
+
 /** Accumulates facts for one top-level statement; nested statements fold into the same facts. */
 export class StatementWalker {
   private readonly seen = new Set<string>();
+  /** Depth of plain EXPLAINs around the node walked: what they hold is planned, not run. */
+  private explaining = 0;
 
   /** `onFolded` sees each statement folded in from a DO block or function body, as a parse tree. */
   constructor(
@@ -166,14 +190,37 @@ export class StatementWalker {
         skip.add('funcname');
         break;
       case 'InsertStmt':
+        this.write(body.relation, skip);
+        this.changes('insert');
+        // INSERT … ON CONFLICT DO UPDATE updates the rows it collides with.
+        if (isRecord(body.onConflictClause) && body.onConflictClause.action === 'ONCONFLICT_UPDATE') {
+          this.changes('update');
+        }
+        break;
       case 'MergeStmt':
         this.write(body.relation, skip);
-        this.changes(name);
+        this.changes('merge');
+        // What each WHEN does: MERGE … THEN DELETE deletes.
+        for (const c of Array.isArray(body.mergeWhenClauses) ? body.mergeWhenClauses : []) {
+          const command =
+            isRecord(c) && isRecord(c.MergeWhenClause) ? str(c.MergeWhenClause.commandType) : undefined;
+          const kind = command && MERGE_ACTIONS[command];
+          if (kind) this.changes(kind);
+        }
+        break;
+      case 'ExplainStmt':
+        // Plain EXPLAIN only plans its statement; EXPLAIN ANALYZE runs it.
+        if (!explainRuns(body)) {
+          this.explaining++;
+          this.walk(body.query, scope);
+          this.explaining--;
+          skip.add('query');
+        }
         break;
       case 'UpdateStmt':
       case 'DeleteStmt':
         this.write(body.relation, skip);
-        this.changes(name);
+        this.changes(kindOf(name));
         if (body.whereClause === undefined) this.facts.where_absent = true;
         break;
       case 'TruncateStmt':
@@ -222,9 +269,9 @@ export class StatementWalker {
     for (const key in body) if (!skip.has(key)) this.walk(body[key], scope);
   }
 
-  private changes(nodeName: string): void {
-    const kind = kindOf(nodeName);
-    if (!this.facts.changes.includes(kind)) this.facts.changes.push(kind);
+  /** A data change the statement makes (not one a plain EXPLAIN only plans). */
+  private changes(kind: string): void {
+    if (this.explaining === 0 && !this.facts.changes.includes(kind)) this.facts.changes.push(kind);
   }
 
   /** Non-recursive CTEs see only earlier siblings, so `WITH users AS (SELECT * FROM users)` reads the table. */

@@ -130,6 +130,22 @@ describe('postgres analyzer: risk flags', () => {
     );
     assert.deepEqual(changes('INSERT INTO a SELECT * FROM b ON CONFLICT DO NOTHING'), ['insert']);
     assert.deepEqual(changes('DO $$ BEGIN DELETE FROM a WHERE id = 1; END $$'), ['delete']);
+    assert.deepEqual(changes('INSERT INTO a VALUES (1) ON CONFLICT (id) DO UPDATE SET x = 1'), [
+      'insert',
+      'update',
+    ]);
+    assert.deepEqual(
+      changes(
+        'MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE WHEN NOT MATCHED THEN INSERT VALUES (1)',
+      ),
+      ['merge', 'delete', 'insert'],
+    );
+    // EXPLAIN ANALYZE runs its statement; a plain EXPLAIN, or ANALYZE false, only plans it.
+    assert.deepEqual(changes('EXPLAIN ANALYZE DELETE FROM a WHERE id = 1'), ['delete']);
+    assert.deepEqual(changes('EXPLAIN (ANALYZE, BUFFERS) UPDATE a SET x = 1 WHERE id = 1'), ['update']);
+    assert.deepEqual(changes('EXPLAIN DELETE FROM a WHERE id = 1'), []);
+    assert.deepEqual(changes('EXPLAIN (ANALYZE false) DELETE FROM a WHERE id = 1'), []);
+    assert.deepEqual(changes('COPY (DELETE FROM a WHERE id = 1 RETURNING *) TO STDOUT'), ['delete']);
   });
 
   it('flags COPY to and from a program or a server file, not STDIN/STDOUT', () => {
