@@ -185,7 +185,12 @@ describe('a three-level agent chain from a person signed in with OIDC, through t
     assert.equal(sessionB.parent_session_id, sessionA.id);
     assert.equal(sessionA.parent_session_id, aliceSession.id);
     assert.equal(sessionB.kind, 'agent');
-    // The database's own view names the person and the chain behind B's backend (63 bytes kept).
+    const opened = await gw.waitForAudit('session.opened', (r) => r.payload.session === sessionB.id);
+    assert.equal(opened.actor.root, ALICE);
+    assert.deepEqual(opened.actor.chain, ['agent-a', 'agent-b']);
+    await gw.waitForAudit('command.allowed', (r) => r.payload.session === sessionB.id);
+    // The database's own view names the person and the chain behind B's backend (B's statement
+    // was let through, so its backend is there; PostgreSQL keeps 63 bytes of the name).
     const label = `psql [warden s=${sessionB.id.slice(0, 8)} ${ALICE} via agent-a>agent-b]`;
     const admin = new pg.Client({ connectionString: ADMIN_URL });
     await admin.connect();
@@ -201,10 +206,6 @@ describe('a three-level agent chain from a person signed in with OIDC, through t
     } finally {
       await admin.end();
     }
-    const opened = await gw.waitForAudit('session.opened', (r) => r.payload.session === sessionB.id);
-    assert.equal(opened.actor.root, ALICE);
-    assert.deepEqual(opened.actor.chain, ['agent-a', 'agent-b']);
-    await gw.waitForAudit('command.allowed', (r) => r.payload.session === sessionB.id);
 
     // 6. Alice revokes A's token: B's live psql ends with a PostgreSQL FATAL, and so does A's session.
     const jtiA = JSON.parse(Buffer.from(tokenA.split('.')[1]!, 'base64url').toString()).jti as string;

@@ -313,8 +313,11 @@ export async function gatewayToThrowawayDb(
     gw,
     port: gw.proc.postgres?.port ?? 0,
     close: async () => {
-      await gw.close();
-      await db.drop();
+      try {
+        await gw.close();
+      } finally {
+        await db.drop();
+      }
     },
   };
 }

@@ -252,7 +252,10 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
       assert.match(err.message, /could not open connection "dead-db"/);
       return true;
     });
-    await gw.waitForAudit('session.closed', (r) => (r.payload as { reason?: string }).reason === 'error');
+    await gw.waitForAudit('session.closed', (r) => {
+      const p = r.payload as { reason?: string; detail?: string };
+      return p.reason === 'error' && /dead-db/.test(p.detail ?? '');
+    });
   });
 });
 
@@ -265,7 +268,7 @@ describe('PostgreSQL gateway: a listener on all interfaces that allows plaintext
     ({ gw, port, close } = await gatewayToThrowawayDb({
       host: '0.0.0.0',
       allow_plaintext_password: true,
-      login_timeout: '500ms',
+      login_timeout: '2s',
     }));
   });
   after(() => close());

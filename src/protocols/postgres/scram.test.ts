@@ -85,7 +85,7 @@ describe('SCRAM-SHA-256 client', () => {
     assert.equal(await login(), RFC.clientFinal);
     assert.equal(salted.derivations, 1, 'a later login is served from memory');
     assert.equal(salted.hits, 1);
-    // Another salt while the first derivation runs is a derivation of its own.
+    // Another salt is a derivation of its own, beside a login answered from memory.
     const other = RFC.serverFirst.replace('s=W22ZaJ0SNY7soEsUEjb6gQ==', 's=AAAAAAAAAAAAAAAAAAAAAA==');
     const two = await Promise.all([login(), keptKeyLogin(salted, 'pencil', other)]);
     assert.equal(two[0], RFC.clientFinal);
