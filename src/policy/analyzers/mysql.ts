@@ -115,10 +115,10 @@ function statementFacts(ast: Node, tableList: string[]): SqlStatementFacts {
   const changes: string[] = [];
   walk(ast, (node) => {
     const type = String(node.type).toLowerCase();
-    const kinds = [...(CHANGES[type] ?? [])];
+    const change = (k: string) => changes.includes(k) || changes.push(k);
+    for (const k of CHANGES[type] ?? []) change(k);
     // INSERT … ON DUPLICATE KEY UPDATE updates the rows it collides with.
-    if (type === 'insert' && node.on_duplicate_update) kinds.push('update');
-    for (const k of kinds) if (!changes.includes(k)) changes.push(k);
+    if (type === 'insert' && node.on_duplicate_update) change('update');
     const fn = functionName(node);
     if (fn !== null) {
       if (!functions.includes(fn)) functions.push(fn);
