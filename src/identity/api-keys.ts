@@ -7,7 +7,7 @@ import type { Store } from '../store/store.js';
 import type { ApiKeysTable } from '../store/tables.js';
 import { AuthError } from './errors.js';
 import { type Identity, type IdentityKind, rolesFor } from './identity.js';
-import { RevocationSignal } from './verified-credentials.js';
+import { RevocationSignal } from './revocation-signal.js';
 
 const PREFIX = 'wdn_';
 const KEY_RE = /^wdn_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;

@@ -48,7 +48,8 @@ export class Authenticator {
   }
 
   async authenticate(credential: string | undefined): Promise<Identity> {
-    const identity = (credential && this.verified.get(credential)) || (await this.verifyAndKeep(credential));
+    const key = credential ? this.verified.key(credential) : null;
+    const identity = (key !== null && this.verified.get(key)) || (await this.verifyAndKeep(credential, key));
     // A disabled person or service account is refused whoever presents its credential, and so is
     // every delegate acting for it or through it.
     const refusal = await this.disabled?.refusal([identity.subject, identity.rootSubject, ...identity.chain]);
@@ -56,10 +57,10 @@ export class Authenticator {
     return identity;
   }
 
-  private async verifyAndKeep(credential: string | undefined): Promise<Identity> {
+  private async verifyAndKeep(credential: string | undefined, key: string | null): Promise<Identity> {
     const mark = this.verified.mark();
     const identity = await this.verify(credential);
-    return credential ? this.verified.keep(credential, identity, mark) : identity;
+    return key !== null ? this.verified.keep(key, identity, mark) : identity;
   }
 
   private async verify(credential: string | undefined): Promise<Identity> {

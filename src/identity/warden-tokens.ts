@@ -10,7 +10,7 @@ import type { TokensTable } from '../store/tables.js';
 import { AuthError } from './errors.js';
 import { type Identity, type IdentityKind, KINDS, rolesFor } from './identity.js';
 import { mapJoseError } from './oidc.js';
-import { RevocationSignal } from './verified-credentials.js';
+import { RevocationSignal } from './revocation-signal.js';
 
 export const WARDEN_AUDIENCE = 'warden';
 
