@@ -93,6 +93,24 @@ describe('SCRAM-SHA-256 client', () => {
     assert.equal(salted.derivations, 2);
   });
 
+  it('keeps the most recently used keys up to its bound, and nothing of a derivation that failed', async () => {
+    const salted = new SaltedPasswords(2);
+    await keptKeyLogin(salted, 'one');
+    await keptKeyLogin(salted, 'two');
+    await keptKeyLogin(salted, 'one'); // used again: 'two' is now the least recently used
+    await keptKeyLogin(salted, 'three'); // makes room: 'two' goes
+    assert.deepEqual([salted.derivations, salted.hits], [3, 1]);
+    await keptKeyLogin(salted, 'one');
+    await keptKeyLogin(salted, 'three');
+    assert.deepEqual([salted.derivations, salted.hits], [3, 3], 'one and three are still kept');
+    await keptKeyLogin(salted, 'two');
+    assert.equal(salted.derivations, 4, 'two was derived again');
+    // A derivation PBKDF2 refuses (no iterations) fails its logins and leaves nothing behind.
+    await assert.rejects(salted.derive('pencil', 'W22ZaJ0SNY7soEsUEjb6gQ==', 0));
+    await assert.rejects(salted.derive('pencil', 'W22ZaJ0SNY7soEsUEjb6gQ==', 0));
+    assert.equal(salted.hits, 3);
+  });
+
   it('rejects a server signature that does not match, and a server error', async () => {
     const c = rfcClient();
     await c.clientFinal(RFC.serverFirst);

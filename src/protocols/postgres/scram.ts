@@ -2,6 +2,7 @@
 // tls-server-end-point channel binding (RFC 5929) for SCRAM-SHA-256-PLUS. Pure: strings in, strings out.
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
+import { Lru } from '../../lru.js';
 
 const pbkdf2Async = promisify(pbkdf2);
 
@@ -15,16 +16,26 @@ const pbkdf2Async = promisify(pbkdf2);
  * map key is an HMAC under a key of this process, so no password or fast hash of one is kept.
  */
 export class SaltedPasswords {
-  private readonly entries = new Map<string, Buffer>();
+  private readonly entries: Lru<Buffer>;
   /** Derivations under way: logins arriving together for a key not yet kept share one. */
   private readonly running = new Map<string, Promise<Buffer>>();
   private readonly keyKey = randomBytes(32);
-  /** Derivations answered from memory (tests read it). */
-  hits = 0;
-  /** PBKDF2 runs (tests read it). */
-  derivations = 0;
+  private served = 0;
+  private derived = 0;
 
-  constructor(private readonly max = 1_000) {}
+  constructor(max = 1_000) {
+    this.entries = new Lru(max);
+  }
+
+  /** Derivations answered from memory. */
+  get hits(): number {
+    return this.served;
+  }
+
+  /** PBKDF2 runs. */
+  get derivations(): number {
+    return this.derived;
+  }
 
   async derive(password: string, salt: string, iterations: number): Promise<Buffer> {
     const key = createHmac('sha256', this.keyKey)
@@ -33,20 +44,17 @@ export class SaltedPasswords {
       .digest('base64');
     const kept = this.entries.get(key);
     if (kept) {
-      this.hits++;
-      this.entries.delete(key);
-      this.entries.set(key, kept);
+      this.served++;
       return kept;
     }
     // A burst of logins to one role (a restart, an application's pool reconnecting) waits for one
     // derivation instead of running it once each; a failed one fails them all and is not kept.
     const running = this.running.get(key);
     if (running) return running;
-    this.derivations++;
+    this.derived++;
     // Async PBKDF2: the iteration count is the server's choice and must not stall the event loop.
     const derivation = pbkdf2Async(saslprep(password), Buffer.from(salt, 'base64'), iterations, 32, 'sha256')
       .then((salted) => {
-        if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
         this.entries.set(key, salted);
         return salted;
       })
