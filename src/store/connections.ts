@@ -194,6 +194,7 @@ export class Connections {
       updated_at: now,
     };
     await this.store.db.insertInto('connections').values(row).execute();
+    // A row of this name removed through another gateway may still be kept here.
     this.recent.forget();
     return toView(row);
   }

@@ -132,6 +132,16 @@ describe('identity.login_cache: what a login reads, used again, on the PostgreSQ
     assert.equal(err?.code, '08001', err?.message);
   });
 
+  it('refuses a connection removed through this gateway at once, though it was read a moment ago', async () => {
+    const created = await gw.api('POST', '/api/connections', { body: pgConnection(db.name, 'api-gone') });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(await login(keys.minter, 'api-gone'), undefined);
+    const removed = await gw.api('DELETE', '/api/connections/api-gone');
+    assert.ok(removed.status < 300, removed.text);
+    const err = await login(keys.minter, 'api-gone');
+    assert.equal(err?.code, '3D000', err?.message);
+  });
+
   it('still refuses a disabled subject at once: that check is not cached', async () => {
     assert.equal(await login(keys.disabled), undefined);
     const res = await gw.cli(['subjects', 'disable', 'disabled', '--reason', 'left the team']);
