@@ -26,6 +26,7 @@ DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-4}
 THREADS=${THREADS:-2}
 PORT_BASE=${PORT_BASE:-16540}
+GATEWAY_PORT=$((PORT_BASE + 1))
 PG_ROLE=${PG_ROLE:-warden_scram}
 PG_ROLE_PASSWORD=${PG_ROLE_PASSWORD:-scram-test-pw}
 DB=warden_churn_scram
@@ -90,23 +91,22 @@ HAPROXY_PID=$!
 source "$BENCH/warden-bootstrap.sh"
 warden_bootstrap "$NODE" "$REPO/dist/cli/main.js"
 WARDEN_BENCH_DIR=$WDIR WARDEN_BENCH_CONNECTION=churn WARDEN_BENCH_PASSWORD_ENV=CHURN_TARGET_PASSWORD \
-  PG_HOST=127.0.0.1 PG_PORT=5432 PG_USER=$PG_ROLE PG_DB=$DB LISTEN_PORT=$((PORT_BASE + 1)) SCALE=1 \
+  PG_HOST=127.0.0.1 PG_PORT=5432 PG_USER=$PG_ROLE PG_DB=$DB LISTEN_PORT=$GATEWAY_PORT SCALE=1 \
   bash "$BENCH/pg-gateway-config.sh" >/dev/null || die "cannot write warden.yaml"
 CHURN_TARGET_PASSWORD=$PG_ROLE_PASSWORD "$NODE" --max-semi-space-size=4 "$REPO/dist/cli/main.js" serve \
   --config "$WDIR/warden.yaml" >"$WDIR/warden.out" 2>"$WDIR/warden.err" &
 WARDEN_PID=$!
-for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $((PORT_BASE + 1)) && break; sleep 0.2; done
-pg_isready -q -h 127.0.0.1 -p $((PORT_BASE + 1)) || { cat "$WDIR/warden.err" >&2; die "Warden did not come up"; }
+for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p $GATEWAY_PORT && break; sleep 0.2; done
+pg_isready -q -h 127.0.0.1 -p $GATEWAY_PORT || { cat "$WDIR/warden.err" >&2; die "Warden did not come up"; }
 
 # path → port user password database
-declare -A PORT=([direct]=5432 [haproxy]=$PORT_BASE [warden]=$((PORT_BASE + 1)))
-declare -A USER_OF=([direct]=$PG_ROLE [haproxy]=$PG_ROLE [warden]=$PG_ROLE)
+declare -A PORT=([direct]=5432 [haproxy]=$PORT_BASE [warden]=$GATEWAY_PORT)
 declare -A PASSWORD=([direct]=$PG_ROLE_PASSWORD [haproxy]=$PG_ROLE_PASSWORD [warden]=$CLIENT_KEY)
 declare -A DB_OF=([direct]=$DB [haproxy]=$DB [warden]=churn)
 run() { # path seconds → "tps connection_ms"
   local p=$1 out
   out=$(PGPASSWORD=${PASSWORD[$p]} pgbench -n -S -C -M simple -c "$CLIENTS" -j "$THREADS" -T "$2" \
-    -h 127.0.0.1 -p "${PORT[$p]}" -U "${USER_OF[$p]}" "${DB_OF[$p]}" 2>&1) || { echo "$out" >&2; return 1; }
+    -h 127.0.0.1 -p "${PORT[$p]}" -U "$PG_ROLE" "${DB_OF[$p]}" 2>&1) || { echo "$out" >&2; return 1; }
   printf '%s %s\n' "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")" \
     "$(sed -n 's/^average connection time = \([0-9.]*\) ms/\1/p' <<<"$out")"
 }

@@ -1,6 +1,6 @@
 # warden-bootstrap.sh - sourced by the bench scripts (not run by hand).
 #
-# warden_bootstrap NODE MAIN_JS: starts that Warden once on $WDIR/data with no listener, which
+# warden_bootstrap CMD...: starts the Warden that CMD runs (e.g. node dist/cli/main.js) once on $WDIR/data with no listener, which
 # creates the store, the keys and the bootstrap admin key (<data_dir>/admin.key), mints a service
 # API key `pgbench-client` with it, and stops it. Sets CLIENT_KEY (the admin key when minting
 # fails, with a warning) and BOOT_PID while the bootstrap Warden runs (for the caller's cleanup).
