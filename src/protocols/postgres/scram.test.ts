@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
+  MAX_ITERATIONS,
   SaltedPasswords,
   ScramClient,
   ScramError,
@@ -131,6 +132,33 @@ describe('SCRAM-SHA-256 client', () => {
       rfcClient().clientFinal(`r=${RFC.nonce}x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0`),
       /iteration/,
     );
+  });
+
+  it('refuses a server that asks for more iterations than it runs, before any derivation', async () => {
+    const salted = new SaltedPasswords();
+    const asking = (i: number) => RFC.serverFirst.replace('i=4096', `i=${i}`);
+    await assert.rejects(keptKeyLogin(salted, 'pencil', asking(MAX_ITERATIONS + 1)), ScramError);
+    await assert.rejects(
+      keptKeyLogin(salted, 'pencil', asking(2 ** 31 - 1)),
+      /2147483647 SCRAM iterations, more than this client runs \(1000000\)/,
+    );
+    assert.equal(salted.derivations, 0, 'no PBKDF2 started');
+    await keptKeyLogin(salted, 'pencil', asking(MAX_ITERATIONS));
+    assert.equal(salted.derivations, 1, 'the bound itself is run');
+  });
+
+  it('fails every login sharing a derivation that fails, and keeps nothing of it', async () => {
+    const salted = new SaltedPasswords();
+    // PBKDF2 refuses 0 iterations (the client checks the count first; the cache does not).
+    const derive = () => salted.derive('pencil', 'W22ZaJ0SNY7soEsUEjb6gQ==', 0);
+    const outcomes = await Promise.allSettled([derive(), derive(), derive()]);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['rejected', 'rejected', 'rejected'],
+    );
+    assert.equal(salted.derivations, 1, 'the three shared one derivation');
+    await assert.rejects(derive());
+    assert.deepEqual([salted.derivations, salted.hits], [2, 0], 'the failure was not kept');
   });
 
   it('binds to the channel in the GS2 header and in c=', async () => {

@@ -338,4 +338,21 @@ describe('connecting to a misbehaving or absent target', () => {
       assert.match(err.message, skipFinal ? /skipped/ : /server signature/);
     }
   });
+
+  it('refuses a SCRAM server that asks for 2^31-1 rounds instead of running them for minutes', async () => {
+    const framer = new MessageFramer();
+    const o = await serve((sock, chunk, n) => {
+      if (n === 0) {
+        sock.write(message(Back.Authentication, int32(10), 'SCRAM-SHA-256', ''));
+        return;
+      }
+      const nonce = /r=([^,]+)/.exec(framer.push(chunk)[0]!.body.toString('utf8'))![1];
+      const first = `r=${nonce}x,s=${Buffer.from('fresh salt').toString('base64')},i=2147483647`;
+      sock.write(message(Back.Authentication, int32(11), Buffer.from(first)));
+    });
+    const before = SALTED.derivations;
+    const err = await refused({ ...o, user: 'warden_scram', password: 'any' }, '28000');
+    assert.match(err.message, /asks for 2147483647 SCRAM iterations, more than this client runs/);
+    assert.equal(SALTED.derivations, before, 'no PBKDF2 started');
+  });
 });
