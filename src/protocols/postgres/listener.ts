@@ -22,7 +22,7 @@ import { openCatalog } from './catalog.js';
 import { acceptClient, type ClientHello, HandshakeError, sendFatal } from './client-handshake.js';
 import { authenticationOk, backendKeyData, parameterStatus, readyForQuery } from './codec.js';
 import { runEngine } from './engine.js';
-import { TargetPool } from './pool.js';
+import { POOLED_APPLICATION_NAME, TargetPool } from './pool.js';
 import { traceFromStartup } from './startup-trace.js';
 import { cancelTarget, connectTarget, TargetError, type TargetSession } from './target.js';
 import { traceComment } from './trace-comment.js';
@@ -70,7 +70,7 @@ export function targetApplicationName(
 /**
  * Startup parameters that also set `warden.session` on the target: a session (an agent) reads its
  * own id with `current_setting('warden.session')`, to name it as the parent of tokens it mints.
- * Not part of the pool key: a reused connection is re-labelled instead.
+ * Pooled connections are labelled after their login instead (TargetPool.label).
  */
 function withSessionSetting(params: Record<string, string>, sessionId: string): Record<string, string> {
   const setting = `-c warden.session=${sessionId}`;
@@ -220,7 +220,8 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     }
     const forwarded = { ...startup };
     for (const k of ['user', 'database', 'replication']) delete forwarded[k];
-    forwarded.application_name = targetApplicationName(startup.application_name, identity, session.id);
+    const applicationName = targetApplicationName(startup.application_name, identity, session.id);
+    forwarded.application_name = applicationName;
     const targetOptions = {
       host: conn.target.host,
       port: conn.target.port,
@@ -232,11 +233,28 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
     };
     // A parked server connection serves only a session that would have opened the same one.
     const poolKey = conn.pool === 'session' ? poolKeyOf(name, targetOptions) : null;
+    /** A new server connection; a pooled one is labelled after its login (TargetPool.label says why). */
+    const connectNew = async (): Promise<TargetSession> => {
+      if (poolKey === null) {
+        return connectTarget({ ...targetOptions, params: withSessionSetting(forwarded, session.id) });
+      }
+      const opened = await connectTarget({
+        ...targetOptions,
+        params: { ...forwarded, application_name: POOLED_APPLICATION_NAME },
+      });
+      try {
+        await pool.label(opened, applicationName, session.id);
+      } catch (err) {
+        opened.socket.destroy();
+        throw err;
+      }
+      return opened;
+    };
     let target: TargetSession;
     try {
       target =
-        (poolKey !== null ? await pool.take(poolKey, forwarded.application_name, session.id) : null) ??
-        (await connectTarget({ ...targetOptions, params: withSessionSetting(forwarded, session.id) }));
+        (poolKey !== null ? await pool.take(poolKey, applicationName, session.id) : null) ??
+        (await connectNew());
     } catch (err) {
       const code = err instanceof TargetError ? err.code : '08001';
       const message = `could not open connection "${name}": ${(err as Error).message} (warden)`;

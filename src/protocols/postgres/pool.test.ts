@@ -10,6 +10,7 @@ describe('PostgreSQL gateway: pool: session reuses reset server connections', ()
   let db: ThrowawayDb;
   let gw: Gateway;
   let key: string;
+  let bobKey: string;
   let admin: pg.Client;
 
   before(async () => {
@@ -24,6 +25,7 @@ describe('PostgreSQL gateway: pool: session reuses reset server connections', ()
       },
     });
     key = gw.credential((await gw.cli(['keys', 'create', '--name', 'pia'])).stdout.trim());
+    bobKey = gw.credential((await gw.cli(['keys', 'create', '--name', 'bob'])).stdout.trim());
     admin = new pg.Client({ connectionString: ADMIN_URL });
     await admin.connect();
   });
@@ -97,6 +99,29 @@ describe('PostgreSQL gateway: pool: session reuses reset server connections', ()
       sessions.some((s) => s.id === own && s.connection === 'pooled'),
       'the reused backend was labelled with the new session id',
     );
+  });
+
+  it('names nobody who left when the next session runs RESET ALL', async () => {
+    const a = await connect('pooled');
+    const pid = await backendPid(a);
+    await a.end();
+    await parked(pid);
+
+    const b = await connect('pooled', { user: 'bob', password: bobKey });
+    assert.equal(await backendPid(b), pid, 'the parked backend served the next session');
+    const own = (await b.query("select current_setting('warden.session') as id")).rows[0].id as string;
+    await b.query('reset all');
+    const after = (
+      await b.query(
+        "select current_setting('application_name') as app, current_setting('warden.session') as id",
+      )
+    ).rows[0];
+    // RESET ALL may forget bob's session id, but must not bring back the id of a session that left.
+    assert.ok(after.id === '' || after.id === own, `bob's session reads another session's id ${after.id}`);
+    assert.doesNotMatch(after.app, /pia/, "bob's session is given pia's name");
+    const label = await admin.query('select application_name from pg_stat_activity where pid = $1', [pid]);
+    assert.doesNotMatch(label.rows[0].application_name, /pia/, "the target names pia for bob's session");
+    await b.end();
   });
 
   it('does not reuse a backend left inside a transaction, and closes it', async () => {

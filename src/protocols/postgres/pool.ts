@@ -17,6 +17,9 @@ export interface PoolOptions {
   queryTimeoutMs?: number;
 }
 
+/** The application_name a pooled connection opens with; each session's own is SET (TargetPool.label). */
+export const POOLED_APPLICATION_NAME = '[warden pool]';
+
 interface Parked {
   target: TargetSession;
   timer: NodeJS.Timeout;
@@ -109,13 +112,8 @@ export class TargetPool {
       const p = list.pop()!;
       if (list.length === 0) this.parked.delete(key);
       this.unpark(p);
-      const standard = p.target.parameters.find(([k]) => k === 'standard_conforming_strings')?.[1] !== 'off';
       try {
-        await simpleQuery(
-          p.target,
-          `SET application_name = ${literal(applicationName, standard)}; SET warden.session = ${literal(sessionId, standard)}`,
-          this.timeoutMs,
-        );
+        await this.label(p.target, applicationName, sessionId);
       } catch {
         p.target.socket.destroy();
         continue;
@@ -129,6 +127,20 @@ export class TargetPool {
   }
 
   /**
+   * Names the session a connection serves: `application_name` and `warden.session` are SET, never
+   * given at startup, so a RESET ALL in any session brings back POOLED_APPLICATION_NAME and no
+   * session id, not the name and id of whoever opened the connection (and may have left).
+   */
+  async label(target: TargetSession, applicationName: string, sessionId: string): Promise<void> {
+    const standard = target.parameters.find(([k]) => k === 'standard_conforming_strings')?.[1] !== 'off';
+    await simpleQuery(
+      target,
+      `SET application_name = ${literal(applicationName, standard)}; SET warden.session = ${literal(sessionId, standard)}`,
+      this.timeoutMs,
+    );
+  }
+
+  /**
    * Takes back a connection a session has finished with (idle, outside a transaction): resets it
    * and parks it, or closes it when it cannot be reset or the pool is full or closed.
    */
@@ -138,8 +150,7 @@ export class TargetPool {
       terminate(socket);
       return;
     }
-    // RESET ALL brings back the application_name of the session that opened the connection; a
-    // parked one says so instead, so pg_stat_activity never names someone who has left.
+    // A parked connection says so in pg_stat_activity (RESET ALL brought back POOLED_APPLICATION_NAME).
     simpleQuery(target, 'DISCARD ALL', this.timeoutMs)
       .then(() => simpleQuery(target, "SET application_name = '[warden pool: idle]'", this.timeoutMs))
       .then(
