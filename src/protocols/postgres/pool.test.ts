@@ -124,6 +124,31 @@ describe('PostgreSQL gateway: pool: session reuses reset server connections', ()
     await b.end();
   });
 
+  it('closes the dblink connections a session left open before the next one takes the backend', async () => {
+    const owner = new pg.Client({ connectionString: db.url });
+    await owner.connect();
+    await owner.query('create extension if not exists dblink');
+    await owner.end();
+    const a = await connect('pooled');
+    const pid = await backendPid(a);
+    const remote = `host=127.0.0.1 dbname=${db.name} user=postgres`;
+    await a.query('select dblink_connect($1, $2)', ['pias_link', remote]);
+    await a.query('select dblink_connect($1)', [remote]); // the unnamed connection
+    await a.end();
+    await parked(pid);
+
+    const b = await connect('pooled', { user: 'bob', password: bobKey });
+    assert.equal(await backendPid(b), pid, 'the parked backend served the next session');
+    const named = await b.query('select dblink_get_connections() as names');
+    assert.equal(named.rows[0].names, null, "bob's session can use pia's named dblink connection");
+    await assert.rejects(
+      b.query("select * from dblink('select 1') as t(x int)"),
+      /connection not available/,
+      "bob's session can use pia's unnamed dblink connection",
+    );
+    await b.end();
+  });
+
   it('does not reuse a backend left inside a transaction, and closes it', async () => {
     const a = await connect('pooled');
     const pid = await backendPid(a);

@@ -1,6 +1,7 @@
 // Session pooling (`pool: session` on a connection), as PgBouncer's session mode does it: when a
 // client leaves while its target connection is idle, that connection is reset with DISCARD ALL
-// (temporary tables, prepared statements, settings, LISTENs and advisory locks all go) and parked.
+// (temporary tables, prepared statements, settings, LISTENs and advisory locks all go), its dblink
+// connections are closed, and it is parked.
 // The next session on the same connection with the same startup parameters takes it, re-labelled
 // with its own application_name, instead of paying for a new backend and a new login.
 import type { Socket } from 'node:net';
@@ -19,6 +20,25 @@ export interface PoolOptions {
 
 /** The application_name a pooled connection opens with; each session's own is SET (TargetPool.label). */
 export const POOLED_APPLICATION_NAME = '[warden pool]';
+
+/**
+ * DISCARD ALL leaves dblink's connections open (the extension keeps them, not PostgreSQL): the next
+ * session, maybe someone else, could query through them as whoever logged them in. Named ones are
+ * listed; the unnamed one can only be tried.
+ */
+const CLOSE_DBLINKS = `DO $warden$
+DECLARE s name;
+BEGIN
+  SELECT n.nspname INTO s FROM pg_catalog.pg_extension e
+    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
+  IF s IS NOT NULL THEN
+    EXECUTE format('SELECT %1$I.dblink_disconnect(c) FROM pg_catalog.unnest(%1$I.dblink_get_connections()) c', s);
+    BEGIN
+      EXECUTE format('SELECT %I.dblink_disconnect()', s);
+    EXCEPTION WHEN connection_does_not_exist THEN NULL;
+    END;
+  END IF;
+END $warden$`;
 
 interface Parked {
   target: TargetSession;
@@ -152,7 +172,9 @@ export class TargetPool {
     }
     // A parked connection says so in pg_stat_activity (RESET ALL brought back POOLED_APPLICATION_NAME).
     simpleQuery(target, 'DISCARD ALL', this.timeoutMs)
-      .then(() => simpleQuery(target, "SET application_name = '[warden pool: idle]'", this.timeoutMs))
+      .then(() =>
+        simpleQuery(target, `SET application_name = '[warden pool: idle]'; ${CLOSE_DBLINKS}`, this.timeoutMs),
+      )
       .then(
         () => this.park(key, target),
         () => socket.destroy(),
