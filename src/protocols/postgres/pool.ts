@@ -170,10 +170,11 @@ export class TargetPool {
       terminate(socket);
       return;
     }
-    // A parked connection says so in pg_stat_activity (RESET ALL brought back POOLED_APPLICATION_NAME).
+    // A parked connection says so in pg_stat_activity (RESET ALL brought back POOLED_APPLICATION_NAME),
+    // once its reset is done: the label comes last.
     simpleQuery(target, 'DISCARD ALL', this.timeoutMs)
       .then(() =>
-        simpleQuery(target, `SET application_name = '[warden pool: idle]'; ${CLOSE_DBLINKS}`, this.timeoutMs),
+        simpleQuery(target, `${CLOSE_DBLINKS}; SET application_name = '[warden pool: idle]'`, this.timeoutMs),
       )
       .then(
         () => this.park(key, target),
