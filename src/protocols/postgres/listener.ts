@@ -51,6 +51,8 @@ interface Live {
   client: Socket;
   target: TargetSession;
   targetAddress: { host: string; port: number };
+  /** The client's CancelRequests sent on to the target that it has not yet taken. */
+  cancels: number;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -111,7 +113,10 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       const hit = live.get(`${hello.pid}.${hello.secret}`);
       // A statement held for review never reached the target: cancelling withdraws it (its review
       // is cancelled). Otherwise the target's own key: the client only ever saw ours.
-      if (hit && !hit.session.withdraw()) cancelTarget(hit.targetAddress, hit.target.backendKey);
+      if (hit && !hit.session.withdraw()) {
+        hit.cancels++;
+        cancelTarget(hit.targetAddress, hit.target.backendKey, () => hit.cancels--);
+      }
       return;
     }
     const client = hello.socket;
@@ -280,6 +285,7 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       client,
       target,
       targetAddress: { host: conn.target.host, port: conn.target.port },
+      cancels: 0,
     };
     live.set(`${key.pid}.${key.secret}`, entry);
     const catalog = openCatalog({
@@ -299,7 +305,13 @@ export async function startPostgresListener(deps: PostgresListenerDeps): Promise
       resolveFunction: catalog.resolveFunction,
       warn: (text, fields) => deps.log.warn(fields, text),
       ...(trace && deps.config.tracing.sql_comments ? { traceComment: traceComment(trace.outgoing) } : {}),
-      ...(poolKey !== null ? { release: (socket: Socket) => pool.release(poolKey, target, socket) } : {}),
+      ...(poolKey !== null
+        ? {
+            // A cancel still on its way would stop what the backend runs next, in someone else's session.
+            release: (socket: Socket) =>
+              entry.cancels > 0 ? pool.discard(socket) : pool.release(poolKey, target, socket),
+          }
+        : {}),
       cancel: (done) => cancelTarget(entry.targetAddress, target.backendKey, done),
       onClose: (reason, detail) => {
         live.delete(`${key.pid}.${key.secret}`);

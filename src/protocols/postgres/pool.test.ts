@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createConnection, createServer, connect as netConnect, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
@@ -6,21 +7,73 @@ import { ADMIN_URL, createThrowawayDb, pgConnection, type ThrowawayDb } from '..
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const CANCEL_REQUEST = 80877102;
+
+/**
+ * A way to the test server that holds every CancelRequest back until `letGo`, as a slow network
+ * would: `letGo` resolves once the server has taken them (it closes a cancel's connection then).
+ */
+async function cancelDelayingProxy() {
+  const held: Array<() => Promise<void>> = [];
+  // Half-open allowed: the sender of a held cancel sees its connection close only once the server took it.
+  const server: Server = createServer({ allowHalfOpen: true }, (client) => {
+    client.on('error', () => undefined);
+    client.once('data', (first: Buffer) => {
+      const forward = () =>
+        new Promise<void>((resolve) => {
+          const upstream = createConnection({ host: '127.0.0.1', port: 5432 });
+          upstream.on('error', () => client.destroy());
+          upstream.on('close', () => resolve());
+          upstream.write(first);
+          client.pipe(upstream).pipe(client);
+        });
+      if (first.length === 16 && first.readInt32BE(4) === CANCEL_REQUEST) held.push(forward);
+      else void forward();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    held: () => held.length,
+    letGo: () => Promise.all(held.splice(0).map((forward) => forward())),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Sends a CancelRequest for `client`'s BackendKeyData to the gateway, as its driver would. */
+function cancelFor(port: number, client: pg.Client): Promise<void> {
+  const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(CANCEL_REQUEST, 4);
+  packet.writeInt32BE(processID, 8);
+  packet.writeInt32BE(secretKey, 12);
+  return new Promise((resolve) => {
+    const s = netConnect({ host: '127.0.0.1', port }, () => s.end(packet));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve());
+  });
+}
+
 describe('PostgreSQL gateway: pool: session reuses reset server connections', () => {
   let db: ThrowawayDb;
   let gw: Gateway;
   let key: string;
   let bobKey: string;
   let admin: pg.Client;
+  let slowCancels: Awaited<ReturnType<typeof cancelDelayingProxy>>;
 
   before(async () => {
     db = await createThrowawayDb();
+    slowCancels = await cancelDelayingProxy();
+    const viaProxy = pgConnection(db.name, 'pooled-slow-cancels');
     gw = await startGateway('sqlite', {
       config: {
         listeners: { postgres: { port: 0, pool: { max_idle: 4, idle_timeout: '1500ms' } } },
         connections: [
           { ...pgConnection(db.name, 'pooled'), pool: 'session' },
           pgConnection(db.name, 'unpooled'),
+          { ...viaProxy, target: { ...viaProxy.target, port: slowCancels.port }, pool: 'session' },
         ],
       },
     });
@@ -32,6 +85,7 @@ describe('PostgreSQL gateway: pool: session reuses reset server connections', ()
   after(async () => {
     await admin?.end();
     await gw?.close();
+    await slowCancels?.close();
     await db?.drop();
   });
 
@@ -146,6 +200,47 @@ describe('PostgreSQL gateway: pool: session reuses reset server connections', ()
       /connection not available/,
       "bob's session can use pia's unnamed dblink connection",
     );
+    await b.end();
+  });
+
+  it("lets a cancel the previous session sent stop nothing of the next session's", async () => {
+    // Bob's statement waits on this lock (advisory locks are per database) until the test lets it go.
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    await holder.query('select pg_advisory_lock(7001)');
+    const a = await connect('pooled-slow-cancels');
+    const first = await backendPid(a);
+    await cancelFor(gw.proc.postgres?.port ?? 0, a);
+    for (let i = 0; i < 200 && slowCancels.held() === 0; i++) await sleep(10);
+    assert.equal(slowCancels.held(), 1, "pia's cancel is on its way to the target");
+    await a.end();
+    // Parked for bob, or closed: either way done with before bob comes.
+    for (let i = 0; i < 200; i++) {
+      const r = await admin.query('select application_name from pg_stat_activity where pid = $1', [first]);
+      if (r.rowCount === 0 || r.rows[0].application_name === '[warden pool: idle]') break;
+      await sleep(25);
+    }
+
+    const b = await connect('pooled-slow-cancels', { user: 'bob', password: bobKey });
+    const pid = await backendPid(b);
+    const waiting = b.query('select pg_advisory_lock(7001)');
+    for (let i = 0; i < 200; i++) {
+      const r = await admin.query(
+        "select 1 from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'",
+        [pid],
+      );
+      if (r.rowCount === 1) break;
+      await sleep(10);
+    }
+    assert.equal(
+      (await admin.query('select wait_event_type from pg_stat_activity where pid = $1', [pid])).rows[0]
+        ?.wait_event_type,
+      'Lock',
+      "bob's statement is running when pia's cancel arrives",
+    );
+    await slowCancels.letGo();
+    await holder.end();
+    await assert.doesNotReject(waiting, "pia's late cancel stopped bob's statement");
     await b.end();
   });
 

@@ -182,6 +182,11 @@ export class TargetPool {
       );
   }
 
+  /** Closes a connection a session has finished with that must serve nobody else. */
+  discard(socket: Socket): void {
+    terminate(socket);
+  }
+
   private park(key: string, target: TargetSession): void {
     const list = this.parked.get(key) ?? [];
     if (this.closed || list.length >= this.opts.maxIdle) {
