@@ -3,7 +3,9 @@ import { createConnection, createServer, connect as netConnect, type Server } fr
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
+import { rawSession } from '../../testing/pg-wire.js';
 import { ADMIN_URL, createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
+import { Front, message } from './codec.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -242,6 +244,24 @@ describe('PostgreSQL gateway: pool: session reuses reset server connections', ()
     await holder.end();
     await assert.doesNotReject(waiting, "pia's late cancel stopped bob's statement");
     await b.end();
+  });
+
+  it("runs nothing a client's application_name smuggles into its session's label", async () => {
+    // Every pooled session is labelled with SET application_name = E'…'. In GBK the last byte of
+    // 中's UTF-8 (0xAD) takes the next one, the first of an escaped backslash, as its own: the other
+    // backslash would then escape the quote that should close the string.
+    const b = await rawSession(gw.proc.postgres?.port ?? 0, 'pooled', key, {
+      client_encoding: 'GBK',
+      options: '-c standard_conforming_strings=off -c backslash_quote=on',
+      application_name: "\u4e2d\\'; create table smuggled (); --",
+    });
+    b.send(message(Front.Terminate));
+    await b.closed;
+    const owner = new pg.Client({ connectionString: db.url });
+    await owner.connect();
+    const made = await owner.query("select 1 from pg_class where relname = 'smuggled'");
+    await owner.end();
+    assert.equal(made.rowCount, 0, 'a statement hidden in application_name ran, unjudged and unrecorded');
   });
 
   it('does not reuse a backend left inside a transaction, and closes it', async () => {

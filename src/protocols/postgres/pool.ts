@@ -46,10 +46,15 @@ interface Parked {
   onGone: () => void;
 }
 
-/** A SQL string literal for the target, whatever its standard_conforming_strings. */
-function literal(value: string, standardStrings: boolean): string {
-  const body = value.replaceAll("'", "''");
-  return standardStrings ? `'${body}'` : `E'${body.replaceAll('\\', '\\\\')}'`;
+/**
+ * A SQL string literal for the target, whatever its standard_conforming_strings and client_encoding.
+ * Printable ASCII only (anything else becomes `?`, as PostgreSQL shows it in application_name): the
+ * target reads our bytes in the session's client_encoding, where the bytes of a UTF-8 character may
+ * end in a backslash (GBK, SJIS, BIG5…) and turn our escaping into a way out of the string.
+ */
+function literal(value: string): string {
+  const ascii = value.replace(/[^\x20-\x7e]/g, '?');
+  return `E'${ascii.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
 }
 
 /**
@@ -152,10 +157,9 @@ export class TargetPool {
    * session id, not the name and id of whoever opened the connection (and may have left).
    */
   async label(target: TargetSession, applicationName: string, sessionId: string): Promise<void> {
-    const standard = target.parameters.find(([k]) => k === 'standard_conforming_strings')?.[1] !== 'off';
     await simpleQuery(
       target,
-      `SET application_name = ${literal(applicationName, standard)}; SET warden.session = ${literal(sessionId, standard)}`,
+      `SET application_name = ${literal(applicationName)}; SET warden.session = ${literal(sessionId)}`,
       this.timeoutMs,
     );
   }
