@@ -24,17 +24,20 @@ export const POOLED_APPLICATION_NAME = '[warden pool]';
 /**
  * DISCARD ALL leaves dblink's connections open (the extension keeps them, not PostgreSQL): the next
  * session, maybe someone else, could query through them as whoever logged them in. Named ones are
- * listed; the unnamed one can only be tried.
+ * listed; the unnamed one can only be tried. Every function and operator is schema-qualified: the
+ * search_path is the session's startup one, and a function the last session created must not run.
  */
 const CLOSE_DBLINKS = `DO $warden$
 DECLARE s name;
 BEGIN
   SELECT n.nspname INTO s FROM pg_catalog.pg_extension e
-    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+    WHERE e.extname OPERATOR(pg_catalog.=) 'dblink';
   IF s IS NOT NULL THEN
-    EXECUTE format('SELECT %1$I.dblink_disconnect(c) FROM pg_catalog.unnest(%1$I.dblink_get_connections()) c', s);
+    EXECUTE pg_catalog.format(
+      'SELECT %1$I.dblink_disconnect(c) FROM pg_catalog.unnest(%1$I.dblink_get_connections()) c', s);
     BEGIN
-      EXECUTE format('SELECT %I.dblink_disconnect()', s);
+      EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect()', s);
     EXCEPTION WHEN connection_does_not_exist THEN NULL;
     END;
   END IF;
