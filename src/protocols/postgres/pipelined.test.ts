@@ -191,6 +191,34 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     }
   });
 
+  it('masks the result after a COPY FROM STDIN whose Execute came with a Sync the target ignores', async () => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      // Sync right behind Execute, as clients that do not know the statement is a COPY send it:
+      // PostgreSQL reads it as part of the copy and ignores it (no ReadyForQuery answers it).
+      s.send(Buffer.concat([parse('copy items from stdin'), bind(), execute(), SYNC]));
+      assert.equal(types(await s.until(Back.CopyInResponse)), '12G');
+      s.send(
+        Buffer.concat([
+          message(Front.CopyData, Buffer.from('51\towner-51\tcopied@example.com\n')),
+          message(Front.CopyDone),
+          SYNC,
+        ]),
+      );
+      assert.equal(
+        types(await s.until(Back.ReadyForQuery)),
+        'CZ',
+        'one ReadyForQuery, for the Sync after CopyDone',
+      );
+      s.send(message(Front.Query, 'select email from items where id = 51'));
+      const answered = await s.until(Back.ReadyForQuery);
+      assert.equal(types(answered), 'TDCZ');
+      assert.deepEqual(cells(answered), [['[masked]']]);
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
   it('masks a column in every pipelined result', async () => {
     const rows = await Promise.all([1, 2, 3].map((id) => sql`select id, email from items where id = ${id}`));
     assert.deepEqual(

@@ -40,7 +40,9 @@ interface Portal<C> {
 
 type Expectation<C> =
   | { kind: 'simple'; command: C; statement: number; result: Result<C> | null }
-  | { kind: 'close' | 'sync' }
+  | { kind: 'close' }
+  // `copy`: the Query or Execute before it, when only Syncs, Flushes and CopyData came between.
+  | { kind: 'sync'; copy: Expectation<C> | null }
   // A fast-path FunctionCall: FunctionCallResponse or ErrorResponse, then ReadyForQuery.
   | { kind: 'function'; result: Result<C> }
   // The statement a Parse or Bind error fails (recorded as that statement's outcome).
@@ -62,6 +64,15 @@ export class ResultTracker<C> {
   private readonly statements = new Map<string, Statement<C>>();
   private readonly portals = new Map<string, Portal<C>>();
   private lastRow: { kind: 'row'; result: Result<C> } | null = null;
+  /**
+   * The newest Query or Execute while the client has sent only Syncs, Flushes and CopyData after
+   * it. Should it start a COPY FROM STDIN, the target reads those Syncs as part of the copy and
+   * ignores them (as the protocol says, for clients that send Sync after every Execute): no
+   * ReadyForQuery answers them.
+   */
+  private copyFrom: Expectation<C> | null = null;
+  /** Whether the target answered `copyFrom` with CopyInResponse: a Sync the client sends now is ignored. */
+  private copyingIn = false;
 
   /** Expectations not yet answered (for tests and diagnostics). */
   get pending(): number {
@@ -103,10 +114,16 @@ export class ResultTracker<C> {
    * FunctionCall with its command, the call's (else null).
    */
   sent(m: Message, command: C | null): Result<C> | null {
+    const copyFrom = this.copyFrom;
+    if (m.type !== Front.Sync && m.type !== Front.Flush && m.type !== Front.CopyData) {
+      this.copyFrom = null;
+      this.copyingIn = false;
+    }
     switch (m.type) {
       case Front.Query:
         if (command === null) return null;
         this.expected.push({ kind: 'simple', command, statement: 0, result: null });
+        this.copyFrom = this.expected[this.expected.length - 1]!;
         // A simple query destroys the unnamed statement and portal.
         this.statements.delete('');
         this.portals.delete('');
@@ -138,6 +155,7 @@ export class ResultTracker<C> {
       }
       case Front.Execute:
         this.expected.push({ kind: 'execute', portal: this.portals.get(readExecute(m.body)) ?? null });
+        this.copyFrom = this.expected[this.expected.length - 1]!;
         return null;
       case Front.Close: {
         const t = readTarget(m.body);
@@ -146,12 +164,12 @@ export class ResultTracker<C> {
         return null;
       }
       case Front.Sync:
-        this.expected.push({ kind: 'sync' });
+        if (!this.copyingIn) this.expected.push({ kind: 'sync', copy: copyFrom });
         return null;
       case Front.FunctionCall: {
         // Ends with a ReadyForQuery of its own, like a Sync; without a command, only that is tracked.
         if (command === null) {
-          this.expected.push({ kind: 'sync' });
+          this.expected.push({ kind: 'sync', copy: null });
           return null;
         }
         const result: Result<C> = { command, statement: 0, fields: null };
@@ -188,6 +206,14 @@ export class ResultTracker<C> {
         return this.rowDescription(head, m);
       case Back.DataRow:
         return this.event('row', head);
+      case Back.CopyInResponse:
+        // The Syncs sent since the COPY's Query or Execute were read by the target as copy data.
+        for (let i = this.expected.length - 1; i > 0; i--) {
+          const e = this.expected[i]!;
+          if (e.kind === 'sync' && e.copy === head) this.expected.splice(i, 1);
+        }
+        this.copyingIn = head === this.copyFrom;
+        return { kind: 'other' };
       case Back.CopyOutResponse:
         return this.event('copy', head);
       case Back.CopyData:
