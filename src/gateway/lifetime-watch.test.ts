@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { Back, Front, int16, int32, message, readNoticeFields } from '../protocols/postgres/codec.js';
 import { type Gateway, mintKeys, startGateway } from '../testing/gateway.js';
+import { rawSession } from '../testing/pg-wire.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../testing/postgres.js';
 import { psqlVia } from '../testing/run.js';
 
@@ -234,6 +236,43 @@ describe('session lifetimes: idle timeout, maximum duration, end_with_parent (Po
       await sleep(300);
     }
     await c.end();
+  });
+
+  it('ends a session idle after a COPY FROM STDIN whose Execute came with a Sync the target ignored', async () => {
+    const s = await rawSession(port, 'idle', alice);
+    try {
+      s.send(message(Front.Query, 'create temporary table copied (id int)'));
+      await s.until(Back.ReadyForQuery);
+      // PostgreSQL reads a Sync sent during a copy as part of it: no ReadyForQuery will answer it.
+      s.send(
+        Buffer.concat([
+          message(Front.Parse, '', 'copy copied from stdin', int16(0)),
+          message(Front.Bind, '', '', int16(0), int16(0), int16(0)),
+          message(Front.Execute, '', int32(0)),
+          message(Front.Sync),
+        ]),
+      );
+      await s.until(Back.CopyInResponse);
+      s.send(
+        Buffer.concat([
+          message(Front.CopyData, Buffer.from('3\n')),
+          message(Front.CopyDone),
+          message(Front.Sync),
+        ]),
+      );
+      await s.until(Back.ReadyForQuery);
+      const last = await Promise.race([
+        s.closed,
+        sleep(ENDS_WITHIN_MS).then(() => {
+          throw new Error('the session was not ended');
+        }),
+      ]);
+      const fatal = last.find((m) => m.type === Back.ErrorResponse);
+      assert.ok(fatal, 'the client is told why');
+      assert.equal(readNoticeFields(fatal.body).get('C'), '57P05');
+    } finally {
+      s.socket.destroy();
+    }
   });
 
   it('does not count a statement running longer than idle_timeout as idle, then ends the idle session', async () => {

@@ -144,8 +144,11 @@ export function runEngine(
   let ended = false;
   /** The client said goodbye (Terminate): whoever's socket closes first, the client ended it. */
   let terminated = false;
-  /** Queries, Syncs and FunctionCalls sent that no ReadyForQuery has answered yet, and the last one's status. */
-  let outstanding = 0;
+  /** Statements held for review and FunctionCalls whose function is looked up: not yet sent, not idle. */
+  let judging = 0;
+  /** A statement or Sync not yet answered by ReadyForQuery, or not yet sent. */
+  const busy = () => judging > 0 || tracker.owed > 0;
+  /** The status the last ReadyForQuery gave. */
   let txStatus = 0x49; // 'I': idle, as the handshake left it
   /** The engine's own listeners on the target socket, removed when it is handed back to a pool. */
   // biome-ignore lint/suspicious/noExplicitAny: EventEmitter listeners take any arguments
@@ -159,7 +162,7 @@ export function runEngine(
   /** Whether the target connection can serve another session once reset. */
   const reusable = () =>
     opts.release !== undefined &&
-    outstanding === 0 &&
+    !busy() &&
     txStatus === 0x49 &&
     fromTarget.pending === 0 &&
     // A late cancel would stop whatever the connection runs next, in someone else's session.
@@ -199,7 +202,9 @@ export function runEngine(
     // Held across the lookup: a copy, the socket's chunk is not ours to keep.
     const raw = Buffer.from(m.raw);
     const call = readFunctionCall(raw.subarray(5));
+    judging++;
     const judged = (name: string | null, failure?: string): Buffer => {
+      judging--;
       const c = judgeFunctionCall(session, call.oid, call.args.length, name, failure);
       const result = tracker.sent(m, c);
       if (c.decision.action !== 'allow') return refuse(c, (mk) => message(Front.Query, mk));
@@ -220,14 +225,17 @@ export function runEngine(
    */
   const awaitReview = (m: Message, c: Command, send: (m: Message, c: Command) => Buffer): Promise<Buffer> => {
     const kept = copyMessage(m); // held across the wait: the socket's chunk is not ours to keep
-    const decided = session.hold(c).then((decided) => send(kept, decided));
+    judging++;
+    const decided = session.hold(c).then((decided) => {
+      judging--;
+      return send(kept, decided);
+    });
     reviewHolds.add(decided);
     return decided;
   };
 
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
   const judge = (m: Message): Buffer | Promise<Buffer> => {
-    if (m.type === Front.Query || m.type === Front.Sync || m.type === Front.FunctionCall) outstanding++;
     if (m.type === Front.Query) {
       const query = (m: Message, c: Command): Buffer => {
         tracker.sent(m, c);
@@ -276,10 +284,7 @@ export function runEngine(
   const inbound = (received: Message, out: ChunkOutput): Promise<Buffer> | undefined => {
     // Runs are taken whole by takeRun or cut into rows by the relay, never seen here as one row.
     if (received.type === ROW_RUN) throw new Error('a run of rows reached the row-by-row path');
-    if (received.type === Back.ReadyForQuery) {
-      outstanding = Math.max(0, outstanding - 1);
-      txStatus = received.body[0] ?? 0;
-    }
+    if (received.type === Back.ReadyForQuery) txStatus = received.body[0] ?? 0;
     const ev = tracker.received(received);
     // A statement its duration limit stopped: the target's cancel error becomes ours (client, recording).
     const m = durations?.active ? durations.received(received, ev) : received;
@@ -467,6 +472,6 @@ export function runEngine(
       client.write(errorResponse({ severity: 'FATAL', code, message: `${text} (warden)` }));
       end(reason, text);
     },
-    idleSince: () => (outstanding > 0 ? null : clientActiveAt),
+    idleSince: () => (busy() ? null : clientActiveAt),
   };
 }

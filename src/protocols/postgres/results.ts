@@ -79,6 +79,12 @@ export class ResultTracker<C> {
     return this.expected.length;
   }
 
+  /** ReadyForQuery messages the target still owes: one per Query, Sync and FunctionCall it will answer. */
+  get owed(): number {
+    return this.expected.filter((e) => e.kind === 'simple' || e.kind === 'sync' || e.kind === 'function')
+      .length;
+  }
+
   /**
    * The command of the Query, Execute or FunctionCall sent last, while it is the newest expectation (null: the
    * last message was something else, or an Execute of a portal this tracker does not know).
