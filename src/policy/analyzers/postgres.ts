@@ -161,7 +161,8 @@ export function analyzePostgresUncached(sql: string, normalized?: string | null)
   if (sql.includes('\u0000')) return unparseable('text contains a NUL byte');
   let tree: unknown;
   try {
-    tree = parseSync(sql);
+    // libpg-query refuses '' outright; PostgreSQL takes it as no statement, like ';' (EmptyQueryResponse).
+    tree = sql === '' ? { stmts: [] } : parseSync(sql);
   } catch (err) {
     return unparseable(err instanceof Error ? err.message : String(err));
   }

@@ -5,9 +5,11 @@ import { type Gateway, startGateway } from '../../testing/gateway.js';
 import { rawSession } from '../../testing/pg-wire.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 import { runProgram } from '../../testing/run.js';
-import { Back, Front, type Message, message } from './codec.js';
+import { Back, Front, int16, int32, type Message, message } from './codec.js';
 
 const PG_PORT = 5432;
+
+const types = (ms: Message[]): string => ms.map((m) => String.fromCharCode(m.type)).join('');
 
 /** Bytes in the kernel's receive and send queues of the TCP connections on these local ports (ss). */
 async function socketQueues(ports: number[]): Promise<number> {
@@ -73,6 +75,26 @@ describe('PostgreSQL gateway: session state, notifications, notices and COPY beh
       assert.deepEqual([n.channel, n.payload, n.processId], ['warden_channel', 'hello through warden', pid]);
     } finally {
       await Promise.all([listener.end(), sender.end()]);
+    }
+  });
+
+  it('answers an empty query string with EmptyQueryResponse, in the simple and the extended protocol', async () => {
+    const s = await rawSession(port, 'app-db', gw.adminKey);
+    try {
+      s.send(message(Front.Query, ''));
+      assert.equal(types(await s.until(Back.ReadyForQuery)), 'IZ');
+      s.send(
+        Buffer.concat([
+          message(Front.Parse, '', '', int16(0)),
+          message(Front.Bind, '', '', int16(0), int16(0), int16(0)),
+          message(Front.Describe, Buffer.from('P'), ''),
+          message(Front.Execute, '', int32(0)),
+          message(Front.Sync),
+        ]),
+      );
+      assert.equal(types(await s.until(Back.ReadyForQuery)), '12nIZ');
+    } finally {
+      s.socket.destroy();
     }
   });
 
