@@ -83,6 +83,18 @@ describe('PostgreSQL gateway: malformed messages after login', () => {
     },
   );
 
+  it('tells the client when the target’s reply is over max_message, instead of closing without a word', async () => {
+    const s = await login();
+    // A 2 MiB row: over this listener's 1 MiB; PostgreSQL itself sends it.
+    s.send(message(Front.Query, "select repeat('z', 2 * 1024 * 1024) as big"));
+    const fatal = fatalOf(await s.closed);
+    assert.deepEqual([fatal?.get('S'), fatal?.get('C')], ['FATAL', '08P01']);
+    assert.match(
+      fatal?.get('M') ?? '',
+      /^the database server's reply cannot be relayed: invalid message length \d+ for message type "D" \(warden\)$/,
+    );
+  });
+
   it(
     'answers a negative or too short message length, and an unknown message type, with FATAL 08P01',
     LIMIT,

@@ -264,6 +264,14 @@ export function runEngine(
     return m.raw;
   };
 
+  /** The client's word for a target message Warden cannot frame (over max_message, a bad length). */
+  const unrelayable = (err: Error): Buffer =>
+    errorResponse({
+      severity: 'FATAL',
+      code: '08P01',
+      message: `the database server's reply cannot be relayed: ${err.message} (warden)`,
+    });
+
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
   const outbound = (m: Message): Buffer | Promise<Buffer> => {
     try {
@@ -430,8 +438,12 @@ export function runEngine(
       try {
         messages = framer.push(chunk);
       } catch (err) {
-        if (side === 'client' && err instanceof ProtocolError) {
-          client.write(errorResponse({ severity: 'FATAL', code: '08P01', message: err.message }));
+        if (err instanceof ProtocolError) {
+          client.write(
+            side === 'client'
+              ? errorResponse({ severity: 'FATAL', code: '08P01', message: err.message })
+              : unrelayable(err),
+          );
         }
         end('error', (err as Error).message);
         return;
