@@ -43,6 +43,12 @@ export type ClientHello =
   | { kind: 'cancel'; pid: number; secret: number };
 
 /** A refused or failed handshake. A FATAL has been sent when the channel allowed it; the socket is closed. */
+/**
+ * A `replication` startup value asking PostgreSQL for a walsender, as PostgreSQL reads it: a true
+ * boolean (physical) or `database` (logical). Anything else opens a normal session there too.
+ */
+const REPLICATION = /^(database|t|tr|tru|true|y|ye|yes|on|1)$/i;
+
 export class HandshakeError extends Error {
   override name = 'HandshakeError';
   constructor(
@@ -223,6 +229,15 @@ class Handshake {
     if (!params.user)
       throw new HandshakeError('28000', 'no PostgreSQL user name specified in startup packet');
     if (!params.database) params.database = params.user;
+    // Its commands (IDENTIFY_SYSTEM, START_REPLICATION) are not SQL, and its stream bypasses every
+    // statement check: refused here, rather than opened as a plain session that fails on them.
+    if (REPLICATION.test(params.replication ?? '')) {
+      throw new HandshakeError(
+        '0A000',
+        'replication connections are not supported through Warden',
+        'Warden relays SQL sessions only: connect replication clients (pg_basebackup, pg_recvlogical, subscriptions) to the database server directly.',
+      );
+    }
 
     if (!this.tls && !this.opts.allowPlaintextPassword) {
       throw new HandshakeError(

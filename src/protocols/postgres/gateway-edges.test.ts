@@ -100,6 +100,17 @@ describe('PostgreSQL gateway: TLS, cancel, failures and messages nothing may byp
     assert.equal(secure.stdout, 'f\n');
   });
 
+  it('refuses a replication connection at startup, saying why, instead of a plain session its commands fail in', async () => {
+    const res = await run(
+      'pg_recvlogical',
+      ['-d', conninfo('require'), '--slot', 'warden_test', '--create-slot', '-P', 'test_decoding'],
+      { PGPASSWORD: key, PGCONNECT_TIMEOUT: '10' },
+    );
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /FATAL: {2}replication connections are not supported through Warden/);
+    assert.doesNotMatch(res.stderr, /IDENTIFY_SYSTEM/);
+  });
+
   it('maps psql’s cancel (Ctrl-C) to the target backend', async () => {
     const res = await run(
       'psql',
