@@ -31,7 +31,8 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     const setup = new pg.Client({ connectionString: db.url });
     await setup.connect();
     await setup.query(`create table items (id int primary key, owner text, email text);
-      insert into items select g, 'owner-' || g, 'user' || g || '@example.com' from generate_series(1, 50) g`);
+      insert into items select g, 'owner-' || g, 'user' || g || '@example.com' from generate_series(1, 50) g;
+      create table secrets (id int primary key, code text); insert into secrets values (1, 's3cr3t')`);
     await setup.end();
     gw = await startGateway('sqlite', {
       config: {
@@ -45,6 +46,13 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
               message: 'No deletes.',
             },
             { name: 'mask-email', effect: 'mask', mask: { columns: ['items.email'], style: 'redact' } },
+            // Only statements that read secrets carry this mask.
+            {
+              name: 'mask-code',
+              when: { sql: { tables: ['secrets'] } },
+              effect: 'mask',
+              mask: { columns: ['secrets.code'], style: 'redact' },
+            },
           ],
         },
       },
@@ -214,6 +222,66 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       const answered = await s.until(Back.ReadyForQuery);
       assert.equal(types(answered), 'TDCZ');
       assert.deepEqual(cells(answered), [['[masked]']]);
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
+  it('masks the rows of a prepared statement the target kept when a Parse of its name failed', async () => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      // All at once: the second Parse of `a` fails on the target (it exists), which keeps the first.
+      s.send(
+        Buffer.concat([
+          parse('select code from secrets', 'a'),
+          SYNC,
+          parse('select 1', 'a'),
+          SYNC,
+          bind('', 'a'),
+          describeMessage('P', ''),
+          execute(),
+          SYNC,
+        ]),
+      );
+      assert.equal(types(await s.until(Back.ReadyForQuery)), '1Z');
+      const failed = await s.until(Back.ReadyForQuery);
+      assert.equal(types(failed), 'EZ');
+      assert.equal(readNoticeFields(failed[0]!.body).get('C'), '42P05');
+      const ran = await s.until(Back.ReadyForQuery);
+      assert.equal(types(ran), '2TDCZ');
+      assert.deepEqual(cells(ran), [['[masked]']]);
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
+  it('masks the rows of a statement whose Close the target skipped after an error in its batch', async () => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      s.send(
+        Buffer.concat([
+          parse('select code from secrets', 'b'),
+          SYNC,
+          parse('select 1/0'),
+          bind(),
+          execute(),
+          close('S', 'b'),
+          SYNC,
+          bind('', 'b'),
+          describeMessage('P', ''),
+          execute(),
+          SYNC,
+        ]),
+      );
+      assert.equal(types(await s.until(Back.ReadyForQuery)), '1Z');
+      assert.equal(
+        types(await s.until(Back.ReadyForQuery)),
+        '1EZ',
+        'division by zero at Bind; the Close skipped',
+      );
+      const ran = await s.until(Back.ReadyForQuery);
+      assert.equal(types(ran), '2TDCZ');
+      assert.deepEqual(cells(ran), [['[masked]']]);
     } finally {
       s.socket.destroy();
     }

@@ -40,15 +40,25 @@ interface Portal<C> {
 
 type Expectation<C> =
   | { kind: 'simple'; command: C; statement: number; result: Result<C> | null }
-  | { kind: 'close' }
+  | { kind: 'close'; target: 'S' | 'P'; name: string }
   // `copy`: the Query or Execute before it, when only Syncs, Flushes and CopyData came between.
   | { kind: 'sync'; copy: Expectation<C> | null }
   // A fast-path FunctionCall: FunctionCallResponse or ErrorResponse, then ReadyForQuery.
   | { kind: 'function'; result: Result<C> }
-  // The statement a Parse or Bind error fails (recorded as that statement's outcome).
-  | { kind: 'parse' | 'bind'; result: Result<C> | null }
-  | { kind: 'describe'; statement: Statement<C> | null; portal: Portal<C> | null }
-  | { kind: 'execute'; portal: Portal<C> | null };
+  // `result`: the statement a Parse or Bind error fails (recorded as that statement's outcome).
+  | { kind: 'parse'; result: Result<C>; name: string; statement: Statement<C> }
+  // `portal`: the portal as the client's statements named it when it was sent.
+  | {
+      kind: 'bind';
+      result: Result<C> | null;
+      name: string;
+      statement: string;
+      portal: Portal<C> | null;
+      formats: number[];
+    }
+  | { kind: 'describe'; target: 'S' | 'P'; name: string }
+  // `sent`: the portal as the client's statements named it; `portal`: the target's, once it answers.
+  | { kind: 'execute'; name: string; sent: Portal<C> | null; portal?: Portal<C> | null };
 
 /** The format of field `i` as a Bind's result-format list gives it (none: text; one: all). */
 function formatOf(formats: readonly number[], i: number): number {
@@ -61,8 +71,17 @@ function formatOf(formats: readonly number[], i: number): number {
  */
 export class ResultTracker<C> {
   private readonly expected: Expectation<C>[] = [];
+  /** Statements and portals as the client's messages leave them, for what is known when sending. */
   private readonly statements = new Map<string, Statement<C>>();
   private readonly portals = new Map<string, Portal<C>>();
+  /**
+   * Statements and portals as the target has them: changed only by its answers. They differ from
+   * the client's after a Parse, Bind or Close the target failed or skipped (an error earlier in
+   * the batch): a Parse that failed leaves the statement of that name as it was. Results are
+   * attributed from these, so rows are never taken for a statement the target did not run.
+   */
+  private readonly targetStatements = new Map<string, Statement<C>>();
+  private readonly targetPortals = new Map<string, Portal<C>>();
   private lastRow: { kind: 'row'; result: Result<C> } | null = null;
   /**
    * The newest Query or Execute while the client has sent only Syncs, Flushes and CopyData after
@@ -93,7 +112,7 @@ export class ResultTracker<C> {
     const e = this.expected[this.expected.length - 1];
     if (e?.kind === 'simple') return e.command;
     if (e?.kind === 'function') return e.result.command;
-    return e?.kind === 'execute' && e.portal ? e.portal.statement.command : null;
+    return e?.kind === 'execute' && e.sent ? e.sent.statement.command : null;
   }
 
   /** A handle on the newest expectation, for progress(): take it right after sending a statement. */
@@ -134,39 +153,53 @@ export class ResultTracker<C> {
         this.statements.delete('');
         this.portals.delete('');
         return null;
-      case Front.Parse:
+      case Front.Parse: {
         if (command === null) return null;
-        this.statements.set(readParse(m.body).name, { command, fields: null });
-        this.expected.push({ kind: 'parse', result: { command, statement: 0, fields: null } });
+        const name = readParse(m.body).name;
+        const statement: Statement<C> = { command, fields: null };
+        this.statements.set(name, statement);
+        this.expected.push({
+          kind: 'parse',
+          result: { command, statement: 0, fields: null },
+          name,
+          statement,
+        });
         return null;
+      }
       case Front.Bind: {
         const b = readBind(m.body);
         const statement = this.statements.get(b.statement);
-        let result: Result<C> | null = null;
+        let portal: Portal<C> | null = null;
         if (statement) {
-          result = { command: statement.command, statement: 0, fields: null };
-          this.portals.set(b.portal, { statement, formats: b.resultFormats, result, described: false });
+          const result = { command: statement.command, statement: 0, fields: null };
+          portal = { statement, formats: b.resultFormats, result, described: false };
+          this.portals.set(b.portal, portal);
         } else this.portals.delete(b.portal);
-        this.expected.push({ kind: 'bind', result });
-        return result;
+        this.expected.push({
+          kind: 'bind',
+          result: portal?.result ?? null,
+          name: b.portal,
+          statement: b.statement,
+          portal,
+          formats: b.resultFormats,
+        });
+        return portal?.result ?? null;
       }
       case Front.Describe: {
         const t = readTarget(m.body);
-        this.expected.push(
-          t.kind === 'S'
-            ? { kind: 'describe', statement: this.statements.get(t.name) ?? null, portal: null }
-            : { kind: 'describe', statement: null, portal: this.portals.get(t.name) ?? null },
-        );
+        this.expected.push({ kind: 'describe', target: t.kind, name: t.name });
         return null;
       }
-      case Front.Execute:
-        this.expected.push({ kind: 'execute', portal: this.portals.get(readExecute(m.body)) ?? null });
+      case Front.Execute: {
+        const name = readExecute(m.body);
+        this.expected.push({ kind: 'execute', name, sent: this.portals.get(name) ?? null });
         this.copyFrom = this.expected[this.expected.length - 1]!;
         return null;
+      }
       case Front.Close: {
         const t = readTarget(m.body);
         (t.kind === 'S' ? this.statements : this.portals).delete(t.name);
-        this.expected.push({ kind: 'close' });
+        this.expected.push({ kind: 'close', target: t.kind, name: t.name });
         return null;
       }
       case Front.Sync:
@@ -201,7 +234,10 @@ export class ResultTracker<C> {
       case Back.ParseComplete:
       case Back.BindComplete:
       case Back.CloseComplete:
-        this.shiftIf(['parse', 'bind', 'close']);
+        if (head.kind === 'parse' || head.kind === 'bind' || head.kind === 'close') {
+          this.done(head);
+          this.expected.shift();
+        }
         return { kind: 'other' };
       case Back.ParameterDescription:
         return { kind: 'other' };
@@ -252,6 +288,11 @@ export class ResultTracker<C> {
         const i = this.expected.findIndex(
           (e) => e.kind === 'simple' || e.kind === 'sync' || e.kind === 'function',
         );
+        // A simple query destroys the unnamed statement and portal.
+        if (this.expected[i]?.kind === 'simple') {
+          this.targetStatements.delete('');
+          this.targetPortals.delete('');
+        }
         this.expected.splice(0, i + 1);
         return { kind: 'other' };
       }
@@ -267,21 +308,42 @@ export class ResultTracker<C> {
     }
     if (head.kind === 'parse' || head.kind === 'bind') return head.result;
     if (head.kind === 'function') return head.result;
-    if (head.kind === 'execute') return head.portal?.result ?? null;
+    if (head.kind === 'execute') return this.portalOf(head)?.result ?? null;
     return null;
   }
 
-  private shiftIf(kinds: string[]): void {
-    if (kinds.includes(this.expected[0]?.kind ?? '')) this.expected.shift();
+  /** What a Parse, Bind or Close the target completed changes on it. */
+  private done(e: Extract<Expectation<C>, { kind: 'parse' | 'bind' | 'close' }>): void {
+    if (e.kind === 'parse') this.targetStatements.set(e.name, e.statement);
+    else if (e.kind === 'close')
+      (e.target === 'S' ? this.targetStatements : this.targetPortals).delete(e.name);
+    else {
+      const statement = this.targetStatements.get(e.statement);
+      if (!statement) this.targetPortals.delete(e.name);
+      // The portal as sent, unless the target bound another statement of that name than the client's.
+      else if (e.portal?.statement === statement) this.targetPortals.set(e.name, e.portal);
+      else {
+        const result = { command: statement.command, statement: 0, fields: null };
+        this.targetPortals.set(e.name, { statement, formats: e.formats, result, described: false });
+      }
+    }
+  }
+
+  /** The target's portal an Execute runs, looked up when the target answers it. */
+  private portalOf(e: Extract<Expectation<C>, { kind: 'execute' }>): Portal<C> | null {
+    if (e.portal === undefined) e.portal = this.targetPortals.get(e.name) ?? null;
+    return e.portal;
   }
 
   private rowDescription(head: Expectation<C>, m: Message): ResultEvent<C> {
     if (head.kind === 'describe') {
       const fields = readRowDescription(m.body);
-      if (head.statement) head.statement.fields = fields;
-      if (head.portal) {
-        head.portal.result.fields = fields;
-        head.portal.described = true;
+      const statement = head.target === 'S' ? this.targetStatements.get(head.name) : undefined;
+      const portal = head.target === 'P' ? this.targetPortals.get(head.name) : undefined;
+      if (statement) statement.fields = fields;
+      if (portal) {
+        portal.result.fields = fields;
+        portal.described = true;
       }
       this.expected.shift();
       return { kind: 'other' };
@@ -301,8 +363,8 @@ export class ResultTracker<C> {
       head.result ??= { command: head.command, statement: head.statement, fields: null };
       return kind === 'row' ? this.rowOf(head.result) : { kind, result: head.result };
     }
-    if (head.kind === 'execute' && head.portal) {
-      const p = head.portal;
+    const p = head.kind === 'execute' ? this.portalOf(head) : null;
+    if (p) {
       // Without a Describe of the portal, the statement's shape with the formats Bind asked for.
       if (!p.described && p.result.fields === null && p.statement.fields) {
         p.result.fields = p.statement.fields.map((f, i) => ({ ...f, format: formatOf(p.formats, i) }));
