@@ -17,6 +17,7 @@ import {
   ProtocolError,
   ROW_RUN,
   RowRun,
+  readExecute,
   readFunctionCall,
   readNoticeFields,
   readParse,
@@ -234,6 +235,20 @@ export function runEngine(
     return decided;
   };
 
+  /**
+   * An Execute of a portal no Parse and Bind of this session made: one SQL made (PREPARE, then a
+   * Bind of it; DECLARE CURSOR), whose rows no decision covers, or none at all. It goes out as an
+   * Execute of a marker portal, which the target fails in its place.
+   */
+  const refuseExecute = (m: Message): Buffer => {
+    tracker.sent(m, null);
+    const name = readExecute(m.body);
+    const marker = refusals.add(
+      `portal "${name}" was not bound from a statement Warden checked (it comes from SQL PREPARE or DECLARE, or does not exist): bind a statement sent with Parse, or FETCH from the cursor (warden)`,
+    );
+    return message(Front.Execute, marker, m.body.subarray(Buffer.byteLength(name) + 1));
+  };
+
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */
   const judge = (m: Message): Buffer | Promise<Buffer> => {
     if (m.type === Front.Query) {
@@ -258,6 +273,7 @@ export function runEngine(
       return session.holds(c) ? awaitReview(m, c, parse) : parse(m, c);
     }
     if (m.type === Front.FunctionCall) return callFunction(m);
+    if (m.type === Front.Execute && !tracker.knowsPortal(readExecute(m.body))) return refuseExecute(m);
     const bound = tracker.sent(m, null);
     if (bound && recording) recording.bound(bound, m.body);
     if (m.type === Front.Execute) durations?.sent();

@@ -255,7 +255,7 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     }
   });
 
-  it('masks the rows of a statement whose Close the target skipped after an error in its batch', async () => {
+  it('refuses to run a statement the client closed, though the target skipped the Close after an error', async () => {
     const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
     try {
       s.send(
@@ -279,9 +279,35 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
         '1EZ',
         'division by zero at Bind; the Close skipped',
       );
-      const ran = await s.until(Back.ReadyForQuery);
-      assert.equal(types(ran), '2TDCZ');
-      assert.deepEqual(cells(ran), [['[masked]']]);
+      // The target still has `b`; the client's Bind named a statement it had closed.
+      const refused = await s.until(Back.ReadyForQuery);
+      assert.equal(types(refused), '2TEZ');
+      assert.equal(readNoticeFields(refused[2]!.body).get('C'), '42501');
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
+  it('refuses an Execute of a portal SQL made (PREPARE, DECLARE), whose rows no decision covers', async () => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      s.send(message(Front.Query, 'prepare by_sql as select email from items where id = 1'));
+      assert.equal(types(await s.until(Back.ReadyForQuery)), 'CZ');
+      s.send(Buffer.concat([bind('', 'by_sql'), execute(), SYNC]));
+      const prepared = await s.until(Back.ReadyForQuery);
+      assert.equal(types(prepared), '2EZ');
+      const error = readNoticeFields(prepared[1]!.body);
+      assert.equal(error.get('C'), '42501');
+      assert.match(error.get('M') ?? '', /^portal "" was not bound from a statement Warden checked/);
+      s.send(message(Front.Query, 'begin; declare by_sql_cursor cursor for select email from items'));
+      assert.equal(types(await s.until(Back.ReadyForQuery)), 'CCZ');
+      s.send(Buffer.concat([execute('by_sql_cursor', 1), SYNC]));
+      const declared = await s.until(Back.ReadyForQuery);
+      assert.equal(types(declared), 'EZ');
+      assert.equal(readNoticeFields(declared[0]!.body).get('C'), '42501');
+      // SQL's own way stays open, and its rows are masked.
+      s.send(message(Front.Query, 'rollback; execute by_sql'));
+      assert.deepEqual(cells(await s.until(Back.ReadyForQuery)), [['[masked]']]);
     } finally {
       s.socket.destroy();
     }

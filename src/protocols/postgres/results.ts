@@ -104,6 +104,11 @@ export class ResultTracker<C> {
       .length;
   }
 
+  /** Whether the client's Parse and Bind messages made portal `name` (not SQL: PREPARE, DECLARE). */
+  knowsPortal(name: string): boolean {
+    return this.portals.has(name);
+  }
+
   /**
    * The command of the Query, Execute or FunctionCall sent last, while it is the newest expectation (null: the
    * last message was something else, or an Execute of a portal this tracker does not know).
