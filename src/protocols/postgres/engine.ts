@@ -246,7 +246,8 @@ export function runEngine(
     const marker = refusals.add(
       `portal "${name}" was not bound from a statement Warden checked (it comes from SQL PREPARE or DECLARE, or does not exist): bind a statement sent with Parse, or FETCH from the cursor (warden)`,
     );
-    return message(Front.Execute, marker, m.body.subarray(Buffer.byteLength(name) + 1));
+    // The row count as the client sent it: what follows the name's NUL (its bytes, not its decoding).
+    return message(Front.Execute, marker, m.body.subarray(m.body.indexOf(0) + 1));
   };
 
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */

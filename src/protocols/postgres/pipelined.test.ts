@@ -305,6 +305,11 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       const declared = await s.until(Back.ReadyForQuery);
       assert.equal(types(declared), 'EZ');
       assert.equal(readNoticeFields(declared[0]!.body).get('C'), '42501');
+      // A portal name that is not UTF-8: refused the same, its row count kept byte for byte.
+      s.send(Buffer.concat([message(Front.Execute, Buffer.from([0xff, 0]), int32(1)), SYNC]));
+      const odd = await s.until(Back.ReadyForQuery);
+      assert.equal(types(odd), 'EZ');
+      assert.equal(readNoticeFields(odd[0]!.body).get('C'), '42501');
       // SQL's own way stays open, and its rows are masked.
       s.send(message(Front.Query, 'rollback; execute by_sql'));
       assert.deepEqual(cells(await s.until(Back.ReadyForQuery)), [['[masked]']]);
