@@ -169,6 +169,49 @@ describe('decide()', () => {
     assert.deepEqual(d.limits, { rows: 1000, durationMs: 30_000 });
   });
 
+  it('applies mask and limit rules on what a statement reads to FETCH and EXECUTE, whose query it cannot see', () => {
+    const scoped = ruleSet.parse([
+      {
+        name: 'mask-code',
+        match: { tags: ['pii'] },
+        when: { sql: { tables: ['secrets'], statements: ['select'] } },
+        effect: 'mask',
+        mask: { columns: ['secrets.code'] },
+      },
+      { name: 'cap', when: { sql: { tables: ['big'] } }, effect: 'limit', limit: { rows: 10 } },
+      { name: 'no-secrets', when: { sql: { tables: ['secrets'] } }, effect: 'deny' },
+      {
+        name: 'single-only',
+        when: { sql: { multi_statement: true } },
+        effect: 'mask',
+        mask: { columns: ['*.x'] },
+      },
+    ]);
+    for (const kind of ['fetch', 'execute']) {
+      const d = decide(scoped, ctx(), sql(stmt({ kind })));
+      assert.equal(d.action, 'allow', `${kind}: a deny rule still needs the tables it names`);
+      assert.deepEqual(
+        d.masks.map((m) => m.rule),
+        ['mask-code'],
+        kind,
+      );
+      assert.deepEqual([d.limits.rows, d.rowLimitRule], [10, 'cap'], kind);
+    }
+    // A rule's conditions on who and where, and those not about a statement, still count.
+    const elsewhere = decide(scoped, ctx({}, { tags: [] }), sql(stmt({ kind: 'fetch' })));
+    assert.deepEqual(
+      elsewhere.masks.map((m) => m.rule),
+      [],
+    );
+    const two = decide(scoped, ctx(), sql(stmt({ kind: 'fetch' }), stmt({ kind: 'select' })));
+    assert.deepEqual(
+      two.masks.map((m) => m.rule),
+      ['mask-code', 'single-only'],
+    );
+    // Other statements are judged on their own facts, as before.
+    assert.deepEqual(decide(scoped, ctx(), sql(stmt({ kind: 'select' }))).masks, []);
+  });
+
   it('names the rule that set the tightest row limit, for the notice a stopped result carries', () => {
     const limits = ruleSet.parse([
       { name: 'loose', effect: 'limit', limit: { rows: 100 } },

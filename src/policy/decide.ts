@@ -206,8 +206,29 @@ export function plainDecision(
   };
 }
 
+/**
+ * Statements whose rows come from a query decided before: a cursor's (FETCH) or a prepared
+ * statement's (SQL EXECUTE). The tables and kinds that query reads are not in the statement.
+ */
+const READS_ELSEWHERE = new Set(['fetch', 'execute']);
+
+/**
+ * Whether a mask or limit rule applies to a statement that reads rows through a name: its `when`
+ * cannot be judged from the statement, so the rule applies (the masks still name columns, which
+ * the result's own description resolves). Conditions that do not look inside statements still count.
+ */
+function governsRowsReadElsewhere(r: Rule, facts: Facts): boolean {
+  if (r.effect !== 'mask' && r.effect !== 'limit') return false;
+  if (facts.protocol_kind !== 'sql' || !r.when?.sql) return false;
+  if (!facts.statements.some((s) => READS_ELSEWHERE.has(s.kind))) return false;
+  const { unparseable, multi_statement } = r.when.sql;
+  return holds({ ...r.when, sql: { unparseable, multi_statement } }, facts);
+}
+
 export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decision {
-  const matched = rules.filter((r) => matches(r.match, ctx) && holds(r.when, facts));
+  const matched = rules.filter(
+    (r) => matches(r.match, ctx) && (holds(r.when, facts) || governsRowsReadElsewhere(r, facts)),
+  );
   const decision = plainDecision(
     'allow',
     matched.map((r) => r.name),

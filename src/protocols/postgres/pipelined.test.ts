@@ -5,6 +5,7 @@ import postgres from 'postgres';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
 import { rawSession } from '../../testing/pg-wire.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
+import { psqlVia } from '../../testing/run.js';
 import { Back, Front, int16, int32, type Message, message, readDataRow, readNoticeFields } from './codec.js';
 
 // Extended-protocol messages, unnamed unless named; no parameters, text results.
@@ -315,6 +316,34 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       assert.deepEqual(cells(await s.until(Back.ReadyForQuery)), [['[masked]']]);
     } finally {
       s.socket.destroy();
+    }
+  });
+
+  it('masks the rows of a cursor and of a SQL prepared statement under a rule scoped to their table', async () => {
+    // psql's FETCH_COUNT reads a result through a cursor: DECLARE, then FETCH until it is empty.
+    const fetched = await psqlVia(
+      { port: gw.proc.postgres?.port ?? 0, password: gw.adminKey, database: 'app-db' },
+      ['-v', 'FETCH_COUNT=1', '-c', 'select code from secrets'],
+    );
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.equal(fetched.stdout.trim(), '[masked]');
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: gw.proc.postgres?.port,
+      database: 'app-db',
+      user: 'cursor',
+      password: gw.adminKey,
+    });
+    await c.connect();
+    try {
+      await c.query('begin');
+      await c.query('declare secret_cursor cursor for select code from secrets');
+      assert.deepEqual((await c.query('fetch all from secret_cursor')).rows, [{ code: '[masked]' }]);
+      await c.query('commit');
+      await c.query('prepare secret_code as select code from secrets');
+      assert.deepEqual((await c.query('execute secret_code')).rows, [{ code: '[masked]' }]);
+    } finally {
+      await c.end();
     }
   });
 
