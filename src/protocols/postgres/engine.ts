@@ -243,11 +243,14 @@ export function runEngine(
   const refuseExecute = (m: Message): Buffer => {
     tracker.sent(m, null);
     const name = readExecute(m.body);
-    const marker = refusals.add(
-      `portal "${name}" was not bound from a statement Warden checked (it comes from SQL PREPARE or DECLARE, or does not exist): bind a statement sent with Parse, or FETCH from the cursor (warden)`,
+    // Audited and recorded like any refused statement.
+    const c = session.refuse(
+      `(Execute of portal "${name}")`,
+      `portal "${name}" was not bound from a statement Warden checked (it comes from SQL PREPARE or DECLARE, or does not exist): bind a statement sent with Parse, or FETCH from the cursor`,
     );
     // The row count as the client sent it: what follows the name's NUL (its bytes, not its decoding).
-    return message(Front.Execute, marker, m.body.subarray(m.body.indexOf(0) + 1));
+    const rows = m.body.subarray(m.body.indexOf(0) + 1);
+    return refuse(c, (marker) => message(Front.Execute, marker, rows));
   };
 
   /** The client's message as it goes to the target: unchanged, or a refused statement's marker. */

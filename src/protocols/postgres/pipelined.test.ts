@@ -314,6 +314,27 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       // SQL's own way stays open, and its rows are masked.
       s.send(message(Front.Query, 'rollback; execute by_sql'));
       assert.deepEqual(cells(await s.until(Back.ReadyForQuery)), [['[masked]']]);
+      // Each refusal is in the audit chain and in the session's recording.
+      const audited = await gw.waitForAudit(
+        'command.denied',
+        (r) => (r.payload as { command?: string }).command === '(Execute of portal "by_sql_cursor")',
+      );
+      const session = (audited.payload as { session: string }).session;
+      const deadline = Date.now() + 10_000;
+      let refused: Array<{ text: string; error: string | null }> = [];
+      while (refused.length < 3 && Date.now() < deadline) {
+        const res = await gw.api('GET', `/api/sessions/${session}/events`);
+        refused = (res.body as { events: Array<{ text: string; error: string | null }> }).events.filter((e) =>
+          e.text.startsWith('(Execute of portal'),
+        );
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(
+        refused.map((e) => e.text),
+        ['(Execute of portal "")', '(Execute of portal "by_sql_cursor")', '(Execute of portal "\ufffd")'],
+      );
+      for (const e of refused)
+        assert.match(e.error ?? '', /^42501: portal ".*" was not bound from a statement Warden/);
     } finally {
       s.socket.destroy();
     }
