@@ -43,6 +43,11 @@ export interface Decision {
    * (unparsed, opaque or untraceable SQL): every parameter is masked (fail closed).
    */
   valuesUntraceable: boolean;
+  /**
+   * Column mask rules under which a statement's server errors are withheld from the client and the
+   * recording, since they could quote a masked value; `statement` null for every statement.
+   */
+  errorsWithheld: Array<{ statement: number | null; rule: string }>;
   limits: { rows: number | null; durationMs: number | null };
   /** The rule that set `limits.rows` (the tightest), for the notice a stopped result carries. */
   rowLimitRule: string | null;
@@ -200,6 +205,7 @@ export function plainDecision(
     derived: [],
     values: [],
     valuesUntraceable: false,
+    errorsWithheld: [],
     limits: { rows: null, durationMs: null },
     rowLimitRule: null,
     durationLimitRule: null,
@@ -225,6 +231,24 @@ function governsRowsReadElsewhere(r: Rule, facts: Facts): boolean {
   return holds({ ...r.when, sql: { unparseable, multi_statement } }, facts);
 }
 
+/**
+ * The mask rule that withholds an error of SQLSTATE `code` for statement `statement`, or null. A
+ * cancel (57014) is never withheld: its text is fixed, or Warden's own for a duration limit.
+ */
+export function errorWithheldBy(d: Decision, statement: number, code: string | undefined): string | null {
+  if (code === '57014') return null;
+  return d.errorsWithheld.find((w) => w.statement === null || w.statement === statement)?.rule ?? null;
+}
+
+/** What the client and the recording get instead of a withheld error's text. */
+export function withheldErrorMessage(rule: string): string {
+  return (
+    `error message withheld by rule "${rule}" (warden): the statement reads a table with columns the rule masks, ` +
+    `and the server's message could quote their values. The SQLSTATE is the server's; ` +
+    `fix the statement from it, or ask for an exception to rule "${rule}".`
+  );
+}
+
 export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decision {
   const matched = rules.filter(
     (r) => matches(r.match, ctx) && (holds(r.when, facts) || governsRowsReadElsewhere(r, facts)),
@@ -243,6 +267,8 @@ export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decis
         decision.derived.push(...verdict.derived);
         addValues(decision.values, verdict.values);
         if ((r.mask.columns ?? []).length > 0 && valuesUntraceable(facts)) decision.valuesUntraceable = true;
+        const quoting = verdict.errorsQuote === 'all' ? [null] : verdict.errorsQuote;
+        for (const statement of quoting) decision.errorsWithheld.push({ statement, rule: r.name });
         if (verdict.deny !== null) lineageDenials.set(r.name, verdict.deny);
         if (verdict.deny === null && scansValues(r.mask) && binaryOutput(facts)) {
           lineageDenials.set(r.name, binaryCopyMessage(r.name, 'cannot scan its values for masking'));

@@ -2,7 +2,7 @@
 // of its own, and a statement that copies masked data where masking cannot follow is refused.
 
 import type { Rule } from '../config/rules.js';
-import type { ColumnSource, DataFlow, OutputColumn, SqlFacts } from './facts.js';
+import type { ColumnSource, DataFlow, OutputColumn, SqlFacts, SqlStatementFacts, TableRef } from './facts.js';
 import { globRegExp } from './glob.js';
 
 type MaskRule = Extract<Rule, { effect: 'mask' }>;
@@ -43,6 +43,11 @@ export interface LineageVerdict {
   values: MaskedValue[];
   /** Why the rule refuses the statement, or null. */
   deny: string | null;
+  /**
+   * Statements (indexes in `facts.statements`) whose server errors could quote a value the rule masks
+   * (`invalid input syntax for type integer: "ann@example.com"`); `all` when the text did not parse.
+   */
+  errorsQuote: number[] | 'all';
 }
 
 interface ColumnGlob {
@@ -153,9 +158,10 @@ function positionMessage(o: OutputColumn, index: number, hits: ColumnSource[], r
 
 /** What one matched mask rule means for these statements' derived columns and data flows. */
 export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict {
-  const verdict: LineageVerdict = { derived: [], values: [], deny: null };
+  const verdict: LineageVerdict = { derived: [], values: [], deny: null, errorsQuote: [] };
   const globs = (rule.mask.columns ?? []).map(compile);
   if (globs.length === 0) return verdict;
+  verdict.errorsQuote = facts.unparseable !== null ? 'all' : errorsMayQuote(globs, facts.statements);
   const masked = (sources: readonly ColumnSource[]) =>
     sources.filter((s) => globs.some((g) => sourceMatches(g, s)));
   const patterns = (hits: ColumnSource[]) =>
@@ -203,6 +209,30 @@ export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict 
     });
   });
   return verdict;
+}
+
+/**
+ * A server error is raised wherever a value is used, WHERE clauses included (`email::int`,
+ * `make_date(ascii(email), 13, 1)`, an XML parser's DETAIL), so lineage cannot tell which errors
+ * carry masked data: any statement that touches a table the patterns may cover, or hides what it
+ * touches, may quote one.
+ */
+function errorsMayQuote(globs: ColumnGlob[], statements: readonly SqlStatementFacts[]): number[] {
+  const covers = (t: TableRef) =>
+    globs.some(
+      (g) =>
+        g.table === null ||
+        g.anyTable ||
+        tableMatches(g.table, { schema: t.schema, table: t.name, column: '*' }),
+    );
+  return statements.flatMap((s, i) =>
+    s.opaque ||
+    s.outputs === null ||
+    s.flows.some((f) => f.kind === 'untraceable') ||
+    [...s.tables_read, ...s.tables_written].some(covers)
+      ? [i]
+      : [],
+  );
 }
 
 /**

@@ -242,6 +242,45 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
     assert.match(events[1]!.error ?? '', /^42P01: /);
   });
 
+  it('withholds the text of an error that could quote a masked value from the client and the recording, keeping its SQLSTATE', async () => {
+    // Each puts users.ssn of row 2 in the server's error: its message, a doubled quote, an XML DETAIL.
+    const failing: Array<[pg.QueryConfig, string]> = [
+      [{ text: 'select ssn::int from users where id = 2' }, '22P02'],
+      [{ text: 'select id from users where ssn::date > now() and id = $1', values: [2] }, '22008'],
+      [{ text: "select format('%I', ssn)::int from users where id = 2" }, '22P02'],
+      [{ text: 'select xmlparse(document ssn) from users where id = 2' }, '2200M'],
+    ];
+    const seen: pg.DatabaseError[] = [];
+    const id = await inSession(gw, login('app-db'), async (c) => {
+      for (const [q] of failing)
+        seen.push(
+          await c.query(q).then(
+            () => assert.fail(q.text),
+            (e: pg.DatabaseError) => e,
+          ),
+        );
+      // A statement that reads no masked table keeps the server's words.
+      await assert.rejects(c.query('select 1/0'), /division by zero/);
+    });
+    assert.deepEqual(
+      seen.map((e) => e.code),
+      failing.map(([, code]) => code),
+    );
+    for (const e of seen) {
+      assert.match(e.message, /^error message withheld by rule "hide-ssn" \(warden\)/);
+      assert.ok(!JSON.stringify(e).includes(SSN(2)), JSON.stringify(e));
+    }
+    const events = await eventsOf(gw, id, failing.length + 1);
+    assert.deepEqual(
+      events.map((e) => e.error?.split(' (warden)')[0]),
+      [
+        ...failing.map(([, code]) => `${code}: error message withheld by rule "hide-ssn"`),
+        '22012: division by zero',
+      ],
+    );
+    assert.ok(!(await storedEvents(gw)).includes(SSN(2)));
+  });
+
   it('decodes binary-format result values to hex in the sample, masked values as the client got them', async () => {
     const id = await inSession(gw, { ...login('app-db'), binary: true } as pg.ClientConfig, async (c) => {
       const r = await c.query({ text: 'select id, ssn from users where id = $1', values: [4] });

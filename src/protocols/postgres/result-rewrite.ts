@@ -1,7 +1,7 @@
 // Applies a decision's masks and row limit to the results it produced: plans each result shape
 // once (resolving table OIDs through the catalog when a rule names tables), then rewrites rows.
 import type { Command } from '../../gateway/session.js';
-import type { Decision } from '../../policy/decide.js';
+import { type Decision, errorWithheldBy, withheldErrorMessage } from '../../policy/decide.js';
 import { globRegExp } from '../../policy/glob.js';
 import { fieldPositions } from '../../policy/lineage.js';
 import type { DerivedField, MaskRuleSpec, MaskSet } from '../../policy/mask/mask-set.js';
@@ -9,6 +9,8 @@ import type { RowPlan } from '../../policy/mask/values.js';
 import type { ChunkOutput } from './chunk-output.js';
 import {
   Back,
+  type ErrorFields,
+  errorResponse,
   type FieldDescription,
   Frame,
   type Message,
@@ -17,6 +19,7 @@ import {
   readCommandTag,
   readCopyResponse,
   readDataRow,
+  readNoticeFields,
 } from './codec.js';
 import type { Result, ResultEvent } from './results.js';
 import { commandCompleteWithRows, maskCopyRow, RowMasker } from './row-mask.js';
@@ -192,8 +195,9 @@ export class ResultRewriter {
       case 'end':
         return state ? this.end(m, r, state) : m.raw;
       case 'suspended':
-      case 'error':
         return m.raw;
+      case 'error':
+        return withholdError(m, r);
     }
   }
 
@@ -369,6 +373,16 @@ export class ResultRewriter {
     if (!set?.scans) return null;
     return set.plan(Array.from({ length: count }, () => ({ table: null, name: '' })));
   }
+}
+
+/** An error that could quote a masked value, with only its severity and SQLSTATE kept. */
+function withholdError(m: Message, r: Result<Command>): Buffer {
+  if (r.command.decision.errorsWithheld.length === 0) return m.raw;
+  const f = readNoticeFields(m.body);
+  const rule = errorWithheldBy(r.command.decision, r.statement, f.get('C'));
+  if (rule === null) return m.raw;
+  const severity = (f.get('V') ?? f.get('S') ?? 'ERROR') as ErrorFields['severity'];
+  return errorResponse({ severity, code: f.get('C') ?? 'XX000', message: withheldErrorMessage(rule) });
 }
 
 /** Whether two row descriptions describe the same fields. */

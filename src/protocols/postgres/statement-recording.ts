@@ -1,7 +1,7 @@
 // Turns one PostgreSQL session's traffic into statement events for the recorder: timing from the
 // statement's message to its completion, rows, bytes and a sample of the rows as the client got them.
 import type { Command, Session } from '../../gateway/session.js';
-import type { Decision } from '../../policy/decide.js';
+import { type Decision, errorWithheldBy, withheldErrorMessage } from '../../policy/decide.js';
 import type { MaskSet } from '../../policy/mask/mask-set.js';
 import { maskErrorText, maskParams, maskStatementText } from '../../recording/params.js';
 import { isoTime } from '../../time.js';
@@ -150,7 +150,9 @@ export class StatementRecording {
       case 'error': {
         const f = readNoticeFields(m.body);
         const d = r.command.decision;
-        const text = maskErrorText(f.get('M') ?? '', d, this.maskSet(d));
+        const rule = errorWithheldBy(d, r.statement, f.get('C'));
+        const text =
+          rule !== null ? withheldErrorMessage(rule) : maskErrorText(f.get('M') ?? '', d, this.maskSet(d));
         this.finish(r, { rows: null, error: `${f.get('C') ?? 'XX000'}: ${text}` });
         return;
       }
