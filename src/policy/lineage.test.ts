@@ -91,6 +91,24 @@ describe('mask rules follow column lineage', () => {
     assert.equal(check('UPDATE users SET name = ssn WHERE id = 1').action, 'deny');
   });
 
+  it('denies putting a masked table under a name its patterns miss: rename, move, INHERIT, ATTACH PARTITION', () => {
+    const qualified = ruleSet.parse([
+      { name: 'pii', effect: 'mask', mask: { columns: ['public.users.ssn', '*.card'] } },
+    ]);
+    const actions = (sql: string) => [check(sql).action, check(sql, qualified).action];
+    assert.deepEqual(actions('ALTER TABLE users RENAME TO people'), ['deny', 'deny']);
+    assert.deepEqual(actions('ALTER TABLE users INHERIT people'), ['deny', 'deny']);
+    assert.deepEqual(actions('ALTER TABLE people ATTACH PARTITION users DEFAULT'), ['deny', 'deny']);
+    // `users.ssn` names users in every schema; `public.users.ssn` only in public.
+    assert.deepEqual(actions('ALTER TABLE users SET SCHEMA archive'), ['allow', 'deny']);
+    // Rows of other tables, and columns any table's name keeps masked (`*.card`), go nowhere new.
+    assert.deepEqual(actions('ALTER TABLE orders RENAME TO users_old'), ['allow', 'allow']);
+    assert.match(
+      check('ALTER TABLE users INHERIT people').message ?? '',
+      /^INHERIT would let a parent return the rows of users under the name people, and rule "pii" masks "users.ssn"/,
+    );
+  });
+
   it('matches masked columns by table and schema the way table rules do', () => {
     const qualified = ruleSet.parse([
       { name: 'pii', effect: 'mask', mask: { columns: ['public.users.ssn', '*.card'] } },

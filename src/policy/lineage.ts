@@ -114,7 +114,16 @@ const FLOWS: Record<string, [verb: string, why: string]> = {
   function_call: ['a function call would pass', 'the function takes the value out of the result'],
   rename_column: ['RENAME COLUMN would rename', "the rule's patterns would no longer name it"],
   generated_column: ['a generated column would copy', 'the new column is not masked'],
+  rename_table: ['renaming or moving would put', "the rule's patterns would no longer name its columns"],
+  inherit: ['INHERIT would let a parent return', "the rows read through the parent carry the parent's name"],
+  attach_partition: [
+    'ATTACH PARTITION would let a parent return',
+    "the rows read through the parent carry the parent's name",
+  ],
 };
+
+/** Flows that put a table's rows under another table's name, columns and all. */
+const RELABELS = new Set(['rename_table', 'inherit', 'attach_partition']);
 
 function flowMessage(flow: DataFlow, hits: ColumnSource[], rule: MaskRule, patterns: string[]): string {
   const [verb, why] = FLOWS[flow.kind] ?? [`${flow.kind} would copy`, 'the copy is not masked'];
@@ -132,6 +141,13 @@ function flowMessage(flow: DataFlow, hits: ColumnSource[], rule: MaskRule, patte
     );
   }
   const whole = hits.find((s) => s.column === '*');
+  if (whole && t && RELABELS.has(flow.kind)) {
+    return (
+      `${verb} the rows of ${whole.schema ? `${whole.schema}.` : ''}${whole.table} under the name ` +
+      `${t.schema ? `${t.schema}.` : ''}${t.name}, ` +
+      `and rule "${rule.name}" masks ${patterns.join(', ')}: ${why}. Ask for an exception to rule "${rule.name}".`
+    );
+  }
   if (whole) {
     return (
       `${verb} whole rows of ${whole.table ?? 'a table'}${into}, and rule "${rule.name}" masks ${patterns.join(', ')}: ` +
@@ -164,6 +180,12 @@ export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict 
   verdict.errorsQuote = facts.unparseable !== null ? 'all' : errorsMayQuote(globs, facts.statements);
   const masked = (sources: readonly ColumnSource[]) =>
     sources.filter((s) => globs.some((g) => sourceMatches(g, s)));
+  // A table's rows under a new name matter only to patterns that name the old one and not the new.
+  const unnamed = (flow: DataFlow) =>
+    flow.sources.filter((s) => {
+      const renamed = { ...s, schema: flow.target?.schema ?? null, table: flow.target?.name ?? null };
+      return globs.some((g) => sourceMatches(g, s) && !sourceMatches(g, renamed));
+    });
   const patterns = (hits: ColumnSource[]) =>
     globs.filter((g) => hits.some((s) => sourceMatches(g, s))).map((g) => `"${g.pattern}"`);
   facts.statements.forEach((statement, si) => {
@@ -184,7 +206,7 @@ export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict 
       }
     });
     for (const flow of statement.flows) {
-      const hits = masked(flow.sources);
+      const hits = RELABELS.has(flow.kind) ? unnamed(flow) : masked(flow.sources);
       if (hits.length > 0) verdict.deny ??= flowMessage(flow, hits, rule, patterns(hits));
     }
     const outputs = statement.outputs ?? [];

@@ -110,6 +110,13 @@ export const LINEAGE_BYPASSES: BypassCase[] = [
     reveals: 'copies_ssn',
   },
   { name: 'rename masked column', sql: 'ALTER TABLE users RENAME COLUMN ssn TO x', reveals: 'copies_ssn' },
+  { name: 'rename the table', sql: 'ALTER TABLE users RENAME TO people', reveals: 'copies_ssn' },
+  { name: 'inherit from another table', sql: 'ALTER TABLE users INHERIT people', reveals: 'copies_ssn' },
+  {
+    name: 'attach as a partition',
+    sql: 'ALTER TABLE people ATTACH PARTITION users FOR VALUES FROM (0) TO (100)',
+    reveals: 'copies_ssn',
+  },
   {
     name: 'generated column copies',
     sql: "ALTER TABLE users ADD COLUMN x text GENERATED ALWAYS AS (ssn || '') STORED",

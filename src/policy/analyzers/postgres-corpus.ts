@@ -299,6 +299,8 @@ export const ORDINARY: string[] = [
   'CREATE TABLE t (id int primary key)',
   'CREATE INDEX ON orders (customer_id)',
   'ALTER TABLE orders ADD COLUMN note text',
+  'ALTER TABLE orders RENAME TO orders_2024',
+  'ALTER TABLE orders_2024 INHERIT orders_base',
   'DROP VIEW recent_orders',
   'DROP INDEX orders_idx',
   'DROP FUNCTION f(int)',

@@ -126,6 +126,13 @@ class Tracer extends QueryTracer {
       case 'AlterTableStmt':
         this.alterTable(body);
         return [];
+      case 'AlterObjectSchemaStmt': {
+        const table = relation(body.relation);
+        if (table && RELATIONS.has(String(body.objectType)) && typeof body.newschema === 'string') {
+          this.flow('rename_table', { schema: body.newschema, name: table.name }, null, [wholeRow(table)]);
+        }
+        return [];
+      }
       case 'CallStmt': {
         // A procedure may store or send its arguments anywhere; its OUT values are not traced.
         const call = fieldsOf(
@@ -290,9 +297,13 @@ class Tracer extends QueryTracer {
     this.flow('copy', null, null, sources);
   }
 
-  /** A renamed column no longer matches the rules written for its old name. */
+  /** A renamed column or table no longer matches the rules written for its old name. */
   private rename(body: Fields): void {
     const table = relation(body.relation);
+    if (table && RELATIONS.has(String(body.renameType)) && typeof body.newname === 'string') {
+      this.flow('rename_table', { schema: table.schema, name: body.newname }, null, [wholeRow(table)]);
+      return;
+    }
     if (body.renameType !== 'OBJECT_COLUMN' || !table || typeof body.subname !== 'string') return;
     const column = typeof body.newname === 'string' ? body.newname : null;
     this.flow('rename_column', table, column, [
@@ -300,13 +311,23 @@ class Tracer extends QueryTracer {
     ]);
   }
 
-  /** A generated column computed from a masked one holds the same value under another name. */
+  /**
+   * A generated column computed from a masked one holds the same value under another name; a table
+   * made a child or a partition of another is read, rows and columns, under the parent's name.
+   */
   private alterTable(body: Fields): void {
     const table = relation(body.relation);
     if (!table) return;
     const levels = [targetLevel(body.relation)];
     for (const c of items(body.cmds)) {
       const cmd = fieldsOf(isRecord(c) ? c.AlterTableCmd : undefined);
+      const parent = cmd.subtype === 'AT_AddInherit' ? relation(cmd.def) : null;
+      if (parent) this.flow('inherit', parent, null, [wholeRow(table)]);
+      const partition =
+        cmd.subtype === 'AT_AttachPartition' && isRecord(cmd.def) && isRecord(cmd.def.PartitionCmd)
+          ? relation(cmd.def.PartitionCmd.name)
+          : null;
+      if (partition) this.flow('attach_partition', table, null, [wholeRow(partition)]);
       const def = fieldsOf(isRecord(cmd.def) ? cmd.def.ColumnDef : undefined);
       const column =
         typeof cmd.name === 'string' ? cmd.name : typeof def.colname === 'string' ? def.colname : null;
@@ -321,6 +342,15 @@ class Tracer extends QueryTracer {
     }
   }
 }
+
+/** Relations whose rows a mask rule may name by table: renaming or moving them unnames them. */
+const RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE']);
+
+const wholeRow = (table: TableRef): ColumnSource => ({
+  schema: table.schema,
+  table: table.name,
+  column: '*',
+});
 
 /** A column of `table`, named later. */
 const inTable = (table: TableRef) => ({ schema: table.schema, table: table.name });

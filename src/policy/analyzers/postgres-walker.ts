@@ -47,6 +47,7 @@ const RELATION_OBJECTS = new Set([
 /** Statements whose `relation` field is the object they change. */
 const RELATION_WRITERS = new Set([
   'AlterTableStmt',
+  'AlterObjectSchemaStmt',
   'CreateStmt',
   'IndexStmt',
   'CreateTrigStmt',
@@ -245,6 +246,11 @@ export class StatementWalker {
         break;
       case 'CopyStmt':
         this.copy(body, skip);
+        break;
+      case 'PartitionCmd':
+        // ATTACH or DETACH PARTITION changes the partition too: it becomes, or stops being, part of the table.
+        this.writeRef(rangeVar(body.name));
+        skip.add('name');
         break;
       case 'GrantStmt':
         if (body.objtype === 'OBJECT_TABLE' && body.targtype === 'ACL_TARGET_OBJECT') {
