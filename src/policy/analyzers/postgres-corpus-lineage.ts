@@ -109,6 +109,26 @@ export const LINEAGE_BYPASSES: BypassCase[] = [
     sql: "SELECT set_config('app.x', ssn, false) FROM users",
     reveals: 'copies_ssn',
   },
+  {
+    name: 'sequence value carries bytes',
+    sql: "SELECT setval('s', ('x' || encode(substr(convert_to(ssn, 'UTF8'), 1, 7), 'hex'))::bit(56)::bigint) FROM users",
+    reveals: 'copies_ssn',
+  },
+  {
+    name: 'advisory lock key carries bytes',
+    sql: "SELECT pg_advisory_lock(('x' || encode(substr(convert_to(ssn, 'UTF8'), 1, 7), 'hex'))::bit(56)::bigint) FROM users",
+    reveals: 'copies_ssn',
+  },
+  {
+    name: 'large object written',
+    sql: "SELECT lowrite(lo_open(4242, 131072), convert_to(ssn, 'UTF8')) FROM users",
+    reveals: 'copies_ssn',
+  },
+  {
+    name: 'replication slot named',
+    sql: "SELECT pg_create_physical_replication_slot(encode(convert_to(ssn, 'UTF8'), 'hex')) FROM users",
+    reveals: 'copies_ssn',
+  },
   { name: 'rename masked column', sql: 'ALTER TABLE users RENAME COLUMN ssn TO x', reveals: 'copies_ssn' },
   { name: 'rename the table', sql: 'ALTER TABLE users RENAME TO people', reveals: 'copies_ssn' },
   { name: 'inherit from another table', sql: 'ALTER TABLE users INHERIT people', reveals: 'copies_ssn' },

@@ -29,12 +29,31 @@ export type Ctes = ReadonlyMap<string, OutputColumn[]>;
 
 export const NO_CTES: Ctes = new Map();
 
-/** Functions whose arguments leave the query: into settings, notifications, large objects, other servers. */
+/**
+ * Functions whose arguments leave the query: into settings, notifications, large objects, other
+ * servers, and state other sessions or later queries read back (a sequence's `last_value`, an
+ * advisory lock's key in `pg_locks`, a replication slot's or origin's name, the WAL).
+ */
 const SINK_FUNCTIONS = new Set([
   'set_config',
   'pg_notify',
   'lo_from_bytea',
   'lo_put',
+  'lowrite',
+  'setval',
+  'pg_advisory_lock',
+  'pg_advisory_lock_shared',
+  'pg_advisory_xact_lock',
+  'pg_advisory_xact_lock_shared',
+  'pg_try_advisory_lock',
+  'pg_try_advisory_lock_shared',
+  'pg_try_advisory_xact_lock',
+  'pg_try_advisory_xact_lock_shared',
+  'pg_create_physical_replication_slot',
+  'pg_create_logical_replication_slot',
+  'pg_replication_origin_create',
+  'pg_logical_emit_message',
+  'pg_create_restore_point',
   'dblink',
   'dblink_exec',
   'dblink_send_query',
