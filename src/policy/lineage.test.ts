@@ -109,6 +109,22 @@ describe('mask rules follow column lineage', () => {
     );
   });
 
+  it("denies server file access and programs under a column mask: a table's data file holds its rows", () => {
+    const everywhere = ruleSet.parse([{ name: 'pii', effect: 'mask', mask: { columns: ['users.ssn'] } }]);
+    for (const sql of [
+      "SELECT pg_read_binary_file(pg_relation_filepath('users'))",
+      "SELECT convert_from(pg_read_file('base/5/16384'), 'SQL_ASCII')",
+      "COPY t FROM PROGRAM 'strings base/5/16384'",
+      "COPY t FROM '/var/lib/postgresql/data/base/5/16384'",
+    ]) {
+      const d = check(sql, everywhere);
+      assert.equal(d.action, 'deny', sql);
+      assert.match(d.message ?? '', /server's files .* rule "pii" masks \("users.ssn"\)/, sql);
+    }
+    const detectorsOnly = ruleSet.parse([{ name: 'scan', effect: 'mask', mask: { detectors: ['card'] } }]);
+    assert.equal(check("COPY t FROM '/tmp/t.csv'", detectorsOnly).action, 'allow');
+  });
+
   it('matches masked columns by table and schema the way table rules do', () => {
     const qualified = ruleSet.parse([
       { name: 'pii', effect: 'mask', mask: { columns: ['public.users.ssn', '*.card'] } },

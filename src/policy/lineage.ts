@@ -161,6 +161,16 @@ function flowMessage(flow: DataFlow, hits: ColumnSource[], rule: MaskRule, patte
   );
 }
 
+/** Server files hold every table's rows as stored (`pg_read_binary_file(pg_relation_filepath('users'))`). */
+function serverFilesMessage(rule: MaskRule): string {
+  const patterns = (rule.mask.columns ?? []).map((p) => `"${p}"`).join(', ');
+  return (
+    `the statement reads or writes the server's files or runs a program there, which can read the data files ` +
+    `of tables whose columns rule "${rule.name}" masks (${patterns}), past result masking. ` +
+    `Ask for an exception to rule "${rule.name}".`
+  );
+}
+
 function positionMessage(o: OutputColumn, index: number, hits: ColumnSource[], rule: MaskRule): string {
   const what = o.star ? `* at result position ${index + 1}` : `result column ${index + 1} ("${o.name}")`;
   const why = o.star
@@ -205,6 +215,7 @@ export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict 
         });
       }
     });
+    if (statement.file_access || statement.program) verdict.deny ??= serverFilesMessage(rule);
     for (const flow of statement.flows) {
       const hits = RELABELS.has(flow.kind) ? unnamed(flow) : masked(flow.sources);
       if (hits.length > 0) verdict.deny ??= flowMessage(flow, hits, rule, patterns(hits));
