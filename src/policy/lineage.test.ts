@@ -125,6 +125,37 @@ describe('mask rules follow column lineage', () => {
     assert.equal(check("COPY t FROM '/tmp/t.csv'", detectorsOnly).action, 'allow');
   });
 
+  it('denies SQL it cannot read under a column mask: EXECUTE of a string, query_to_xml, other languages', () => {
+    const everywhere = ruleSet.parse([{ name: 'pii', effect: 'mask', mask: { columns: ['users.ssn'] } }]);
+    for (const sql of [
+      "DO $$ DECLARE s text; BEGIN EXECUTE 'SELECT ssn FROM users LIMIT 1' INTO s; RAISE NOTICE '%', s; END $$",
+      "CREATE FUNCTION f() RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY EXECUTE 'SELECT 1'; END $$",
+      'CREATE FUNCTION f(q text) RETURNS SETOF record LANGUAGE plpgsql AS $$ DECLARE r record; BEGIN FOR r IN EXECUTE q LOOP RETURN NEXT r; END LOOP; END $$',
+      "SELECT query_to_xml('SELECT ssn FROM users', true, false, '')",
+      "SELECT table_to_xml('users', true, false, '')",
+      "SELECT cursor_to_xml('c', 10, true, false, '')",
+      "CREATE FUNCTION f() RETURNS text LANGUAGE plpython3u AS 'return 1'",
+    ]) {
+      const d = check(sql, everywhere);
+      assert.equal(d.action, 'deny', sql);
+      assert.match(d.message ?? '', /runs SQL the gateway cannot read .* rule "pii" cannot be sure/, sql);
+    }
+    const detectorsOnly = ruleSet.parse([{ name: 'scan', effect: 'mask', mask: { detectors: ['card'] } }]);
+    assert.equal(check("DO $$ BEGIN EXECUTE 'VACUUM'; END $$", detectorsOnly).action, 'allow');
+  });
+
+  it('reads PL/pgSQL bodies that return a value or a query, so a masked column they read is refused', () => {
+    const everywhere = ruleSet.parse([{ name: 'pii', effect: 'mask', mask: { columns: ['users.ssn'] } }]);
+    for (const sql of [
+      'CREATE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT ssn FROM users LIMIT 1); END $$',
+      'CREATE FUNCTION f() RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT ssn FROM users; END $$',
+    ]) {
+      assert.match(check(sql, everywhere).message ?? '', /function body would read users.ssn/, sql);
+    }
+    const harmless = 'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$';
+    assert.equal(check(harmless, everywhere).action, 'allow');
+  });
+
   it('matches masked columns by table and schema the way table rules do', () => {
     const qualified = ruleSet.parse([
       { name: 'pii', effect: 'mask', mask: { columns: ['public.users.ssn', '*.card'] } },

@@ -134,6 +134,12 @@ function flowMessage(flow: DataFlow, hits: ColumnSource[], rule: MaskRule, patte
       ? ` to ${t.name}()`
       : ` into ${t.schema ? `${t.schema}.` : ''}${t.name}${flow.column ? `.${flow.column}` : ''}`;
   const exception = `or ask for an exception to rule "${rule.name}"`;
+  if (flow.kind === 'hidden_sql') {
+    return (
+      `the statement runs SQL the gateway cannot read (${t?.name ?? 'hidden SQL'}), which may read any column, ` +
+      `so rule "${rule.name}" cannot be sure to mask ${patterns.join(', ')}. Write the SQL out in the statement, ${exception}.`
+    );
+  }
   if (flow.kind === 'untraceable') {
     return (
       `the statement nests too deeply for the gateway to trace which columns it reads, so rule "${rule.name}" ` +

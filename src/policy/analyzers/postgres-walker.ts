@@ -20,8 +20,21 @@ const DYNAMIC_SQL_FUNCTIONS = new Set([
   'table_to_xmlschema',
   'table_to_xml_and_xmlschema',
   'schema_to_xml',
+  'schema_to_xml_and_xmlschema',
   'database_to_xml',
+  'database_to_xml_and_xmlschema',
+  // Not SQL text, but an open cursor's rows, returned as XML without the columns they came from.
+  'cursor_to_xml',
 ]);
+
+/**
+ * Return types a PL/pgSQL body is parsed under: the parser checks its RETURN statements against
+ * them (`RETURN 1` fails under void, `RETURN QUERY` needs a set), and the body's own is not at hand.
+ */
+const PLPGSQL_RETURNS = ['void', 'record', 'setof record', 'trigger'];
+
+/** PL/pgSQL statements that run a string built at run time. */
+const PLPGSQL_DYNAMIC = new Set(['PLpgSQL_stmt_dynexecute', 'PLpgSQL_stmt_dynfors']);
 
 /** Functions that read or write files on the database server. */
 const FILE_FUNCTIONS = new Set([
@@ -157,10 +170,15 @@ export class StatementWalker {
   /** Depth of plain EXPLAINs around the node walked: what they hold is planned, not run. */
   private explaining = 0;
 
-  /** `onFolded` sees each statement folded in from a DO block or function body, as a parse tree. */
+  /**
+   * `onFolded` sees each statement folded in from a DO block or function body, as a parse tree;
+   * `onHidden` hears of SQL no parse shows: a string run by EXECUTE or handed to a function, a
+   * body in another language or one that does not parse.
+   */
   constructor(
     readonly facts: SqlStatementFacts,
     private readonly onFolded: (stmt: unknown) => void = () => {},
+    private readonly onHidden: (what: string) => void = () => {},
   ) {}
 
   walk(value: unknown, scope: Scope): void {
@@ -301,7 +319,10 @@ export class StatementWalker {
     if (!this.facts.functions.includes(qualified)) this.facts.functions.push(qualified);
     const base = (parts.at(-1) ?? '').toLowerCase();
     if (FILE_FUNCTIONS.has(base)) this.facts.file_access = true;
-    if (DYNAMIC_SQL_FUNCTIONS.has(base)) this.facts.opaque = true;
+    if (DYNAMIC_SQL_FUNCTIONS.has(base)) {
+      this.facts.opaque = true;
+      this.onHidden(`${base}()`);
+    }
   }
 
   private copy(body: Fields, skip: Set<string>): void {
@@ -322,7 +343,9 @@ export class StatementWalker {
       if (def?.defname === 'as') source = arg;
       if (def?.defname === 'language' && arg) language = arg.toLowerCase();
     }
-    if (source !== undefined && language === 'plpgsql') this.plpgsql(source);
+    if (source === undefined) return;
+    if (language === 'plpgsql') this.plpgsql(source);
+    else this.onHidden(`a DO block in ${language}`);
   }
 
   private functionBody(body: Fields): void {
@@ -338,7 +361,9 @@ export class StatementWalker {
     }
     if (source === undefined) return;
     if (language === 'plpgsql') this.plpgsql(source);
-    else if (language === 'sql') this.foldSql(source, false);
+    else if (language === 'sql') {
+      if (!this.foldSql(source, false)) this.onHidden('a function body that does not parse');
+    } else this.onHidden(`a function in ${language || 'an unnamed language'}`);
   }
 
   /**
@@ -349,14 +374,16 @@ export class StatementWalker {
     let tag = 'warden';
     while (source.includes(`$${tag}$`)) tag += '_';
     let tree: unknown;
-    try {
-      tree = parsePlPgSQLSync(
-        `CREATE FUNCTION warden_inline() RETURNS void LANGUAGE plpgsql AS $${tag}$${source}$${tag}$`,
-      );
-    } catch {
-      return;
+    for (const returns of PLPGSQL_RETURNS) {
+      try {
+        tree = parsePlPgSQLSync(
+          `CREATE FUNCTION warden_inline() RETURNS ${returns} LANGUAGE plpgsql AS $${tag}$${source}$${tag}$`,
+        );
+        break;
+      } catch {}
     }
-    this.plpgsqlExprs(tree);
+    if (tree === undefined) this.onHidden('a PL/pgSQL body that does not parse');
+    else this.plpgsqlExprs(tree);
   }
 
   private plpgsqlExprs(value: unknown): void {
@@ -365,6 +392,10 @@ export class StatementWalker {
       return;
     }
     if (!isRecord(value)) return;
+    // `RETURN QUERY EXECUTE` and `OPEN … FOR EXECUTE` keep their string in `dynquery`.
+    if (Object.keys(value).some((k) => PLPGSQL_DYNAMIC.has(k)) || value.dynquery !== undefined) {
+      this.onHidden('EXECUTE of a string in PL/pgSQL');
+    }
     const expr = isRecord(value.PLpgSQL_expr) ? value.PLpgSQL_expr : undefined;
     const query = expr ? str(expr.query) : undefined;
     if (expr && query !== undefined) {
@@ -376,7 +407,8 @@ export class StatementWalker {
     for (const v of Object.values(value)) this.plpgsqlExprs(v);
   }
 
-  private foldSql(sql: string, retryAsExpression: boolean): void {
+  /** Whether `sql` parsed (as a statement, or as an expression when `retryAsExpression`). */
+  private foldSql(sql: string, retryAsExpression: boolean): boolean {
     try {
       const tree = parseSync(sql) as unknown;
       if (isRecord(tree)) {
@@ -386,8 +418,9 @@ export class StatementWalker {
           this.onFolded(s.stmt);
         }
       }
+      return true;
     } catch {
-      if (retryAsExpression) this.foldSql(`SELECT ${sql}`, false);
+      return retryAsExpression && this.foldSql(`SELECT ${sql}`, false);
     }
   }
 

@@ -210,7 +210,18 @@ function statementFacts(stmt: unknown): [SqlStatementFacts, TracedValue[]] {
     if (object !== undefined) facts.object = object;
   }
   // Whatever a routine body reads lands in its variables, notices or result, beyond result masking.
-  new StatementWalker(facts, (folded) => facts.flows.push(...routineFlows(folded))).walk(stmt, new Set());
+  new StatementWalker(
+    facts,
+    (folded) => facts.flows.push(...routineFlows(folded)),
+    // SQL no parse shows may read any column of any table.
+    (what) =>
+      facts.flows.push({
+        kind: 'hidden_sql',
+        target: { schema: null, name: what },
+        column: null,
+        sources: [{ schema: null, table: null, column: '*' }],
+      }),
+  ).walk(stmt, new Set());
   const lineage = statementLineage(stmt);
   facts.outputs = lineage.outputs;
   facts.flows.push(...lineage.flows);
