@@ -281,6 +281,29 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
     assert.ok(!(await storedEvents(gw)).includes(SSN(2)));
   });
 
+  it('refuses statements that would carry a masked column past result masking, and no value reaches the client', async () => {
+    const notices: string[] = [];
+    await inSession(gw, login('app-db'), async (c) => {
+      c.on('notice', (n) => notices.push(n.message ?? ''));
+      for (const sql of [
+        "select table_to_xml('users', true, false, '')",
+        "do $$ declare s text; begin execute 'select ssn from users where id = 2' into s; raise notice '%', s; end $$",
+        'create function leak() returns text language plpgsql as $$ begin return (select ssn from users where id = 2); end $$',
+        "select pg_advisory_xact_lock(('x' || encode(convert_to(substr(ssn, 1, 7), 'UTF8'), 'hex'))::bit(56)::bigint) from users",
+        "select encode(pg_read_binary_file(pg_relation_filepath('users')), 'escape')",
+        'alter table users rename to people',
+      ]) {
+        const err = await c.query(sql).then(
+          () => assert.fail(sql),
+          (e: pg.DatabaseError) => e,
+        );
+        assert.equal(err.code, '42501', `${sql}: ${err.message}`);
+        assert.match(err.message, /rule "hide-ssn"/, sql);
+      }
+    });
+    assert.deepEqual(notices, []);
+  });
+
   it('decodes binary-format result values to hex in the sample, masked values as the client got them', async () => {
     const id = await inSession(gw, { ...login('app-db'), binary: true } as pg.ClientConfig, async (c) => {
       const r = await c.query({ text: 'select id, ssn from users where id = $1', values: [4] });
