@@ -156,6 +156,22 @@ describe('mask rules follow column lineage', () => {
     assert.equal(check(harmless, everywhere).action, 'allow');
   });
 
+  it("denies trigger functions, rules and row parameters that copy a masked column of a row they don't name", () => {
+    const everywhere = ruleSet.parse([{ name: 'pii', effect: 'mask', mask: { columns: ['users.ssn'] } }]);
+    for (const sql of [
+      'CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO x VALUES (NEW.ssn); RETURN NEW; END $$',
+      'CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO x SELECT OLD.*; RETURN OLD; END $$',
+      'CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO x VALUES (row_to_json(NEW)); RETURN NEW; END $$',
+      'CREATE RULE r AS ON UPDATE TO users DO ALSO INSERT INTO x VALUES (new.ssn)',
+      "CREATE FUNCTION f(u users) RETURNS void LANGUAGE sql AS 'INSERT INTO x VALUES (u.ssn)'",
+    ]) {
+      assert.equal(check(sql, everywhere).action, 'deny', sql);
+    }
+    const stamps =
+      'CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO x VALUES (NEW.id); NEW.at := now(); RETURN NEW; END $$';
+    assert.equal(check(stamps, everywhere).action, 'allow');
+  });
+
   it('matches masked columns by table and schema the way table rules do', () => {
     const qualified = ruleSet.parse([
       { name: 'pii', effect: 'mask', mask: { columns: ['public.users.ssn', '*.card'] } },

@@ -109,8 +109,12 @@ export function starColumns(qualifier: string[], levels: readonly Level[]): Outp
   if (qualifier.length === 0) return [...(levels.at(-1)?.expansion ?? [])];
   const item = findItem(qualifier, levels);
   if (item) return [...item.columns];
-  return [star([{ schema: qualifier.at(-2) ?? null, table: qualifier.at(-1) ?? null, column: '*' }])];
+  // Out of scope, `q` is a row variable of a routine (NEW, a parameter): its table is unknown.
+  return [star([UNKNOWN_ROW])];
 }
+
+/** A row of a table the statement does not name: it meets every mask pattern. */
+const UNKNOWN_ROW: ColumnSource = { schema: null, table: null, column: '*' };
 
 /**
  * The sources of a column reference `[schema.][table.]column`. Unqualified, it may belong to any
@@ -129,10 +133,9 @@ export function resolveColumn(names: string[], levels: readonly Level[]): Resolv
     const owner = qualifier.length >= 2 ? findItem(qualifier.slice(0, 1), levels) : undefined;
     const field = owner && lookup(owner, qualifier[1] ?? '');
     if (field) return { sources: field.sources, direct: false };
-    return {
-      sources: [{ schema: qualifier.at(-2) ?? null, table: qualifier.at(-1) ?? null, column }],
-      direct: false,
-    };
+    // No table in scope has that name, which only a routine allows: `NEW.ssn` in a trigger function
+    // or a rule, `u.ssn` of a parameter `u users`. The row's table is unknown.
+    return { sources: [{ schema: null, table: null, column }], direct: false };
   }
   const sources: ColumnSource[] = [];
   let direct = true;
@@ -155,7 +158,11 @@ export function resolveColumn(names: string[], levels: readonly Level[]): Resolv
     }
     if (definite) break;
   }
-  if (!found) return { sources: [{ schema: null, table: null, column }], direct: false };
+  if (!found) {
+    // A trigger's or a rule's whole NEW or OLD row, of a table the statement does not name.
+    const row = column === 'new' || column === 'old';
+    return { sources: [row ? UNKNOWN_ROW : { schema: null, table: null, column }], direct: false };
+  }
   return { sources: uniqueSources(sources), direct };
 }
 

@@ -30,8 +30,9 @@ const DYNAMIC_SQL_FUNCTIONS = new Set([
 /**
  * Return types a PL/pgSQL body is parsed under: the parser checks its RETURN statements against
  * them (`RETURN 1` fails under void, `RETURN QUERY` needs a set), and the body's own is not at hand.
+ * Trigger comes early: NEW and OLD are then its row variables, and `RETURN NEW` reads no value.
  */
-const PLPGSQL_RETURNS = ['void', 'record', 'setof record', 'trigger'];
+const PLPGSQL_RETURNS = ['void', 'trigger', 'record', 'setof record'];
 
 /** PL/pgSQL statements that run a string built at run time. */
 const PLPGSQL_DYNAMIC = new Set(['PLpgSQL_stmt_dynexecute', 'PLpgSQL_stmt_dynfors']);

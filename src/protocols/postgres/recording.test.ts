@@ -292,6 +292,7 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
         "select pg_advisory_xact_lock(('x' || encode(convert_to(substr(ssn, 1, 7), 'UTF8'), 'hex'))::bit(56)::bigint) from users",
         "select encode(pg_read_binary_file(pg_relation_filepath('users')), 'escape')",
         'alter table users rename to people',
+        'create rule copy_ssn as on update to users do also insert into audit values (new.ssn)',
       ]) {
         const err = await c.query(sql).then(
           () => assert.fail(sql),
