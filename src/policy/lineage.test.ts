@@ -172,6 +172,26 @@ describe('mask rules follow column lineage', () => {
     assert.equal(check(stamps, everywhere).action, 'allow');
   });
 
+  it('denies a sink function called under another name or from a routine that passes on its arguments', () => {
+    const everywhere = ruleSet.parse([{ name: 'pii', effect: 'mask', mask: { columns: ['users.ssn'] } }]);
+    for (const sql of [
+      'CREATE OPERATOR ### (leftarg = text, rightarg = text, function = pg_notify)',
+      'CREATE AGGREGATE a(text) (sfunc = set_config, stype = text)',
+      'CREATE CAST (int AS text) WITH FUNCTION pg_catalog.setval(regclass, bigint)',
+      'ALTER FUNCTION pg_notify(text, text) RENAME TO harmless',
+      "CREATE FUNCTION n(text, text) RETURNS void LANGUAGE sql AS 'SELECT pg_notify($1, $2)'",
+      'CREATE FUNCTION n(c text, v text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify(c, v); END $$',
+    ]) {
+      assert.equal(check(sql, everywhere).action, 'deny', sql);
+    }
+    for (const sql of [
+      'CREATE OPERATOR ## (leftarg = text, rightarg = text, function = textcat)',
+      'ALTER FUNCTION f(int) RENAME TO g',
+    ]) {
+      assert.equal(check(sql, everywhere).action, 'allow', sql);
+    }
+  });
+
   it('matches masked columns by table and schema the way table rules do', () => {
     const qualified = ruleSet.parse([
       { name: 'pii', effect: 'mask', mask: { columns: ['public.users.ssn', '*.card'] } },

@@ -134,6 +134,19 @@ function flowMessage(flow: DataFlow, hits: ColumnSource[], rule: MaskRule, patte
       ? ` to ${t.name}()`
       : ` into ${t.schema ? `${t.schema}.` : ''}${t.name}${flow.column ? `.${flow.column}` : ''}`;
   const exception = `or ask for an exception to rule "${rule.name}"`;
+  if (flow.kind === 'sink_alias') {
+    return (
+      `the statement would let ${t?.name ?? 'a function'}() be called under another name (an operator, cast, ` +
+      `aggregate or new name), which takes its arguments out of the result where the gateway does not look, ` +
+      `so rule "${rule.name}" cannot be sure to mask ${patterns.join(', ')}. Call it by its name, ${exception}.`
+    );
+  }
+  if (flow.kind === 'function_call' && hits.some((s) => s.table === null && s.column === '*')) {
+    return (
+      `a routine would pass values it is given to ${t?.name ?? 'a function'}(), which takes them out of the ` +
+      `result, so rule "${rule.name}" cannot be sure to mask ${patterns.join(', ')}. Ask for an exception to rule "${rule.name}".`
+    );
+  }
   if (flow.kind === 'hidden_sql') {
     return (
       `the statement runs SQL the gateway cannot read (${t?.name ?? 'hidden SQL'}), which may read any column, ` +

@@ -60,6 +60,12 @@ const SINK_FUNCTIONS = new Set([
   'pg_file_write',
 ]);
 
+/** Whether `name` (unqualified, lowercase) is a function whose arguments leave the query. */
+export const isSinkFunction = (name: string): boolean => SINK_FUNCTIONS.has(name);
+
+/** A row of a table no one names: whatever a routine's parameters or variables hold. */
+const ANY_VALUE: ColumnSource = { schema: null, table: null, column: '*' };
+
 /** Clauses that filter, group, order or limit rows: walked only for the flows their subqueries and calls make. */
 const SIDE_CLAUSES = [
   'whereClause',
@@ -83,6 +89,8 @@ export class LineageBudgetExceeded extends Error {}
 /** Traces queries; statements that write (INSERT, UPDATE, DELETE, MERGE) are left to the subclass. */
 export abstract class QueryTracer {
   protected readonly flows: DataFlow[] = [];
+  /** Tracing a routine body or rule action, where a call's arguments may be the caller's values. */
+  protected inRoutine = false;
   private readonly bound: TracedValue[] = [];
   private traced = 0;
 
@@ -339,7 +347,9 @@ export abstract class QueryTracer {
         const inner = this.expr(val, levels, ctes);
         const fn = key === 'FuncCall' ? strings(val.funcname).at(-1)?.toLowerCase() : undefined;
         if (fn !== undefined && SINK_FUNCTIONS.has(fn)) {
-          this.flow('function_call', { schema: null, name: fn }, null, inner);
+          // In a routine, `pg_notify('c', $2)` sends whatever a caller passes, masked columns included.
+          const sources = this.inRoutine ? [...inner, ANY_VALUE] : inner;
+          this.flow('function_call', { schema: null, name: fn }, null, sources);
         }
         out.push(...inner);
       }

@@ -2,7 +2,13 @@
 // persists or exports column values (new tables, views, COPY, DML, routines), for mask rules.
 
 import type { ColumnSource, DataFlow, OutputColumn, TableRef } from '../facts.js';
-import { type Ctes, LineageBudgetExceeded, NO_CTES, QueryTracer } from './postgres-lineage-query.js';
+import {
+  type Ctes,
+  isSinkFunction,
+  LineageBudgetExceeded,
+  NO_CTES,
+  QueryTracer,
+} from './postgres-lineage-query.js';
 import {
   allSources,
   type Fields,
@@ -120,11 +126,17 @@ class Tracer extends QueryTracer {
         return [
           { name: '?column?', direct: false, star: false, sources: this.expr(body.returnval, [], NO_CTES) },
         ];
-      case 'RenameStmt':
-        this.rename(body);
-        return [];
       case 'AlterTableStmt':
         this.alterTable(body);
+        return [];
+      case 'DefineStmt':
+      case 'CreateCastStmt':
+      case 'RenameStmt':
+        // An operator, cast or aggregate over a sink, or a sink renamed, calls it under another name.
+        for (const name of sinksNamed(kind === 'DefineStmt' ? body.definition : (body.func ?? body.object))) {
+          this.flow('sink_alias', { schema: null, name }, null, [{ schema: null, table: null, column: '*' }]);
+        }
+        if (kind === 'RenameStmt') this.rename(body);
         return [];
       case 'AlterObjectSchemaStmt': {
         const table = relation(body.relation);
@@ -153,7 +165,13 @@ class Tracer extends QueryTracer {
   }
 
   routine(stmt: unknown, kind: string): void {
-    this.flow(kind, null, null, allSources(this.top(stmt) ?? []));
+    const outer = this.inRoutine;
+    this.inRoutine = true;
+    try {
+      this.flow(kind, null, null, allSources(this.top(stmt) ?? []));
+    } finally {
+      this.inRoutine = outer;
+    }
   }
 
   protected modification(kind: string, body: Fields, outer: Level[], ctes: Ctes): OutputColumn[] {
@@ -351,6 +369,20 @@ const wholeRow = (table: TableRef): ColumnSource => ({
   table: table.name,
   column: '*',
 });
+
+/** Sink functions a definition names (an operator's function, an aggregate's sfunc, a cast's, a renamed one). */
+function sinksNamed(v: unknown): string[] {
+  const names: string[] = [];
+  const walk = (x: unknown): void => {
+    if (Array.isArray(x)) for (const y of x) walk(y);
+    else if (isRecord(x)) {
+      if (isRecord(x.String) && typeof x.String.sval === 'string') names.push(x.String.sval.toLowerCase());
+      for (const y of Object.values(x)) walk(y);
+    }
+  };
+  walk(v);
+  return [...new Set(names)].filter(isSinkFunction);
+}
 
 /** A column of `table`, named later. */
 const inTable = (table: TableRef) => ({ schema: table.schema, table: table.name });

@@ -293,6 +293,7 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
         "select encode(pg_read_binary_file(pg_relation_filepath('users')), 'escape')",
         'alter table users rename to people',
         'create rule copy_ssn as on update to users do also insert into audit values (new.ssn)',
+        'create operator ### (leftarg = text, rightarg = text, function = pg_notify)',
       ]) {
         const err = await c.query(sql).then(
           () => assert.fail(sql),
