@@ -192,6 +192,18 @@ describe('mask rules follow column lineage', () => {
     }
   });
 
+  it('denies reading the statistics catalogs under a column mask: they hold sampled column values', () => {
+    const everywhere = ruleSet.parse([{ name: 'pii', effect: 'mask', mask: { columns: ['users.ssn'] } }]);
+    for (const sql of [
+      "SELECT histogram_bounds FROM pg_stats WHERE tablename = 'users'",
+      'SELECT stavalues1 FROM pg_catalog.pg_statistic',
+      'SELECT most_common_vals FROM pg_stats_ext',
+    ]) {
+      assert.match(check(sql, everywhere).message ?? '', /holds values ANALYZE sampled/, sql);
+    }
+    assert.equal(check('SELECT relname FROM pg_class', everywhere).action, 'allow');
+  });
+
   it('matches masked columns by table and schema the way table rules do', () => {
     const qualified = ruleSet.parse([
       { name: 'pii', effect: 'mask', mask: { columns: ['public.users.ssn', '*.card'] } },

@@ -180,6 +180,26 @@ function flowMessage(flow: DataFlow, hits: ColumnSource[], rule: MaskRule, patte
   );
 }
 
+/** Catalogs (and their views) holding values sampled by ANALYZE: most common values, histogram bounds. */
+const STATISTICS = new Set([
+  'pg_statistic',
+  'pg_stats',
+  'pg_statistic_ext_data',
+  'pg_stats_ext',
+  'pg_stats_ext_exprs',
+]);
+
+const holdsSampledValues = (t: TableRef): boolean =>
+  (t.schema === null || t.schema === 'pg_catalog') && STATISTICS.has(t.name);
+
+function statisticsMessage(rule: MaskRule, t: TableRef): string {
+  const patterns = (rule.mask.columns ?? []).map((p) => `"${p}"`).join(', ');
+  return (
+    `${t.name} holds values ANALYZE sampled from every column, those rule "${rule.name}" masks (${patterns}) ` +
+    `included, and its results do not say which column they came from. Ask for an exception to rule "${rule.name}".`
+  );
+}
+
 /** Server files hold every table's rows as stored (`pg_read_binary_file(pg_relation_filepath('users'))`). */
 function serverFilesMessage(rule: MaskRule): string {
   const patterns = (rule.mask.columns ?? []).map((p) => `"${p}"`).join(', ');
@@ -235,6 +255,8 @@ export function lineageVerdict(rule: MaskRule, facts: SqlFacts): LineageVerdict 
       }
     });
     if (statement.file_access || statement.program) verdict.deny ??= serverFilesMessage(rule);
+    const statistics = statement.tables_read.find(holdsSampledValues);
+    if (statistics) verdict.deny ??= statisticsMessage(rule, statistics);
     for (const flow of statement.flows) {
       const hits = RELABELS.has(flow.kind) ? unnamed(flow) : masked(flow.sources);
       if (hits.length > 0) verdict.deny ??= flowMessage(flow, hits, rule, patterns(hits));
