@@ -116,6 +116,8 @@ describe('mask rules follow column lineage', () => {
       "SELECT convert_from(pg_read_file('base/5/16384'), 'SQL_ASCII')",
       "COPY t FROM PROGRAM 'strings base/5/16384'",
       "COPY t FROM '/var/lib/postgresql/data/base/5/16384'",
+      // pageinspect reads the same bytes as the data file.
+      "SELECT get_raw_page('users', 0)",
     ]) {
       const d = check(sql, everywhere);
       assert.equal(d.action, 'deny', sql);
@@ -135,6 +137,10 @@ describe('mask rules follow column lineage', () => {
       "SELECT table_to_xml('users', true, false, '')",
       "SELECT cursor_to_xml('c', 10, true, false, '')",
       "CREATE FUNCTION f() RETURNS text LANGUAGE plpython3u AS 'return 1'",
+      "SELECT * FROM crosstab('SELECT id, 1, ssn FROM users') AS t(id int, s text)",
+      "SELECT * FROM connectby('users', 'ssn', 'name', 'x', 0) AS t(a text, b text, l int)",
+      "CREATE FOREIGN TABLE ft (ssn text) SERVER loop OPTIONS (table_name 'users')",
+      'IMPORT FOREIGN SCHEMA public FROM SERVER loop INTO copies',
     ]) {
       const d = check(sql, everywhere);
       assert.equal(d.action, 'deny', sql);

@@ -138,6 +138,16 @@ class Tracer extends QueryTracer {
         }
         if (kind === 'RenameStmt') this.rename(body);
         return [];
+      case 'CreateForeignTableStmt':
+      case 'ImportForeignSchemaStmt':
+        // postgres_fdw can point a foreign table at this very server: its rows then carry its own name.
+        this.flow(
+          'hidden_sql',
+          { schema: null, name: 'a foreign table, whose rows may be any table’s' },
+          null,
+          [{ schema: null, table: null, column: '*' }],
+        );
+        return [];
       case 'AlterObjectSchemaStmt': {
         const table = relation(body.relation);
         if (table && RELATIONS.has(String(body.objectType)) && typeof body.newschema === 'string') {

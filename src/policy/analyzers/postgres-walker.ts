@@ -23,6 +23,13 @@ const DYNAMIC_SQL_FUNCTIONS = new Set([
   'schema_to_xml_and_xmlschema',
   'database_to_xml',
   'database_to_xml_and_xmlschema',
+  // tablefunc and xml2: queries, or a table's name and columns, as text.
+  'crosstab',
+  'crosstab2',
+  'crosstab3',
+  'crosstab4',
+  'connectby',
+  'xpath_table',
   // Not SQL text, but an open cursor's rows, returned as XML without the columns they came from.
   'cursor_to_xml',
 ]);
@@ -46,6 +53,8 @@ const FILE_FUNCTIONS = new Set([
   'pg_file_write',
   'lo_import',
   'lo_export',
+  // pageinspect: a relation's stored pages, as bytes.
+  'get_raw_page',
 ]);
 
 /** DROP object types whose names are relations, so dropping one writes a table. */
