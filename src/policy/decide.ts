@@ -232,11 +232,20 @@ function governsRowsReadElsewhere(r: Rule, facts: Facts): boolean {
 }
 
 /**
- * The mask rule that withholds an error of SQLSTATE `code` for statement `statement`, or null. A
- * cancel (57014) is never withheld: its text is fixed, or Warden's own for a duration limit.
+ * The mask rule that withholds a server error (its fields by PostgreSQL's one-letter codes) of
+ * statement `statement`, or null. Kept whole: a cancel (57014), whose text is fixed or Warden's own
+ * for a duration limit, and an error with a position in the client's statement and no internal
+ * query (`P` without `q`): it was raised while the statement was parsed and analysed, before any
+ * row was read, so it quotes only the statement's own text (`column "emial" does not exist`).
+ * Errors raised on a stored value (`invalid input syntax for type integer: "ann@…"`) carry none.
  */
-export function errorWithheldBy(d: Decision, statement: number, code: string | undefined): string | null {
-  if (code === '57014') return null;
+export function errorWithheldBy(
+  d: Decision,
+  statement: number,
+  fields: ReadonlyMap<string, string>,
+): string | null {
+  if (d.errorsWithheld.length === 0 || fields.get('C') === '57014') return null;
+  if (fields.has('P') && !fields.has('q')) return null;
   return d.errorsWithheld.find((w) => w.statement === null || w.statement === statement)?.rule ?? null;
 }
 

@@ -259,8 +259,15 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
             (e: pg.DatabaseError) => e,
           ),
         );
-      // A statement that reads no masked table keeps the server's words.
+      // A statement that reads no masked table keeps the server's words, and so does an error
+      // raised while a statement is analysed, before any row is read: it points into the text.
       await assert.rejects(c.query('select 1/0'), /division by zero/);
+      await assert.rejects(c.query('select sssn from users where id = 2'), (e: pg.DatabaseError) => {
+        assert.equal(e.code, '42703');
+        assert.equal(e.message, 'column "sssn" does not exist');
+        assert.equal(e.position, '8');
+        return true;
+      });
     });
     assert.deepEqual(
       seen.map((e) => e.code),
@@ -270,12 +277,14 @@ describe('PostgreSQL gateway: every statement recorded, with masked parameters a
       assert.match(e.message, /^error message withheld by rule "hide-ssn" \(warden\)/);
       assert.ok(!JSON.stringify(e).includes(SSN(2)), JSON.stringify(e));
     }
-    const events = await eventsOf(gw, id, failing.length + 1);
+    const events = await eventsOf(gw, id, failing.length + 2);
     assert.deepEqual(
       events.map((e) => e.error?.split(' (warden)')[0]),
       [
         ...failing.map(([, code]) => `${code}: error message withheld by rule "hide-ssn"`),
         '22012: division by zero',
+        // The client got the server's words; the recording redacts quoted text under a column mask.
+        '42703: column "[masked]" does not exist',
       ],
     );
     assert.ok(!(await storedEvents(gw)).includes(SSN(2)));

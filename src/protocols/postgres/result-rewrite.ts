@@ -379,7 +379,7 @@ export class ResultRewriter {
 function withholdError(m: Message, r: Result<Command>): Buffer {
   if (r.command.decision.errorsWithheld.length === 0) return m.raw;
   const f = readNoticeFields(m.body);
-  const rule = errorWithheldBy(r.command.decision, r.statement, f.get('C'));
+  const rule = errorWithheldBy(r.command.decision, r.statement, f);
   if (rule === null) return m.raw;
   const severity = (f.get('V') ?? f.get('S') ?? 'ERROR') as ErrorFields['severity'];
   return errorResponse({ severity, code: f.get('C') ?? 'XX000', message: withheldErrorMessage(rule) });

@@ -150,7 +150,7 @@ export class StatementRecording {
       case 'error': {
         const f = readNoticeFields(m.body);
         const d = r.command.decision;
-        const rule = errorWithheldBy(d, r.statement, f.get('C'));
+        const rule = errorWithheldBy(d, r.statement, f);
         const text =
           rule !== null ? withheldErrorMessage(rule) : maskErrorText(f.get('M') ?? '', d, this.maskSet(d));
         this.finish(r, { rows: null, error: `${f.get('C') ?? 'XX000'}: ${text}` });
