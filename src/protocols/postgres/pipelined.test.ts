@@ -340,6 +340,59 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     }
   });
 
+  it('refuses an Execute of a portal name SQL took over after the Bound portal of that name ended', async () => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      // Portal `p` is bound from a checked statement; its transaction ends, and `p` with it.
+      s.send(Buffer.concat([parse('select 1'), bind('p'), describeMessage('P', 'p'), SYNC]));
+      assert.equal(types(await s.until(Back.ReadyForQuery)), '12TZ');
+      // A cursor takes the name: SQL closes and declares portals the Bind's bookkeeping never sees.
+      s.send(message(Front.Query, 'begin; declare p cursor for select code from secrets'));
+      assert.equal(types(await s.until(Back.ReadyForQuery)), 'CCZ');
+      s.send(Buffer.concat([execute('p'), SYNC]));
+      const ran = await s.until(Back.ReadyForQuery);
+      assert.deepEqual(cells(ran), [], 'no row of the cursor passes as the result of "select 1"');
+      assert.equal(readNoticeFields(ran.find((m) => m.type === Back.ErrorResponse)!.body).get('C'), '42501');
+      s.send(message(Front.Query, 'rollback'));
+      await s.until(Back.ReadyForQuery);
+      // The same inside one transaction: CLOSE, then DECLARE of the name a Bind made.
+      s.send(Buffer.concat([message(Front.Query, 'begin'), parse('select 2'), bind('q'), SYNC]));
+      assert.equal(types(await s.until(Back.ReadyForQuery)), 'CZ');
+      assert.equal(types(await s.until(Back.ReadyForQuery)), '12Z');
+      s.send(message(Front.Query, 'close q; declare q cursor for select code from secrets'));
+      assert.equal(types(await s.until(Back.ReadyForQuery)), 'CCZ');
+      s.send(Buffer.concat([execute('q'), SYNC]));
+      const closed = await s.until(Back.ReadyForQuery);
+      assert.deepEqual(cells(closed), []);
+      s.send(message(Front.Query, 'rollback'));
+      await s.until(Back.ReadyForQuery);
+      // The same in one batch of the extended protocol: Executes of other portals close and declare.
+      s.send(message(Front.Query, 'begin'));
+      await s.until(Back.ReadyForQuery);
+      s.send(
+        Buffer.concat([
+          parse('select 3'),
+          bind('r'),
+          parse('close r'),
+          bind(),
+          execute(),
+          parse('declare r cursor for select code from secrets'),
+          bind(),
+          execute(),
+          execute('r'),
+          SYNC,
+        ]),
+      );
+      const batch = await s.until(Back.ReadyForQuery);
+      assert.equal(types(batch), '1212C12CEZ');
+      assert.equal(readNoticeFields(batch[8]!.body).get('C'), '42501');
+      s.send(message(Front.Query, 'rollback'));
+      await s.until(Back.ReadyForQuery);
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
   it('masks the rows of a cursor and of a SQL prepared statement under a rule scoped to their table', async () => {
     // psql's FETCH_COUNT reads a result through a cursor: DECLARE, then FETCH until it is empty.
     const fetched = await psqlVia(

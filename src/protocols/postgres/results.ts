@@ -73,6 +73,11 @@ export class ResultTracker<C> {
   private readonly expected: Expectation<C>[] = [];
   /** Statements and portals as the client's messages leave them, for what is known when sending. */
   private readonly statements = new Map<string, Statement<C>>();
+  /**
+   * Portals the client's Binds made, while nothing can have ended or replaced them: a Sync (its
+   * transaction may end), a Query, a FunctionCall or an Execute of another portal (SQL CLOSE then
+   * DECLARE of the name, a function opening a cursor under it) forgets them.
+   */
   private readonly portals = new Map<string, Portal<C>>();
   /**
    * Statements and portals as the target has them: changed only by its answers. They differ from
@@ -104,7 +109,10 @@ export class ResultTracker<C> {
       .length;
   }
 
-  /** Whether the client's Parse and Bind messages made portal `name` (not SQL: PREPARE, DECLARE). */
+  /**
+   * Whether the client's Parse and Bind messages made portal `name` (not SQL: PREPARE, DECLARE) and
+   * nothing since can have replaced it.
+   */
   knowsPortal(name: string): boolean {
     return this.portals.has(name);
   }
@@ -151,12 +159,13 @@ export class ResultTracker<C> {
     }
     switch (m.type) {
       case Front.Query:
+        // It may end or replace any portal (a simple query destroys the unnamed one).
+        this.portals.clear();
         if (command === null) return null;
         this.expected.push({ kind: 'simple', command, statement: 0, result: null });
         this.copyFrom = this.expected[this.expected.length - 1]!;
-        // A simple query destroys the unnamed statement and portal.
+        // A simple query destroys the unnamed statement.
         this.statements.delete('');
-        this.portals.delete('');
         return null;
       case Front.Parse: {
         if (command === null) return null;
@@ -197,6 +206,7 @@ export class ResultTracker<C> {
       }
       case Front.Execute: {
         const name = readExecute(m.body);
+        for (const other of this.portals.keys()) if (other !== name) this.portals.delete(other);
         this.expected.push({ kind: 'execute', name, sent: this.portals.get(name) ?? null });
         this.copyFrom = this.expected[this.expected.length - 1]!;
         return null;
@@ -208,9 +218,11 @@ export class ResultTracker<C> {
         return null;
       }
       case Front.Sync:
+        this.portals.clear();
         if (!this.copyingIn) this.expected.push({ kind: 'sync', copy: copyFrom });
         return null;
       case Front.FunctionCall: {
+        this.portals.clear();
         // Ends with a ReadyForQuery of its own, like a Sync; without a command, only that is tracked.
         if (command === null) {
           this.expected.push({ kind: 'sync', copy: null });
