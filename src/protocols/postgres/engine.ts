@@ -316,26 +316,26 @@ export function runEngine(
     const ev = tracker.received(received);
     // A statement its duration limit stopped: the target's cancel error becomes ours (client, recording).
     const m = durations?.active ? durations.received(received, ev) : received;
-    if (m.type !== Back.ErrorResponse || refusals.size === 0) {
-      const later = rewriter.rewriteInto(m, ev, out);
-      if (!recording || ev.kind === 'other') return later;
-      // Recorded from the bytes the client gets, so samples are masked exactly as it saw them.
-      if (later) {
-        return later.then((b) => {
-          recording.observe(ev, m, sentBuffer(b));
-          return b;
-        });
-      }
-      recording.observe(ev, m, out);
+    // The target's error for a refused statement's marker becomes ours; any other error is the
+    // statement's own, and goes through the rewriter like its rows (a mask may withhold its text).
+    const ours =
+      m.type === Back.ErrorResponse && refusals.size > 0
+        ? refusals.answer(readNoticeFields(m.body).get('M') ?? '')
+        : undefined;
+    if (ours) {
+      out.put(m, ours);
       return undefined;
     }
-    const ours = refusals.answer(readNoticeFields(m.body).get('M') ?? '');
-    if (!ours) {
-      out.pass(m);
-      recording?.observe(ev, m, out);
-      return undefined;
+    const later = rewriter.rewriteInto(m, ev, out);
+    if (!recording || ev.kind === 'other') return later;
+    // Recorded from the bytes the client gets, so samples are masked exactly as it saw them.
+    if (later) {
+      return later.then((b) => {
+        recording.observe(ev, m, sentBuffer(b));
+        return b;
+      });
     }
-    out.put(m, ours);
+    recording.observe(ev, m, out);
     return undefined;
   };
 

@@ -393,6 +393,29 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     }
   });
 
+  it('withholds the error of a masked statement while a refused statement behind it awaits its answer', async () => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      // One write: the refused DELETE's marker is still unanswered when the cast's error arrives.
+      s.send(
+        Buffer.concat([
+          message(Front.Query, 'select email::int from items where id = 1'),
+          message(Front.Query, 'delete from items where id = 1'),
+        ]),
+      );
+      const failed = await s.until(Back.ReadyForQuery);
+      assert.equal(types(failed), 'TEZ');
+      const error = readNoticeFields(failed[1]!.body);
+      assert.equal(error.get('C'), '22P02');
+      assert.doesNotMatch(error.get('M') ?? '', /user1@example\.com/);
+      assert.match(error.get('M') ?? '', /withheld by rule "mask-email"/);
+      const refused = await s.until(Back.ReadyForQuery);
+      assert.equal(readNoticeFields(refused[0]!.body).get('C'), '42501');
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
   it('masks the rows of a cursor and of a SQL prepared statement under a rule scoped to their table', async () => {
     // psql's FETCH_COUNT reads a result through a cursor: DECLARE, then FETCH until it is empty.
     const fetched = await psqlVia(
