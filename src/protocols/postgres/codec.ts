@@ -332,6 +332,8 @@ export interface ErrorFields {
   message: string;
   detail?: string;
   hint?: string;
+  /** The names an error is about: schema `s`, table `t`, column `c`, data type `d`, constraint `n`. */
+  names?: ReadonlyArray<[code: 's' | 't' | 'c' | 'd' | 'n', name: string]>;
 }
 
 function noticeFields(f: ErrorFields): Buffer[] {
@@ -342,6 +344,7 @@ function noticeFields(f: ErrorFields): Buffer[] {
     ['M', f.message],
     ['D', f.detail],
     ['H', f.hint],
+    ...(f.names ?? []),
   ];
   const out = parts.flatMap(([k, v]) => (v === undefined ? [] : [Buffer.from(`${k}${v}\u0000`, 'utf8')]));
   return [...out, Buffer.from([0])];

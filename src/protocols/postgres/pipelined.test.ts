@@ -393,7 +393,7 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     }
   });
 
-  it('withholds the error of a masked statement while a refused statement behind it awaits its answer', async () => {
+  it('withholds the error of a masked statement while a refused statement behind it awaits its answer, keeping the names it is about', async () => {
     const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
     try {
       // One write: the refused DELETE's marker is still unanswered when the cast's error arrives.
@@ -411,6 +411,14 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       assert.match(error.get('M') ?? '', /withheld by rule "mask-email"/);
       const refused = await s.until(Back.ReadyForQuery);
       assert.equal(readNoticeFields(refused[0]!.body).get('C'), '42501');
+      // A withheld error keeps the names it is about, which quote no value: clients tell by them which key clashed.
+      s.send(message(Front.Query, "insert into items values (1, 'owner-1', 'again@example.com')"));
+      const clash = readNoticeFields((await s.until(Back.ReadyForQuery))[0]!.body);
+      assert.deepEqual(
+        [clash.get('C'), clash.get('n'), clash.get('t'), clash.get('s'), clash.get('D')],
+        ['23505', 'items_pkey', 'items', 'public', undefined],
+      );
+      assert.match(clash.get('M') ?? '', /withheld by rule "mask-email"/);
     } finally {
       s.socket.destroy();
     }

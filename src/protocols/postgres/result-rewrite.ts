@@ -375,14 +375,24 @@ export class ResultRewriter {
   }
 }
 
-/** An error that could quote a masked value, with only its severity and SQLSTATE kept. */
+/** The fields of an error that name objects, never values: what clients read a violation by (`n`). */
+const NAME_FIELDS = ['s', 't', 'c', 'd', 'n'] as const;
+
+/**
+ * An error that could quote a masked value, with its severity, SQLSTATE and the names it is about
+ * (schema, table, column, data type, constraint) kept: `users_pkey` tells an upsert which key clashed.
+ */
 function withholdError(m: Message, r: Result<Command>): Buffer {
   if (r.command.decision.errorsWithheld.length === 0) return m.raw;
   const f = readNoticeFields(m.body);
   const rule = errorWithheldBy(r.command.decision, r.statement, f);
   if (rule === null) return m.raw;
   const severity = (f.get('V') ?? f.get('S') ?? 'ERROR') as ErrorFields['severity'];
-  return errorResponse({ severity, code: f.get('C') ?? 'XX000', message: withheldErrorMessage(rule) });
+  const names = NAME_FIELDS.flatMap((k) => {
+    const name = f.get(k);
+    return name === undefined ? [] : [[k, name] as [typeof k, string]];
+  });
+  return errorResponse({ severity, code: f.get('C') ?? 'XX000', message: withheldErrorMessage(rule), names });
 }
 
 /** Whether two row descriptions describe the same fields. */
