@@ -100,6 +100,19 @@ function endSocket(s: Socket): void {
   if (!s.destroyed && !s.writableEnded) s.end();
 }
 
+/** Statement kinds that close or open portals by name. */
+const PORTAL_KINDS = new Set(['declare_cursor', 'close_portal', 'do', 'call']);
+
+/**
+ * Whether a command may close or open portals by name: SQL DECLARE and CLOSE, and SQL the gateway
+ * cannot read (a DO block, EXECUTE of a string). Not seen: a function already on the server that
+ * closes and reopens a cursor under a portal's name.
+ */
+function touchesPortals(c: Command): boolean {
+  if (c.facts.protocol_kind !== 'sql') return true;
+  return c.facts.unparseable !== null || c.facts.statements.some((s) => s.opaque || PORTAL_KINDS.has(s.kind));
+}
+
 function copyMessage(m: Message): Message {
   const raw = Buffer.from(m.raw);
   return { type: m.type, raw, body: raw.subarray(5) };
@@ -116,7 +129,7 @@ export function runEngine(
   const fromTarget = new MessageFramer(opts.maxMessage, true);
   /** Markers sent to the target, oldest first, with the error the client gets instead. */
   const refusals = new Refusals();
-  const tracker = new ResultTracker<Command>();
+  const tracker = new ResultTracker<Command>(touchesPortals);
   const rewriter = new ResultRewriter({
     masksFor: (d) => session.masksFor(d),
     ...(opts.resolveTables ? { resolveTables: opts.resolveTables } : {}),

@@ -424,6 +424,49 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
     }
   });
 
+  it('runs a named portal across Syncs and other statements in its transaction, as pgJDBC’s fetchSize does', async () => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      s.send(message(Front.Query, 'begin'));
+      assert.equal(types(await s.until(Back.ReadyForQuery)), 'CZ');
+      s.send(
+        Buffer.concat([
+          parse('select id, email from items order by id', 'big'),
+          bind('cursor', 'big'),
+          describeMessage('P', 'cursor'),
+          execute('cursor', 2),
+          SYNC,
+        ]),
+      );
+      const first = await s.until(Back.ReadyForQuery);
+      assert.equal(types(first), '12TDDsZ');
+      // A lookup between two fetches, as a loop over the rows does.
+      s.send(
+        Buffer.concat([
+          parse('select owner from items where id = 5'),
+          bind(),
+          describeMessage('P', ''),
+          execute(),
+          SYNC,
+        ]),
+      );
+      assert.deepEqual(cells(await s.until(Back.ReadyForQuery)), [['owner-5']]);
+      s.send(Buffer.concat([execute('cursor', 2), SYNC]));
+      const next = await s.until(Back.ReadyForQuery);
+      assert.equal(types(next), 'DDsZ');
+      assert.deepEqual(cells([...first, ...next]), [
+        ['1', '[masked]'],
+        ['2', '[masked]'],
+        ['3', '[masked]'],
+        ['4', '[masked]'],
+      ]);
+      s.send(message(Front.Query, 'rollback'));
+      await s.until(Back.ReadyForQuery);
+    } finally {
+      s.socket.destroy();
+    }
+  });
+
   it('masks the rows of a cursor and of a SQL prepared statement under a rule scoped to their table', async () => {
     // psql's FETCH_COUNT reads a result through a cursor: DECLARE, then FETCH until it is empty.
     const fetched = await psqlVia(

@@ -70,13 +70,18 @@ function formatOf(formats: readonly number[], i: number): number {
  * Parse), `received` for every target message, in order. No I/O, no timers.
  */
 export class ResultTracker<C> {
+  /** @param touchesPortals whether a command may close or open portals by name (DECLARE, CLOSE, a DO block). */
+  constructor(private readonly touchesPortals: (command: C) => boolean = () => true) {}
+
   private readonly expected: Expectation<C>[] = [];
   /** Statements and portals as the client's messages leave them, for what is known when sending. */
   private readonly statements = new Map<string, Statement<C>>();
   /**
-   * Portals the client's Binds made, while nothing can have ended or replaced them: a Sync (its
-   * transaction may end), a Query, a FunctionCall or an Execute of another portal (SQL CLOSE then
-   * DECLARE of the name, a function opening a cursor under it) forgets them.
+   * Portals the client's Binds made, while nothing can have replaced them with one SQL made: a
+   * Query, a FunctionCall or an Execute of a statement that `touchesPortals` (SQL CLOSE then
+   * DECLARE of the name) forgets them. A Sync does not: a portal its transaction ends is gone on
+   * the target, and only SQL can make another of that name (pgJDBC's fetchSize loop Executes one
+   * portal across Syncs, with other statements in between).
    */
   private readonly portals = new Map<string, Portal<C>>();
   /**
@@ -206,8 +211,11 @@ export class ResultTracker<C> {
       }
       case Front.Execute: {
         const name = readExecute(m.body);
-        for (const other of this.portals.keys()) if (other !== name) this.portals.delete(other);
-        this.expected.push({ kind: 'execute', name, sent: this.portals.get(name) ?? null });
+        const sent = this.portals.get(name) ?? null;
+        if (sent && this.touchesPortals(sent.statement.command)) {
+          for (const other of this.portals.keys()) if (other !== name) this.portals.delete(other);
+        }
+        this.expected.push({ kind: 'execute', name, sent });
         this.copyFrom = this.expected[this.expected.length - 1]!;
         return null;
       }
@@ -218,7 +226,6 @@ export class ResultTracker<C> {
         return null;
       }
       case Front.Sync:
-        this.portals.clear();
         if (!this.copyingIn) this.expected.push({ kind: 'sync', copy: copyFrom });
         return null;
       case Front.FunctionCall: {
