@@ -219,12 +219,14 @@ export function plainDecision(
 const READS_ELSEWHERE = new Set(['fetch', 'execute']);
 
 /**
- * Whether a mask or limit rule applies to a statement that reads rows through a name: its `when`
- * cannot be judged from the statement, so the rule applies (the masks still name columns, which
- * the result's own description resolves). Conditions that do not look inside statements still count.
+ * Whether a mask rule applies to a statement that reads rows through a name: its `when` cannot be
+ * judged from the statement, so the rule applies (its masks name columns, which the result's own
+ * description resolves, so other columns pass as they are). Conditions that do not look inside
+ * statements still count. Limit rules are not carried over: a row limit on one table would cut
+ * every cursor's FETCH (psql's FETCH_COUNT stops at a short one).
  */
 function governsRowsReadElsewhere(r: Rule, facts: Facts): boolean {
-  if (r.effect !== 'mask' && r.effect !== 'limit') return false;
+  if (r.effect !== 'mask') return false;
   if (facts.protocol_kind !== 'sql' || !r.when?.sql) return false;
   if (!facts.statements.some((s) => READS_ELSEWHERE.has(s.kind))) return false;
   const { unparseable, multi_statement } = r.when.sql;
