@@ -187,12 +187,18 @@ describe('mask rules follow column lineage', () => {
       'ALTER FUNCTION pg_notify(text, text) RENAME TO harmless',
       "CREATE FUNCTION n(text, text) RETURNS void LANGUAGE sql AS 'SELECT pg_notify($1, $2)'",
       'CREATE FUNCTION n(c text, v text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify(c, v); END $$',
+      "CREATE FUNCTION b() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('c', NEW.ssn); RETURN NEW; END $$",
+      "CREATE FUNCTION t(v text) RETURNS void LANGUAGE sql AS $$ SELECT set_config('app.tenant', v, false) $$",
     ]) {
       assert.equal(check(sql, everywhere).action, 'deny', sql);
     }
     for (const sql of [
       'CREATE OPERATOR ## (leftarg = text, rightarg = text, function = textcat)',
       'ALTER FUNCTION f(int) RENAME TO g',
+      // A routine that notifies or locks with constants or the columns of the row it is given.
+      "CREATE FUNCTION b() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('users_changed', 'x'); RETURN NEW; END $$",
+      "CREATE FUNCTION b() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('users_changed', NEW.id::text); RETURN NEW; END $$",
+      'CREATE FUNCTION l() RETURNS void LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(42) $$',
     ]) {
       assert.equal(check(sql, everywhere).action, 'allow', sql);
     }

@@ -66,6 +66,19 @@ export const isSinkFunction = (name: string): boolean => SINK_FUNCTIONS.has(name
 /** A row of a table no one names: whatever a routine's parameters or variables hold. */
 const ANY_VALUE: ColumnSource = { schema: null, table: null, column: '*' };
 
+/**
+ * Whether expressions in a routine's body read what its caller passes: a parameter (`$1`) or a
+ * bare name, which in a body may be a parameter or a variable holding anything.
+ */
+function takesInput(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(takesInput);
+  if (!isRecord(node)) return false;
+  if ('ParamRef' in node) return true;
+  const ref = node.ColumnRef;
+  if (isRecord(ref) && Array.isArray(ref.fields) && ref.fields.length === 1) return true;
+  return Object.values(node).some(takesInput);
+}
+
 /** Clauses that filter, group, order or limit rows: walked only for the flows their subqueries and calls make. */
 const SIDE_CLAUSES = [
   'whereClause',
@@ -347,8 +360,9 @@ export abstract class QueryTracer {
         const inner = this.expr(val, levels, ctes);
         const fn = key === 'FuncCall' ? strings(val.funcname).at(-1)?.toLowerCase() : undefined;
         if (fn !== undefined && SINK_FUNCTIONS.has(fn)) {
-          // In a routine, `pg_notify('c', $2)` sends whatever a caller passes, masked columns included.
-          const sources = this.inRoutine ? [...inner, ANY_VALUE] : inner;
+          // In a routine, `pg_notify('c', $2)` sends whatever a caller passes, masked columns
+          // included; constants (`pg_notify('users_changed', 'x')`) and columns the sources name do not.
+          const sources = this.inRoutine && takesInput(val.args) ? [...inner, ANY_VALUE] : inner;
           this.flow('function_call', { schema: null, name: fn }, null, sources);
         }
         out.push(...inner);
