@@ -233,33 +233,6 @@ function governsRowsReadElsewhere(r: Rule, facts: Facts): boolean {
   return holds({ ...r.when, sql: { unparseable, multi_statement } }, facts);
 }
 
-/**
- * The mask rule that withholds a server error (its fields by PostgreSQL's one-letter codes) of
- * statement `statement`, or null. Kept whole: a cancel (57014), whose text is fixed or Warden's own
- * for a duration limit, and an error with a position in the client's statement and no internal
- * query (`P` without `q`): it was raised while the statement was parsed and analysed, before any
- * row was read, so it quotes only the statement's own text (`column "emial" does not exist`).
- * Errors raised on a stored value (`invalid input syntax for type integer: "ann@…"`) carry none.
- */
-export function errorWithheldBy(
-  d: Decision,
-  statement: number,
-  fields: ReadonlyMap<string, string>,
-): string | null {
-  if (d.errorsWithheld.length === 0 || fields.get('C') === '57014') return null;
-  if (fields.has('P') && !fields.has('q')) return null;
-  return d.errorsWithheld.find((w) => w.statement === null || w.statement === statement)?.rule ?? null;
-}
-
-/** What the client and the recording get instead of a withheld error's text. */
-export function withheldErrorMessage(rule: string): string {
-  return (
-    `error message withheld by rule "${rule}" (warden): the statement reads a table with columns the rule masks, ` +
-    `and the server's message could quote their values. The SQLSTATE is the server's; ` +
-    `fix the statement from it, or ask for an exception to rule "${rule}".`
-  );
-}
-
 export function decide(rules: Rule[], ctx: DecisionContext, facts: Facts): Decision {
   const matched = rules.filter(
     (r) => matches(r.match, ctx) && (holds(r.when, facts) || governsRowsReadElsewhere(r, facts)),

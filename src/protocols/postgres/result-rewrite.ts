@@ -1,11 +1,12 @@
 // Applies a decision's masks and row limit to the results it produced: plans each result shape
 // once (resolving table OIDs through the catalog when a rule names tables), then rewrites rows.
 import type { Command } from '../../gateway/session.js';
-import { type Decision, errorWithheldBy, withheldErrorMessage } from '../../policy/decide.js';
+import type { Decision } from '../../policy/decide.js';
 import { globRegExp } from '../../policy/glob.js';
 import { fieldPositions } from '../../policy/lineage.js';
 import type { DerivedField, MaskRuleSpec, MaskSet } from '../../policy/mask/mask-set.js';
 import type { RowPlan } from '../../policy/mask/values.js';
+import { errorWithheldBy, withheldErrorMessage } from '../../policy/withheld-errors.js';
 import type { ChunkOutput } from './chunk-output.js';
 import {
   Back,

@@ -1,8 +1,9 @@
 // Turns one PostgreSQL session's traffic into statement events for the recorder: timing from the
 // statement's message to its completion, rows, bytes and a sample of the rows as the client got them.
 import type { Command, Session } from '../../gateway/session.js';
-import { type Decision, errorWithheldBy, withheldErrorMessage } from '../../policy/decide.js';
+import type { Decision } from '../../policy/decide.js';
 import type { MaskSet } from '../../policy/mask/mask-set.js';
+import { errorWithheldBy, withheldErrorMessage } from '../../policy/withheld-errors.js';
 import { maskErrorText, maskParams, maskStatementText } from '../../recording/params.js';
 import { isoTime } from '../../time.js';
 import type { SentBytes } from './chunk-output.js';
