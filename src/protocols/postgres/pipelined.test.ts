@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import postgres from 'postgres';
 import { type Gateway, startGateway } from '../../testing/gateway.js';
-import { rawSession } from '../../testing/pg-wire.js';
+import { type RawSession, rawSession } from '../../testing/pg-wire.js';
 import { createThrowawayDb, pgConnection, type ThrowawayDb } from '../../testing/postgres.js';
 import { psqlVia } from '../../testing/run.js';
 import { Back, Front, int16, int32, type Message, message, readDataRow, readNoticeFields } from './codec.js';
@@ -68,6 +68,16 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       onnotice: () => undefined,
     });
   });
+  /** Runs `body` on a raw wire session of its own, closed afterwards whatever happens. */
+  const onRawSession = async (body: (s: RawSession) => Promise<void>): Promise<void> => {
+    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
+    try {
+      await body(s);
+    } finally {
+      s.socket.destroy();
+    }
+  };
+
   after(async () => {
     await sql?.end({ timeout: 5 });
     await gw?.close();
@@ -130,8 +140,7 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
   });
 
   it('skips a denied Parse’s Bind and Execute up to its Sync, then answers the next Sync’s statements', async () => {
-    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
-    try {
+    await onRawSession(async (s) => {
       s.send(
         Buffer.concat([
           parse('delete from items where id = 3'),
@@ -157,14 +166,11 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       // a result from a table with a masked column is masked whole (fail closed).
       s.send(Buffer.concat([parse('select owner from items where id = 3'), bind(), execute(), SYNC]));
       assert.deepEqual(cells(await s.until(Back.ReadyForQuery)), [['[masked]']]);
-    } finally {
-      s.socket.destroy();
-    }
+    });
   });
 
   it('answers Flush before any Sync, suspends a named portal at its row count with masks kept, and closes it', async () => {
-    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
-    try {
+    await onRawSession(async (s) => {
       s.send(
         Buffer.concat([
           parse('select id, email from items where id <= 5 order by id', 'five'),
@@ -195,14 +201,11 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       const gone = await s.until(Back.ReadyForQuery);
       assert.equal(types(gone), 'EZ');
       assert.equal(readNoticeFields(gone[0]!.body).get('C'), '26000');
-    } finally {
-      s.socket.destroy();
-    }
+    });
   });
 
   it('masks the result after a COPY FROM STDIN whose Execute came with a Sync the target ignores', async () => {
-    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
-    try {
+    await onRawSession(async (s) => {
       // Sync right behind Execute, as clients that do not know the statement is a COPY send it:
       // PostgreSQL reads it as part of the copy and ignores it (no ReadyForQuery answers it).
       s.send(Buffer.concat([parse('copy items from stdin'), bind(), execute(), SYNC]));
@@ -223,14 +226,11 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       const answered = await s.until(Back.ReadyForQuery);
       assert.equal(types(answered), 'TDCZ');
       assert.deepEqual(cells(answered), [['[masked]']]);
-    } finally {
-      s.socket.destroy();
-    }
+    });
   });
 
   it('masks the rows of a prepared statement the target kept when a Parse of its name failed', async () => {
-    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
-    try {
+    await onRawSession(async (s) => {
       // All at once: the second Parse of `a` fails on the target (it exists), which keeps the first.
       s.send(
         Buffer.concat([
@@ -251,14 +251,11 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       const ran = await s.until(Back.ReadyForQuery);
       assert.equal(types(ran), '2TDCZ');
       assert.deepEqual(cells(ran), [['[masked]']]);
-    } finally {
-      s.socket.destroy();
-    }
+    });
   });
 
   it('refuses to run a statement the client closed, though the target skipped the Close after an error', async () => {
-    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
-    try {
+    await onRawSession(async (s) => {
       s.send(
         Buffer.concat([
           parse('select code from secrets', 'b'),
@@ -284,14 +281,11 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       const refused = await s.until(Back.ReadyForQuery);
       assert.equal(types(refused), '2TEZ');
       assert.equal(readNoticeFields(refused[2]!.body).get('C'), '42501');
-    } finally {
-      s.socket.destroy();
-    }
+    });
   });
 
   it('refuses an Execute of a portal SQL made (PREPARE, DECLARE), whose rows no decision covers', async () => {
-    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
-    try {
+    await onRawSession(async (s) => {
       s.send(message(Front.Query, 'prepare by_sql as select email from items where id = 1'));
       assert.equal(types(await s.until(Back.ReadyForQuery)), 'CZ');
       s.send(Buffer.concat([bind('', 'by_sql'), execute(), SYNC]));
@@ -335,14 +329,11 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       );
       for (const e of refused)
         assert.match(e.error ?? '', /^42501: portal ".*" was not bound from a statement Warden/);
-    } finally {
-      s.socket.destroy();
-    }
+    });
   });
 
   it('refuses an Execute of a portal name SQL took over after the Bound portal of that name ended', async () => {
-    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
-    try {
+    await onRawSession(async (s) => {
       // Portal `p` is bound from a checked statement; its transaction ends, and `p` with it.
       s.send(Buffer.concat([parse('select 1'), bind('p'), describeMessage('P', 'p'), SYNC]));
       assert.equal(types(await s.until(Back.ReadyForQuery)), '12TZ');
@@ -388,14 +379,11 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       assert.equal(readNoticeFields(batch[8]!.body).get('C'), '42501');
       s.send(message(Front.Query, 'rollback'));
       await s.until(Back.ReadyForQuery);
-    } finally {
-      s.socket.destroy();
-    }
+    });
   });
 
   it('withholds the error of a masked statement while a refused statement behind it awaits its answer, keeping the names it is about', async () => {
-    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
-    try {
+    await onRawSession(async (s) => {
       // One write: the refused DELETE's marker is still unanswered when the cast's error arrives.
       s.send(
         Buffer.concat([
@@ -419,14 +407,11 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
         ['23505', 'items_pkey', 'items', 'public', undefined],
       );
       assert.match(clash.get('M') ?? '', /withheld by rule "mask-email"/);
-    } finally {
-      s.socket.destroy();
-    }
+    });
   });
 
   it('runs a named portal across Syncs and other statements in its transaction, as pgJDBC’s fetchSize does', async () => {
-    const s = await rawSession(gw.proc.postgres?.port ?? 0, 'app-db', gw.adminKey);
-    try {
+    await onRawSession(async (s) => {
       s.send(message(Front.Query, 'begin'));
       assert.equal(types(await s.until(Back.ReadyForQuery)), 'CZ');
       s.send(
@@ -462,9 +447,7 @@ describe('PostgreSQL gateway with a pipelining client (porsager postgres, one co
       ]);
       s.send(message(Front.Query, 'rollback'));
       await s.until(Back.ReadyForQuery);
-    } finally {
-      s.socket.destroy();
-    }
+    });
   });
 
   it('masks the rows of a cursor and of a SQL prepared statement under a rule scoped to their table', async () => {
