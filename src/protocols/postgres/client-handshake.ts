@@ -42,13 +42,13 @@ export type ClientHello =
     }
   | { kind: 'cancel'; pid: number; secret: number };
 
-/** A refused or failed handshake. A FATAL has been sent when the channel allowed it; the socket is closed. */
 /**
  * A `replication` startup value asking PostgreSQL for a walsender, as PostgreSQL reads it: a true
  * boolean (physical) or `database` (logical). Anything else opens a normal session there too.
  */
 const REPLICATION = /^(database|t|tr|tru|true|y|ye|yes|on|1)$/i;
 
+/** A refused or failed handshake. A FATAL has been sent when the channel allowed it; the socket is closed. */
 export class HandshakeError extends Error {
   override name = 'HandshakeError';
   constructor(
