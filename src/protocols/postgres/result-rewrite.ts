@@ -6,7 +6,7 @@ import { globRegExp } from '../../policy/glob.js';
 import { fieldPositions } from '../../policy/lineage.js';
 import type { DerivedField, MaskRuleSpec, MaskSet } from '../../policy/mask/mask-set.js';
 import type { RowPlan } from '../../policy/mask/values.js';
-import { errorWithheldBy, withheldErrorMessage } from '../../policy/withheld-errors.js';
+import { errorWithheldBy, withheldErrorMessage } from '../../policy/mask/withheld-errors.js';
 import type { ChunkOutput } from './chunk-output.js';
 import {
   Back,

@@ -3,7 +3,7 @@
 import type { Command, Session } from '../../gateway/session.js';
 import type { Decision } from '../../policy/decide.js';
 import type { MaskSet } from '../../policy/mask/mask-set.js';
-import { errorWithheldBy, withheldErrorMessage } from '../../policy/withheld-errors.js';
+import { errorWithheldBy, withheldErrorMessage } from '../../policy/mask/withheld-errors.js';
 import { maskErrorText, maskParams, maskStatementText } from '../../recording/params.js';
 import { isoTime } from '../../time.js';
 import type { SentBytes } from './chunk-output.js';

@@ -1,6 +1,6 @@
 // Server errors that could quote a masked value: which mask rule withholds one, and what the client
 // and the recording get instead (the decision lists the statements, see lineage's errorsQuote).
-import type { Decision } from './decide.js';
+import type { Decision } from '../decide.js';
 
 /**
  * The mask rule that withholds a server error (its fields by PostgreSQL's one-letter codes) of
